@@ -1,0 +1,3 @@
+"""Experiment REST routes (mounted under /api/v1/)."""
+
+urlpatterns: list = []

@@ -1,0 +1,81 @@
+"""State enums of the experiments app, each with its state machine in the docstring."""
+
+from django.db import models
+
+
+class ExperimentState(models.TextChoices):
+    """Lifecycle of an experiment.
+
+    ACTIVE <-> PAUSED; ACTIVE | PAUSED -> COMPLETED | CANCELED | ERROR (terminal: GC runs);
+    any -> DELETING (files are being removed; the rows go once none is left).
+    """
+
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    CANCELED = "CANCELED"
+    ERROR = "ERROR"
+    DELETING = "DELETING"
+
+
+EXPERIMENT_TERMINAL_STATES = (
+    ExperimentState.COMPLETED,
+    ExperimentState.CANCELED,
+    ExperimentState.ERROR,
+)
+
+
+class TrialState(models.TextChoices):
+    """Lifecycle of a trial: ACTIVE <-> PAUSED -> COMPLETED | CANCELED | ERROR."""
+
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    CANCELED = "CANCELED"
+    ERROR = "ERROR"
+
+
+class CheckpointState(models.TextChoices):
+    """Lifecycle of a checkpoint's files.
+
+    COMPLETED -> DELETING (claimed by a GC run) -> DELETED (files confirmed gone)
+                                               -> PARTIALLY_DELETED (some files gone)
+                                               -> ERROR (deletion failed; retried by the sweep)
+    ERROR | PARTIALLY_DELETED -> DELETING (retry). Only COMPLETED and PARTIALLY_DELETED are
+    GC candidates; DELETED is terminal.
+    """
+
+    COMPLETED = "COMPLETED"
+    DELETING = "DELETING"
+    DELETED = "DELETED"
+    PARTIALLY_DELETED = "PARTIALLY_DELETED"
+    ERROR = "ERROR"
+
+
+GC_CANDIDATE_STATES = (CheckpointState.COMPLETED, CheckpointState.PARTIALLY_DELETED)
+
+
+class GCRunState(models.TextChoices):
+    """Lifecycle of a GC run: PENDING -> RUNNING -> SUCCEEDED | FAILED.
+
+    SUCCEEDED: every claimed checkpoint is DELETED. FAILED: at least one checkpoint could
+    not be deleted (see ``errors``); the periodic sweep retries those checkpoints.
+    """
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+GC_RUN_TERMINAL_STATES = (GCRunState.SUCCEEDED, GCRunState.FAILED)
+
+
+class GCReason(models.TextChoices):
+    """Why a GC run was started."""
+
+    POLICY_CHANGED = "POLICY_CHANGED", "Policy changed"
+    EXPERIMENT_TERMINAL = "EXPERIMENT_TERMINAL", "Experiment ended"
+    EXPERIMENT_DELETED = "EXPERIMENT_DELETED", "Experiment deleted"
+    CHECKPOINT_DELETED = "CHECKPOINT_DELETED", "Checkpoint deleted"
+    SWEEP = "SWEEP", "Periodic sweep"

@@ -1,0 +1,213 @@
+"""Experiments, trials, validations, checkpoints and garbage-collection runs."""
+
+import uuid as uuid_lib
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from experiments.choices import (
+    CheckpointState,
+    ExperimentState,
+    GCReason,
+    GCRunState,
+    TrialState,
+)
+
+DEFAULT_POLICY = {"save_experiment_best": 0, "save_trial_best": 1, "save_trial_latest": 1}
+POLICY_FIELDS = tuple(DEFAULT_POLICY)
+
+
+class Experiment(models.Model):
+    """A training experiment: its config, searcher metric, storage and GC policy.
+
+    ``config`` is the parsed experiment config with secrets redacted and ``config_yaml``
+    its YAML rendering; secrets from ``checkpoint_storage`` go to the StorageConfig only.
+    A ``save_*`` field left null falls back to the storage's default, then to 0/1/1.
+    """
+
+    State = ExperimentState
+
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="experiments"
+    )
+    config = models.JSONField(default=dict, blank=True)
+    config_yaml = models.TextField(blank=True)
+    searcher_metric = models.CharField(max_length=255)
+    smaller_is_better = models.BooleanField(default=True)
+    state = models.CharField(
+        max_length=16, choices=ExperimentState.choices, default=ExperimentState.ACTIVE
+    )
+    storage = models.ForeignKey(
+        "storage.StorageConfig", on_delete=models.PROTECT, related_name="experiments"
+    )
+    save_experiment_best = models.PositiveIntegerField(null=True, blank=True)
+    save_trial_best = models.PositiveIntegerField(null=True, blank=True)
+    save_trial_latest = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["state", "-id"], name="experiment_state_idx"),
+            models.Index(fields=["owner", "-id"], name="experiment_owner_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.name}"
+
+    @property
+    def gc_policy(self) -> dict[str, int]:
+        """The effective GC policy: own values, else the storage's defaults, else 0/1/1."""
+        fallback = self.storage.default_policy() if self.storage_id else DEFAULT_POLICY
+        return {
+            field: getattr(self, field) if getattr(self, field) is not None else fallback[field]
+            for field in POLICY_FIELDS
+        }
+
+
+class Trial(models.Model):
+    """One trial of an experiment, with its hyperparameters."""
+
+    State = TrialState
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="trials")
+    hparams = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=16, choices=TrialState.choices, default=TrialState.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Trial {self.pk}"
+
+
+class Validation(models.Model):
+    """Validation metrics a trial reported after ``steps_completed`` steps."""
+
+    trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="validations")
+    steps_completed = models.PositiveBigIntegerField()
+    metrics = models.JSONField(default=dict)
+    report_time = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["trial_id", "steps_completed", "id"]
+        indexes = [
+            models.Index(fields=["trial", "steps_completed", "-id"], name="validation_step_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Validation of trial {self.trial_id} at {self.steps_completed}"
+
+
+class Checkpoint(models.Model):
+    """A checkpoint: a directory ``<uuid>/`` of files on the experiment's storage.
+
+    ``experiment`` repeats ``trial.experiment`` so that retention and dashboard queries
+    run on one table. ``validation_metric`` is the searcher metric of the trial's latest
+    validation at the same ``steps_completed``; it is kept in step by
+    ``experiments.services.link_validation`` whichever of the two is reported first.
+    ``resources`` maps relative file paths to sizes in bytes; ``size_bytes`` is their sum.
+    """
+
+    State = CheckpointState
+
+    uuid = models.UUIDField(default=uuid_lib.uuid4, unique=True, editable=False)
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="checkpoints", editable=False
+    )
+    trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="checkpoints")
+    steps_completed = models.PositiveBigIntegerField()
+    report_time = models.DateTimeField(auto_now_add=True)
+    state = models.CharField(
+        max_length=20, choices=CheckpointState.choices, default=CheckpointState.COMPLETED
+    )
+    resources = models.JSONField(default=dict, blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    metadata = models.JSONField(default=dict, blank=True)
+    validation_metric = models.FloatField(null=True, blank=True, editable=False)
+    protected = models.BooleanField(default=False)
+    gc_run = models.ForeignKey(
+        "GCRun",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="claimed_checkpoints",
+        help_text="The GC run that holds this checkpoint while it is DELETING.",
+    )
+    error = models.TextField(blank=True, help_text="Last deletion error (secrets stripped).")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # Retention: candidates of one experiment ranked per trial by steps or metric.
+            models.Index(
+                fields=["experiment", "state", "trial", "steps_completed"],
+                name="checkpoint_retention_idx",
+            ),
+            models.Index(
+                fields=["experiment", "validation_metric"], name="checkpoint_metric_idx"
+            ),
+            models.Index(fields=["experiment", "-id"], name="checkpoint_exp_id_idx"),
+            models.Index(fields=["trial", "steps_completed"], name="checkpoint_trial_step_idx"),
+            models.Index(
+                fields=["state"],
+                name="checkpoint_gc_pending_idx",
+                condition=Q(state__in=["DELETING", "ERROR"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.uuid)
+
+    def save(self, *args, **kwargs):
+        if self.trial_id and not self.experiment_id:
+            self.experiment_id = self.trial.experiment_id
+        super().save(*args, **kwargs)
+
+
+class GCRun(models.Model):
+    """One garbage-collection run of an experiment: what it deleted and what failed.
+
+    ``policy`` is the policy it applied; ``errors`` is a list of
+    ``{"checkpoint": uuid, "error": text}``. ``heartbeat`` is touched while it works so the
+    sweep can tell a run whose worker died from one still busy.
+    """
+
+    State = GCRunState
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="gc_runs")
+    reason = models.CharField(max_length=24, choices=GCReason.choices)
+    policy = models.JSONField(default=dict)
+    checkpoint = models.ForeignKey(
+        Checkpoint,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="For a single-checkpoint deletion: the checkpoint to delete.",
+    )
+    state = models.CharField(max_length=16, choices=GCRunState.choices, default=GCRunState.PENDING)
+    total = models.PositiveIntegerField(default=0)
+    deleted = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    reclaimed_bytes = models.PositiveBigIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["experiment", "-id"], name="gcrun_experiment_idx"),
+            models.Index(fields=["state"], name="gcrun_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"GC run {self.pk} of experiment {self.experiment_id}"

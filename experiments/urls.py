@@ -1,0 +1,3 @@
+"""Experiment pages."""
+
+urlpatterns: list = []

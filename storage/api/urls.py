@@ -1,0 +1,3 @@
+"""Storage REST routes (mounted under /api/v1/)."""
+
+urlpatterns: list = []

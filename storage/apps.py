@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class StorageConfigApp(AppConfig):
+    name = "storage"
+    verbose_name = "Checkpoint storage"

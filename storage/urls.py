@@ -1,0 +1,3 @@
+"""Storage pages."""
+
+urlpatterns: list = []
