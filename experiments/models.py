@@ -149,9 +149,7 @@ class Checkpoint(models.Model):
                 fields=["experiment", "state", "trial", "steps_completed"],
                 name="checkpoint_retention_idx",
             ),
-            models.Index(
-                fields=["experiment", "validation_metric"], name="checkpoint_metric_idx"
-            ),
+            models.Index(fields=["experiment", "validation_metric"], name="checkpoint_metric_idx"),
             models.Index(fields=["experiment", "-id"], name="checkpoint_exp_id_idx"),
             models.Index(fields=["trial", "steps_completed"], name="checkpoint_trial_step_idx"),
             models.Index(

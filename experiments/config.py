@@ -1,0 +1,234 @@
+"""Determined-style experiment configs and the master config's ``checkpoint_storage``.
+
+``parse_experiment_config`` turns YAML text (or an already-parsed mapping) into a
+validated ``ExperimentConfig``; every rejection is a ``ConfigError`` whose ``field`` is the
+dotted path of the offending key (``checkpoint_storage.bucket``) and whose message says
+what is wrong. Unknown keys are kept as submitted. Storage secrets are taken out of the
+stored copy (``redact``) and live only in the StorageConfig.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import posixpath
+from dataclasses import dataclass, field
+
+import yaml
+
+from experiments.models import POLICY_FIELDS
+from experiments.retention import InvalidPolicy, parse_policy_value
+from storage.choices import ALLOWED_FIELDS, REQUIRED_FIELDS, SECRET_FIELDS, StorageType
+from storage.paths import UnsafePath, check_relative_path
+
+REDACTED = "********"
+STORAGE_FIELDS = ("host_path", "storage_path", "bucket", "prefix", "endpoint_url", *SECRET_FIELDS)
+
+
+class ConfigError(ValueError):
+    """An invalid config; ``field`` is the dotted key path, the message says why."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass
+class StorageSpec:
+    """A validated ``checkpoint_storage`` section: storage type and fields, and save_*."""
+
+    type: str | None = None
+    fields: dict[str, str] = field(default_factory=dict)
+    policy: dict[str, int] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        """A short stable digest of type and fields, to reuse identical StorageConfigs."""
+        blob = json.dumps({"type": self.type, **self.fields}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+@dataclass
+class ExperimentConfig:
+    """A validated experiment config."""
+
+    raw: dict
+    name: str | None
+    description: str
+    metric: str
+    smaller_is_better: bool
+    hyperparameters: dict
+    storage: StorageSpec
+
+    def redacted(self) -> dict:
+        return redact(self.raw)
+
+
+def load_yaml(text: str, field: str = "config") -> dict:
+    """Parse YAML text into a mapping; syntax errors name the line."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(field, f"YAML syntax error{where}: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(field, f"YAML syntax error: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(field, "must be a YAML mapping (key: value pairs).")
+    return data
+
+
+def redact(config: dict) -> dict:
+    """A deep copy of ``config`` with storage secrets replaced by ``********``."""
+    clean = copy.deepcopy(config)
+    storage = clean.get("checkpoint_storage")
+    if isinstance(storage, dict):
+        for key in SECRET_FIELDS:
+            if storage.get(key):
+                storage[key] = REDACTED
+    return clean
+
+
+def _string(section: dict, key: str, path: str) -> str:
+    value = section.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ConfigError(path, f"{path} must be a string.")
+    return str(value).strip()
+
+
+def parse_storage_section(section, path: str = "checkpoint_storage") -> StorageSpec:
+    """Validate a ``checkpoint_storage`` mapping (experiment or master config)."""
+    if section is None:
+        return StorageSpec()
+    if not isinstance(section, dict):
+        raise ConfigError(path, f"{path} must be a mapping.")
+    spec = StorageSpec()
+    for key in POLICY_FIELDS:
+        if key in section and section[key] is not None:
+            try:
+                spec.policy[key] = parse_policy_value(key, section[key])
+            except InvalidPolicy:
+                raise ConfigError(
+                    f"{path}.{key}",
+                    f"{path}.{key} must be a non-negative integer, not {section[key]!r}.",
+                ) from None
+    storage_type = section.get("type")
+    if storage_type is None:
+        present = [key for key in STORAGE_FIELDS if section.get(key)]
+        if present:
+            raise ConfigError(f"{path}.type", f"{path}.type is required with {present[0]}.")
+        return spec
+    try:
+        storage_type = StorageType(storage_type)
+    except ValueError:
+        choices = ", ".join(StorageType.values)
+        raise ConfigError(
+            f"{path}.type", f"{path}.type {storage_type!r} is unknown; use one of {choices}."
+        ) from None
+    spec.type = storage_type.value
+    for key in STORAGE_FIELDS:
+        value = _string(section, key, f"{path}.{key}")
+        if not value:
+            continue
+        if key not in ALLOWED_FIELDS[storage_type]:
+            raise ConfigError(
+                f"{path}.{key}", f"{path}.{key} does not apply to {storage_type.value} storage."
+            )
+        spec.fields[key] = value
+    for key in REQUIRED_FIELDS[storage_type]:
+        if not spec.fields.get(key):
+            raise ConfigError(
+                f"{path}.{key}", f"{path}.{key} is required for {storage_type.value} storage."
+            )
+    _check_paths(spec, path)
+    return spec
+
+
+def _check_paths(spec: StorageSpec, path: str) -> None:
+    host_path = spec.fields.get("host_path")
+    if host_path is not None:
+        if not host_path.startswith("/"):
+            raise ConfigError(f"{path}.host_path", f"{path}.host_path must be an absolute path.")
+        if ".." in host_path.split("/"):
+            raise ConfigError(f"{path}.host_path", f"{path}.host_path must not contain '..'.")
+        spec.fields["host_path"] = posixpath.normpath(host_path)
+    storage_path = spec.fields.get("storage_path")
+    if storage_path is not None:
+        _check_inside(storage_path, f"{path}.storage_path", "escapes host_path")
+    prefix = spec.fields.get("prefix")
+    if prefix is not None:
+        if ".." in prefix.split("/") or ".." in prefix:
+            raise ConfigError(f"{path}.prefix", f"{path}.prefix must not contain '..'.")
+        _check_inside(prefix, f"{path}.prefix", "is not a safe relative prefix")
+    endpoint = spec.fields.get("endpoint_url")
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"{path}.endpoint_url", f"{path}.endpoint_url must start with http:// or https://."
+        )
+
+
+def _check_inside(value: str, field: str, what: str) -> None:
+    if value.startswith("/"):
+        raise ConfigError(field, f"{field} {what}: it must be a relative path.")
+    try:
+        check_relative_path(value.strip("/") if value.strip("/") else "x")
+    except UnsafePath as exc:
+        raise ConfigError(field, f"{field} {what}: {exc}.") from None
+
+
+def parse_experiment_config(config) -> ExperimentConfig:
+    """Validate an experiment config given as YAML text or a mapping."""
+    if isinstance(config, str):
+        raw = load_yaml(config)
+    elif isinstance(config, dict):
+        raw = copy.deepcopy(config)
+    elif config is None:
+        raw = {}
+    else:
+        raise ConfigError("config", "config must be YAML text or a JSON object.")
+    name = raw.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ConfigError("name", "name must be a string.")
+    description = raw.get("description") or ""
+    if not isinstance(description, str):
+        raise ConfigError("description", "description must be a string.")
+    searcher = raw.get("searcher")
+    if not isinstance(searcher, dict):
+        raise ConfigError("searcher", "searcher must be a mapping with a metric.")
+    metric = searcher.get("metric")
+    if not isinstance(metric, str) or not metric.strip():
+        raise ConfigError("searcher.metric", "searcher.metric is required (the metric's name).")
+    smaller = searcher.get("smaller_is_better", True)
+    if not isinstance(smaller, bool):
+        raise ConfigError(
+            "searcher.smaller_is_better", "searcher.smaller_is_better must be true or false."
+        )
+    hparams = raw.get("hyperparameters") or {}
+    if not isinstance(hparams, dict):
+        raise ConfigError("hyperparameters", "hyperparameters must be a mapping.")
+    storage = parse_storage_section(raw.get("checkpoint_storage"))
+    return ExperimentConfig(
+        raw=raw,
+        name=name.strip() if isinstance(name, str) else None,
+        description=description,
+        metric=metric.strip(),
+        smaller_is_better=smaller,
+        hyperparameters=hparams,
+        storage=storage,
+    )
+
+
+def parse_master_config(text: str) -> StorageSpec:
+    """The master config file: its ``checkpoint_storage`` section must name a type."""
+    data = load_yaml(text, field="CKPTWEB_CONFIG")
+    spec = parse_storage_section(data.get("checkpoint_storage"))
+    if spec.type is None:
+        raise ConfigError("checkpoint_storage.type", "checkpoint_storage.type is required.")
+    return spec

@@ -1,0 +1,185 @@
+"""Which checkpoints a GC policy keeps, computed by the database.
+
+One query ranks an experiment's candidate checkpoints (COMPLETED or PARTIALLY_DELETED)
+three ways with window functions — best over the experiment, best within the trial, latest
+within the trial — and a checkpoint is kept when any rank is within the policy, or it is
+protected. The rules are DESIGN.md "Retention (GC) semantics":
+
+* "best" orders by the validation metric (ascending when ``smaller_is_better``, else
+  descending), ties to the smaller ``steps_completed``, then the smaller id; checkpoints
+  without a metric are never "best";
+* "latest" orders by ``steps_completed`` descending, then id descending.
+
+Runs unchanged on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
+
+from experiments.choices import GC_CANDIDATE_STATES
+from experiments.models import POLICY_FIELDS, Checkpoint, Experiment
+
+
+class InvalidPolicy(ValueError):
+    """A GC policy value that is not a non-negative integer; ``field`` names it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The three ``save_*`` numbers of a GC policy."""
+
+    save_experiment_best: int = 0
+    save_trial_best: int = 1
+    save_trial_latest: int = 1
+
+    @classmethod
+    def from_values(cls, values: dict, fallback: dict | None = None) -> Policy:
+        """Build a policy from a dict of strings or ints; missing keys come from ``fallback``.
+
+        Raises InvalidPolicy naming the field for a negative, fractional or non-numeric value.
+        """
+        fallback = fallback or {}
+        numbers = {}
+        for field in POLICY_FIELDS:
+            value = values.get(field)
+            if value is None or value == "":
+                value = fallback.get(field, getattr(cls, field))
+            numbers[field] = parse_policy_value(field, value)
+        return cls(**numbers)
+
+    def as_dict(self) -> dict[str, int]:
+        return {field: getattr(self, field) for field in POLICY_FIELDS}
+
+
+def parse_policy_value(field: str, value) -> int:
+    """One ``save_*`` value as a non-negative int, else InvalidPolicy naming ``field``."""
+    if isinstance(value, bool):
+        raise InvalidPolicy(field, f"{field} must be a non-negative integer, not {value!r}.")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isdigit():
+            raise InvalidPolicy(field, f"{field} must be a non-negative integer, not {value!r}.")
+        value = int(text)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or value < 0:
+        raise InvalidPolicy(field, f"{field} must be a non-negative integer, not {value!r}.")
+    if value > 2**31 - 1:
+        raise InvalidPolicy(field, f"{field} is too large.")
+    return value
+
+
+@dataclass(frozen=True)
+class RankedCheckpoint:
+    """A candidate checkpoint with the verdict of a policy."""
+
+    id: int
+    uuid: str
+    trial_id: int
+    steps_completed: int
+    validation_metric: float | None
+    size_bytes: int
+    protected: bool
+    keep: bool
+
+
+def _best_order(experiment: Experiment) -> list:
+    metric = F("validation_metric")
+    first = (
+        metric.asc(nulls_last=True)
+        if experiment.smaller_is_better
+        else metric.desc(nulls_last=True)
+    )
+    return [first, F("steps_completed").asc(), F("id").asc()]
+
+
+def ranked_candidates(experiment: Experiment, policy: Policy) -> list[RankedCheckpoint]:
+    """Every GC candidate of ``experiment`` with ``keep`` set by ``policy``, ids descending.
+
+    One SELECT with three ROW_NUMBER() windows; Python only compares the ranks.
+    """
+    best = _best_order(experiment)
+    rows = (
+        Checkpoint.objects.filter(experiment=experiment, state__in=GC_CANDIDATE_STATES)
+        .annotate(
+            experiment_rank=Window(RowNumber(), order_by=best),
+            trial_best_rank=Window(RowNumber(), partition_by=[F("trial_id")], order_by=best),
+            latest_rank=Window(
+                RowNumber(),
+                partition_by=[F("trial_id")],
+                order_by=[F("steps_completed").desc(), F("id").desc()],
+            ),
+        )
+        .order_by("-id")
+        .values_list(
+            "id",
+            "uuid",
+            "trial_id",
+            "steps_completed",
+            "validation_metric",
+            "size_bytes",
+            "protected",
+            "experiment_rank",
+            "trial_best_rank",
+            "latest_rank",
+        )
+    )
+    exp_best, trial_best, latest = (
+        policy.save_experiment_best,
+        policy.save_trial_best,
+        policy.save_trial_latest,
+    )
+    result = []
+    for pk, uuid, trial_id, steps, metric, size, protected, e_rank, t_rank, l_rank in rows:
+        has_metric = metric is not None
+        keep = (
+            protected
+            or (has_metric and (e_rank <= exp_best or t_rank <= trial_best))
+            or l_rank <= latest
+        )
+        result.append(
+            RankedCheckpoint(pk, str(uuid), trial_id, steps, metric, size, protected, keep)
+        )
+    return result
+
+
+def retained_checkpoints(experiment: Experiment, policy: Policy) -> list[int]:
+    """Ids of the candidates ``policy`` keeps, descending."""
+    return [c.id for c in ranked_candidates(experiment, policy) if c.keep]
+
+
+def deleted_checkpoints(experiment: Experiment, policy: Policy) -> list[int]:
+    """Ids of the candidates ``policy`` deletes, descending."""
+    return [c.id for c in ranked_candidates(experiment, policy) if not c.keep]
+
+
+def gc_preview(experiment: Experiment, policy: Policy) -> dict:
+    """The gc-preview representation of DESIGN.md for ``policy`` (nothing is changed)."""
+    ranked = ranked_candidates(experiment, policy)
+    return {
+        "policy": policy.as_dict(),
+        "retained_ids": [c.id for c in ranked if c.keep],
+        "deleted_ids": [c.id for c in ranked if not c.keep],
+        "reclaimed_bytes": sum(c.size_bytes for c in ranked if not c.keep),
+        "metric_name": experiment.searcher_metric,
+        "checkpoints": [
+            {
+                "id": c.id,
+                "uuid": c.uuid,
+                "trial_id": c.trial_id,
+                "steps_completed": c.steps_completed,
+                "validation_metric": c.validation_metric,
+                "size_bytes": c.size_bytes,
+                "keep": c.keep,
+            }
+            for c in ranked
+        ],
+    }

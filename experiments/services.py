@@ -1,0 +1,353 @@
+"""Business logic of experiments: creating and reporting, policies, starting GC runs.
+
+Views, viewsets, commands and tasks call these functions and stay thin.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid as uuid_lib
+
+import yaml
+from django.conf import settings
+from django.db import transaction
+
+from experiments.choices import (
+    EXPERIMENT_TERMINAL_STATES,
+    CheckpointState,
+    ExperimentState,
+    GCReason,
+    GCRunState,
+)
+from experiments.config import STORAGE_FIELDS, ConfigError, StorageSpec, parse_experiment_config
+from experiments.models import (
+    DEFAULT_POLICY,
+    POLICY_FIELDS,
+    Checkpoint,
+    Experiment,
+    GCRun,
+    Trial,
+    Validation,
+)
+from experiments.retention import Policy
+from storage.models import StorageConfig
+from storage.paths import UnsafePath, check_relative_path
+
+MAX_METADATA_BYTES = 64 * 1024
+
+
+class ReportError(ValueError):
+    """Bad reported data; ``field`` names the offending field."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class CheckpointProtected(Exception):
+    """A protected checkpoint cannot be deleted."""
+
+
+# --- storage -------------------------------------------------------------------------------
+
+
+def default_storage() -> StorageConfig:
+    """The default StorageConfig; created as shared_fs under the data dir if none exists."""
+    storage = StorageConfig.objects.filter(is_default=True).first()
+    if storage is not None:
+        return storage
+    path = settings.CKPTWEB_DEFAULT_SHARED_FS
+    path.mkdir(parents=True, exist_ok=True)
+    storage, _ = StorageConfig.objects.get_or_create(
+        name="default",
+        defaults={"type": "shared_fs", "host_path": str(path), "is_default": True},
+    )
+    if not storage.is_default:
+        storage.is_default = True
+        storage.save(update_fields=["is_default"])
+    return storage
+
+
+def storage_for_spec(spec: StorageSpec) -> StorageConfig:
+    """The StorageConfig of an experiment's ``checkpoint_storage``: reused when identical."""
+    if spec.type is None:
+        return default_storage()
+    fields = {key: spec.fields.get(key, "") for key in STORAGE_FIELDS}
+    existing = StorageConfig.objects.filter(type=spec.type, **fields).order_by("id").first()
+    if existing is not None:
+        return existing
+    storage = StorageConfig(name=f"{spec.type}-{spec.fingerprint()}", type=spec.type, **fields)
+    storage.full_clean()
+    storage.save()
+    return storage
+
+
+def apply_master_config(spec: StorageSpec) -> StorageConfig:
+    """Make ``spec`` the default storage (the master config), with its default save_*."""
+    fields = {key: spec.fields.get(key, "") for key in STORAGE_FIELDS}
+    policy = dict(DEFAULT_POLICY)
+    policy.update(spec.policy)
+    with transaction.atomic():
+        StorageConfig.objects.filter(is_default=True).exclude(name="default").update(
+            is_default=False
+        )
+        storage, _ = StorageConfig.objects.update_or_create(
+            name="default",
+            defaults={"type": spec.type, **fields, **policy, "is_default": True},
+        )
+        storage.full_clean()
+    return storage
+
+
+# --- experiments ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_experiment(owner, config, name: str | None = None) -> Experiment:
+    """Create an experiment from a config (YAML text or mapping). Raises ConfigError."""
+    parsed = parse_experiment_config(config)
+    name = (name or "").strip() or parsed.name
+    if not name:
+        raise ConfigError("name", "name is required (in the request or the config).")
+    if len(name) > 255:
+        raise ConfigError("name", "name must be at most 255 characters.")
+    storage = storage_for_spec(parsed.storage)
+    redacted = parsed.redacted()
+    experiment = Experiment.objects.create(
+        name=name,
+        description=parsed.description,
+        owner=owner,
+        config=redacted,
+        config_yaml=yaml.safe_dump(redacted, sort_keys=False),
+        searcher_metric=parsed.metric,
+        smaller_is_better=parsed.smaller_is_better,
+        storage=storage,
+        **{field: parsed.storage.policy.get(field) for field in POLICY_FIELDS},
+    )
+    return experiment
+
+
+def create_trial(experiment: Experiment, hparams: dict | None = None) -> Trial:
+    """Add a trial to ``experiment``."""
+    if hparams is not None and not isinstance(hparams, dict):
+        raise ReportError("hparams", "hparams must be a JSON object.")
+    return Trial.objects.create(experiment=experiment, hparams=hparams or {})
+
+
+def check_metrics(metrics) -> dict:
+    """Validation metrics must be a mapping of names to finite numbers."""
+    if not isinstance(metrics, dict) or not metrics:
+        raise ReportError("metrics", "metrics must be a non-empty object of name: number.")
+    for name, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ReportError("metrics", f"metrics.{name} must be a number, not {value!r}.")
+        if not math.isfinite(value):
+            raise ReportError("metrics", f"metrics.{name} must be finite, not {value!r}.")
+    return metrics
+
+
+def check_resources(resources) -> dict[str, int]:
+    """Resources map safe relative paths to non-negative integer sizes."""
+    if resources is None:
+        return {}
+    if not isinstance(resources, dict):
+        raise ReportError("resources", "resources must be an object of path: bytes.")
+    clean = {}
+    for path, size in resources.items():
+        try:
+            normalised = check_relative_path(path)
+        except UnsafePath as exc:
+            raise ReportError("resources", f"resources path {path!r}: {exc}.") from None
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ReportError(
+                "resources", f"resources[{path!r}] must be a non-negative integer, not {size!r}."
+            )
+        clean[normalised] = size
+    return clean
+
+
+def check_metadata(metadata) -> dict:
+    """User metadata must be a JSON object of at most 64 KiB."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise ReportError("metadata", "metadata must be a JSON object.")
+    try:
+        encoded = json.dumps(metadata, allow_nan=False)
+    except ValueError:
+        raise ReportError("metadata", "metadata must not contain NaN or Infinity.") from None
+    if len(encoded.encode()) > MAX_METADATA_BYTES:
+        raise ReportError("metadata", "metadata must be at most 64 KiB of JSON.")
+    return metadata
+
+
+def _metric_of(experiment: Experiment, metrics: dict) -> float | None:
+    value = metrics.get(experiment.searcher_metric)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def report_validation(trial: Trial, steps_completed: int, metrics: dict) -> Validation:
+    """Record a validation and give its searcher metric to checkpoints at the same step.
+
+    The latest validation reported at a step wins, whether the checkpoint came first or not.
+    """
+    check_metrics(metrics)
+    with transaction.atomic():
+        validation = Validation.objects.create(
+            trial=trial, steps_completed=steps_completed, metrics=metrics
+        )
+        Checkpoint.objects.filter(trial=trial, steps_completed=steps_completed).update(
+            validation_metric=_metric_of(trial.experiment, metrics)
+        )
+    return validation
+
+
+def link_validation(checkpoint: Checkpoint) -> None:
+    """Set ``checkpoint.validation_metric`` from the trial's latest validation at its step."""
+    validation = (
+        Validation.objects.filter(
+            trial_id=checkpoint.trial_id, steps_completed=checkpoint.steps_completed
+        )
+        .order_by("-id")
+        .only("metrics")
+        .first()
+    )
+    metric = None
+    if validation is not None:
+        metric = _metric_of(checkpoint.trial.experiment, validation.metrics)
+    if checkpoint.validation_metric != metric:
+        checkpoint.validation_metric = metric
+        if checkpoint.pk:
+            Checkpoint.objects.filter(pk=checkpoint.pk).update(validation_metric=metric)
+
+
+def report_checkpoint(
+    trial: Trial,
+    steps_completed: int,
+    resources: dict | None = None,
+    metadata: dict | None = None,
+    uuid: str | uuid_lib.UUID | None = None,
+) -> Checkpoint:
+    """Record a checkpoint whose files are already on the experiment's storage."""
+    resources = check_resources(resources)
+    metadata = check_metadata(metadata)
+    if uuid is None:
+        uuid = uuid_lib.uuid4()
+    if Checkpoint.objects.filter(uuid=uuid).exists():
+        raise ReportError("uuid", f"a checkpoint with uuid {uuid} already exists.")
+    checkpoint = Checkpoint(
+        uuid=uuid,
+        trial=trial,
+        experiment_id=trial.experiment_id,
+        steps_completed=steps_completed,
+        resources=resources,
+        size_bytes=sum(resources.values()),
+        metadata=metadata,
+    )
+    checkpoint.trial = trial
+    link_validation(checkpoint)
+    checkpoint.save()
+    return checkpoint
+
+
+# --- policies and GC -----------------------------------------------------------------------
+
+
+def start_gc_run(
+    experiment: Experiment,
+    reason: str,
+    checkpoint: Checkpoint | None = None,
+    policy: Policy | None = None,
+) -> GCRun:
+    """Create a PENDING GCRun and enqueue it once the surrounding transaction commits."""
+    if policy is None:
+        policy = Policy(**experiment.gc_policy)
+    run = GCRun.objects.create(
+        experiment=experiment, reason=reason, policy=policy.as_dict(), checkpoint=checkpoint
+    )
+    transaction.on_commit(lambda: _enqueue_gc_run(run.pk))
+    return run
+
+
+def _enqueue_gc_run(run_id: int) -> None:
+    from experiments import tasks
+
+    tasks.run_gc.delay(run_id)
+
+
+@transaction.atomic
+def set_gc_policy(experiment: Experiment, policy: Policy) -> GCRun:
+    """Save a new GC policy on ``experiment`` and start a GC run with it."""
+    for field, value in policy.as_dict().items():
+        setattr(experiment, field, value)
+    experiment.save(update_fields=[*POLICY_FIELDS, "updated_at"])
+    return start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy)
+
+
+@transaction.atomic
+def set_experiment_state(experiment: Experiment, state: str) -> GCRun | None:
+    """Change the state; reaching a terminal state starts a GC run."""
+    if experiment.state == ExperimentState.DELETING:
+        raise ReportError("state", "the experiment is being deleted.")
+    if state == ExperimentState.DELETING:
+        raise ReportError("state", "use DELETE to delete an experiment.")
+    previous = experiment.state
+    experiment.state = state
+    experiment.save(update_fields=["state", "updated_at"])
+    if state in EXPERIMENT_TERMINAL_STATES and previous not in EXPERIMENT_TERMINAL_STATES:
+        return start_gc_run(experiment, GCReason.EXPERIMENT_TERMINAL)
+    return None
+
+
+@transaction.atomic
+def delete_experiment(experiment: Experiment) -> GCRun:
+    """Mark the experiment DELETING and start a 0/0/0 run; the run deletes the rows after."""
+    experiment.state = ExperimentState.DELETING
+    experiment.save(update_fields=["state", "updated_at"])
+    return start_gc_run(
+        experiment,
+        GCReason.EXPERIMENT_DELETED,
+        policy=Policy(save_experiment_best=0, save_trial_best=0, save_trial_latest=0),
+    )
+
+
+@transaction.atomic
+def delete_checkpoint(checkpoint: Checkpoint) -> GCRun:
+    """Start a run that deletes one checkpoint's files. Protected ones raise."""
+    checkpoint = Checkpoint.objects.select_for_update().get(pk=checkpoint.pk)
+    if checkpoint.protected:
+        raise CheckpointProtected(f"checkpoint {checkpoint.uuid} is protected; unprotect it first.")
+    return start_gc_run(checkpoint.experiment, GCReason.CHECKPOINT_DELETED, checkpoint=checkpoint)
+
+
+def active_gc_run(experiment: Experiment) -> GCRun | None:
+    """The latest run of ``experiment`` that has not finished, if any."""
+    return (
+        experiment.gc_runs.filter(state__in=[GCRunState.PENDING, GCRunState.RUNNING])
+        .order_by("-id")
+        .first()
+    )
+
+
+__all__ = [
+    "CheckpointProtected",
+    "CheckpointState",
+    "ReportError",
+    "active_gc_run",
+    "apply_master_config",
+    "create_experiment",
+    "create_trial",
+    "default_storage",
+    "delete_checkpoint",
+    "delete_experiment",
+    "link_validation",
+    "report_checkpoint",
+    "report_validation",
+    "set_experiment_state",
+    "set_gc_policy",
+    "start_gc_run",
+]
