@@ -1,0 +1,69 @@
+"""Django admin for experiments, trials, validations, checkpoints and GC runs."""
+
+from django.contrib import admin
+
+from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "owner", "state", "searcher_metric", "storage", "created_at")
+    list_filter = ("state", "storage")
+    search_fields = ("name", "description")
+    list_select_related = ("owner", "storage")
+    raw_id_fields = ("owner",)
+    readonly_fields = ("config", "config_yaml", "created_at", "updated_at")
+
+
+@admin.register(Trial)
+class TrialAdmin(admin.ModelAdmin):
+    list_display = ("id", "experiment", "state", "created_at")
+    list_filter = ("state",)
+    list_select_related = ("experiment",)
+    raw_id_fields = ("experiment",)
+
+
+@admin.register(Validation)
+class ValidationAdmin(admin.ModelAdmin):
+    list_display = ("id", "trial", "steps_completed", "report_time")
+    raw_id_fields = ("trial",)
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "uuid",
+        "experiment",
+        "trial",
+        "steps_completed",
+        "validation_metric",
+        "state",
+        "size_bytes",
+        "protected",
+    )
+    list_filter = ("state", "protected")
+    search_fields = ("uuid",)
+    list_select_related = ("experiment", "trial")
+    raw_id_fields = ("trial", "gc_run")
+    readonly_fields = ("uuid", "experiment", "validation_metric", "report_time")
+
+
+@admin.register(GCRun)
+class GCRunAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "experiment",
+        "reason",
+        "state",
+        "total",
+        "deleted",
+        "failed",
+        "reclaimed_bytes",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = ("state", "reason")
+    list_select_related = ("experiment",)
+    raw_id_fields = ("experiment", "checkpoint")
+    readonly_fields = ("errors", "started_at", "finished_at", "heartbeat")
