@@ -1,0 +1,45 @@
+# ckptweb — `make run` serves the demo, `make test` runs the whole suite.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run serve migrate test lint format worker
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput -v0
+
+run: migrate
+	$(BIN)/python manage.py apply_master_config
+	$(BIN)/python manage.py load_demo
+	@$(BIN)/python manage.py ensure_admin
+	@echo ""
+	@echo "ckptweb is serving at http://$(HOST):$(PORT)/  (Ctrl-C stops it)"
+	@echo ""
+	$(BIN)/gunicorn ckptweb.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4 \
+		--access-logfile - --timeout 300
+
+worker: install
+	$(BIN)/celery -A ckptweb worker --beat --loglevel INFO
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
+	$(BIN)/python -m pytest
