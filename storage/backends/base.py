@@ -1,15 +1,22 @@
 """The interface every storage backend implements.
 
 A backend is built from a StorageConfig and only ever touches ``<root>/<uuid>/``: every
-relative path goes through ``storage.paths.check_relative_path`` before it is used.
+relative path goes through ``storage.paths.check_relative_path`` before it is used, and
+every checkpoint name through ``check_uuid``.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator
+import uuid as uuid_lib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
+
+from storage.paths import UnsafePath, check_relative_path
+
+#: Size of one streamed read: big enough to be efficient, small enough to bound memory.
+CHUNK_SIZE = 1024 * 1024
 
 
 class StorageError(Exception):
@@ -36,15 +43,116 @@ class StoredFile:
 
 @dataclass
 class DeleteResult:
-    """Outcome of deleting checkpoints' files: per-checkpoint errors, empty when all went."""
+    """Outcome of deleting checkpoints' files: per-checkpoint errors, empty when all went.
+
+    ``errors`` maps a checkpoint uuid to a one-line summary; ``object_errors`` maps each
+    object key (or relative file path) that could not be deleted to its error.
+    ``requests`` counts the delete requests sent (batches on S3 and GCS).
+    """
 
     errors: dict[str, str] = field(default_factory=dict)  # checkpoint uuid -> error text
     deleted_files: int = 0
     requests: int = 0
+    object_errors: dict[str, str] = field(default_factory=dict)  # key -> error text
 
     @property
     def ok(self) -> bool:
+        """True when every requested checkpoint's files are gone."""
         return not self.errors
+
+
+def check_uuid(value) -> str:
+    """Return ``value`` as a canonical lowercase UUID string, else raise UnsafePath.
+
+    Only the canonical ``8-4-4-4-12`` spelling is accepted, so a directory name such as
+    ``{...}`` or ``urn:uuid:...`` never maps onto a checkpoint.
+    """
+    text = str(value)
+    try:
+        canonical = str(uuid_lib.UUID(text))
+    except ValueError:
+        raise UnsafePath(f"{text[:80]!r} is not a checkpoint UUID") from None
+    if canonical != text.lower():
+        raise UnsafePath(f"{text[:80]!r} is not a canonical checkpoint UUID")
+    return canonical
+
+
+def summarize_object_errors(object_errors: dict[str, str], total: int) -> str:
+    """One line for a checkpoint whose deletion failed on some objects."""
+    first_key, first_error = next(iter(object_errors.items()))
+    return (
+        f"{len(object_errors)} of {total} file(s) could not be deleted, "
+        f"e.g. {first_key}: {first_error}"
+    )
+
+
+class StreamReader:
+    """A read-only stream of exactly ``length`` bytes pulled from ``read(n)`` calls.
+
+    Wraps a backend's body (an HTTP response, a file) so callers see one contract:
+    ``read(n)`` returns at most ``n`` bytes, ``b""`` at the end; a body that ends early
+    raises StorageError rather than silently truncating a download. ``translate`` maps
+    a backend's exception to a StorageError.
+    """
+
+    def __init__(
+        self,
+        read: Callable[[int], bytes],
+        length: int,
+        close: Callable[[], None] | None = None,
+        translate: Callable[[Exception], StorageError] | None = None,
+        name: str = "",
+    ):
+        self._read = read
+        self._close = close
+        self._translate = translate
+        self.remaining = length
+        self.length = length
+        self.label = name
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (all remaining when negative); ``b""`` at the end."""
+        if self.remaining <= 0:
+            return b""
+        wanted = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        try:
+            data = self._read(wanted)
+        except StorageError:
+            raise
+        except Exception as exc:
+            if self._translate is None:
+                raise
+            raise self._translate(exc) from None
+        if not data:
+            raise StorageError(f"{self.label or 'file'} ended {self.remaining} bytes early")
+        self.remaining -= len(data)
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Chunks of CHUNK_SIZE bytes until the end."""
+        while chunk := self.read(CHUNK_SIZE):
+            yield chunk
+
+    def close(self) -> None:
+        """Release the underlying body; safe to call twice."""
+        if not self.closed:
+            self.closed = True
+            if self._close is not None:
+                self._close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def clamp_range(start: int, end: int | None, size: int) -> tuple[int, int]:
+    """``[start, end)`` limited to a file of ``size`` bytes (end None means EOF)."""
+    end = size if end is None else min(end, size)
+    start = min(max(start, 0), end)
+    return start, end
 
 
 class StorageBackend(abc.ABC):
@@ -57,13 +165,27 @@ class StorageBackend(abc.ABC):
     def __init__(self, config):
         self.config = config
 
+    @staticmethod
+    def relative_path(path: str) -> str:
+        """``path`` normalised if it stays inside a checkpoint directory, else UnsafePath."""
+        return check_relative_path(path)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with this config's secrets replaced by ``***``."""
+        return self.config.scrub(str(text))
+
     @abc.abstractmethod
     def list_files(self, checkpoint_uuid: str) -> list[StoredFile]:
         """Every file under ``<root>/<uuid>/``, sorted by path; empty if none."""
 
     @abc.abstractmethod
-    def open(self, checkpoint_uuid: str, path: str, start: int = 0, end: int | None = None
-             ) -> BinaryIO:
+    def stat(self, checkpoint_uuid: str, path: str) -> StoredFile:
+        """Size, mtime and etag of one file; raises FileNotFoundInStorage when absent."""
+
+    @abc.abstractmethod
+    def open(
+        self, checkpoint_uuid: str, path: str, start: int = 0, end: int | None = None
+    ) -> BinaryIO:
         """A file-like object streaming bytes ``[start, end)`` of one file (end None = EOF).
 
         Raises FileNotFoundInStorage when the file is absent.
@@ -82,5 +204,9 @@ class StorageBackend(abc.ABC):
         """Cheap reachability check; raises StorageError with a secret-free message."""
 
     def iter_checkpoint_dirs(self) -> Iterator[str]:
-        """Names of the top-level ``<uuid>/`` directories, streamed (for imports and scans)."""
+        """Names of the top-level ``<uuid>/`` directories, streamed (for imports and scans).
+
+        Every top-level directory name is yielded, UUID or not, so that a scan can report
+        what it skipped and why.
+        """
         raise NotImplementedError

@@ -1,0 +1,328 @@
+"""Checkpoints in a Google Cloud Storage bucket: ``<prefix>/<uuid>/<relpath>``.
+
+Credentials come from Application Default Credentials. When ``STORAGE_EMULATOR_HOST`` is
+set (gcp-storage-emulator, fake-gcs-server) the client talks to that host anonymously.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from urllib.parse import quote
+
+from storage.backends.base import (
+    DeleteResult,
+    FileNotFoundInStorage,
+    StorageBackend,
+    StorageError,
+    StoredFile,
+    StreamReader,
+    TransientStorageError,
+    check_uuid,
+    summarize_object_errors,
+)
+from storage.paths import UnsafePath, check_relative_path
+
+logger = logging.getLogger(__name__)
+
+#: HTTP timeouts (connect, read) for streamed downloads.
+DOWNLOAD_TIMEOUT = (10, 60)
+#: How long the client library may keep retrying one call before giving up.
+RETRY_DEADLINE = 30.0
+
+
+@functools.lru_cache(maxsize=8)
+def _gcs_client(emulator_host: str):
+    """A storage client: anonymous against an emulator, else Application Default Credentials."""
+    from google.cloud import storage
+
+    if emulator_host:
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(project="ckptweb-emulator", credentials=AnonymousCredentials())
+    return storage.Client()
+
+
+def _retry():
+    """The library's default retry policy, with a deadline short enough for a web request."""
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_timeout(RETRY_DEADLINE)
+
+
+def batch_errors(names: list[str], responses) -> dict[str, str]:
+    """``{name: error}`` for the sub-requests of a batch delete that failed.
+
+    A 404 means the object is already gone, which is what a delete wants.
+    """
+    failures = {}
+    for name, response in zip(names, responses, strict=False):
+        status = response.status_code
+        if 200 <= status < 300 or status == 404:
+            continue
+        failures[name] = f"HTTP {status}: {_error_message(response)}"
+    for name in names[len(responses) :]:
+        failures[name] = "no response in the batch reply"
+    return failures
+
+
+def _error_message(response) -> str:
+    """The ``error.message`` of a JSON error body, else the body's first line."""
+    try:
+        return str(json.loads(response.content)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        text = response.content.decode("utf-8", "replace") if response.content else ""
+        return text.splitlines()[0][:200] if text else response.reason or "error"
+
+
+class GCSBackend(StorageBackend):
+    """Objects under ``<prefix>/<uuid>/``; deletes through JSON-API batch requests."""
+
+    parameters = ("bucket", "prefix")
+    delete_batch_size = 100  # GCS accepts at most 100 calls per batch request
+
+    @property
+    def client(self):
+        """The (cached) google-cloud-storage client for the current environment."""
+        return _gcs_client(os.environ.get("STORAGE_EMULATOR_HOST", ""))
+
+    @property
+    def bucket(self):
+        return self.client.bucket(self.config.bucket)
+
+    @property
+    def base_prefix(self) -> str:
+        """``<prefix>/`` (checked), or empty for the bucket root."""
+        prefix = self.config.prefix.strip("/")
+        return f"{check_relative_path(prefix)}/" if prefix else ""
+
+    def checkpoint_prefix(self, checkpoint_uuid) -> str:
+        """``<prefix>/<uuid>/``."""
+        return f"{self.base_prefix}{check_uuid(checkpoint_uuid)}/"
+
+    def object_name(self, checkpoint_uuid, path: str) -> str:
+        """The object name of one checked relative path."""
+        return self.checkpoint_prefix(checkpoint_uuid) + check_relative_path(path)
+
+    # Errors -------------------------------------------------------------------------
+
+    def translate(self, exc: Exception, action: str) -> StorageError:
+        """Map google-cloud / requests exceptions to a secret-free StorageError subclass."""
+        import requests
+        from google.api_core import exceptions as api
+        from google.auth import exceptions as auth
+
+        message = self.scrub(f"GCS {action} failed: {exc}")
+        if isinstance(exc, api.NotFound):
+            return FileNotFoundInStorage(message)
+        if isinstance(exc, api.TooManyRequests | api.ServerError | api.RetryError):
+            return TransientStorageError(message)
+        if isinstance(exc, requests.ConnectionError | requests.Timeout | auth.TransportError):
+            return TransientStorageError(message)
+        if isinstance(exc, auth.DefaultCredentialsError):
+            return StorageError(f"GCS {action} failed: no Application Default Credentials")
+        return StorageError(message)
+
+    @contextmanager
+    def errors(self, action: str):
+        """Re-raise anything from the client library as a StorageError about ``action``."""
+        try:
+            yield
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise self.translate(exc, action) from None
+
+    # Reads --------------------------------------------------------------------------
+
+    def iter_blobs(self, prefix: str) -> Iterator:
+        """Blobs under ``prefix``, streamed page by page."""
+        with self.errors(f"listing {prefix or '/'}"):
+            yield from self.client.list_blobs(self.config.bucket, prefix=prefix, retry=_retry())
+
+    def list_files(self, checkpoint_uuid: str) -> list[StoredFile]:
+        """Blobs under the checkpoint prefix whose relative names are safe paths."""
+        prefix = self.checkpoint_prefix(checkpoint_uuid)
+        files = []
+        for blob in self.iter_blobs(prefix):
+            relative = self._safe_relative(blob.name, prefix)
+            if relative is not None:
+                files.append(self._stored(blob, relative))
+        return sorted(files, key=lambda stored: stored.path)
+
+    @staticmethod
+    def _stored(blob, relative: str) -> StoredFile:
+        return StoredFile(
+            path=relative,
+            size=int(blob.size or 0),
+            modified=blob.updated.timestamp() if blob.updated else None,
+            etag=f'"{blob.etag}"' if blob.etag else None,
+        )
+
+    @staticmethod
+    def _safe_relative(name: str, prefix: str) -> str | None:
+        """The name relative to the checkpoint prefix, or None for markers and unsafe names."""
+        relative = name[len(prefix) :]
+        if not name.startswith(prefix) or not relative or relative.endswith("/"):
+            return None
+        try:
+            if check_relative_path(relative) == relative:
+                return relative
+        except UnsafePath:
+            pass
+        logger.warning("Skipping object %r: not a safe relative path", name)
+        return None
+
+    def stat(self, checkpoint_uuid: str, path: str) -> StoredFile:
+        """Metadata of one blob."""
+        relative = check_relative_path(path)
+        with self.errors(f"reading {relative}"):
+            blob = self.bucket.get_blob(self.object_name(checkpoint_uuid, path), retry=_retry())
+        if blob is None:
+            raise FileNotFoundInStorage(f"{relative} not found")
+        return self._stored(blob, relative)
+
+    def media_url(self, name: str) -> str:
+        """The JSON API media download URL of one object."""
+        bucket = quote(self.config.bucket, safe="")
+        return (
+            f"{self.client.api_endpoint}/download/storage/v1/b/{bucket}"
+            f"/o/{quote(name, safe='')}?alt=media"
+        )
+
+    def open(self, checkpoint_uuid: str, path: str, start: int = 0, end: int | None = None):
+        """One streamed media GET (ranged when asked); stored bytes, never transcoded."""
+        relative = check_relative_path(path)
+        name = self.object_name(checkpoint_uuid, path)
+        if end is not None and end <= start:
+            self.stat(checkpoint_uuid, path)
+            return StreamReader(lambda n: b"", 0)
+        headers = {"Accept-Encoding": "gzip"}  # send stored bytes as they are
+        if start or end is not None:
+            headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        with self.errors(f"reading {relative}"):
+            response = self.client._http.get(  # the client's authorised session
+                self.media_url(name), headers=headers, stream=True, timeout=DOWNLOAD_TIMEOUT
+            )
+        return self._reader(response, relative, bool(start or end is not None))
+
+    def _reader(self, response, relative: str, ranged: bool) -> StreamReader:
+        """Check the download's status and wrap its raw body."""
+        status = response.status_code
+        if status == 416:
+            response.close()
+            return StreamReader(lambda n: b"", 0)
+        if status >= 400:
+            message = _error_message(response)
+            response.close()
+            error = f"GCS reading {relative} failed: HTTP {status}: {message}"
+            if status == 404:
+                raise FileNotFoundInStorage(f"{relative} not found")
+            if status == 429 or status >= 500:
+                raise TransientStorageError(self.scrub(error))
+            raise StorageError(self.scrub(error))
+        if ranged and status != 206:
+            response.close()
+            raise StorageError(f"GCS reading {relative} failed: the server ignored Range")
+        raw = response.raw
+        return StreamReader(
+            functools.partial(raw.read, decode_content=False),
+            int(response.headers.get("Content-Length", 0)),
+            close=response.close,
+            translate=lambda exc: self.translate(exc, f"reading {relative}"),
+            name=relative,
+        )
+
+    # Deletes ------------------------------------------------------------------------
+
+    def delete_checkpoints(self, checkpoint_uuids: Iterable[str]) -> DeleteResult:
+        """Delete all blobs under each checkpoint prefix, 100 deletes per batch request."""
+        result = DeleteResult()
+        batch: list[str] = []
+        totals: dict[str, int] = {}
+        for checkpoint_uuid in checkpoint_uuids:
+            name = str(checkpoint_uuid)
+            try:
+                prefix = self.checkpoint_prefix(name)
+                name = check_uuid(name)
+                totals[name] = 0
+                for blob in self.iter_blobs(prefix):
+                    totals[name] += 1
+                    batch.append(blob.name)
+                    if len(batch) >= self.delete_batch_size:
+                        self._flush(batch, result)
+            except (StorageError, UnsafePath) as exc:
+                result.errors[name] = str(exc)
+        self._flush(batch, result)
+        self._summarize(result, totals)
+        return result
+
+    def _flush(self, batch: list[str], result: DeleteResult) -> None:
+        """Send one batch request deleting ``batch`` and record per-object errors."""
+        if not batch:
+            return
+        names = list(batch)
+        batch.clear()
+        result.requests += 1
+        try:
+            failures = self.delete_objects(names)
+        except StorageError as exc:
+            failures = dict.fromkeys(names, str(exc))
+        result.deleted_files += len(names) - len(failures)
+        result.object_errors.update(failures)
+
+    def delete_objects(self, names: list[str]) -> dict[str, str]:
+        """One batch request deleting ``names``; returns ``{name: error}`` for failures."""
+        bucket = self.bucket
+        with self.errors("deleting objects"):
+            with self.client.batch(raise_exception=False) as batch:
+                for name in names:
+                    bucket.delete_blob(name)
+            # The library keeps each sub-response, in request order, on the batch.
+            responses = batch._responses
+        return {name: self.scrub(error) for name, error in batch_errors(names, responses).items()}
+
+    def _summarize(self, result: DeleteResult, totals: dict[str, int]) -> None:
+        """Fold per-object errors into one line per checkpoint."""
+        for checkpoint_uuid, total in totals.items():
+            if checkpoint_uuid in result.errors:
+                continue
+            prefix = self.checkpoint_prefix(checkpoint_uuid)
+            failed = {
+                name[len(self.base_prefix) :]: error
+                for name, error in result.object_errors.items()
+                if name.startswith(prefix)
+            }
+            if failed:
+                result.errors[checkpoint_uuid] = summarize_object_errors(failed, total)
+
+    # Scans --------------------------------------------------------------------------
+
+    def check_connection(self) -> None:
+        """List at most one blob under the prefix: proves endpoint, credentials and bucket."""
+        with self.errors(f"listing bucket {self.config.bucket}"):
+            blobs = self.client.list_blobs(
+                self.config.bucket,
+                prefix=self.base_prefix,
+                max_results=1,
+                retry=_retry().with_timeout(10.0),
+                timeout=10,
+            )
+            list(blobs)
+
+    def iter_checkpoint_dirs(self) -> Iterator[str]:
+        """The ``<uuid>/`` prefixes directly under ``<prefix>/``, page by page."""
+        base = self.base_prefix
+        with self.errors(f"listing {base or '/'}"):
+            blobs = self.client.list_blobs(
+                self.config.bucket, prefix=base, delimiter="/", retry=_retry()
+            )
+            for page in blobs.pages:
+                for prefix in sorted(page.prefixes):
+                    name = prefix[len(base) :].rstrip("/")
+                    if name:
+                        yield name

@@ -1,0 +1,196 @@
+"""Checkpoints on a shared file system: ``host_path[/storage_path]/<uuid>/<relpath>``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from storage.backends.base import (
+    DeleteResult,
+    FileNotFoundInStorage,
+    StorageBackend,
+    StorageError,
+    StoredFile,
+    StreamReader,
+    check_uuid,
+    clamp_range,
+    summarize_object_errors,
+)
+from storage.paths import UnsafePath, check_relative_path
+
+logger = logging.getLogger(__name__)
+
+
+def _is_within(path: str, directory: str) -> bool:
+    """True when the real ``path`` lies inside the real ``directory``."""
+    return os.path.commonpath([path, directory]) == directory
+
+
+class SharedFSBackend(StorageBackend):
+    """A directory tree mounted on this host; symlinks never lead out of a checkpoint."""
+
+    parameters = ("host_path", "storage_path")
+
+    @property
+    def root(self) -> Path:
+        """The directory holding the ``<uuid>/`` checkpoint directories."""
+        root = Path(self.config.host_path)
+        storage_path = self.config.storage_path.strip("/")
+        if storage_path:
+            root = root / check_relative_path(storage_path)
+        return root
+
+    def checkpoint_dir(self, checkpoint_uuid) -> Path:
+        """``<root>/<uuid>`` for a checked uuid; a symlink leading out of the root is refused."""
+        root = self.root
+        base = root / check_uuid(checkpoint_uuid)
+        if os.path.islink(base) and not _is_within(os.path.realpath(base), os.path.realpath(root)):
+            raise UnsafePath("checkpoint directory is a symlink leading out of the storage root")
+        return base
+
+    def file_path(self, checkpoint_uuid, path: str) -> Path:
+        """The absolute path of one file, refusing anything that resolves outside its dir."""
+        base = self.checkpoint_dir(checkpoint_uuid)
+        full = base / check_relative_path(path)
+        if not _is_within(os.path.realpath(full), os.path.realpath(base)):
+            raise UnsafePath("path resolves outside the checkpoint directory")
+        return full
+
+    def list_files(self, checkpoint_uuid: str) -> list[StoredFile]:
+        """Regular files under the checkpoint dir (symlinks only if they stay inside)."""
+        base = self.checkpoint_dir(checkpoint_uuid)
+        real_base = os.path.realpath(base)
+        files = []
+        for dirpath, _dirnames, filenames in os.walk(base, onerror=self._walk_error):
+            for name in filenames:
+                full = os.path.join(dirpath, name)
+                if not _is_within(os.path.realpath(full), real_base):
+                    logger.warning("Skipping %s: symlink leaves the checkpoint", full)
+                    continue
+                stored = self._stored_file(full, os.path.relpath(full, base))
+                if stored is not None:
+                    files.append(stored)
+        return sorted(files, key=lambda stored: stored.path)
+
+    @staticmethod
+    def _walk_error(exc: OSError) -> None:
+        """os.walk error hook: a missing checkpoint dir is empty, anything else fails."""
+        if isinstance(exc, FileNotFoundError):
+            return
+        raise StorageError(f"cannot list {exc.filename}: {exc.strerror}")
+
+    @staticmethod
+    def _stored_file(full: str, relative: str) -> StoredFile | None:
+        """A StoredFile for a regular file, None for anything else (sockets, dangling)."""
+        try:
+            stat = os.stat(full)
+        except OSError:
+            return None
+        if not os.path.isfile(full):
+            return None
+        return StoredFile(
+            path=relative.replace(os.sep, "/"),
+            size=stat.st_size,
+            modified=stat.st_mtime,
+            etag=f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"',
+        )
+
+    def stat(self, checkpoint_uuid: str, path: str) -> StoredFile:
+        """The StoredFile of one regular file."""
+        full = self.file_path(checkpoint_uuid, path)
+        stored = self._stored_file(str(full), check_relative_path(path))
+        if stored is None:
+            raise FileNotFoundInStorage(f"{check_relative_path(path)} not found")
+        return stored
+
+    def open(self, checkpoint_uuid: str, path: str, start: int = 0, end: int | None = None):
+        """The real file object for a whole file (so sendfile can be used), else a range."""
+        full = self.file_path(checkpoint_uuid, path)
+        try:
+            handle = open(full, "rb")  # noqa: SIM115 - the caller closes it
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise FileNotFoundInStorage(f"{check_relative_path(path)} not found") from None
+        except OSError as exc:
+            raise StorageError(f"cannot open {check_relative_path(path)}: {exc.strerror}")
+        size = os.fstat(handle.fileno()).st_size
+        if start == 0 and end is None:
+            return handle
+        start, end = clamp_range(start, end, size)
+        handle.seek(start)
+        return StreamReader(handle.read, end - start, close=handle.close, name=path)
+
+    def delete_checkpoints(self, checkpoint_uuids: Iterable[str]) -> DeleteResult:
+        """Remove each checkpoint dir file by file, recording every file that stays."""
+        result = DeleteResult()
+        for checkpoint_uuid in checkpoint_uuids:
+            result.requests += 1
+            try:
+                self._delete_one(check_uuid(checkpoint_uuid), result)
+            except (UnsafePath, OSError) as exc:
+                result.errors[str(checkpoint_uuid)] = str(exc)
+        return result
+
+    def _delete_one(self, checkpoint_uuid: str, result: DeleteResult) -> None:
+        """Delete one checkpoint dir bottom-up, never following symlinks."""
+        base = self.checkpoint_dir(checkpoint_uuid)
+        if not os.path.lexists(base):
+            return
+        if os.path.islink(base):  # never walk into another directory through a link
+            self.remove_file(str(base))
+            result.deleted_files += 1
+            return
+        errors: dict[str, str] = {}
+        total = 0
+        for dirpath, dirnames, filenames in os.walk(base, topdown=False):
+            links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+            for name in filenames + links:
+                total += 1
+                full = os.path.join(dirpath, name)
+                try:
+                    self.remove_file(full)
+                    result.deleted_files += 1
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    key = f"{checkpoint_uuid}/{os.path.relpath(full, base)}"
+                    errors[key] = exc.strerror or str(exc)
+            if not errors:
+                self._remove_dir(dirpath, checkpoint_uuid, errors)
+        if errors:
+            result.object_errors.update(errors)
+            result.errors[checkpoint_uuid] = summarize_object_errors(errors, total)
+
+    @staticmethod
+    def remove_file(full: str) -> None:
+        """Unlink one file or symlink (a seam tests use to simulate a failing file)."""
+        os.unlink(full)
+
+    @staticmethod
+    def _remove_dir(dirpath: str, checkpoint_uuid: str, errors: dict[str, str]) -> None:
+        """Remove an emptied directory; report it if it will not go."""
+        try:
+            os.rmdir(dirpath)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            errors[f"{checkpoint_uuid}/{os.path.basename(dirpath)}/"] = exc.strerror or str(exc)
+
+    def check_connection(self) -> None:
+        """The root must be an existing directory this process can read and write."""
+        root = self.root
+        if not root.is_dir():
+            raise StorageError(f"{root} does not exist or is not a directory")
+        if not os.access(root, os.R_OK | os.W_OK | os.X_OK):
+            raise StorageError(f"{root} is not readable and writable by the server")
+
+    def iter_checkpoint_dirs(self) -> Iterator[str]:
+        """Names of the directories directly under the root (symlinks excluded)."""
+        try:
+            with os.scandir(self.root) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        yield entry.name
+        except OSError as exc:
+            raise StorageError(f"cannot list {self.root}: {exc.strerror}") from None
