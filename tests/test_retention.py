@@ -1,0 +1,241 @@
+"""The retention engine: the spec's table row for row, and properties against a reference."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from experiments.choices import CheckpointState
+from experiments.demo import SPEC_TABLE, build_spec_example
+from experiments.models import Checkpoint, Trial
+from experiments.retention import (
+    InvalidPolicy,
+    Policy,
+    deleted_checkpoints,
+    gc_preview,
+    ranked_candidates,
+    retained_checkpoints,
+)
+from tests.factories import bulk_checkpoints, make_experiment
+
+# The spec's example table: (save_experiment_best, save_trial_best, save_trial_latest) -> ids.
+# ">= 5" and ">= 3" rows are checked at the bound and beyond it.
+SPEC_POLICIES = [
+    ((0, 0, 0), []),
+    ((2, 0, 0), [8, 7]),
+    ((5, 0, 0), [8, 7, 5, 4, 3]),
+    ((9, 0, 0), [8, 7, 5, 4, 3]),
+    ((0, 1, 0), [7, 5]),
+    ((0, 3, 0), [8, 7, 5, 4, 3]),
+    ((0, 7, 0), [8, 7, 5, 4, 3]),
+    ((0, 0, 1), [10, 5]),
+    ((0, 0, 3), [10, 9, 8, 5, 4, 3]),
+    ((2, 1, 0), [8, 7, 5]),
+    ((2, 0, 1), [10, 8, 7, 5]),
+    ((0, 1, 1), [10, 7, 5]),
+    ((2, 1, 1), [10, 8, 7, 5]),
+]
+
+
+@pytest.fixture
+def spec_example(alice, default_storage):
+    """The spec's example; returns (experiment, map from spec checkpoint id to DB id)."""
+    experiment = build_spec_example(alice)
+    by_key = {
+        (c.trial_id, c.steps_completed): c.id
+        for c in Checkpoint.objects.filter(experiment=experiment)
+    }
+    trial_ids = list(
+        Trial.objects.filter(experiment=experiment).order_by("id").values_list("id", flat=True)
+    )
+    spec_to_db = {
+        number: by_key[(trial_ids[trial - 1], steps)]
+        for number, (trial, steps, _) in enumerate(SPEC_TABLE, start=1)
+    }
+    return experiment, spec_to_db
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("policy", "expected"), SPEC_POLICIES, ids=lambda v: str(v))
+def test_spec_table_row(spec_example, policy, expected):
+    experiment, spec_to_db = spec_example
+    db_to_spec = {db: spec for spec, db in spec_to_db.items()}
+    kept = retained_checkpoints(experiment, Policy(*policy))
+    assert [db_to_spec[pk] for pk in kept] == expected
+    deleted = deleted_checkpoints(experiment, Policy(*policy))
+    assert sorted(db_to_spec[pk] for pk in deleted) == sorted(set(range(1, 11)) - set(expected))
+
+
+@pytest.mark.django_db
+def test_it_ranks_in_one_query(spec_example, django_assert_num_queries):
+    experiment, _ = spec_example
+    with django_assert_num_queries(1):
+        ranked_candidates(experiment, Policy(0, 1, 1))
+
+
+@pytest.mark.django_db
+def test_preview_shape_and_reclaimed_bytes(spec_example):
+    experiment, spec_to_db = spec_example
+    preview = gc_preview(experiment, Policy(2, 0, 0))
+    assert set(preview) >= {
+        "retained_ids",
+        "deleted_ids",
+        "reclaimed_bytes",
+        "metric_name",
+        "checkpoints",
+    }
+    assert preview["retained_ids"] == [spec_to_db[8], spec_to_db[7]]
+    assert preview["deleted_ids"] == sorted(preview["deleted_ids"], reverse=True)
+    sizes = dict(Checkpoint.objects.values_list("id", "size_bytes"))
+    assert preview["reclaimed_bytes"] == sum(sizes[pk] for pk in preview["deleted_ids"]) > 0
+    assert preview["metric_name"] == "validation_loss"
+    row = next(c for c in preview["checkpoints"] if c["id"] == spec_to_db[7])
+    assert row["validation_metric"] == 0.2 and row["keep"] is True
+
+
+@pytest.mark.django_db
+def test_protected_and_non_candidates(spec_example):
+    experiment, spec_to_db = spec_example
+    Checkpoint.objects.filter(pk=spec_to_db[1]).update(protected=True)
+    Checkpoint.objects.filter(pk=spec_to_db[7]).update(state=CheckpointState.DELETED)
+    kept = retained_checkpoints(experiment, Policy(1, 0, 0))
+    # 7 is gone, so the best is now 8 (0.3); 1 is protected.
+    assert kept == [spec_to_db[8], spec_to_db[1]]
+    assert spec_to_db[7] not in deleted_checkpoints(experiment, Policy(1, 0, 0))
+
+
+@pytest.mark.django_db
+def test_larger_is_better(alice, default_storage):
+    experiment = make_experiment(alice, default_storage, smaller_is_better=False)
+    trial = Trial.objects.create(experiment=experiment)
+    ok = CheckpointState.COMPLETED
+    a, b, c = bulk_checkpoints(
+        trial, [(1, 0.9, ok, False, 1), (2, 0.95, ok, False, 1), (3, None, ok, False, 1)]
+    )
+    assert retained_checkpoints(experiment, Policy(1, 0, 0)) == [b.id]
+    assert retained_checkpoints(experiment, Policy(0, 0, 1)) == [c.id]
+
+
+@pytest.mark.parametrize(
+    "bad", [{"save_trial_best": "-1"}, {"save_trial_best": "1.5"}, {"save_trial_best": "x"}]
+)
+def test_policy_rejects_bad_values(bad):
+    with pytest.raises(InvalidPolicy) as info:
+        Policy.from_values(bad)
+    assert info.value.field == "save_trial_best"
+    assert "save_trial_best" in str(info.value)
+
+
+def test_policy_fills_missing_values_from_fallback():
+    policy = Policy.from_values({"save_trial_best": "3"}, fallback={"save_experiment_best": 2})
+    assert policy == Policy(save_experiment_best=2, save_trial_best=3, save_trial_latest=1)
+
+
+# --- property tests against a pure-Python reference ----------------------------------------
+
+STATES = [
+    CheckpointState.COMPLETED,
+    CheckpointState.COMPLETED,
+    CheckpointState.COMPLETED,
+    CheckpointState.PARTIALLY_DELETED,
+    CheckpointState.DELETED,
+    CheckpointState.DELETING,
+    CheckpointState.ERROR,
+]
+checkpoint_rows = st.tuples(
+    st.sampled_from([100, 200, 300, 300, 400]),  # steps, with ties
+    st.one_of(st.none(), st.sampled_from([0.1, 0.2, 0.2, 0.5, 1.0])),  # metric, with ties
+    st.sampled_from(STATES),
+    st.booleans(),  # protected
+    st.integers(min_value=0, max_value=1000),
+)
+experiments = st.lists(st.lists(checkpoint_rows, max_size=8), min_size=1, max_size=4)
+policies = st.tuples(*(st.integers(min_value=0, max_value=4) for _ in range(3)))
+
+
+def reference_retained(rows, smaller_is_better, policy):
+    """DESIGN.md's retention rules, written plainly over (id, trial, steps, metric, protected)."""
+    exp_best, trial_best, latest = policy
+    candidates = [
+        r
+        for r in rows
+        if r["state"] in (CheckpointState.COMPLETED, CheckpointState.PARTIALLY_DELETED)
+    ]
+
+    def best_key(r):
+        metric = r["metric"] if smaller_is_better else -r["metric"]
+        return (metric, r["steps"], r["id"])
+
+    with_metric = [r for r in candidates if r["metric"] is not None]
+    keep = {r["id"] for r in sorted(with_metric, key=best_key)[:exp_best]}
+    for trial in {r["trial"] for r in candidates}:
+        mine = [r for r in candidates if r["trial"] == trial]
+        mine_metric = [r for r in mine if r["metric"] is not None]
+        keep |= {r["id"] for r in sorted(mine_metric, key=best_key)[:trial_best]}
+        keep |= {r["id"] for r in sorted(mine, key=lambda r: (-r["steps"], -r["id"]))[:latest]}
+    keep |= {r["id"] for r in candidates if r["protected"]}
+    return sorted(keep, reverse=True)
+
+
+def build(owner, storage, trials_rows, smaller_is_better):
+    experiment = make_experiment(owner, storage, smaller_is_better=smaller_is_better)
+    rows = []
+    for trial_rows in trials_rows:
+        trial = Trial.objects.create(experiment=experiment)
+        for ckpt, (steps, metric, state, protected, _size) in zip(
+            bulk_checkpoints(trial, trial_rows), trial_rows, strict=True
+        ):
+            rows.append(
+                {
+                    "id": ckpt.id,
+                    "trial": trial.id,
+                    "steps": steps,
+                    "metric": metric,
+                    "state": state,
+                    "protected": protected,
+                }
+            )
+    return experiment, rows
+
+
+HYPOTHESIS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@pytest.mark.django_db
+@HYPOTHESIS
+@given(trials_rows=experiments, smaller=st.booleans(), policy=policies)
+def test_engine_matches_reference(alice, default_storage, trials_rows, smaller, policy):
+    experiment, rows = build(alice, default_storage, trials_rows, smaller)
+    assert retained_checkpoints(experiment, Policy(*policy)) == reference_retained(
+        rows, smaller, policy
+    )
+    experiment.delete()
+
+
+@pytest.mark.django_db
+@HYPOTHESIS
+@given(trials_rows=experiments, smaller=st.booleans(), policy=policies, which=st.integers(0, 2))
+def test_raising_any_save_never_deletes_more(
+    alice, default_storage, trials_rows, smaller, policy, which
+):
+    experiment, _ = build(alice, default_storage, trials_rows, smaller)
+    raised = list(policy)
+    raised[which] += 1
+    before = set(deleted_checkpoints(experiment, Policy(*policy)))
+    after = set(deleted_checkpoints(experiment, Policy(*raised)))
+    assert after <= before
+    experiment.delete()
+
+
+@pytest.mark.django_db
+@HYPOTHESIS
+@given(trials_rows=experiments, smaller=st.booleans(), policy=policies)
+def test_combined_policy_keeps_union_of_parts(alice, default_storage, trials_rows, smaller, policy):
+    experiment, _ = build(alice, default_storage, trials_rows, smaller)
+    e, t, latest = policy
+    parts = set()
+    for single in (Policy(e, 0, 0), Policy(0, t, 0), Policy(0, 0, latest)):
+        parts |= set(retained_checkpoints(experiment, single))
+    assert set(retained_checkpoints(experiment, Policy(e, t, latest))) == parts
+    experiment.delete()
