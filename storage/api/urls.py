@@ -1,3 +1,18 @@
-"""Storage REST routes (mounted under /api/v1/)."""
+"""Storage REST routes (mounted under /api/v1/): checkpoint downloads."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from storage.api import views
+
+urlpatterns = [
+    path(
+        "checkpoints/<uuid:uuid>/download",
+        views.CheckpointDownloadView.as_view(),
+        name="checkpoint-download",
+    ),
+    path(
+        "checkpoints/<uuid:uuid>/files/<path:path>",
+        views.CheckpointFileView.as_view(),
+        name="checkpoint-file",
+    ),
+]
