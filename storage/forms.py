@@ -1,0 +1,87 @@
+"""Forms of the storage app: the StorageConfig form with write-only secrets."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from storage.choices import SECRET_FIELDS
+from storage.models import StorageConfig
+
+
+class SecretInput(forms.PasswordInput):
+    """A password box that never renders the stored value (``render_value=False``)."""
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs={"autocomplete": "new-password", **(attrs or {})})
+
+
+class StorageConfigForm(forms.ModelForm):
+    """Add/change a StorageConfig.
+
+    Secrets are write-only: their boxes are always empty, the help text says whether a
+    value is set, a blank box keeps the stored value and a "clear" box removes it.
+    Per-type validation is ``StorageConfig.clean``; exactly one config is the default.
+    """
+
+    clear_access_key = forms.BooleanField(required=False, label="Clear the stored access key")
+    clear_secret_key = forms.BooleanField(required=False, label="Clear the stored secret key")
+
+    class Meta:
+        model = StorageConfig
+        fields = [
+            "name",
+            "type",
+            "host_path",
+            "storage_path",
+            "bucket",
+            "prefix",
+            "endpoint_url",
+            "access_key",
+            "secret_key",
+            "is_default",
+            "save_experiment_best",
+            "save_trial_best",
+            "save_trial_latest",
+        ]
+        widgets = {field: SecretInput() for field in SECRET_FIELDS}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in SECRET_FIELDS:
+            stored = bool(self.instance.pk and getattr(self.instance, name))
+            field = self.fields[name]
+            field.initial = ""
+            field.help_text = f"Currently: {'set' if stored else 'not set'}. " + (
+                "Leave blank to keep it." if stored else "Optional."
+            )
+
+    def _clean_secret(self, name: str) -> str:
+        """The new secret, the stored one when left blank, or '' when cleared."""
+        value = self.cleaned_data.get(name, "")
+        if self.data.get(f"clear_{name}") in ("on", "true", "1", "True"):
+            return ""
+        if value:
+            return value
+        if self.instance.pk:
+            return StorageConfig.objects.filter(pk=self.instance.pk).values_list(name, flat=True)[0]
+        return ""
+
+    def clean_access_key(self) -> str:
+        return self._clean_secret("access_key")
+
+    def clean_secret_key(self) -> str:
+        return self._clean_secret("secret_key")
+
+    def clean_is_default(self) -> bool:
+        """Refuse to leave the site without a default storage."""
+        is_default = self.cleaned_data.get("is_default", False)
+        if is_default:
+            return True
+        others = StorageConfig.objects.filter(is_default=True)
+        if self.instance.pk:
+            others = others.exclude(pk=self.instance.pk)
+        if not others.exists():
+            raise ValidationError(
+                "Exactly one storage must be the default: make another storage the "
+                "default instead of unchecking this one."
+            )
+        return False
