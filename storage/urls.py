@@ -1,3 +1,11 @@
-"""Storage pages."""
+"""Storage pages (namespace ``storage``)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from storage import views
+
+app_name = "storage"
+
+urlpatterns = [
+    path("storage/", views.storage_list, name="list"),
+]

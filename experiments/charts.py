@@ -1,0 +1,277 @@
+"""Server-side SVG chart of the searcher metric against steps (no JavaScript library).
+
+``validation_lines`` reads the searcher metric of every validation in one query (the JSON
+key is extracted by the database); ``metric_chart`` lays out one line per trial plus a marker
+per checkpoint — kept ones filled, those the policy would delete hollow and red — and
+downsamples so the page never carries more than ``MAX_POINTS`` line points or markers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db.models.fields.json import KeyTransform
+
+from experiments.models import Validation
+
+MAX_POINTS = 2000
+MAX_MARKERS = 2000
+MAX_LEGEND = 8
+PALETTE = (
+    "#4f46e5",
+    "#0891b2",
+    "#d97706",
+    "#059669",
+    "#db2777",
+    "#7c3aed",
+    "#65a30d",
+    "#0284c7",
+    "#ea580c",
+    "#475569",
+)
+
+WIDTH, HEIGHT = 760, 300
+PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 64, 16, 14, 62
+LANE_OFFSET = 30  # the "no metric" lane sits this far below the plot
+
+
+@dataclass(frozen=True)
+class ChartCheckpoint:
+    """What the chart needs of a checkpoint: where it goes and whether it is kept."""
+
+    id: int
+    trial_id: int
+    steps_completed: int
+    validation_metric: float | None
+    keep: bool | None  # None: not a GC candidate (already deleted, deleting, error)
+
+
+@dataclass
+class Series:
+    trial_id: int
+    colour: str
+    path: str
+    points: int
+
+
+@dataclass
+class Marker:
+    x: float
+    y: float
+    colour: str
+    keep: bool | None
+    title: str
+    checkpoint_id: int
+
+    @property
+    def cross(self) -> str:
+        """The SVG path of the × drawn inside a deleted checkpoint's marker."""
+        return f"M{self.x - 2.5},{self.y - 2.5} l5,5 m0,-5 l-5,5"
+
+
+@dataclass
+class Chart:
+    """Everything ``partials/metric_chart.html`` draws."""
+
+    metric_name: str
+    width: int = WIDTH
+    height: int = HEIGHT
+    series: list[Series] = field(default_factory=list)
+    markers: list[Marker] = field(default_factory=list)
+    x_ticks: list[tuple[float, str]] = field(default_factory=list)
+    y_ticks: list[tuple[float, str]] = field(default_factory=list)
+    legend: list[tuple[str, str]] = field(default_factory=list)
+    legend_more: int = 0
+    downsampled: bool = False
+    has_lane: bool = False
+    empty: bool = True
+
+    @property
+    def plot_left(self) -> int:
+        return PAD_LEFT
+
+    @property
+    def plot_right(self) -> int:
+        return self.width - PAD_RIGHT
+
+    @property
+    def plot_top(self) -> int:
+        return PAD_TOP
+
+    @property
+    def plot_bottom(self) -> int:
+        return self.height - PAD_BOTTOM
+
+    @property
+    def lane_y(self) -> int:
+        return self.plot_bottom + LANE_OFFSET
+
+    @property
+    def kept_markers(self) -> list[Marker]:
+        return [m for m in self.markers if m.keep is not False]
+
+    @property
+    def deleted_markers(self) -> list[Marker]:
+        return [m for m in self.markers if m.keep is False]
+
+
+def validation_lines(metric_name: str, **filters) -> dict[int, list[tuple[int, float]]]:
+    """``{trial_id: [(steps, metric), …]}`` of validations matching ``filters``, one query.
+
+    The latest validation at a step wins; values that are not numbers are skipped.
+    """
+    rows = (
+        Validation.objects.filter(**filters)
+        .annotate(value=KeyTransform(metric_name, "metrics"))
+        .order_by("trial_id", "steps_completed", "id")
+        .values_list("trial_id", "steps_completed", "value")
+    )
+    lines: dict[int, dict[int, float]] = {}
+    for trial_id, steps, value in rows:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if not math.isfinite(value):
+            continue
+        lines.setdefault(trial_id, {})[steps] = float(value)
+    return {trial_id: sorted(points.items()) for trial_id, points in lines.items()}
+
+
+def downsample(points: list[tuple[int, float]], budget: int) -> list[tuple[int, float]]:
+    """At most about ``budget`` points: first, last and each bucket's minimum and maximum.
+
+    Keeping the extremes of each bucket preserves the shape (spikes, the best value) that
+    a plain stride would drop.
+    """
+    if len(points) <= budget or budget < 4:
+        return points if len(points) <= max(budget, 2) else [points[0], points[-1]]
+    buckets = max(1, (budget - 2) // 2)
+    size = (len(points) - 2) / buckets
+    kept = [points[0]]
+    for b in range(buckets):
+        chunk = points[1 + int(b * size) : 1 + int((b + 1) * size)]
+        if not chunk:
+            continue
+        low = min(chunk, key=lambda p: p[1])
+        high = max(chunk, key=lambda p: p[1])
+        kept.extend(sorted({low, high}))
+    kept.append(points[-1])
+    return kept
+
+
+def _stride(items: list, budget: int) -> list:
+    if len(items) <= budget:
+        return items
+    step = len(items) / budget
+    return [items[int(i * step)] for i in range(budget)]
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values covering ``[low, high]`` (1, 2, 2.5 or 5 times a power of ten)."""
+    if high <= low:
+        high = low + (abs(low) or 1.0)
+    raw = (high - low) / max(count - 1, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    start = math.floor(low / step) * step
+    ticks = []
+    value = start
+    while value <= high + step * 0.5 and len(ticks) < 20:
+        ticks.append(round(value, 12))
+        value += step
+    return ticks
+
+
+def _tick_label(value: float) -> str:
+    if value == 0:
+        return "0"
+    if abs(value) >= 1e6 or abs(value) < 1e-3:
+        return f"{value:.1e}"
+    if abs(value) >= 1000 and float(value).is_integer():
+        return f"{value / 1000:g}k"
+    return f"{value:.4g}"
+
+
+def metric_chart(
+    metric_name: str,
+    lines: dict[int, list[tuple[int, float]]],
+    checkpoints: Iterable[ChartCheckpoint],
+    width: int = WIDTH,
+    height: int = HEIGHT,
+) -> Chart:
+    """Lay out the chart: one polyline per trial and a marker per checkpoint."""
+    checkpoints = list(checkpoints)
+    chart = Chart(metric_name=metric_name, width=width, height=height)
+    trial_ids = sorted(set(lines) | {c.trial_id for c in checkpoints})
+    if not trial_ids:
+        return chart
+    colours = {t: PALETTE[i % len(PALETTE)] for i, t in enumerate(trial_ids)}
+
+    budget = max(4, MAX_POINTS // max(len(lines), 1))
+    sampled = {}
+    for trial_id, points in lines.items():
+        sampled[trial_id] = downsample(points, budget)
+        chart.downsampled |= len(sampled[trial_id]) < len(points)
+
+    kept = [c for c in checkpoints if c.keep is not False]
+    dropped = [c for c in checkpoints if c.keep is False]
+    if len(checkpoints) > MAX_MARKERS:
+        share = max(1, MAX_MARKERS * len(kept) // len(checkpoints))
+        kept = _stride(kept, share)
+        dropped = _stride(dropped, MAX_MARKERS - len(kept))
+        chart.downsampled = True
+    shown = kept + dropped
+
+    xs = [p[0] for pts in sampled.values() for p in pts] + [c.steps_completed for c in shown]
+    ys = [p[1] for pts in sampled.values() for p in pts] + [
+        c.validation_metric for c in shown if c.validation_metric is not None
+    ]
+    if not xs:
+        return chart
+    chart.empty = False
+    x_ticks = nice_ticks(min(0, min(xs)), max(xs))
+    x_lo, x_hi = x_ticks[0], x_ticks[-1]
+    if ys:
+        y_ticks = nice_ticks(min(ys), max(ys))
+        y_lo, y_hi = y_ticks[0], y_ticks[-1]
+    else:
+        y_ticks, y_lo, y_hi = [], 0.0, 1.0
+
+    def sx(steps: float) -> float:
+        span = (x_hi - x_lo) or 1
+        return round(
+            chart.plot_left + (steps - x_lo) / span * (chart.plot_right - chart.plot_left), 1
+        )
+
+    def sy(value: float) -> float:
+        span = (y_hi - y_lo) or 1
+        return round(
+            chart.plot_bottom - (value - y_lo) / span * (chart.plot_bottom - chart.plot_top), 1
+        )
+
+    chart.x_ticks = [(sx(t), _tick_label(t)) for t in x_ticks]
+    chart.y_ticks = [(sy(t), _tick_label(t)) for t in y_ticks]
+    for trial_id in trial_ids:
+        points = sampled.get(trial_id, [])
+        if points:
+            path = "M" + " L".join(f"{sx(s)},{sy(v)}" for s, v in points)
+            chart.series.append(Series(trial_id, colours[trial_id], path, len(points)))
+    for c in shown:
+        verdict = {True: "kept", False: "would be deleted", None: "not a GC candidate"}[c.keep]
+        if c.validation_metric is None:
+            y = chart.lane_y
+            chart.has_lane = True
+            value = "no metric"
+        else:
+            y = sy(c.validation_metric)
+            value = f"{metric_name} {c.validation_metric:.4g}"
+        title = f"Checkpoint {c.id} · trial {c.trial_id} · step {c.steps_completed} · {value}"
+        chart.markers.append(
+            Marker(
+                sx(c.steps_completed), y, colours[c.trial_id], c.keep, f"{title} · {verdict}", c.id
+            )
+        )
+    chart.legend = [(f"Trial {t}", colours[t]) for t in trial_ids[:MAX_LEGEND]]
+    chart.legend_more = max(0, len(trial_ids) - MAX_LEGEND)
+    return chart

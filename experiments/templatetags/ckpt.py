@@ -1,0 +1,118 @@
+"""Template helpers of the dashboard: sizes, metrics, state badges, sortable headers."""
+
+from __future__ import annotations
+
+import math
+
+from django import template
+from django.utils.html import format_html
+from django.utils.http import urlencode
+
+register = template.Library()
+
+_UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
+
+#: Badge colour of each state of experiments, trials, checkpoints and GC runs.
+STATE_TONES = {
+    "ACTIVE": "blue",
+    "RUNNING": "blue",
+    "PENDING": "grey",
+    "PAUSED": "amber",
+    "COMPLETED": "green",
+    "SUCCEEDED": "green",
+    "CANCELED": "grey",
+    "DELETING": "amber",
+    "PARTIALLY_DELETED": "amber",
+    "DELETED": "grey",
+    "ERROR": "red",
+    "FAILED": "red",
+}
+
+
+def human_bytes(value) -> str:
+    """``1536`` -> ``"1.5 KB"`` (powers of 1024, one decimal above bytes)."""
+    try:
+        size = float(value or 0)
+    except (TypeError, ValueError):
+        return "—"
+    unit = 0
+    while size >= 1024 and unit < len(_UNITS) - 1:
+        size /= 1024
+        unit += 1
+    if unit == 0:
+        return f"{int(size)} B"
+    return f"{size:.1f} {_UNITS[unit]}"
+
+
+register.filter("human_bytes", human_bytes)
+
+
+@register.filter
+def metric(value) -> str:
+    """A validation metric with four significant digits, or an em dash when absent."""
+    if value is None or value == "":
+        return "—"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(number):
+        return str(number)
+    if number != 0 and (abs(number) >= 1e5 or abs(number) < 1e-3):
+        return f"{number:.3e}"
+    return f"{number:.4g}"
+
+
+@register.filter
+def state_badge(state) -> str:
+    """A coloured pill for a state value, e.g. COMPLETED in green."""
+    text = str(state or "")
+    tone = STATE_TONES.get(text, "grey")
+    label = text.replace("_", " ").capitalize()
+    return format_html('<span class="badge badge-{}" data-state="{}">{}</span>', tone, text, label)
+
+
+@register.filter
+def ids_csv(ids) -> str:
+    """A list of ids as ``"8,7"``."""
+    return ",".join(str(i) for i in ids)
+
+
+@register.filter
+def short_uuid(value) -> str:
+    """The first eight characters of a UUID, for dense tables."""
+    return str(value)[:8]
+
+
+@register.simple_tag(takes_context=True)
+def query_with(context, **changes) -> str:
+    """The current query string with ``changes`` applied (``None`` removes a key)."""
+    params = context["request"].GET.copy()
+    for key, value in changes.items():
+        if value is None or value == "":
+            params.pop(key, None)
+        else:
+            params[key] = value
+    return "?" + urlencode(sorted(params.lists()), doseq=True) if params else "?"
+
+
+@register.inclusion_tag("partials/sort_header.html", takes_context=True)
+def sort_header(context, label, key, param="sort", numeric=False):
+    """A table header that sorts by ``key``; clicking again reverses the order."""
+    request = context["request"]
+    current = request.GET.get(param) or context.get(f"{param}_default", "")
+    if current == key:
+        target, direction = f"-{key}", "asc"
+    elif current == f"-{key}":
+        target, direction = key, "desc"
+    else:
+        target, direction = (f"-{key}" if numeric else key), ""
+    params = request.GET.copy()
+    params[param] = target
+    params.pop("page", None)
+    return {
+        "label": label,
+        "href": "?" + urlencode(sorted(params.lists()), doseq=True),
+        "direction": direction,
+        "numeric": numeric,
+    }

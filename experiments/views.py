@@ -1,0 +1,564 @@
+"""Dashboard pages of experiments, trials, checkpoints and GC policies.
+
+Every page needs a signed-in user; anyone signed in may look, only the experiment's owner
+or staff may change anything (apply a GC policy, protect a checkpoint). Query counts do not
+grow with the number of checkpoints: tables are paginated in the database, counts are
+aggregates, and the GC verdicts come from ``retention.ranked_candidates`` in one query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Count,
+    F,
+    FloatField,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    When,
+)
+from django.db.models.functions import Coalesce
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from experiments.charts import ChartCheckpoint, metric_chart, validation_lines
+from experiments.choices import GC_RUN_TERMINAL_STATES, CheckpointState
+from experiments.filters import CheckpointFilterSet
+from experiments.forms import ExperimentFilterForm, GCPolicyForm
+from experiments.models import POLICY_FIELDS, Checkpoint, Experiment, GCRun, Trial, Validation
+from experiments.retention import Policy, gc_preview, ranked_candidates
+from experiments.services import set_gc_policy
+from storage.services import GONE_STATES, checkpoint_files, is_text_file, read_text_preview
+
+EXPERIMENTS_PER_PAGE = 25
+CHECKPOINTS_PER_PAGE = 50
+TRIALS_SHOWN = 100
+PREVIEW_ROWS = 200
+
+
+# --- queries ---------------------------------------------------------------------------------
+
+LIVE = ~Q(state=CheckpointState.DELETED)
+EXPERIMENT_SORTS = {
+    "name": ["name"],
+    "owner": ["owner__username"],
+    "state": ["state"],
+    "trials": ["n_trials"],
+    "checkpoints": ["n_live"],
+    "bytes": ["live_bytes"],
+    "best": ["best_metric"],
+    "created": ["created_at"],
+}
+
+
+def _per_experiment(queryset, aggregate, output_field):
+    """A correlated subquery: ``aggregate`` over ``queryset`` rows of the outer experiment."""
+    rows = queryset.filter(experiment=OuterRef("pk")).order_by().values("experiment")
+    return Subquery(rows.annotate(v=aggregate).values("v")[:1], output_field=output_field)
+
+
+def experiment_rows(q: str | None, state: str | None, sort: str):
+    """Experiments with trial and checkpoint counts, bytes on storage and best metric."""
+    live = Checkpoint.objects.filter(LIVE)
+    measured = Checkpoint.objects.filter(validation_metric__isnull=False)
+    rows = Experiment.objects.select_related("owner", "storage").annotate(
+        n_trials=Coalesce(_per_experiment(Trial.objects, Count("id"), IntegerField()), 0),
+        n_live=Coalesce(_per_experiment(live, Count("id"), IntegerField()), 0),
+        n_deleted=Coalesce(
+            _per_experiment(
+                Checkpoint.objects.filter(state=CheckpointState.DELETED),
+                Count("id"),
+                IntegerField(),
+            ),
+            0,
+        ),
+        live_bytes=Coalesce(_per_experiment(live, Sum("size_bytes"), BigIntegerField()), 0),
+        best_metric=Case(
+            When(
+                smaller_is_better=True,
+                then=_per_experiment(measured, Min("validation_metric"), FloatField()),
+            ),
+            default=_per_experiment(measured, Max("validation_metric"), FloatField()),
+        ),
+    )
+    if q:
+        rows = rows.filter(
+            Q(name__icontains=q) | Q(description__icontains=q) | Q(owner__username__icontains=q)
+        )
+    if state:
+        rows = rows.filter(state=state)
+    descending = sort.startswith("-")
+    fields = EXPERIMENT_SORTS.get(sort.lstrip("-"), ["created_at"])
+    order = [
+        F(f).desc(nulls_last=True) if descending else F(f).asc(nulls_last=True) for f in fields
+    ]
+    return rows.order_by(*order, "-id")
+
+
+def sorted_checkpoints(queryset, params):
+    """Checkpoints filtered and ordered by the shared CheckpointFilterSet (``?ordering=``)."""
+    return CheckpointFilterSet(params, queryset=queryset).qs
+
+
+def checkpoint_totals(experiment: Experiment) -> dict:
+    """Counts and bytes of an experiment's checkpoints, live and deleted, in one query."""
+    return experiment.checkpoints.aggregate(
+        live=Count("id", filter=LIVE),
+        deleted=Count("id", filter=Q(state=CheckpointState.DELETED)),
+        live_bytes=Coalesce(Sum("size_bytes", filter=LIVE), 0),
+        protected=Count("id", filter=Q(protected=True)),
+    )
+
+
+def can_manage(user, experiment: Experiment) -> bool:
+    """Owners and staff may change an experiment; everyone else only looks."""
+    return user.is_authenticated and (user.is_staff or experiment.owner_id == user.pk)
+
+
+def _with_default(query, key: str, default: str):
+    params = query.copy()
+    if not params.get(key):
+        params[key] = default
+    return params
+
+
+def _page(request, queryset, per_page: int, param: str = "page"):
+    return Paginator(queryset, per_page).get_page(request.GET.get(param))
+
+
+def _chart(experiment: Experiment, lines, ranked, trial_id: int | None = None):
+    points = [
+        ChartCheckpoint(c.id, c.trial_id, c.steps_completed, c.validation_metric, c.keep)
+        for c in ranked
+        if trial_id is None or c.trial_id == trial_id
+    ]
+    return metric_chart(experiment.searcher_metric, lines, points)
+
+
+def _latest_run(experiment: Experiment) -> GCRun | None:
+    return experiment.gc_runs.order_by("-id").first()
+
+
+# --- checkpoint files, downloads and formats -------------------------------------------------
+
+PREVIEW_MAX_BYTES = 64 * 1024
+PREVIEW_MAX_FILES = 4
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """A file of a checkpoint as the page lists it."""
+
+    path: str
+    size: int
+    url: str | None = None
+    preview: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelFormat:
+    """A framework format recognised from a checkpoint's file names."""
+
+    key: str  # pytorch | keras | savedmodel
+    name: str
+    path: str  # the file or directory to load, relative to the checkpoint root
+    detail: str
+
+
+def _url_or_none(name: str, *args) -> str | None:
+    try:
+        return reverse(name, args=args)
+    except NoReverseMatch:
+        return None
+
+
+def download_links(checkpoint: Checkpoint) -> dict:
+    """Archive download URLs of the storage app's routes; not available once files go."""
+    base = _url_or_none("checkpoint-download", checkpoint.uuid)
+    links = {fmt: f"{base}?format={fmt}" if base else None for fmt in ("tar", "tgz", "zip")}
+    return links | {"available": bool(base) and checkpoint.state not in GONE_STATES}
+
+
+def checkpoint_file_rows(checkpoint: Checkpoint) -> dict:
+    """The checkpoint's files as listed by its storage, with download links and previews.
+
+    Falls back to the reported ``resources`` when storage cannot be listed (the page says
+    so), and lists nothing for a DELETED checkpoint whose files are gone.
+    """
+    error, source = None, "storage"
+    stored = None
+    if checkpoint.state != CheckpointState.DELETED:
+        try:
+            stored = [(f.path, f.size) for f in checkpoint_files(checkpoint)]
+        except Exception as exc:  # a storage outage must not take the page down
+            error = checkpoint.experiment.storage.scrub(str(exc)) or exc.__class__.__name__
+    if stored is None:
+        source = "reported"
+        stored = sorted((checkpoint.resources or {}).items())
+    rows, previews = [], 0
+    for path, size in stored:
+        preview = None
+        if (
+            source == "storage"
+            and previews < PREVIEW_MAX_FILES
+            and is_text_file(path)
+            and size <= PREVIEW_MAX_BYTES
+        ):
+            try:
+                preview = read_text_preview(checkpoint, path)
+            except Exception:  # noqa: S112 - a preview is optional
+                preview = None
+            previews += preview is not None
+        url = (
+            _url_or_none("checkpoint-file", checkpoint.uuid, path) if source == "storage" else None
+        )
+        rows.append(FileRow(path, size, url, preview))
+    return {"files": rows, "source": source, "error": error}
+
+
+def detect_format(paths: list[str]) -> ModelFormat | None:
+    """PyTorch ``state-dict.pth``, Keras ``determined-keras-model.h5`` or a SavedModel."""
+    names = {path.rsplit("/", 1)[-1]: path for path in sorted(paths, key=len)}
+    if "state-dict.pth" in names:
+        return ModelFormat(
+            "pytorch",
+            "PyTorch state dict",
+            names["state-dict.pth"],
+            "A dict with models_state_dict, optimizers_state_dict, "
+            "lr_schedulers_state_dict and callbacks.",
+        )
+    if "determined-keras-model.h5" in names:
+        return ModelFormat(
+            "keras",
+            "TensorFlow Keras model",
+            names["determined-keras-model.h5"],
+            "Saved with tf.keras.models.save_model (HDF5).",
+        )
+    if "saved_model.pb" in names:
+        directory = names["saved_model.pb"].rpartition("/")[0] or "."
+        return ModelFormat(
+            "savedmodel", "TensorFlow SavedModel", directory, "A SavedModel directory."
+        )
+    return None
+
+
+LOADERS = {
+    "pytorch": (
+        "import torch\n"
+        'state = torch.load("{dir}/{path}", map_location="cpu")\n'
+        'models = state["models_state_dict"]  # also optimizers_state_dict,\n'
+        "# lr_schedulers_state_dict and callbacks\n"
+        "# model.load_state_dict(models[0])"
+    ),
+    "keras": (
+        "import tensorflow as tf\n"
+        'model = tf.keras.models.load_model("{dir}/{path}")\n'
+        "model.summary()"
+    ),
+    "savedmodel": (
+        "import tensorflow as tf\n"
+        'model = tf.saved_model.load("{dir}/{path}")\n'
+        "print(list(model.signatures))"
+    ),
+}
+
+
+def load_snippet(model_format: ModelFormat, checkpoint: Checkpoint, tar_url: str) -> str:
+    """Shell lines that download the checkpoint with an API token and load it in Python."""
+    directory = f"ckpt-{str(checkpoint.uuid)[:8]}"
+    loader = LOADERS[model_format.key].format(dir=directory, path=model_format.path)
+    return (
+        "# A token: python manage.py drf_create_token <username>\n"
+        f'curl -fSL -H "Authorization: Token $CKPTWEB_TOKEN" \\\n  "{tar_url}" -o {directory}.tar\n'
+        f"mkdir -p {directory} && tar xf {directory}.tar -C {directory}\n"
+        f"python3 - <<'EOF'\n{loader}\nEOF"
+    )
+
+
+def set_protected(checkpoint: Checkpoint, protected: bool) -> None:
+    """Protect a checkpoint from garbage collection, or lift the protection."""
+    Checkpoint.objects.filter(pk=checkpoint.pk).update(protected=protected)
+    checkpoint.protected = protected
+
+
+# --- experiments -----------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def experiment_list(request):
+    """All experiments with their aggregates; search, state filter, sort and pages."""
+    form = ExperimentFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    sort = request.GET.get("sort", "-created")
+    experiments = experiment_rows(filters.get("q"), filters.get("state"), sort)
+    page = _page(request, experiments, EXPERIMENTS_PER_PAGE)
+    return render(
+        request,
+        "experiments/experiment_list.html",
+        {
+            "form": form,
+            "page": page,
+            "filtered": bool(filters.get("q") or filters.get("state")),
+            "sort_default": "-created",
+        },
+    )
+
+
+@login_required
+@require_GET
+def experiment_detail(request, pk: int):
+    """Summary, trials, the checkpoint table, the metric chart and the latest GC run."""
+    experiment = get_object_or_404(Experiment.objects.select_related("owner", "storage"), pk=pk)
+    policy = Policy(**experiment.gc_policy)
+    ranked = ranked_candidates(experiment, policy)
+    verdicts = {c.id: c.keep for c in ranked}
+    params = _with_default(request.GET, "ordering", "-id")
+    checkpoints = _page(
+        request, sorted_checkpoints(experiment.checkpoints.all(), params), CHECKPOINTS_PER_PAGE
+    )
+    for checkpoint in checkpoints:
+        checkpoint.keep = verdicts.get(checkpoint.id)
+    trials = (
+        experiment.trials.annotate(
+            n_checkpoints=Count("checkpoints"),
+            best_min=Min("checkpoints__validation_metric"),
+            best_max=Max("checkpoints__validation_metric"),
+            latest_steps=Max("checkpoints__steps_completed"),
+        ).order_by("id")
+    )[: TRIALS_SHOWN + 1]
+    lines = validation_lines(experiment.searcher_metric, trial__experiment=experiment)
+    return render(
+        request,
+        "experiments/experiment_detail.html",
+        {
+            "experiment": experiment,
+            "policy": policy,
+            "can_manage": can_manage(request.user, experiment),
+            "totals": checkpoint_totals(experiment),
+            "kept_count": sum(1 for c in ranked if c.keep),
+            "deleted_count": sum(1 for c in ranked if not c.keep),
+            "trials": list(trials)[:TRIALS_SHOWN],
+            "trial_count": experiment.trials.count() if len(trials) > TRIALS_SHOWN else None,
+            "checkpoints": checkpoints,
+            "chart": _chart(experiment, lines, ranked),
+            "run": _latest_run(experiment),
+            "ordering_default": "-id",
+        },
+    )
+
+
+# --- GC policy -------------------------------------------------------------------------------
+
+
+def _preview_context(experiment: Experiment, policy: Policy) -> dict:
+    """What ``partials/gc_preview.html`` shows for ``policy``: ids, counts, chart, table."""
+    preview = gc_preview(experiment, policy)
+    rows = preview["checkpoints"]
+    ranked = [
+        ChartCheckpoint(
+            r["id"], r["trial_id"], r["steps_completed"], r["validation_metric"], r["keep"]
+        )
+        for r in rows
+    ]
+    lines = validation_lines(experiment.searcher_metric, trial__experiment=experiment)
+    return {
+        "experiment": experiment,
+        "preview": preview,
+        "retained_count": len(preview["retained_ids"]),
+        "deleted_count": len(preview["deleted_ids"]),
+        "rows": rows[:PREVIEW_ROWS],
+        "rows_hidden": max(0, len(rows) - PREVIEW_ROWS),
+        "chart": metric_chart(experiment.searcher_metric, lines, ranked),
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def experiment_gc(request, pk: int):
+    """The GC policy form with its live preview; POST saves the policy and starts a run."""
+    experiment = get_object_or_404(Experiment.objects.select_related("owner", "storage"), pk=pk)
+    manage = can_manage(request.user, experiment)
+    status = 200
+    if request.method == "POST":
+        if not manage:
+            raise PermissionDenied("Only the owner or staff can change the GC policy.")
+        form = GCPolicyForm(experiment, request.POST)
+        if form.is_valid():
+            run = set_gc_policy(experiment, form.policy)
+            messages.success(
+                request,
+                f"Saved GC policy {_policy_text(form.policy)} and started GC run #{run.pk}.",
+            )
+            return redirect("experiments:gc", pk=experiment.pk)
+        status = 400
+    elif any(name in request.GET for name in POLICY_FIELDS):
+        form = GCPolicyForm(experiment, request.GET)
+    else:
+        form = GCPolicyForm(experiment, experiment.gc_policy)
+    valid = form.is_valid()
+    policy = form.policy if valid else Policy(**experiment.gc_policy)
+    context = {
+        "form": form,
+        "can_manage": manage,
+        "current_policy": experiment.gc_policy,
+        "run": _latest_run(experiment),
+        **_preview_context(experiment, policy),
+    }
+    return render(request, "experiments/experiment_gc.html", context, status=status)
+
+
+def _policy_text(policy: Policy) -> str:
+    return "/".join(str(v) for v in policy.as_dict().values())
+
+
+@login_required
+@require_GET
+def experiment_gc_preview(request, pk: int):
+    """The ``#gc-preview`` partial for the typed policy, or the inline error message.
+
+    An invalid policy answers 200 with ``HX-Retarget: #gc-errors`` so htmx puts the message
+    beside the form and leaves the previous preview untouched.
+    """
+    experiment = get_object_or_404(Experiment.objects.select_related("storage"), pk=pk)
+    form = GCPolicyForm(experiment, request.GET)
+    if not form.is_valid():
+        response = render(request, "partials/gc_errors.html", {"form": form})
+        if request.htmx:
+            response["HX-Retarget"] = "#gc-errors"
+            response["HX-Reswap"] = "innerHTML"
+        else:
+            response.status_code = 400
+        return response
+    context = {"oob_errors": True, **_preview_context(experiment, form.policy)}
+    return render(request, "partials/gc_preview.html", context)
+
+
+@login_required
+@require_GET
+def gc_run_card(request, pk: int):
+    """The progress card of one GC run; polled every second until the run has finished.
+
+    The answer that first reports the end carries ``HX-Trigger: gc-finished`` so the page
+    refreshes the tables that depend on it.
+    """
+    run = get_object_or_404(GCRun.objects.select_related("experiment"), pk=pk)
+    response = render(request, "partials/gc_run.html", {"run": run})
+    if request.htmx and (run.finished_at or run.state in GC_RUN_TERMINAL_STATES):
+        response["HX-Trigger"] = "gc-finished"
+    return response
+
+
+# --- trials and checkpoints ------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def trial_detail(request, pk: int):
+    """One trial: its metric chart, hyperparameters and checkpoints."""
+    trial = get_object_or_404(
+        Trial.objects.select_related("experiment__owner", "experiment__storage"), pk=pk
+    )
+    experiment = trial.experiment
+    ranked = ranked_candidates(experiment, Policy(**experiment.gc_policy))
+    verdicts = {c.id: c.keep for c in ranked}
+    params = _with_default(request.GET, "ordering", "-steps_completed")
+    checkpoints = _page(
+        request, sorted_checkpoints(trial.checkpoints.all(), params), CHECKPOINTS_PER_PAGE
+    )
+    for checkpoint in checkpoints:
+        checkpoint.keep = verdicts.get(checkpoint.id)
+    lines = validation_lines(experiment.searcher_metric, trial=trial)
+    stats = trial.validations.aggregate(count=Count("id"), latest=Max("steps_completed"))
+    return render(
+        request,
+        "experiments/trial_detail.html",
+        {
+            "trial": trial,
+            "experiment": experiment,
+            "chart": _chart(experiment, lines, ranked, trial_id=trial.pk),
+            "checkpoints": checkpoints,
+            "validation_stats": stats,
+            "hparams": sorted(trial.hparams.items()) if isinstance(trial.hparams, dict) else [],
+            "ordering_default": "-steps_completed",
+        },
+    )
+
+
+@login_required
+@require_GET
+def checkpoint_detail(request, uuid):
+    """One checkpoint: metadata, metrics, files with downloads, format and a load snippet."""
+    checkpoint = get_object_or_404(
+        Checkpoint.objects.select_related("trial", "experiment__owner", "experiment__storage"),
+        uuid=uuid,
+    )
+    experiment = checkpoint.experiment
+    validation = (
+        Validation.objects.filter(
+            trial_id=checkpoint.trial_id, steps_completed=checkpoint.steps_completed
+        )
+        .order_by("-id")
+        .first()
+    )
+    keep = None
+    if checkpoint.state in (CheckpointState.COMPLETED, CheckpointState.PARTIALLY_DELETED):
+        ranked = ranked_candidates(experiment, Policy(**experiment.gc_policy))
+        keep = next((c.keep for c in ranked if c.id == checkpoint.id), None)
+    files = checkpoint_file_rows(checkpoint)
+    download = download_links(checkpoint)
+    model_format = detect_format([f.path for f in files["files"]])
+    snippet = None
+    if model_format and download["available"]:
+        snippet = load_snippet(
+            model_format, checkpoint, request.build_absolute_uri(download["tar"])
+        )
+    return render(
+        request,
+        "experiments/checkpoint_detail.html",
+        {
+            "checkpoint": checkpoint,
+            "experiment": experiment,
+            "trial": checkpoint.trial,
+            "validation": validation,
+            "metrics": sorted(validation.metrics.items()) if validation else [],
+            "keep": keep,
+            "can_manage": can_manage(request.user, experiment),
+            "files": files,
+            "download": download,
+            "format": model_format,
+            "snippet": snippet,
+            "metadata": sorted(checkpoint.metadata.items()) if checkpoint.metadata else [],
+        },
+    )
+
+
+@login_required
+@require_POST
+def checkpoint_protect(request, uuid):
+    """Protect (never garbage-collect) or unprotect a checkpoint; owner or staff only."""
+    checkpoint = get_object_or_404(Checkpoint.objects.select_related("experiment"), uuid=uuid)
+    if not can_manage(request.user, checkpoint.experiment):
+        raise PermissionDenied("Only the owner or staff can protect checkpoints.")
+    protected = request.POST.get("protected") == "1"
+    set_protected(checkpoint, protected)
+    messages.success(
+        request,
+        "Checkpoint protected: garbage collection will keep it."
+        if protected
+        else "Checkpoint unprotected: the GC policy decides whether it is kept.",
+    )
+    return redirect(reverse("experiments:checkpoint", args=[checkpoint.uuid]))
