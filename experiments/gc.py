@@ -1,0 +1,420 @@
+"""Garbage-collection runs: delete the files of the checkpoints a policy does not keep.
+
+A run (``execute_run``) works in three steps, each safe to repeat:
+
+1. **Claim.** With the experiment row locked, recompute the deletion set with
+   ``retention.ranked_candidates`` (never a stale list) and claim it with one
+   compare-and-set UPDATE: ``COMPLETED | PARTIALLY_DELETED | ERROR -> DELETING``,
+   ``gc_run = run``, only where ``protected`` is false. A checkpoint another run holds
+   (already DELETING) or that became protected is skipped, so two runs never do the same work.
+2. **Delete** the claimed checkpoints' files through the storage backend in batches. A
+   checkpoint becomes DELETED only when the backend reports no error for it, i.e. its files
+   are confirmed gone; otherwise it becomes ERROR with the (secret-free) error text, which
+   is also listed in ``run.errors``. Every finishing UPDATE is again a compare-and-set on
+   ``state=DELETING, gc_run=run``, so a run that lost its checkpoints to a newer run (after
+   being declared stale) changes nothing and counts nothing.
+3. **Finish**: SUCCEEDED when nothing failed, else FAILED; an experiment being deleted loses
+   its rows once none of its checkpoints has files left.
+
+Transient storage failures propagate to the Celery task, which retries the same run with
+backoff; on the last attempt they are recorded per checkpoint instead.
+
+The periodic sweep (``sweep``) declares runs whose heartbeat stopped "stale", re-enqueues
+runs that never started, and starts a SWEEP run for every experiment with ERROR
+checkpoints, orphaned DELETING checkpoints, or rows left to delete. A SWEEP run first
+
+* **adopts** DELETING checkpoints whose run is gone and finishes deleting them: they were
+  claimed by a run that had decided to delete them, and some of their files may be gone
+  already, so there is nothing intact left to retain;
+* **reconciles** each ERROR checkpoint with its storage: COMPLETED when every file it
+  reported is still there, PARTIALLY_DELETED when some are gone. That makes it a candidate
+  again, so the usual ranking with the *current* policy decides: it is retried only if the
+  policy still deletes it, and a checkpoint the policy now retains keeps its files (and is
+  COMPLETED only when they are all there). An ERROR checkpoint whose storage cannot be
+  listed stays ERROR for the next sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from experiments.choices import (
+    GC_RUN_TERMINAL_STATES,
+    CheckpointState,
+    ExperimentState,
+    GCReason,
+    GCRunState,
+)
+from experiments.models import Checkpoint, Experiment, GCRun
+from experiments.retention import Policy, ranked_candidates
+from storage.backends.base import StorageError, TransientStorageError
+
+logger = logging.getLogger(__name__)
+
+#: Checkpoints per call to the storage backend (and per progress update); a setting overrides.
+DEFAULT_BATCH_SIZE = 100
+#: Seconds without a heartbeat after which a run counts as dead. A run beats before every
+#: batch and before waiting for a retry; a Celery retry waits at most RETRY_BACKOFF_MAX, so
+#: this is five times that budget. ``settings.CKPTWEB_GC_STALE_SECONDS`` overrides it.
+RETRY_BACKOFF_MAX = 120
+DEFAULT_STALE_SECONDS = 5 * RETRY_BACKOFF_MAX
+#: Longest error text kept per checkpoint.
+MAX_ERROR_CHARS = 2000
+
+#: States a run may claim: the GC candidates, plus ERROR (a retry).
+CLAIMABLE_STATES = (
+    CheckpointState.COMPLETED,
+    CheckpointState.PARTIALLY_DELETED,
+    CheckpointState.ERROR,
+)
+ACTIVE_RUN_STATES = (GCRunState.PENDING, GCRunState.RUNNING)
+DELETE_EVERYTHING = Policy(save_experiment_best=0, save_trial_best=0, save_trial_latest=0)
+
+
+def batch_size() -> int:
+    """Checkpoints deleted per backend call: ``settings.CKPTWEB_GC_BATCH_SIZE`` or 100."""
+    return max(1, int(getattr(settings, "CKPTWEB_GC_BATCH_SIZE", DEFAULT_BATCH_SIZE)))
+
+
+def stale_seconds() -> int:
+    """Heartbeat age that makes a run dead: ``settings.CKPTWEB_GC_STALE_SECONDS`` or 600."""
+    return int(getattr(settings, "CKPTWEB_GC_STALE_SECONDS", DEFAULT_STALE_SECONDS))
+
+
+def storage_backend(storage):
+    """The storage backend of a StorageConfig (through the backends registry)."""
+    from storage.backends import get_backend
+
+    return get_backend(storage)
+
+
+class RunLost(Exception):
+    """The run is no longer RUNNING (finished, or declared stale by the sweep): stop."""
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def execute_run(run_id: int, final_attempt: bool = True) -> GCRun | None:
+    """Execute (or resume) GC run ``run_id``; returns it, or None when there is nothing to do.
+
+    Safe to call twice, concurrently or after a crash: claimed checkpoints are resumed and
+    every state change is a compare-and-set. Raises TransientStorageError for the caller to
+    retry, unless ``final_attempt``, when the failure is recorded on the checkpoints.
+    """
+    now = timezone.now()
+    started = GCRun.objects.filter(pk=run_id, state__in=ACTIVE_RUN_STATES).update(
+        state=GCRunState.RUNNING, heartbeat=now
+    )
+    if not started:
+        return None  # missing, or already finished: a duplicate delivery
+    GCRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
+    run = GCRun.objects.select_related("experiment__storage").get(pk=run_id)
+    backend = storage_backend(run.experiment.storage)
+    try:
+        if run.reason == GCReason.SWEEP:
+            adopt_orphans(run)
+            reconcile_errors(run, backend)
+        claim_checkpoints(run)
+        delete_claimed(run, backend, final_attempt)
+    except RunLost:
+        logger.info("GC run %s was taken over; stopping", run_id)
+        return run
+    except TransientStorageError:
+        _beat(run_id)  # the retry's wait starts now, so the sweep does not think us dead
+        raise
+    finish_run(run_id)
+    return GCRun.objects.filter(pk=run_id).first()
+
+
+def _beat(run_id: int) -> None:
+    """Touch the heartbeat; RunLost when the run is no longer ours to continue."""
+    if not GCRun.objects.filter(pk=run_id, state=GCRunState.RUNNING).update(
+        heartbeat=timezone.now()
+    ):
+        raise RunLost(run_id)
+
+
+def effective_policy(experiment: Experiment) -> Policy:
+    """The policy a run applies now: 0/0/0 when deleting the experiment, else its current one.
+
+    The experiment's policy is read when the run starts, so a run queued before a policy
+    change never deletes what the new policy keeps.
+    """
+    if experiment.state == ExperimentState.DELETING:
+        return DELETE_EVERYTHING
+    return Policy(**experiment.gc_policy)
+
+
+def deletion_set(run: GCRun, experiment: Experiment, policy: Policy) -> list[int]:
+    """Ids of the checkpoints ``run`` should delete, computed now from the database."""
+    if run.reason == GCReason.CHECKPOINT_DELETED:
+        return [run.checkpoint_id] if run.checkpoint_id else []
+    ids = [c.id for c in ranked_candidates(experiment, policy) if not c.keep]
+    if policy == DELETE_EVERYTHING:
+        # No ranking can keep anything, so ERROR checkpoints are retried directly.
+        ids += Checkpoint.objects.filter(
+            experiment=experiment, state=CheckpointState.ERROR
+        ).values_list("id", flat=True)
+    return ids
+
+
+def claim_checkpoints(run: GCRun) -> int:
+    """Recompute the deletion set and claim it for ``run``; returns how many were claimed.
+
+    The experiment row is locked meanwhile, so a policy saved concurrently is either seen
+    here or saved after the claim (and its own run then sees the claim).
+    """
+    with transaction.atomic():
+        experiment = (
+            Experiment.objects.select_for_update()
+            .select_related("storage")
+            .get(pk=run.experiment_id)
+        )
+        _beat(run.pk)
+        if run.reason == GCReason.CHECKPOINT_DELETED:
+            policy = Policy(**run.policy)  # not used: the run deletes the one checkpoint
+        else:
+            policy = effective_policy(experiment)
+        ids = deletion_set(run, experiment, policy)
+        claimed = 0
+        if ids:
+            claimed = Checkpoint.objects.filter(
+                pk__in=ids,
+                experiment=experiment,
+                state__in=CLAIMABLE_STATES,
+                protected=False,
+            ).update(state=CheckpointState.DELETING, gc_run=run, error="")
+        held = Checkpoint.objects.filter(gc_run=run, state=CheckpointState.DELETING).count()
+        run.refresh_from_db(fields=["deleted", "failed"])
+        GCRun.objects.filter(pk=run.pk).update(
+            policy=policy.as_dict(), total=run.deleted + run.failed + held
+        )
+    return claimed
+
+
+def adopt_orphans(run: GCRun) -> int:
+    """Take over the experiment's DELETING checkpoints whose run has finished or vanished."""
+    adopted = Checkpoint.objects.filter(
+        experiment_id=run.experiment_id, state=CheckpointState.DELETING, gc_run__isnull=True
+    ).update(gc_run=run)
+    dead_runs = (
+        GCRun.objects.filter(
+            experiment_id=run.experiment_id,
+            state__in=GC_RUN_TERMINAL_STATES,
+            claimed_checkpoints__state=CheckpointState.DELETING,
+        )
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    for dead in list(dead_runs):
+        # Compare-and-set per dead run: the WHERE is re-checked on the row itself.
+        adopted += Checkpoint.objects.filter(state=CheckpointState.DELETING, gc_run_id=dead).update(
+            gc_run=run
+        )
+    if adopted:
+        logger.info("GC run %s adopted %s orphaned checkpoint(s)", run.pk, adopted)
+    return adopted
+
+
+def files_intact(checkpoint: Checkpoint, backend) -> bool:
+    """True when every file the checkpoint reported is on storage with its reported size."""
+    present = {stored.path: stored.size for stored in backend.list_files(str(checkpoint.uuid))}
+    return all(present.get(path) == size for path, size in checkpoint.resources.items())
+
+
+def reconcile_errors(run: GCRun, backend) -> int:
+    """Turn the experiment's ERROR checkpoints back into candidates matching their storage.
+
+    COMPLETED when all their files are there, PARTIALLY_DELETED when some are gone; the
+    ranking then decides whether they are deleted. Returns how many were reconciled.
+    """
+    reconciled = 0
+    errors = Checkpoint.objects.filter(
+        experiment_id=run.experiment_id, state=CheckpointState.ERROR
+    ).order_by("id")
+    for checkpoint in errors.only("id", "uuid", "resources", "error"):
+        _beat(run.pk)
+        try:
+            intact = files_intact(checkpoint, backend)
+        except StorageError as exc:
+            logger.warning("GC run %s cannot list %s: %s", run.pk, checkpoint.uuid, exc)
+            continue
+        if intact:
+            changes = {"state": CheckpointState.COMPLETED, "error": ""}
+        else:
+            changes = {"state": CheckpointState.PARTIALLY_DELETED}
+        reconciled += Checkpoint.objects.filter(
+            pk=checkpoint.pk, state=CheckpointState.ERROR
+        ).update(**changes)
+    return reconciled
+
+
+def delete_claimed(run: GCRun, backend, final_attempt: bool) -> None:
+    """Delete the files of every checkpoint ``run`` holds, one batch at a time."""
+    size = batch_size()
+    scrub = run.experiment.storage.scrub
+    while True:
+        _beat(run.pk)
+        batch = list(
+            Checkpoint.objects.filter(gc_run=run, state=CheckpointState.DELETING)
+            .order_by("id")
+            .only("id", "uuid", "size_bytes")[:size]
+        )
+        if not batch:
+            return
+        uuids = [str(c.uuid) for c in batch]
+        errors: dict[str, str] = {}
+        try:
+            errors = backend.delete_checkpoints(uuids).errors
+            if errors:
+                storage_reachable(backend)
+        except TransientStorageError as exc:
+            if not final_attempt:
+                # Record what did go; the rest stays DELETING (ours) for the retry.
+                done = [c for c in batch if errors and str(c.uuid) not in errors]
+                record_batch(run.pk, done, {})
+                raise
+            errors = dict.fromkeys(uuids, str(exc)) | errors
+        except StorageError as exc:
+            errors = dict.fromkeys(uuids, str(exc))
+        except Exception as exc:  # a bug must not leave the checkpoints DELETING forever
+            logger.exception("GC run %s: deleting a batch failed", run.pk)
+            errors = dict.fromkeys(uuids, f"unexpected error: {type(exc).__name__}: {exc}")
+        record_batch(run.pk, batch, {key: scrub(text) for key, text in errors.items()})
+
+
+def storage_reachable(backend) -> None:
+    """Raise TransientStorageError when the storage cannot be reached at all.
+
+    Backends report per-checkpoint errors as text; when some checkpoints failed, this tells
+    "the storage is down" (retry the run later) from "these files will not go" (ERROR).
+    """
+    backend.check_connection()
+
+
+def record_batch(run_id: int, batch: Iterable[Checkpoint], errors: dict[str, str]) -> None:
+    """Mark each checkpoint of a deleted batch DELETED or ERROR and update the run's progress.
+
+    Each change is a compare-and-set on ``state=DELETING, gc_run=run``; only checkpoints
+    this run still held are counted.
+    """
+    with transaction.atomic():
+        run = GCRun.objects.select_for_update().get(pk=run_id)
+        for checkpoint in batch:
+            error = errors.get(str(checkpoint.uuid))
+            held = Checkpoint.objects.filter(
+                pk=checkpoint.pk, gc_run_id=run_id, state=CheckpointState.DELETING
+            )
+            if error is None:
+                if held.update(state=CheckpointState.DELETED, error=""):
+                    run.deleted += 1
+                    run.reclaimed_bytes += checkpoint.size_bytes
+            else:
+                error = error[:MAX_ERROR_CHARS]
+                if held.update(state=CheckpointState.ERROR, error=error):
+                    run.failed += 1
+                    run.errors = [*run.errors, {"checkpoint": str(checkpoint.uuid), "error": error}]
+        run.heartbeat = timezone.now()
+        run.save(update_fields=["deleted", "failed", "reclaimed_bytes", "errors", "heartbeat"])
+
+
+def finish_run(run_id: int) -> None:
+    """End the run (SUCCEEDED or FAILED) and delete a DELETING experiment with no files left."""
+    with transaction.atomic():
+        run = GCRun.objects.select_for_update().get(pk=run_id)
+        if run.state != GCRunState.RUNNING:
+            return
+        now = timezone.now()
+        run.state = GCRunState.FAILED if run.failed else GCRunState.SUCCEEDED
+        run.finished_at = now
+        run.heartbeat = now
+        run.save(update_fields=["state", "finished_at", "heartbeat"])
+    delete_experiment_rows(run.experiment_id)
+
+
+def delete_experiment_rows(experiment_id: int) -> bool:
+    """Delete a DELETING experiment's rows once all its checkpoints are DELETED."""
+    with transaction.atomic():
+        experiment = Experiment.objects.select_for_update().filter(pk=experiment_id).first()
+        if experiment is None or experiment.state != ExperimentState.DELETING:
+            return False
+        if experiment.checkpoints.exclude(state=CheckpointState.DELETED).exists():
+            return False
+        experiment.delete()
+    logger.info("Experiment %s deleted: no checkpoint file is left", experiment_id)
+    return True
+
+
+# --- the sweep -------------------------------------------------------------------------------
+
+
+def sweep() -> list[int]:
+    """Periodic repair: retire dead runs and start SWEEP runs where work is left.
+
+    Returns the ids of the runs it started.
+    """
+    from experiments.services import start_gc_run
+
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=stale_seconds())
+    stale = GCRun.objects.filter(state=GCRunState.RUNNING).filter(
+        Q(heartbeat__lt=cutoff) | Q(heartbeat__isnull=True, created_at__lt=cutoff)
+    )
+    needy = set()
+    for run_id, experiment_id in list(stale.values_list("pk", "experiment_id")):
+        # Compare-and-set: a run that beat since the SELECT is left alone.
+        if (
+            GCRun.objects.filter(pk=run_id, state=GCRunState.RUNNING)
+            .filter(Q(heartbeat__lt=cutoff) | Q(heartbeat__isnull=True))
+            .update(state=GCRunState.FAILED, finished_at=now)
+        ):
+            logger.warning("GC run %s stopped beating; its work goes to a sweep run", run_id)
+            needy.add(experiment_id)
+    never_started = GCRun.objects.filter(state=GCRunState.PENDING, created_at__lt=cutoff)
+    for run_id in list(never_started.values_list("pk", flat=True)):
+        _enqueue(run_id)
+
+    busy = set(
+        GCRun.objects.filter(state__in=ACTIVE_RUN_STATES).values_list("experiment_id", flat=True)
+    )
+    needy |= set(
+        Checkpoint.objects.filter(
+            Q(state=CheckpointState.ERROR)
+            | Q(state=CheckpointState.DELETING, gc_run__isnull=True)
+            | Q(state=CheckpointState.DELETING, gc_run__state__in=GC_RUN_TERMINAL_STATES)
+        ).values_list("experiment_id", flat=True)
+    )
+    # Experiments being deleted with files left to delete, or only rows left.
+    deleting = Experiment.objects.filter(state=ExperimentState.DELETING)
+    needy |= set(
+        deleting.filter(
+            checkpoints__protected=False,
+            checkpoints__state__in=CLAIMABLE_STATES,
+        ).values_list("pk", flat=True)
+    )
+    needy |= set(
+        deleting.exclude(
+            pk__in=Checkpoint.objects.exclude(state=CheckpointState.DELETED).values("experiment_id")
+        ).values_list("pk", flat=True)
+    )
+    started = []
+    for experiment in Experiment.objects.filter(pk__in=needy - busy).order_by("pk"):
+        with transaction.atomic():
+            run = start_gc_run(experiment, GCReason.SWEEP, policy=effective_policy(experiment))
+        started.append(run.pk)
+    return started
+
+
+def _enqueue(run_id: int) -> None:
+    """Send ``run_gc`` for a run again (its first message may have been lost)."""
+    from experiments import tasks
+
+    tasks.run_gc.delay(run_id)
