@@ -72,3 +72,9 @@ def default_storage(db, tmp_path):
     return StorageConfig.objects.create(
         name="default", type="shared_fs", host_path=str(root), is_default=True
     )
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """PBKDF2 costs ~0.5 s a user on this machine; tests need no slow hashing."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
