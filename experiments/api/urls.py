@@ -1,3 +1,38 @@
-"""Experiment REST routes (mounted under /api/v1/)."""
+"""Experiment REST routes (mounted under /api/v1/), kebab-case, no trailing slash."""
 
-urlpatterns: list = []
+from django.urls import re_path
+from rest_framework.routers import SimpleRouter
+
+from experiments.api import views
+
+router = SimpleRouter(trailing_slash=False)
+router.register("experiments", views.ExperimentViewSet, basename="experiment")
+router.register("trials", views.TrialViewSet, basename="trial")
+router.register("checkpoints", views.CheckpointViewSet, basename="checkpoint")
+router.register("gc-runs", views.GCRunViewSet, basename="gc-run")
+
+ID = r"(?P<{}>[^/]+)"
+
+urlpatterns = [
+    re_path(
+        rf"^experiments/{ID.format('experiment_id')}/checkpoints$",
+        views.ExperimentCheckpointList.as_view(),
+        name="experiment-checkpoints",
+    ),
+    re_path(
+        rf"^experiments/{ID.format('experiment_id')}/trials$",
+        views.ExperimentTrialList.as_view(),
+        name="experiment-trials",
+    ),
+    re_path(
+        rf"^trials/{ID.format('trial_id')}/validations$",
+        views.TrialValidationList.as_view(),
+        name="trial-validations",
+    ),
+    re_path(
+        rf"^trials/{ID.format('trial_id')}/checkpoints$",
+        views.TrialCheckpointList.as_view(),
+        name="trial-checkpoints",
+    ),
+    *router.urls,
+]

@@ -1,0 +1,56 @@
+"""Who may do what through the API.
+
+Any signed-in user reads everything. Changing an experiment (state, GC policy, deletion),
+its checkpoints (metadata, protection, deletion) or reporting into it (trials,
+validations, checkpoints) is for the experiment's owner and staff.
+"""
+
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
+
+
+def experiment_owner_id(obj) -> int | None:
+    """The owner id of the experiment ``obj`` belongs to (experiment, trial, checkpoint…)."""
+    if isinstance(obj, Experiment):
+        return obj.owner_id
+    if isinstance(obj, Trial | Checkpoint | GCRun):
+        return obj.experiment.owner_id
+    if isinstance(obj, Validation):
+        return obj.trial.experiment.owner_id
+    return None
+
+
+def is_owner_or_staff(user, obj) -> bool:
+    """True for staff, and for the owner of the experiment ``obj`` belongs to."""
+    if not (user and user.is_authenticated):
+        return False
+    return bool(user.is_staff) or experiment_owner_id(obj) == user.pk
+
+
+class IsOwnerOrStaffOrReadOnly(BasePermission):
+    """Signed-in users read; only the experiment's owner or staff change it.
+
+    Views whose *reads* are not free (none today) can subclass and override
+    ``has_object_permission``. Object checks run on ``get_object()`` and on the parent
+    object of nested actions (``trials/{id}/checkpoints``).
+    """
+
+    message = "Only the experiment's owner or staff may change it."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated)
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        if request.method in SAFE_METHODS:
+            return True
+        return is_owner_or_staff(request.user, obj)
+
+
+class IsStaff(BasePermission):
+    """Staff only (storage configuration)."""
+
+    message = "Only staff may see storage configuration."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and request.user.is_staff)

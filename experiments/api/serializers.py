@@ -1,0 +1,319 @@
+"""Representations of the REST API (DESIGN.md "REST API") and validation of its input.
+
+Serializers only shape and type-check data; the rules (config parsing, metric and
+resource checks, GC) live in ``experiments.services`` and ``experiments.retention``.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from experiments.choices import CheckpointState, ExperimentState, GCRunState, TrialState
+from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
+
+MAX_STEPS = 2**63 - 1
+MAX_POLICY_VALUE = 2**31 - 1
+
+
+def contains_nul(value) -> bool:
+    """True if a NUL character hides in any string or key of a JSON value.
+
+    PostgreSQL cannot store ``\\u0000`` in jsonb or text, so such input is a 400 here
+    rather than a database error later.
+    """
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(key) or contains_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(contains_nul(item) for item in value)
+    return False
+
+
+def reject_nul(value, field: str):
+    """Raise a ValidationError naming ``field`` when ``value`` contains a NUL character."""
+    if contains_nul(value):
+        raise serializers.ValidationError(f"{field} must not contain NUL characters.")
+    return value
+
+
+def state_field(choices: type, exclude: tuple[str, ...] = (), **kwargs):
+    """A ChoiceField over a state enum, documented inline in the schema.
+
+    Four models share the field name ``state`` with different choices; drf-spectacular
+    would hoist each into an ``Enum`` component and warn that it cannot name them apart.
+    Wrapping the enum in ``allOf`` keeps it inline, so the schema stays warning-free.
+    """
+    values = [value for value in choices.values if value not in exclude]
+    field_class = extend_schema_field({"allOf": [{"type": "string", "enum": values}]})(
+        type(f"{choices.__name__}Field", (serializers.ChoiceField,), {})
+    )
+    return field_class(choices=values, **kwargs)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error body: a sentence naming the field, plus DRF's per-field lists."""
+
+    message = serializers.CharField(help_text="Human-readable, names the offending field.")
+    detail = serializers.CharField(required=False)
+
+
+class GCPolicySerializer(serializers.Serializer):
+    """The three ``save_*`` numbers of a GC policy (DESIGN.md "Retention")."""
+
+    save_experiment_best = serializers.IntegerField(min_value=0, max_value=MAX_POLICY_VALUE)
+    save_trial_best = serializers.IntegerField(min_value=0, max_value=MAX_POLICY_VALUE)
+    save_trial_latest = serializers.IntegerField(min_value=0, max_value=MAX_POLICY_VALUE)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "description": "Experiment config as YAML text."},
+            {"type": "object", "additionalProperties": True},
+        ]
+    }
+)
+class ConfigField(serializers.Field):
+    """An experiment config: YAML text or an already-parsed JSON object."""
+
+    default_error_messages = {"invalid": "config must be YAML text or a JSON object."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, str | dict):
+            return reject_nul(data, "config")
+        self.fail("invalid")
+
+    def to_representation(self, value):
+        return value
+
+
+class ExperimentSerializer(serializers.ModelSerializer):
+    """An experiment: owner by username, storage by id, effective GC policy, redacted config."""
+
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    storage = serializers.IntegerField(source="storage_id", read_only=True)
+    gc_policy = GCPolicySerializer(read_only=True)
+    config = serializers.JSONField(read_only=True, help_text="Parsed config, secrets redacted.")
+    state = state_field(ExperimentState, read_only=True)
+
+    class Meta:
+        model = Experiment
+        fields = [
+            "id",
+            "name",
+            "description",
+            "owner",
+            "state",
+            "searcher_metric",
+            "smaller_is_better",
+            "storage",
+            "gc_policy",
+            "config",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class ExperimentCreateSerializer(serializers.Serializer):
+    """POST experiments: a config (YAML text or object) and an optional name override."""
+
+    name = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    config = ConfigField()
+
+
+class ExperimentStateSerializer(serializers.Serializer):
+    """PATCH experiments/{id}: the new state (DELETING is reached through DELETE only)."""
+
+    state = state_field(ExperimentState, exclude=("DELETING",))
+
+
+class GCRunSerializer(serializers.ModelSerializer):
+    """A GC run as the dashboard and the CLI follow it."""
+
+    experiment_id = serializers.IntegerField(read_only=True)
+    checkpoint_id = serializers.IntegerField(read_only=True, allow_null=True)
+    policy = GCPolicySerializer(read_only=True)
+    state = state_field(GCRunState, read_only=True)
+    reason = serializers.CharField(read_only=True)
+    errors = serializers.ListField(
+        child=serializers.DictField(child=serializers.CharField()),
+        read_only=True,
+        help_text="[{checkpoint: uuid, error: text}]",
+    )
+
+    class Meta:
+        model = GCRun
+        fields = [
+            "id",
+            "experiment_id",
+            "reason",
+            "checkpoint_id",
+            "state",
+            "policy",
+            "total",
+            "deleted",
+            "failed",
+            "reclaimed_bytes",
+            "errors",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class GCRunEnvelopeSerializer(serializers.Serializer):
+    """202 body of the calls that start a GC run."""
+
+    gc_run = GCRunSerializer()
+
+
+class ExperimentStateResultSerializer(ExperimentSerializer):
+    """PATCH experiments/{id}: the experiment, plus the GC run a terminal state started."""
+
+    gc_run = GCRunSerializer(read_only=True, allow_null=True)
+
+    class Meta(ExperimentSerializer.Meta):
+        fields = [*ExperimentSerializer.Meta.fields, "gc_run"]
+        read_only_fields = fields
+
+
+class TrialSerializer(serializers.ModelSerializer):
+    """A trial of an experiment."""
+
+    experiment_id = serializers.IntegerField(read_only=True)
+    hparams = serializers.DictField(required=False, default=dict)
+    state = state_field(TrialState, read_only=True)
+
+    class Meta:
+        model = Trial
+        fields = ["id", "experiment_id", "hparams", "state", "created_at"]
+        read_only_fields = ["id", "experiment_id", "state", "created_at"]
+
+    def validate_hparams(self, value):
+        return reject_nul(value, "hparams")
+
+
+class ValidationSerializer(serializers.ModelSerializer):
+    """A validation: the metrics a trial reported after ``steps_completed`` steps."""
+
+    trial_id = serializers.IntegerField(read_only=True)
+    steps_completed = serializers.IntegerField(min_value=0, max_value=MAX_STEPS)
+    metrics = serializers.DictField(
+        child=serializers.FloatField(), help_text="Metric name → finite number."
+    )
+
+    class Meta:
+        model = Validation
+        fields = ["id", "trial_id", "steps_completed", "metrics", "report_time"]
+        read_only_fields = ["id", "trial_id", "report_time"]
+
+    def to_internal_value(self, data):
+        """Keep the metric values as sent (ints stay ints); services check finiteness."""
+        validated = super().to_internal_value(data)
+        if isinstance(data, dict) and isinstance(data.get("metrics"), dict):
+            validated["metrics"] = reject_nul(data["metrics"], "metrics")
+        return validated
+
+
+class CheckpointSerializer(serializers.ModelSerializer):
+    """A checkpoint with its files (path → bytes), metadata and validation metric."""
+
+    trial_id = serializers.IntegerField(read_only=True)
+    experiment_id = serializers.IntegerField(read_only=True)
+    resources = serializers.DictField(child=serializers.IntegerField(min_value=0))
+    metadata = serializers.DictField()
+    state = state_field(CheckpointState, read_only=True)
+
+    class Meta:
+        model = Checkpoint
+        fields = [
+            "id",
+            "uuid",
+            "trial_id",
+            "experiment_id",
+            "steps_completed",
+            "state",
+            "resources",
+            "size_bytes",
+            "metadata",
+            "validation_metric",
+            "protected",
+            "report_time",
+        ]
+        read_only_fields = fields
+
+
+class CheckpointReportSerializer(serializers.Serializer):
+    """POST trials/{id}/checkpoints: a checkpoint whose files are already on storage."""
+
+    uuid = serializers.UUIDField(required=False, help_text="Generated when omitted.")
+    steps_completed = serializers.IntegerField(min_value=0, max_value=MAX_STEPS)
+    resources = serializers.DictField(
+        child=serializers.IntegerField(min_value=0, max_value=MAX_STEPS),
+        required=False,
+        help_text="Relative file path → size in bytes.",
+    )
+    metadata = serializers.DictField(required=False, help_text="JSON object, at most 64 KiB.")
+
+    def validate_resources(self, value):
+        if sum(value.values()) > MAX_STEPS:
+            raise serializers.ValidationError("resources add up to more than 2**63-1 bytes.")
+        return value
+
+    def validate_metadata(self, value):
+        return reject_nul(value, "metadata")
+
+    def to_internal_value(self, data):
+        """Keep resources as sent (no "5" → 5 coercion); the service checks them strictly."""
+        validated = super().to_internal_value(data)
+        if isinstance(data, dict) and isinstance(data.get("resources"), dict):
+            validated["resources"] = data["resources"]
+        return validated
+
+
+class CheckpointCreatedSerializer(serializers.ModelSerializer):
+    """201 body of POST trials/{id}/checkpoints."""
+
+    state = state_field(CheckpointState, read_only=True)
+
+    class Meta:
+        model = Checkpoint
+        fields = ["id", "uuid", "state"]
+        read_only_fields = fields
+
+
+class CheckpointUpdateSerializer(serializers.Serializer):
+    """PATCH checkpoints/{uuid}: replace the metadata and/or set protection."""
+
+    metadata = serializers.DictField(required=False, help_text="Replaces; at most 64 KiB.")
+    protected = serializers.BooleanField(required=False)
+
+    def validate_metadata(self, value):
+        return reject_nul(value, "metadata")
+
+
+class PreviewCheckpointSerializer(serializers.Serializer):
+    """One candidate checkpoint in a GC preview, with the verdict."""
+
+    id = serializers.IntegerField()
+    uuid = serializers.UUIDField()
+    trial_id = serializers.IntegerField()
+    steps_completed = serializers.IntegerField()
+    validation_metric = serializers.FloatField(allow_null=True)
+    size_bytes = serializers.IntegerField()
+    keep = serializers.BooleanField()
+
+
+class GCPreviewSerializer(serializers.Serializer):
+    """What a GC policy would keep and delete (DESIGN.md ``gc-preview``); ids descending."""
+
+    policy = GCPolicySerializer()
+    retained_ids = serializers.ListField(child=serializers.IntegerField())
+    deleted_ids = serializers.ListField(child=serializers.IntegerField())
+    reclaimed_bytes = serializers.IntegerField()
+    metric_name = serializers.CharField()
+    checkpoints = PreviewCheckpointSerializer(many=True)

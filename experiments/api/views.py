@@ -1,0 +1,379 @@
+"""REST API views of experiments, trials, validations, checkpoints and GC runs.
+
+Thin by design: each view loads its object (``select_related`` so lists stay at a fixed
+number of queries), checks permissions, and calls ``experiments.services`` or
+``experiments.retention``. Service errors become 400 responses naming the field; a
+protected or already-deleting object is a 409.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.response import Response
+
+from experiments import services
+from experiments.api import serializers as s
+from experiments.api.permissions import IsOwnerOrStaffOrReadOnly
+from experiments.choices import CheckpointState, ExperimentState
+from experiments.config import ConfigError
+from experiments.filters import (
+    CheckpointFilterSet,
+    ExperimentFilterSet,
+    GCRunFilterSet,
+    TrialFilterSet,
+    ValidationFilterSet,
+)
+from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
+from experiments.retention import InvalidPolicy, Policy, gc_preview
+
+
+class Conflict(APIException):
+    """409: the request is valid but the object's state forbids it."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The object's current state does not allow this."
+    default_code = "conflict"
+
+
+class ApiSchema(AutoSchema):
+    """AutoSchema that documents the error responses every endpoint can give."""
+
+    error_codes = ("400", "401", "403", "404")
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction=direction)
+        for code in self.error_codes:
+            if code not in responses:
+                responses[code] = self._get_response_for_code(
+                    s.ErrorSerializer, code, direction=direction
+                )
+        return responses
+
+
+ERROR_409 = OpenApiResponse(s.ErrorSerializer, description="State forbids it.")
+
+
+def report_error(exc: services.ReportError | InvalidPolicy) -> ValidationError:
+    """A service's field error as a DRF 400 ``{field: [message]}``."""
+    return ValidationError({exc.field: [str(exc)]})
+
+
+def ensure_not_deleting(experiment: Experiment) -> None:
+    """Nothing may be added to or changed in an experiment that is being deleted."""
+    if experiment.state == ExperimentState.DELETING:
+        raise Conflict(f"experiment {experiment.pk} is being deleted.")
+
+
+class ApiViewMixin:
+    """Shared settings: owner-or-staff writes, error-documenting schema."""
+
+    permission_classes = [IsOwnerOrStaffOrReadOnly]
+    # The FilterSets own ``?ordering=`` (nulls last, stable tie-breaker), so DRF's
+    # OrderingFilter from the defaults must not apply a second, different ordering.
+    filter_backends = [DjangoFilterBackend]
+    schema = ApiSchema()
+    # Any path segment reaches the view, so a malformed id gets DRF's JSON 404.
+    lookup_value_regex = "[^/]+"
+
+
+# --- experiments ---------------------------------------------------------------------------
+
+
+@extend_schema(tags=["experiments"])
+class ExperimentViewSet(
+    ApiViewMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Experiments: create, list, read, change state, delete, GC preview and policy."""
+
+    serializer_class = s.ExperimentSerializer
+    filterset_class = ExperimentFilterSet
+
+    def get_queryset(self):
+        return Experiment.objects.select_related("owner", "storage").order_by("-id")
+
+    @extend_schema(request=s.ExperimentCreateSerializer, responses={201: s.ExperimentSerializer})
+    def create(self, request):
+        """Create an experiment from a config (YAML text or object); you become its owner."""
+        data = s.ExperimentCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            experiment = services.create_experiment(
+                request.user, data.validated_data["config"], data.validated_data.get("name")
+            )
+        except ConfigError as exc:
+            field = "name" if exc.field == "name" else "config"
+            message = str(exc)
+            if exc.field not in (field, "config") and exc.field not in message:
+                message = f"{exc.field}: {message}"
+            raise ValidationError({field: [message]}) from None
+        return Response(s.ExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=s.ExperimentStateSerializer, responses={200: s.ExperimentStateResultSerializer}
+    )
+    def partial_update(self, request, pk=None):
+        """Change the state; reaching a terminal state starts a GC run (in ``gc_run``)."""
+        experiment = self.get_object()
+        data = s.ExperimentStateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ensure_not_deleting(experiment)
+        try:
+            experiment.gc_run = services.set_experiment_state(
+                experiment, data.validated_data["state"]
+            )
+        except services.ReportError as exc:
+            raise report_error(exc) from None
+        return Response(s.ExperimentStateResultSerializer(experiment).data)
+
+    @extend_schema(responses={202: s.GCRunEnvelopeSerializer, 409: ERROR_409})
+    def destroy(self, request, pk=None):
+        """Delete all the experiment's files, then its rows; follow ``gc_run``."""
+        experiment = self.get_object()
+        ensure_not_deleting(experiment)
+        run = services.delete_experiment(experiment)
+        return Response({"gc_run": s.GCRunSerializer(run).data}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                field,
+                int,
+                description="Defaults to the experiment's current policy.",
+                required=False,
+            )
+            for field in ("save_experiment_best", "save_trial_best", "save_trial_latest")
+        ],
+        responses={200: s.GCPreviewSerializer},
+    )
+    @action(detail=True, methods=["get"], url_path="gc-preview", filterset_class=None)
+    def gc_preview(self, request, pk=None):
+        """What a policy would keep and delete; missing values are the current policy's."""
+        experiment = self.get_object()
+        try:
+            policy = Policy.from_values(request.query_params, fallback=experiment.gc_policy)
+        except InvalidPolicy as exc:
+            raise report_error(exc) from None
+        return Response(gc_preview(experiment, policy))
+
+    @extend_schema(
+        request=s.GCPolicySerializer,
+        responses={202: s.GCRunEnvelopeSerializer, 409: ERROR_409},
+    )
+    @action(detail=True, methods=["put"], url_path="gc-policy", filterset_class=None)
+    def gc_policy(self, request, pk=None):
+        """Set the GC policy and start a run that applies it."""
+        experiment = self.get_object()
+        data = s.GCPolicySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ensure_not_deleting(experiment)
+        run = services.set_gc_policy(experiment, Policy(**data.validated_data))
+        return Response({"gc_run": s.GCRunSerializer(run).data}, status=status.HTTP_202_ACCEPTED)
+
+
+class ExperimentChildMixin(ApiViewMixin):
+    """Views under ``experiments/{experiment_id}/``: load and authorize the experiment once."""
+
+    def get_experiment(self) -> Experiment:
+        if not hasattr(self, "_experiment"):
+            self._experiment = generics.get_object_or_404(
+                Experiment.objects.select_related("owner", "storage"),
+                pk=self.kwargs["experiment_id"],
+            )
+            self.check_object_permissions(self.request, self._experiment)
+        return self._experiment
+
+
+EXPERIMENT_ID = OpenApiParameter("experiment_id", int, OpenApiParameter.PATH)
+TRIAL_ID = OpenApiParameter("trial_id", int, OpenApiParameter.PATH)
+
+
+@extend_schema(tags=["experiments"], parameters=[EXPERIMENT_ID])
+class ExperimentCheckpointList(ExperimentChildMixin, generics.ListAPIView):
+    """An experiment's checkpoints: ``?state=&trial=&ordering=``, metric nulls last."""
+
+    serializer_class = s.CheckpointSerializer
+    filterset_class = CheckpointFilterSet
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Checkpoint.objects.none()
+        return Checkpoint.objects.filter(experiment=self.get_experiment()).order_by("-id")
+
+
+@extend_schema(tags=["experiments"], parameters=[EXPERIMENT_ID])
+class ExperimentTrialList(ExperimentChildMixin, generics.ListCreateAPIView):
+    """An experiment's trials; POST adds one (owner or staff)."""
+
+    serializer_class = s.TrialSerializer
+    filterset_class = TrialFilterSet
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Trial.objects.none()
+        return Trial.objects.filter(experiment=self.get_experiment()).order_by("id")
+
+    @extend_schema(responses={201: s.TrialSerializer, 409: ERROR_409})
+    def post(self, request, *args, **kwargs):
+        """Add a trial with its hyperparameters."""
+        experiment = self.get_experiment()
+        data = self.get_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ensure_not_deleting(experiment)
+        try:
+            trial = services.create_trial(experiment, data.validated_data.get("hparams"))
+        except services.ReportError as exc:
+            raise report_error(exc) from None
+        return Response(s.TrialSerializer(trial).data, status=status.HTTP_201_CREATED)
+
+
+# --- trials --------------------------------------------------------------------------------
+
+
+@extend_schema(tags=["trials"])
+class TrialViewSet(ApiViewMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """One trial."""
+
+    serializer_class = s.TrialSerializer
+
+    def get_queryset(self):
+        return Trial.objects.select_related("experiment").order_by("id")
+
+
+class TrialChildMixin(ApiViewMixin):
+    """Views under ``trials/{trial_id}/``: load and authorize the trial once."""
+
+    def get_trial(self) -> Trial:
+        if not hasattr(self, "_trial"):
+            self._trial = generics.get_object_or_404(
+                Trial.objects.select_related("experiment__owner", "experiment__storage"),
+                pk=self.kwargs["trial_id"],
+            )
+            self.check_object_permissions(self.request, self._trial)
+        return self._trial
+
+
+@extend_schema(tags=["trials"], parameters=[TRIAL_ID])
+class TrialValidationList(TrialChildMixin, generics.ListCreateAPIView):
+    """A trial's validations by steps; POST reports one (owner or staff)."""
+
+    serializer_class = s.ValidationSerializer
+    filterset_class = ValidationFilterSet
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Validation.objects.none()
+        return Validation.objects.filter(trial=self.get_trial()).order_by("steps_completed", "id")
+
+    @extend_schema(responses={201: s.ValidationSerializer, 409: ERROR_409})
+    def post(self, request, *args, **kwargs):
+        """Report validation metrics; checkpoints at the same steps get their metric."""
+        trial = self.get_trial()
+        data = self.get_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ensure_not_deleting(trial.experiment)
+        try:
+            validation = services.report_validation(
+                trial, data.validated_data["steps_completed"], data.validated_data["metrics"]
+            )
+        except services.ReportError as exc:
+            raise report_error(exc) from None
+        return Response(s.ValidationSerializer(validation).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["trials"], parameters=[TRIAL_ID])
+class TrialCheckpointList(TrialChildMixin, generics.ListCreateAPIView):
+    """A trial's checkpoints; POST reports one whose files are already on storage."""
+
+    serializer_class = s.CheckpointSerializer
+    filterset_class = CheckpointFilterSet
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Checkpoint.objects.none()
+        return Checkpoint.objects.filter(trial=self.get_trial()).order_by("-id")
+
+    @extend_schema(
+        request=s.CheckpointReportSerializer,
+        responses={201: s.CheckpointCreatedSerializer, 409: ERROR_409},
+    )
+    def post(self, request, *args, **kwargs):
+        """Report a checkpoint: ``{uuid?, steps_completed, resources, metadata}``."""
+        trial = self.get_trial()
+        data = s.CheckpointReportSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ensure_not_deleting(trial.experiment)
+        try:
+            with transaction.atomic():
+                checkpoint = services.report_checkpoint(trial, **data.validated_data)
+        except services.ReportError as exc:
+            raise report_error(exc) from None
+        return Response(
+            s.CheckpointCreatedSerializer(checkpoint).data, status=status.HTTP_201_CREATED
+        )
+
+
+# --- checkpoints and GC runs ---------------------------------------------------------------
+
+
+@extend_schema(tags=["checkpoints"])
+class CheckpointViewSet(ApiViewMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """One checkpoint by uuid: read, change metadata or protection, delete."""
+
+    serializer_class = s.CheckpointSerializer
+    lookup_field = "uuid"
+
+    def get_queryset(self):
+        return Checkpoint.objects.select_related("experiment").order_by("-id")
+
+    @extend_schema(request=s.CheckpointUpdateSerializer, responses={200: s.CheckpointSerializer})
+    def partial_update(self, request, uuid=None):
+        """Replace the metadata (a JSON object of at most 64 KiB) and/or set ``protected``."""
+        checkpoint = self.get_object()
+        data = s.CheckpointUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        try:
+            if "metadata" in changes:
+                changes["metadata"] = services.check_metadata(request.data["metadata"])
+        except services.ReportError as exc:
+            raise report_error(exc) from None
+        if changes:
+            Checkpoint.objects.filter(pk=checkpoint.pk).update(**changes)
+            for field, value in changes.items():
+                setattr(checkpoint, field, value)
+        return Response(s.CheckpointSerializer(checkpoint).data)
+
+    @extend_schema(responses={202: s.GCRunEnvelopeSerializer, 409: ERROR_409})
+    def destroy(self, request, uuid=None):
+        """Delete the checkpoint's files (a GC run); a protected checkpoint is a 409."""
+        checkpoint = self.get_object()
+        ensure_not_deleting(checkpoint.experiment)
+        if checkpoint.state in (CheckpointState.DELETED, CheckpointState.DELETING):
+            raise Conflict(f"checkpoint {checkpoint.uuid} is already {checkpoint.state}.")
+        try:
+            run = services.delete_checkpoint(checkpoint)
+        except services.CheckpointProtected as exc:
+            raise Conflict(str(exc)) from None
+        return Response({"gc_run": s.GCRunSerializer(run).data}, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(tags=["gc-runs"])
+class GCRunViewSet(
+    ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Garbage-collection runs: progress, counts and per-checkpoint errors."""
+
+    serializer_class = s.GCRunSerializer
+    filterset_class = GCRunFilterSet
+
+    def get_queryset(self):
+        return GCRun.objects.order_by("-id")

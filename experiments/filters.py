@@ -1,0 +1,150 @@
+"""One FilterSet per model, shared by the REST API viewsets and the HTML pages.
+
+Every FilterSet has an ``ordering`` parameter (comma-separated, ``-`` for descending).
+Orderings always end with a unique tie-breaker so paginated results are stable, and
+nullable columns sort their nulls last in both directions.
+"""
+
+from __future__ import annotations
+
+import django_filters
+from django import forms
+from django.db.models import F
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+
+from experiments.choices import CheckpointState, ExperimentState, GCRunState, TrialState
+from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
+
+MAX_ID = 2**63 - 1
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(django_filters.NumberFilter):
+    """An integer id (``?trial=3``); rejects fractions and out-of-range numbers."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 0)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+
+class StableOrderingFilter(django_filters.OrderingFilter):
+    """``?ordering=`` with nulls last for ``nullable`` fields and an ``id`` tie-breaker.
+
+    ``nullable`` names the model fields that may be null: they sort with nulls last
+    whether ascending or descending, so "best first" never starts with unmeasured rows.
+    """
+
+    def __init__(self, *args, nullable: tuple[str, ...] = (), tiebreaker: str = "-id", **kwargs):
+        self.nullable = set(nullable)
+        self.tiebreaker = tiebreaker
+        super().__init__(*args, **kwargs)
+
+    def order_expressions(self, params) -> list:
+        """Translate ``?ordering=`` params into order_by() expressions, tie-breaker last."""
+        expressions = []
+        seen = set()
+        for param in params:
+            if not param:
+                continue
+            name = self.get_ordering_value(param)
+            descending = name.startswith("-")
+            field = name.lstrip("-")
+            if field in seen:
+                continue
+            seen.add(field)
+            expression = F(field)
+            nulls = {"nulls_last": True} if field in self.nullable else {}
+            expressions.append(expression.desc(**nulls) if descending else expression.asc(**nulls))
+        tiebreak_field = self.tiebreaker.lstrip("-")
+        if tiebreak_field not in seen:
+            expressions.append(
+                F(tiebreak_field).desc()
+                if self.tiebreaker.startswith("-")
+                else F(tiebreak_field).asc()
+            )
+        return expressions
+
+    def filter(self, qs, value):
+        if not value:
+            return qs
+        return qs.order_by(*self.order_expressions(value))
+
+
+class ExperimentFilterSet(django_filters.FilterSet):
+    """Experiments by state, owner username and name; ordered by id, name, date or state."""
+
+    state = django_filters.ChoiceFilter(choices=ExperimentState.choices)
+    owner = django_filters.CharFilter(field_name="owner__username", help_text="Owner username.")
+    name = django_filters.CharFilter(lookup_expr="icontains", help_text="Name contains.")
+    ordering = StableOrderingFilter(
+        fields=(("id", "id"), ("name", "name"), ("created_at", "created_at"), ("state", "state"))
+    )
+
+    class Meta:
+        model = Experiment
+        fields = ["state", "owner", "name"]
+
+
+class TrialFilterSet(django_filters.FilterSet):
+    """Trials by state; ordered by id or creation time."""
+
+    state = django_filters.ChoiceFilter(choices=TrialState.choices)
+    ordering = StableOrderingFilter(
+        fields=(("id", "id"), ("created_at", "created_at")), tiebreaker="id"
+    )
+
+    class Meta:
+        model = Trial
+        fields = ["state"]
+
+
+class ValidationFilterSet(django_filters.FilterSet):
+    """Validations ordered by steps (the default for metric charts) or report time."""
+
+    ordering = StableOrderingFilter(
+        fields=(("steps_completed", "steps_completed"), ("report_time", "report_time")),
+        tiebreaker="id",
+    )
+
+    class Meta:
+        model = Validation
+        fields: list[str] = []
+
+
+class CheckpointFilterSet(django_filters.FilterSet):
+    """Checkpoints by state and trial; ordered by any column, metric nulls always last."""
+
+    state = django_filters.ChoiceFilter(choices=CheckpointState.choices)
+    trial = IdFilter(field_name="trial_id", help_text="Trial id.")
+    ordering = StableOrderingFilter(
+        fields=(
+            ("id", "id"),
+            ("trial_id", "trial"),
+            ("steps_completed", "steps_completed"),
+            ("report_time", "report_time"),
+            ("size_bytes", "size_bytes"),
+            ("validation_metric", "validation_metric"),
+            ("state", "state"),
+        ),
+        nullable=("validation_metric",),
+    )
+
+    class Meta:
+        model = Checkpoint
+        fields = ["state", "trial"]
+
+
+class GCRunFilterSet(django_filters.FilterSet):
+    """GC runs by experiment and state, newest first unless ordered otherwise."""
+
+    experiment = IdFilter(field_name="experiment_id", help_text="Experiment id.")
+    state = django_filters.ChoiceFilter(choices=GCRunState.choices)
+    ordering = StableOrderingFilter(fields=(("id", "id"), ("created_at", "created_at")))
+
+    class Meta:
+        model = GCRun
+        fields = ["experiment", "state"]

@@ -1,0 +1,156 @@
+"""GET experiments/{id}/gc-preview, PUT experiments/{id}/gc-policy, GET gc-runs."""
+
+import pytest
+
+from experiments import services
+from experiments.models import GCRun
+from tests.api.conftest import add_checkpoints, make_experiment
+
+pytestmark = pytest.mark.django_db
+
+# The spec's example: trial 1 checkpoints 1-5, trial 2 checkpoints 6-10 (index = id order).
+SPEC_ROWS = {
+    1: [(100, None), (200, None), (300, 0.6), (400, 0.5), (500, 0.4)],
+    2: [(100, None), (200, 0.2), (300, 0.3), (400, None), (500, None)],
+}
+SPEC_TABLE = [
+    ((0, 0, 0), []),
+    ((2, 0, 0), [8, 7]),
+    ((5, 0, 0), [8, 7, 5, 4, 3]),
+    ((0, 1, 0), [7, 5]),
+    ((0, 3, 0), [8, 7, 5, 4, 3]),
+    ((0, 0, 1), [10, 5]),
+    ((0, 0, 3), [10, 9, 8, 5, 4, 3]),
+    ((2, 1, 0), [8, 7, 5]),
+    ((2, 0, 1), [10, 8, 7, 5]),
+    ((0, 1, 1), [10, 7, 5]),
+    ((2, 1, 1), [10, 8, 7, 5]),
+]
+
+
+@pytest.fixture
+def spec_example(alice, default_storage):
+    """The spec's example experiment; returns (experiment, [checkpoint ids by spec number])."""
+    experiment = make_experiment(alice, default_storage, name="spec-example")
+    ids = []
+    for rows in SPEC_ROWS.values():
+        trial = services.create_trial(experiment)
+        ids += [c.pk for c in add_checkpoints(trial, rows)]
+    return experiment, ids
+
+
+@pytest.mark.parametrize(("policy", "saved"), SPEC_TABLE)
+def test_preview_matches_the_spec_table(alice_api, spec_example, policy, saved):
+    experiment, ids = spec_example
+    query = "save_experiment_best={}&save_trial_best={}&save_trial_latest={}".format(*policy)
+    response = alice_api.get(f"/api/v1/experiments/{experiment.pk}/gc-preview?{query}")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["retained_ids"] == [ids[n - 1] for n in saved]
+    deleted = sorted(set(range(1, 11)) - set(saved), reverse=True)
+    assert body["deleted_ids"] == [ids[n - 1] for n in deleted]
+    assert body["metric_name"] == "loss"
+    assert body["reclaimed_bytes"] == sum(
+        c["size_bytes"] for c in body["checkpoints"] if not c["keep"]
+    )
+    assert set(body["checkpoints"][0]) == {
+        "id",
+        "uuid",
+        "trial_id",
+        "steps_completed",
+        "validation_metric",
+        "size_bytes",
+        "keep",
+    }
+
+
+def test_missing_params_default_to_the_current_policy(alice_api, spec_example):
+    experiment, ids = spec_example
+    experiment.save_experiment_best = 2
+    experiment.save_trial_best = 0
+    experiment.save_trial_latest = 0
+    experiment.save()
+    url = f"/api/v1/experiments/{experiment.pk}/gc-preview"
+    assert alice_api.get(url).json()["retained_ids"] == [ids[7], ids[6]]
+    # only save_trial_latest given: 2/0/1
+    body = alice_api.get(url + "?save_trial_latest=1").json()
+    assert body["retained_ids"] == [ids[9], ids[7], ids[6], ids[4]]
+    assert body["policy"] == {
+        "save_experiment_best": 2,
+        "save_trial_best": 0,
+        "save_trial_latest": 1,
+    }
+
+
+@pytest.mark.parametrize("value", ["-1", "1.5", "x", "true", "99999999999999"])
+@pytest.mark.parametrize("field", ["save_experiment_best", "save_trial_best", "save_trial_latest"])
+def test_bad_preview_values_are_400_naming_the_field(alice_api, experiment, field, value):
+    response = alice_api.get(f"/api/v1/experiments/{experiment.pk}/gc-preview?{field}={value}")
+    assert response.status_code == 400
+    assert field in response.json()
+    assert field in response.json()["message"]
+
+
+def test_put_policy_saves_and_starts_a_run(alice_api, experiment):
+    body = {"save_experiment_best": 3, "save_trial_best": 0, "save_trial_latest": 2}
+    response = alice_api.put(f"/api/v1/experiments/{experiment.pk}/gc-policy", body, format="json")
+    assert response.status_code == 202, response.json()
+    run = response.json()["gc_run"]
+    assert run["policy"] == body
+    assert run["state"] == "PENDING"
+    assert set(run) >= {
+        "id",
+        "experiment_id",
+        "state",
+        "policy",
+        "total",
+        "deleted",
+        "failed",
+        "reclaimed_bytes",
+        "errors",
+        "started_at",
+        "finished_at",
+    }
+    experiment.refresh_from_db()
+    assert experiment.gc_policy == body
+    assert alice_api.get(f"/api/v1/gc-runs/{run['id']}").json()["policy"] == body
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            {"save_experiment_best": -1, "save_trial_best": 0, "save_trial_latest": 0},
+            "save_experiment_best",
+        ),
+        (
+            {"save_experiment_best": 0, "save_trial_best": "x", "save_trial_latest": 0},
+            "save_trial_best",
+        ),
+        ({"save_experiment_best": 0, "save_trial_best": 0}, "save_trial_latest"),
+    ],
+)
+def test_put_policy_rejects_bad_values(alice_api, experiment, body, field):
+    response = alice_api.put(f"/api/v1/experiments/{experiment.pk}/gc-policy", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["message"]
+    assert not GCRun.objects.exists()
+
+
+@pytest.mark.parametrize("size", [2, 20])
+def test_gc_run_list_query_count(alice_api, experiment, size, django_assert_num_queries):
+    for _ in range(size):
+        services.start_gc_run(experiment, "SWEEP")
+    with django_assert_num_queries(2):
+        response = alice_api.get(f"/api/v1/gc-runs?experiment={experiment.pk}")
+    assert response.json()["count"] == size
+
+
+def test_gc_run_shows_errors_and_finish(alice_api, experiment):
+    run = services.start_gc_run(experiment, "SWEEP")
+    GCRun.objects.filter(pk=run.pk).update(
+        state="FAILED", errors=[{"checkpoint": "abc", "error": "denied"}], failed=1
+    )
+    body = alice_api.get(f"/api/v1/gc-runs/{run.pk}").json()
+    assert body["errors"] == [{"checkpoint": "abc", "error": "denied"}]
+    assert body["state"] == "FAILED"
