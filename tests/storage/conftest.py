@@ -1,0 +1,376 @@
+"""Fixtures of the storage tests: real S3 (moto) and GCS (emulator) servers over HTTP.
+
+Each server runs in its own child process (moto's ThreadedMotoServer, the
+gcp-storage-emulator's ``create_server``) on a free 127.0.0.1 port, started once per
+session. Keeping them out of the test process keeps their memory out of the download
+memory measurements, and their threads off this process's GIL.
+
+``store`` is parametrized over the three backends; it gives a StorageConfig plus a
+``put`` that writes objects with the provider's own client (not through our backend).
+Every response the storage tests receive is recorded so that ``test_zz_secrets`` can
+assert that no secret ever appears in one.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import selectors
+import socket
+import subprocess
+import sys
+import uuid as uuid_lib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import missing_service
+
+ACCESS_KEY = "AKIACKPTWEBTESTACCESS"
+SECRET_KEY = "sEcReT-ckptweb-9f2c41d7e0b6-never-shown"
+SECRETS = (ACCESS_KEY, SECRET_KEY)
+BUCKET = "ckptweb-test"
+STARTUP_TIMEOUT = 30
+
+MOTO_SCRIPT = """
+import sys
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print("ready", server.get_host_and_port()[1], flush=True)
+sys.stdin.read()
+"""
+
+GCS_SCRIPT = """
+import logging, socket, sys
+logging.disable(logging.CRITICAL)
+from gcp_storage_emulator.server import create_server
+sock = socket.socket(); sock.bind(("127.0.0.1", 0)); port = sock.getsockname()[1]; sock.close()
+server = create_server("127.0.0.1", port, in_memory=True)
+server.start()
+print("ready", port, flush=True)
+sys.stdin.read()
+"""
+
+
+# --- servers -------------------------------------------------------------------------------
+
+
+@dataclass
+class ServerProcess:
+    """A server in a child process that exits when its stdin closes."""
+
+    name: str
+    process: subprocess.Popen
+    port: int
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.stdin.close()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_server(name: str, script: str) -> ServerProcess | str:
+    """Start a server script; return it, or a reason why it did not come up."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    ready = selector.select(timeout=STARTUP_TIMEOUT)
+    line = process.stdout.readline() if ready else ""
+    if not line.startswith("ready"):
+        process.kill()
+        process.wait()
+        return f"{name} did not start within {STARTUP_TIMEOUT}s (output: {line.strip()!r})"
+    server = ServerProcess(name, process, int(line.split()[1]))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5):
+        pass
+    return server
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto's ThreadedMotoServer (S3 over HTTP), with the test bucket created."""
+    server = start_server("moto S3 server", MOTO_SCRIPT)
+    if isinstance(server, str):
+        missing_service(server)
+    s3_admin_client(server.endpoint).create_bucket(Bucket=BUCKET)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_server():
+    """gcp-storage-emulator (GCS JSON API over HTTP), with STORAGE_EMULATOR_HOST set."""
+    server = start_server("gcp-storage-emulator", GCS_SCRIPT)
+    if isinstance(server, str):
+        missing_service(server)
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = server.endpoint
+    gcs_admin_client().create_bucket(BUCKET)
+    yield server
+    if previous is None:
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    else:
+        os.environ["STORAGE_EMULATOR_HOST"] = previous
+    server.stop()
+
+
+@functools.lru_cache
+def s3_admin_client(endpoint: str):
+    """A boto3 client of our own, independent of the backend under test."""
+    import boto3
+
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name="us-east-1",
+    )
+
+
+@functools.lru_cache
+def gcs_admin_client():
+    """An anonymous google-cloud-storage client talking to the emulator."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    return storage.Client(project="test", credentials=AnonymousCredentials())
+
+
+# --- one storage per backend ---------------------------------------------------------------
+
+
+@dataclass
+class Store:
+    """A StorageConfig under test plus raw access to its objects."""
+
+    kind: str
+    config: object
+    admin: object = None
+    root: Path | None = None
+    written: dict = field(default_factory=dict)
+
+    def key(self, checkpoint_uuid, path: str) -> str:
+        prefix = self.config.prefix.strip("/")
+        return f"{prefix + '/' if prefix else ''}{checkpoint_uuid}/{path}"
+
+    def put(self, checkpoint_uuid, path: str, data: bytes) -> None:
+        """Write one object/file directly, bypassing our backend."""
+        if self.kind == "shared_fs":
+            target = self.root / str(checkpoint_uuid) / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        elif self.kind == "s3":
+            self.admin.put_object(Bucket=BUCKET, Key=self.key(checkpoint_uuid, path), Body=data)
+        else:
+            self.admin.bucket(BUCKET).blob(self.key(checkpoint_uuid, path)).upload_from_string(data)
+
+    def put_file(self, checkpoint_uuid, path: str, source: Path) -> None:
+        """Write one (large) file from disk, streamed."""
+        if self.kind == "shared_fs":
+            target = self.root / str(checkpoint_uuid) / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(source, target)
+        elif self.kind == "s3":
+            self.admin.upload_file(str(source), BUCKET, self.key(checkpoint_uuid, path))
+        else:
+            blob = self.admin.bucket(BUCKET).blob(
+                self.key(checkpoint_uuid, path), chunk_size=64 * 1024 * 1024
+            )
+            blob.upload_from_filename(str(source))
+
+    def put_files(self, checkpoint_uuid, files: dict[str, bytes]) -> None:
+        for path, data in files.items():
+            self.put(checkpoint_uuid, path, data)
+
+    def put_raw_key(self, key: str, data: bytes) -> None:
+        """Write an object under an arbitrary key (object stores only)."""
+        if self.kind == "s3":
+            self.admin.put_object(Bucket=BUCKET, Key=key, Body=data)
+        else:
+            self.admin.bucket(BUCKET).blob(key).upload_from_string(data)
+
+    def exists(self, checkpoint_uuid, path: str) -> bool:
+        """Is the file still there (checked with the provider's own client)?"""
+        if self.kind == "shared_fs":
+            return (self.root / str(checkpoint_uuid) / path).exists()
+        if self.kind == "s3":
+            listing = self.admin.list_objects_v2(
+                Bucket=BUCKET, Prefix=self.key(checkpoint_uuid, path)
+            )
+            return any(
+                o["Key"] == self.key(checkpoint_uuid, path) for o in listing.get("Contents", [])
+            )
+        return self.admin.bucket(BUCKET).blob(self.key(checkpoint_uuid, path)).exists()
+
+
+def unique_prefix() -> str:
+    return f"runs/{uuid_lib.uuid4().hex[:10]}"
+
+
+def make_store(kind: str, request, tmp_path) -> Store:
+    """Build a Store of ``kind``; S3/GCS start their server (or skip) on first use."""
+    from storage.models import StorageConfig
+
+    name = f"{kind.replace('_', '-')}-{uuid_lib.uuid4().hex[:8]}"
+    if kind == "shared_fs":
+        host = tmp_path / "shared"
+        (host / "ckpts").mkdir(parents=True)
+        config = StorageConfig.objects.create(
+            name=name, type="shared_fs", host_path=str(host), storage_path="ckpts"
+        )
+        return Store(kind, config, root=host / "ckpts")
+    if kind == "s3":
+        server = request.getfixturevalue("moto_server")
+        config = StorageConfig.objects.create(
+            name=name,
+            type="s3",
+            bucket=BUCKET,
+            prefix=unique_prefix(),
+            endpoint_url=server.endpoint,
+            access_key=ACCESS_KEY,
+            secret_key=SECRET_KEY,
+        )
+        return Store(kind, config, admin=s3_admin_client(server.endpoint))
+    request.getfixturevalue("gcs_server")
+    config = StorageConfig.objects.create(
+        name=name, type="gcs", bucket=BUCKET, prefix=unique_prefix()
+    )
+    return Store(kind, config, admin=gcs_admin_client())
+
+
+@pytest.fixture(params=["shared_fs", "s3", "gcs"])
+def store(request, db, tmp_path) -> Store:
+    """The backend contract fixture: one Store per backend type."""
+    return make_store(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def fs_store(db, request, tmp_path) -> Store:
+    """A shared_fs Store for tests that are about HTTP, not about a backend."""
+    return make_store("shared_fs", request, tmp_path)
+
+
+@pytest.fixture
+def s3_store(db, request, tmp_path) -> Store:
+    return make_store("s3", request, tmp_path)
+
+
+@pytest.fixture
+def gcs_store(db, request, tmp_path) -> Store:
+    return make_store("gcs", request, tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Users are created in most tests here; real password hashing would dominate the run."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# --- checkpoints ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_checkpoint(alice):
+    """``make_checkpoint(store, files, state=...)``: rows plus files in the store."""
+    from experiments.models import Checkpoint, Experiment, Trial
+
+    def make(store: Store, files: dict[str, bytes] | None = None, state="COMPLETED", steps=10):
+        experiment = Experiment.objects.create(
+            owner=alice, name="storage test", searcher_metric="loss", storage=store.config
+        )
+        trial = Trial.objects.create(experiment=experiment)
+        files = files or {}
+        checkpoint = Checkpoint.objects.create(
+            trial=trial,
+            steps_completed=steps,
+            state=state,
+            resources={path: len(data) for path, data in files.items()},
+            size_bytes=sum(len(data) for data in files.values()),
+        )
+        store.put_files(checkpoint.uuid, files)
+        return checkpoint
+
+    return make
+
+
+# --- secret watch --------------------------------------------------------------------------
+
+#: Every response and log line seen by the storage tests: (where, text-or-flag).
+RECORDED: list[tuple[str, bytes]] = []
+LEAKS: list[str] = []
+
+
+def _scan_stream(chunks, where: str):
+    """Pass a streamed body through, noting any secret split across chunks too."""
+    tail = b""
+    needles = [secret.encode() for secret in SECRETS]
+    width = max(len(needle) for needle in needles)
+    for chunk in chunks:
+        window = tail + chunk
+        if any(needle in window for needle in needles):
+            LEAKS.append(where)
+        tail = window[-width:]
+        yield chunk
+
+
+class _LogRecorder(logging.Handler):
+    def emit(self, record):
+        try:
+            RECORDED.append((f"log {record.name}", self.format(record).encode()))
+        except Exception:  # noqa: S110 - a recorder must never break a test
+            pass
+
+
+@pytest.fixture(autouse=True)
+def record_responses(monkeypatch):
+    """Record the headers and body of every response (and every log line) of a test."""
+    from django.core.handlers.base import BaseHandler
+
+    original = BaseHandler.get_response
+
+    def get_response(self, request):
+        response = original(self, request)
+        where = f"{request.method} {request.get_full_path()} -> {response.status_code}"
+        headers = "\n".join(f"{k}: {v}" for k, v in response.items()).encode()
+        RECORDED.append((where + " headers", headers))
+        if response.streaming:
+            response.streaming_content = _scan_stream(response.streaming_content, where)
+        else:
+            RECORDED.append((where + " body", bytes(response.content)))
+        return response
+
+    monkeypatch.setattr(BaseHandler, "get_response", get_response)
+    handler = _LogRecorder(level=logging.DEBUG)
+    logging.getLogger().addHandler(handler)
+    yield
+    logging.getLogger().removeHandler(handler)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def consume(response) -> bytes:
+    """The full body of a (streaming or not) response."""
+    if response.streaming:
+        data = b"".join(response.streaming_content)
+        response.close()
+        return data
+    return response.content
