@@ -128,7 +128,8 @@ def execute_run(run_id: int, final_attempt: bool = True) -> GCRun | None:
         logger.info("GC run %s was taken over; stopping", run_id)
         return run
     except TransientStorageError:
-        _beat(run_id)  # the retry's wait starts now, so the sweep does not think us dead
+        # The retry's wait starts now: beat, so the sweep does not take the run for dead.
+        GCRun.objects.filter(pk=run_id, state=GCRunState.RUNNING).update(heartbeat=timezone.now())
         raise
     finish_run(run_id)
     return GCRun.objects.filter(pk=run_id).first()

@@ -1,0 +1,209 @@
+"""Test data for GC tests: experiments built through the services, with real files.
+
+``FileStore`` hides whether the files live on a shared file system or in an S3 bucket, so
+the same scenario and the same invariant check run on both.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from experiments import services
+from experiments.choices import CheckpointState
+from experiments.models import Checkpoint, Experiment
+from experiments.retention import Policy, ranked_candidates
+
+# (trial, steps_completed, validation metric) of checkpoints 1..10 in the spec's example.
+SPEC_TABLE = [
+    (1, 100, None),
+    (1, 200, None),
+    (1, 300, 0.6),
+    (1, 400, 0.5),
+    (1, 500, 0.4),
+    (2, 100, None),
+    (2, 200, 0.2),
+    (2, 300, 0.3),
+    (2, 400, None),
+    (2, 500, None),
+]
+# The spec's table: policy -> saved checkpoint labels, descending.
+SPEC_POLICIES = [
+    ((0, 0, 0), []),
+    ((2, 0, 0), [8, 7]),
+    ((5, 0, 0), [8, 7, 5, 4, 3]),
+    ((9, 0, 0), [8, 7, 5, 4, 3]),
+    ((0, 1, 0), [7, 5]),
+    ((0, 3, 0), [8, 7, 5, 4, 3]),
+    ((0, 0, 1), [10, 5]),
+    ((0, 0, 3), [10, 9, 8, 5, 4, 3]),
+    ((2, 1, 0), [8, 7, 5]),
+    ((2, 0, 1), [10, 8, 7, 5]),
+    ((0, 1, 1), [10, 7, 5]),
+    ((2, 1, 1), [10, 8, 7, 5]),
+]
+# Every checkpoint gets these files (relative path -> content).
+CHECKPOINT_FILES = {
+    "state-dict.pth": b"weights" * 10,
+    "metadata.json": b'{"framework": "pytorch"}',
+    "code/model_def.py": b"import torch\n",
+}
+
+
+def policy_of(numbers: tuple[int, int, int]) -> Policy:
+    """A Policy from (save_experiment_best, save_trial_best, save_trial_latest)."""
+    best, trial_best, latest = numbers
+    return Policy(save_experiment_best=best, save_trial_best=trial_best, save_trial_latest=latest)
+
+
+class FileStore:
+    """The files of one storage location, written and listed without going through GC."""
+
+    storage_section: dict = {}
+
+    def write(self, checkpoint_uuid: str, path: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def listing(self) -> set[tuple[str, str]]:
+        """Every (checkpoint uuid, relative path) present."""
+        raise NotImplementedError
+
+
+class SharedFSStore(FileStore):
+    """Files under a directory, as the shared_fs backend lays them out."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.storage_section = {"type": "shared_fs", "host_path": str(self.root)}
+
+    def write(self, checkpoint_uuid: str, path: str, data: bytes) -> None:
+        full = self.root / checkpoint_uuid / path
+        full.parent.mkdir(parents=True, exist_ok=True)
+        full.write_bytes(data)
+
+    def listing(self) -> set[tuple[str, str]]:
+        found = set()
+        for dirpath, _dirs, names in os.walk(self.root):
+            for name in names:
+                relative = os.path.relpath(os.path.join(dirpath, name), self.root)
+                checkpoint_uuid, _, path = relative.partition(os.sep)
+                found.add((checkpoint_uuid, path.replace(os.sep, "/")))
+        return found
+
+
+class S3Store(FileStore):
+    """Objects in an S3 bucket (moto in the tests) under ``<prefix>/<uuid>/``."""
+
+    def __init__(self, client, bucket: str, endpoint_url: str, prefix: str = "ckpts"):
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.storage_section = {
+            "type": "s3",
+            "bucket": bucket,
+            "prefix": prefix,
+            "endpoint_url": endpoint_url,
+            "access_key": "gc-test-access-key",
+            "secret_key": "gc-test-secret-key-do-not-leak",
+        }
+
+    def write(self, checkpoint_uuid: str, path: str, data: bytes) -> None:
+        key = f"{self.prefix}/{checkpoint_uuid}/{path}"
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def listing(self) -> set[tuple[str, str]]:
+        found = set()
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}/"):
+            for obj in page.get("Contents", []):
+                checkpoint_uuid, _, path = obj["Key"][len(self.prefix) + 1 :].partition("/")
+                found.add((checkpoint_uuid, path))
+        return found
+
+
+def make_experiment(owner, store: FileStore, policy=(0, 1, 1), name="gc-test") -> Experiment:
+    """An experiment on ``store``'s storage, created through the services, with a policy."""
+    best, trial_best, latest = policy
+    config = {
+        "name": name,
+        "searcher": {"metric": "loss", "smaller_is_better": True},
+        "checkpoint_storage": {
+            **store.storage_section,
+            "save_experiment_best": best,
+            "save_trial_best": trial_best,
+            "save_trial_latest": latest,
+        },
+    }
+    return services.create_experiment(owner, config)
+
+
+def add_checkpoint(trial, store: FileStore, steps: int, metric: float | None, files=None):
+    """Report a validation (when ``metric`` is set) and a checkpoint whose files exist."""
+    files = CHECKPOINT_FILES if files is None else files
+    if metric is not None:
+        services.report_validation(trial, steps, {"loss": metric})
+    checkpoint = services.report_checkpoint(
+        trial, steps, resources={path: len(data) for path, data in files.items()}
+    )
+    for path, data in files.items():
+        store.write(str(checkpoint.uuid), path, data)
+    return checkpoint
+
+
+def spec_example(owner, store: FileStore, policy=(0, 1, 1)) -> tuple[Experiment, dict]:
+    """The spec's example experiment; returns it and ``{label 1..10: Checkpoint}``."""
+    experiment = make_experiment(owner, store, policy)
+    trials = {1: services.create_trial(experiment), 2: services.create_trial(experiment)}
+    labels = {}
+    for label, (trial, steps, metric) in enumerate(SPEC_TABLE, start=1):
+        labels[label] = add_checkpoint(trials[trial], store, steps, metric)
+    return experiment, labels
+
+
+def labels_in_state(labels: dict, state: str) -> list[int]:
+    """Labels (descending) of the checkpoints now in ``state``."""
+    states = dict(
+        Checkpoint.objects.filter(pk__in=[c.pk for c in labels.values()]).values_list("pk", "state")
+    )
+    return sorted((label for label, c in labels.items() if states[c.pk] == state), reverse=True)
+
+
+def expected_files(checkpoints) -> set[tuple[str, str]]:
+    """(uuid, path) of every file the given checkpoints reported."""
+    return {(str(c.uuid), path) for c in checkpoints for path in c.resources}
+
+
+def assert_gc_invariant(store: FileStore, checkpoints=None) -> None:
+    """Files on storage == files of the non-DELETED checkpoints.
+
+    COMPLETED checkpoints have every file. A checkpoint whose deletion failed part-way
+    (ERROR, PARTIALLY_DELETED) or is in progress (DELETING) may have lost some, never
+    gained any; a DELETED one has none.
+    """
+    checkpoints = list(Checkpoint.objects.all() if checkpoints is None else checkpoints)
+    present = store.listing()
+    by_state = {}
+    for checkpoint in checkpoints:
+        checkpoint.refresh_from_db()
+        by_state.setdefault(checkpoint.state, []).append(checkpoint)
+    deleted = expected_files(by_state.get(CheckpointState.DELETED, []))
+    completed = expected_files(by_state.get(CheckpointState.COMPLETED, []))
+    unsure = expected_files(
+        by_state.get(CheckpointState.ERROR, [])
+        + by_state.get(CheckpointState.PARTIALLY_DELETED, [])
+        + by_state.get(CheckpointState.DELETING, [])
+    )
+    assert not present & deleted, f"files of DELETED checkpoints remain: {present & deleted}"
+    assert completed <= present, f"files of COMPLETED checkpoints are gone: {completed - present}"
+    unknown = present - completed - unsure
+    assert not unknown, f"files on storage that no live checkpoint owns: {unknown}"
+
+
+def assert_retained_intact(experiment: Experiment, policy: Policy, store: FileStore) -> None:
+    """Every checkpoint ``policy`` keeps now is COMPLETED with all its files."""
+    present = store.listing()
+    for ranked in ranked_candidates(experiment, policy):
+        if ranked.keep:
+            checkpoint = Checkpoint.objects.get(pk=ranked.id)
+            assert checkpoint.state == CheckpointState.COMPLETED
+            assert expected_files([checkpoint]) <= present

@@ -1,0 +1,130 @@
+"""Property: for any experiment and policy, GC keeps exactly what the policy retains.
+
+Eager and in-process (SQLite or PostgreSQL), with real files on a shared_fs directory.
+Some checkpoints are made undeletable; after GC and after the sweep (with the fault gone):
+files on storage == files of the non-DELETED checkpoints, every retained checkpoint is
+COMPLETED with all its files, a DELETED one has none.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from experiments import gc, services
+from experiments.choices import CheckpointState, GCReason
+from experiments.models import Checkpoint, Experiment
+from experiments.retention import ranked_candidates
+from storage.backends.shared_fs import SharedFSBackend
+from storage.models import StorageConfig
+from tests.gc.builders import (
+    SharedFSStore,
+    add_checkpoint,
+    assert_gc_invariant,
+    expected_files,
+    make_experiment,
+    policy_of,
+)
+
+pytestmark = pytest.mark.django_db
+
+checkpoint_st = st.fixed_dictionaries(
+    {
+        "metric": st.sampled_from([None, None, 0.1, 0.2, 0.3, 0.5, 0.8]),
+        "stuck": st.sampled_from([False, False, False, True]),
+        "files": st.integers(min_value=0, max_value=3),
+    }
+)
+experiment_st = st.fixed_dictionaries(
+    {
+        "trials": st.lists(st.lists(checkpoint_st, max_size=6), min_size=1, max_size=3),
+        "policy": st.tuples(*(st.integers(min_value=0, max_value=3),) * 3),
+        "protect": st.sets(st.integers(min_value=0, max_value=17), max_size=2),
+    }
+)
+
+
+class StuckFiles:
+    """Makes ``remove_file`` fail for files inside the chosen checkpoint directories."""
+
+    def __init__(self):
+        self.dirs: set[str] = set()
+        self.original = SharedFSBackend.remove_file
+
+    def remove_file(self, full: str) -> None:
+        if any(full.startswith(directory) for directory in self.dirs):
+            raise PermissionError(1, "Operation not permitted", full)
+        self.original(full)
+
+
+def build(owner, store, example) -> tuple[Experiment, list[Checkpoint], set[int]]:
+    """The generated experiment; returns it, its checkpoints and the ids of stuck ones."""
+    experiment = make_experiment(owner, store, policy=example["policy"])
+    checkpoints, stuck = [], set()
+    for rows in example["trials"]:
+        trial = services.create_trial(experiment)
+        for index, row in enumerate(rows):
+            files = {f"part-{n}.bin": bytes([n]) * (n + 1) for n in range(row["files"])}
+            checkpoint = add_checkpoint(trial, store, 100 * (index + 1), row["metric"], files)
+            if len(checkpoints) in example["protect"]:
+                Checkpoint.objects.filter(pk=checkpoint.pk).update(protected=True)
+            if row["stuck"] and files:
+                stuck.add(checkpoint.pk)
+            checkpoints.append(checkpoint)
+    return experiment, checkpoints, stuck
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(example=experiment_st)
+def test_gc_keeps_exactly_what_the_policy_retains(alice, monkeypatch, example):
+    root = Path(tempfile.mkdtemp(prefix="gc-property-"))
+    experiment = None
+    stuck_files = StuckFiles()
+    monkeypatch.setattr(SharedFSBackend, "remove_file", staticmethod(stuck_files.remove_file))
+    try:
+        store = SharedFSStore(root)
+        experiment, checkpoints, stuck = build(alice, store, example)
+        policy = policy_of(example["policy"])
+        keep = {c.id for c in ranked_candidates(experiment, policy) if c.keep}
+        stuck_files.dirs = {f"{root}/{c.uuid}/" for c in checkpoints if c.pk in stuck}
+
+        run = services.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy)
+        gc.execute_run(run.pk)
+        run.refresh_from_db()
+        states = dict(Checkpoint.objects.filter(experiment=experiment).values_list("pk", "state"))
+        present = store.listing()
+        for checkpoint in checkpoints:
+            if checkpoint.pk in keep:
+                assert states[checkpoint.pk] == CheckpointState.COMPLETED
+                assert expected_files([checkpoint]) <= present
+            elif checkpoint.pk in stuck:
+                assert states[checkpoint.pk] == CheckpointState.ERROR
+            else:
+                assert states[checkpoint.pk] == CheckpointState.DELETED
+                assert not expected_files([checkpoint]) & present
+        doomed = len(checkpoints) - len(keep)
+        assert (run.total, run.failed) == (doomed, len(stuck - keep))
+        assert_gc_invariant(store, checkpoints)
+
+        stuck_files.dirs = set()  # the fault is repaired; the sweep finishes the job
+        gc.sweep()
+        for pending in experiment.gc_runs.filter(reason=GCReason.SWEEP):
+            gc.execute_run(pending.pk)
+        states = dict(Checkpoint.objects.filter(experiment=experiment).values_list("pk", "state"))
+        assert {pk for pk, state in states.items() if state != CheckpointState.DELETED} == keep
+        assert store.listing() == expected_files(c for c in checkpoints if c.pk in keep)
+        assert_gc_invariant(store, checkpoints)
+    finally:
+        if experiment is not None:
+            Experiment.objects.filter(pk=experiment.pk).delete()
+            StorageConfig.objects.filter(pk=experiment.storage_id).delete()
+        shutil.rmtree(root, ignore_errors=True)
