@@ -1,0 +1,381 @@
+"""``ckpt``: the ckptweb command line, modelled on Determined's ``det`` checkpoint commands.
+
+    ckpt experiment list
+    ckpt experiment list-checkpoints ID [--best N] [--csv]
+    ckpt experiment set gc-policy ID --save-experiment-best N --save-trial-best N
+                                     --save-trial-latest N [--yes]
+    ckpt checkpoint describe UUID
+    ckpt checkpoint download UUID [-o DIR]
+    ckpt checkpoint delete UUID [--yes]
+
+The server and token come from ``--url``/``--token`` or ``CKPTWEB_URL``/``CKPTWEB_TOKEN``.
+Exit status: 0 success, 1 error (one line on stderr, no traceback), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+
+from ckptweb.client import ApiError, Client, human_size
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+class CommandError(Exception):
+    """A failure to report on one line and exit 1."""
+
+
+# --- output helpers ------------------------------------------------------------------------
+
+
+def print_table(headers: list[str], rows: list[list], out=None) -> None:
+    """Left-aligned columns separated by two spaces, with a header rule."""
+    out = out or sys.stdout
+    cells = [[str(value) for value in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
+    print(line, file=out)
+    print("  ".join("-" * w for w in widths), file=out)
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
+
+
+def metric_text(value) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def confirm(question: str, assume_yes: bool) -> bool:
+    """Ask on the terminal (or read a line from stdin); EOF means no."""
+    if assume_yes:
+        return True
+    print(f"{question} [y/N] ", end="", flush=True)
+    answer = sys.stdin.readline()
+    if not answer:
+        print()
+    return answer.strip().lower() in ("y", "yes")
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, label: str, stream=None):
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < 0.1 and (total is None or done < total):
+            return
+        self.last = now
+        if total:
+            width = 30
+            filled = int(width * done / total)
+            bar = "#" * filled + "." * (width - filled)
+            text = f"\r{self.label} [{bar}] {100 * done // total:3d}% "
+            text += f"{human_size(done)} / {human_size(total)}"
+        else:
+            text = f"\r{self.label} {human_size(done)}"
+        self.stream.write(text.ljust(79))
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def follow_gc_run(client: Client, run: dict) -> dict:
+    """Print a GC run's progress until it ends; CommandError if it FAILED."""
+
+    def show(current: dict) -> None:
+        print(
+            f"GC run {current['id']}: {current['state']} — deleted {current['deleted']}"
+            f"/{current['total']}, failed {current['failed']}"
+        )
+
+    run = client.wait_for_gc_run(run["id"], on_change=show)
+    if run["state"] == "FAILED":
+        first = run["errors"][0] if run["errors"] else {}
+        detail = f" (first: {first.get('checkpoint')}: {first.get('error')})" if first else ""
+        raise CommandError(
+            f"GC run {run['id']} failed: {run['failed']} checkpoint(s) could not be deleted{detail}"
+        )
+    print(f"Deleted {run['deleted']} checkpoints ({human_size(run['reclaimed_bytes'])}).")
+    return run
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def experiment_list(client: Client, args) -> None:
+    """``ckpt experiment list``"""
+    rows = [
+        [e["id"], e["name"], e["owner"], e["state"], e["searcher_metric"], e["created_at"][:19]]
+        for e in client.list_experiments(state=args.state)
+    ]
+    print_table(["ID", "Name", "Owner", "State", "Metric", "Created"], rows)
+
+
+CHECKPOINT_COLUMNS = ["Trial ID", "Steps", "State", "Validation Metric", "UUID", "Size"]
+
+
+def experiment_list_checkpoints(client: Client, args) -> None:
+    """``ckpt experiment list-checkpoints ID [--best N] [--csv]``"""
+    if args.best is not None:
+        checkpoints = client.best_checkpoints(args.experiment_id, args.best)
+    else:
+        checkpoints = list(
+            client.list_checkpoints(args.experiment_id, ordering="trial,steps_completed")
+        )
+    if args.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["trial_id", "steps", "state", "validation_metric", "uuid", "size_bytes"])
+        for c in checkpoints:
+            metric = "" if c["validation_metric"] is None else repr(c["validation_metric"])
+            writer.writerow(
+                [
+                    c["trial_id"],
+                    c["steps_completed"],
+                    c["state"],
+                    metric,
+                    c["uuid"],
+                    c["size_bytes"],
+                ]
+            )
+        return
+    rows = [
+        [
+            c["trial_id"],
+            c["steps_completed"],
+            c["state"],
+            metric_text(c["validation_metric"]),
+            c["uuid"],
+            human_size(c["size_bytes"]),
+        ]
+        for c in checkpoints
+    ]
+    print_table(CHECKPOINT_COLUMNS, rows)
+
+
+def experiment_set_gc_policy(client: Client, args) -> None:
+    """``ckpt experiment set gc-policy ID --save-… N [--yes]``: preview, confirm, apply."""
+    preview = client.gc_preview(
+        args.experiment_id,
+        save_experiment_best=args.save_experiment_best,
+        save_trial_best=args.save_trial_best,
+        save_trial_latest=args.save_trial_latest,
+    )
+    policy = preview["policy"]
+    rows = [
+        [
+            c["trial_id"],
+            c["steps_completed"],
+            metric_text(c["validation_metric"]),
+            c["uuid"],
+            human_size(c["size_bytes"]),
+            "keep" if c["keep"] else "DELETE",
+        ]
+        for c in sorted(preview["checkpoints"], key=lambda c: (c["trial_id"], c["steps_completed"]))
+    ]
+    print(
+        "Policy: save_experiment_best={save_experiment_best} save_trial_best={save_trial_best} "
+        "save_trial_latest={save_trial_latest}".format(**policy)
+    )
+    print_table(
+        [
+            "Trial ID",
+            "Steps",
+            preview["metric_name"] or "Validation Metric",
+            "UUID",
+            "Size",
+            "Action",
+        ],
+        rows,
+    )
+    count = len(preview["deleted_ids"])
+    print(
+        f"This policy will delete {count} checkpoints ({human_size(preview['reclaimed_bytes'])})."
+    )
+    if not confirm("Apply this policy?", args.yes):
+        raise CommandError("aborted; nothing was changed")
+    run = client.set_gc_policy(args.experiment_id, **policy)
+    follow_gc_run(client, run)
+
+
+def checkpoint_describe(client: Client, args) -> None:
+    """``ckpt checkpoint describe UUID``"""
+    c = client.get_checkpoint(args.uuid)
+    fields = [
+        ("UUID", c["uuid"]),
+        ("Experiment ID", c["experiment_id"]),
+        ("Trial ID", c["trial_id"]),
+        ("Steps completed", c["steps_completed"]),
+        ("State", c["state"]),
+        ("Validation metric", metric_text(c["validation_metric"])),
+        ("Size", f"{human_size(c['size_bytes'])} ({c['size_bytes']} bytes)"),
+        ("Protected", "yes" if c["protected"] else "no"),
+        ("Reported", c["report_time"]),
+    ]
+    for label, value in fields:
+        print(f"{label + ':':<19}{value}")
+    print("Resources:")
+    for path, size in sorted(c["resources"].items()):
+        print(f"  {path}  {size}")
+    print("Metadata:")
+    print("  " + json.dumps(c["metadata"], indent=2, sort_keys=True).replace("\n", "\n  "))
+
+
+def checkpoint_download(client: Client, args) -> None:
+    """``ckpt checkpoint download UUID [-o DIR]``"""
+    bar = ProgressBar(args.uuid[:8])
+    try:
+        target = client.download_checkpoint(
+            args.uuid, args.output, progress=bar, retries=args.retries
+        )
+    finally:
+        bar.close()
+    print(f"Downloaded checkpoint to {target}")
+
+
+def checkpoint_delete(client: Client, args) -> None:
+    """``ckpt checkpoint delete UUID [--yes]``"""
+    c = client.get_checkpoint(args.uuid)
+    question = (
+        f"Delete checkpoint {c['uuid']} (trial {c['trial_id']}, {c['steps_completed']} steps, "
+        f"{human_size(c['size_bytes'])})?"
+    )
+    if not confirm(question, args.yes):
+        raise CommandError("aborted; nothing was changed")
+    follow_gc_run(client, client.delete_checkpoint(c["uuid"]))
+
+
+# --- parser --------------------------------------------------------------------------------
+
+
+def non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ckpt`` argument parser."""
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument(
+        "--url", default=argparse.SUPPRESS, help="server URL (default: $CKPTWEB_URL)"
+    )
+    connection.add_argument(
+        "--token", default=argparse.SUPPRESS, help="API token (default: $CKPTWEB_TOKEN)"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="ckpt", description="Command line for ckptweb checkpoints.", parents=[connection]
+    )
+    groups = parser.add_subparsers(dest="group", metavar="{experiment,checkpoint}")
+    groups.required = True
+
+    experiment = groups.add_parser("experiment", aliases=["e"], help="experiments")
+    e_commands = experiment.add_subparsers(dest="command", metavar="COMMAND")
+    e_commands.required = True
+
+    e_list = e_commands.add_parser(
+        "list", aliases=["ls"], parents=[connection], help="list experiments"
+    )
+    e_list.add_argument("--state", help="only experiments in this state")
+    e_list.set_defaults(handler=experiment_list)
+
+    lcp = e_commands.add_parser(
+        "list-checkpoints",
+        aliases=["lc"],
+        parents=[connection],
+        help="list an experiment's checkpoints",
+    )
+    lcp.add_argument("experiment_id", type=non_negative, metavar="ID")
+    lcp.add_argument(
+        "--best", type=non_negative, metavar="N", help="only the N best by validation metric"
+    )
+    lcp.add_argument("--csv", action="store_true", help="CSV output")
+    lcp.set_defaults(handler=experiment_list_checkpoints)
+
+    e_set = e_commands.add_parser("set", help="change an experiment setting")
+    set_commands = e_set.add_subparsers(dest="setting", metavar="SETTING")
+    set_commands.required = True
+    gc = set_commands.add_parser(
+        "gc-policy",
+        parents=[connection],
+        help="preview, confirm and apply a GC policy, then follow the run",
+    )
+    gc.add_argument("experiment_id", type=non_negative, metavar="ID")
+    for option in ("--save-experiment-best", "--save-trial-best", "--save-trial-latest"):
+        gc.add_argument(
+            option, type=non_negative, metavar="N", help="default: the experiment's current value"
+        )
+    gc.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    gc.set_defaults(handler=experiment_set_gc_policy)
+
+    checkpoint = groups.add_parser("checkpoint", aliases=["c"], help="checkpoints")
+    c_commands = checkpoint.add_subparsers(dest="command", metavar="COMMAND")
+    c_commands.required = True
+
+    describe = c_commands.add_parser("describe", parents=[connection], help="show one checkpoint")
+    describe.add_argument("uuid", metavar="UUID")
+    describe.set_defaults(handler=checkpoint_describe)
+
+    download = c_commands.add_parser(
+        "download", parents=[connection], help="download and extract into DIR/<uuid>/"
+    )
+    download.add_argument("uuid", metavar="UUID")
+    download.add_argument(
+        "-o", "--output", default=".", metavar="DIR", help="parent directory (default: .)"
+    )
+    download.add_argument(
+        "--retries",
+        type=non_negative,
+        default=3,
+        help="resume an interrupted download this many times (default: 3)",
+    )
+    download.set_defaults(handler=checkpoint_download)
+
+    delete = c_commands.add_parser(
+        "delete", parents=[connection], help="delete a checkpoint's files"
+    )
+    delete.add_argument("uuid", metavar="UUID")
+    delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    delete.set_defaults(handler=checkpoint_delete)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``ckpt`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 on usage errors
+    client = Client(url=getattr(args, "url", None), token=getattr(args, "token", None))
+    try:
+        args.handler(client, args)
+    except (ApiError, CommandError) as exc:
+        print(f"ckpt: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("\nckpt: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
