@@ -1,0 +1,322 @@
+"""Staff pages of storage reconciliation: scans, their findings, and the actions on them.
+
+Every view is staff only (403 otherwise) and calls ``storage.reconcile``; deleting orphans
+goes preview → confirmation → a Celery run whose progress card the page polls.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from experiments.models import Experiment, Trial
+from storage import reconcile
+from storage.models import (
+    SCAN_TERMINAL_STATES,
+    OrphanDeletion,
+    ScanItem,
+    ScanItemKind,
+    StorageConfig,
+    StorageScan,
+)
+
+ITEMS_PER_PAGE = 50
+KIND_CHOICES = ScanItemKind.choices
+
+
+def staff_required(view):
+    """Signed-in staff only: anonymous users go to the login page, others get 403."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise PermissionDenied("Only staff can reconcile storage.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _storage(storage_id: int) -> StorageConfig:
+    return get_object_or_404(StorageConfig.objects.defer("access_key", "secret_key"), pk=storage_id)
+
+
+def _scan(storage: StorageConfig, scan_id: int) -> StorageScan:
+    return get_object_or_404(StorageScan, pk=scan_id, storage=storage)
+
+
+def _item(scan: StorageScan, item_id: int) -> ScanItem:
+    return get_object_or_404(
+        ScanItem.objects.select_related("scan__storage", "deletion"), pk=item_id, scan=scan
+    )
+
+
+def filtered_items(scan: StorageScan, params):
+    """The scan's items of one kind, filtered by ``status`` and a ``q`` UUID fragment."""
+    kind = params.get("kind", ScanItemKind.ORPHANED).upper()
+    if kind not in ScanItemKind.values:
+        kind = ScanItemKind.ORPHANED
+    items = scan.items.filter(kind=kind).order_by("-bytes", "id")
+    status = params.get("status", "open")
+    if status == "open":
+        items = items.filter(resolution="")
+    elif status == "resolved":
+        items = items.exclude(resolution="")
+    query = params.get("q", "").strip().lower()
+    if query:
+        items = items.filter(uuid__icontains=query.replace("-", ""))
+    return kind, status, query, items.select_related("deletion")
+
+
+# --- scans ----------------------------------------------------------------------------------
+
+
+@staff_required
+@require_GET
+def scan_index(request, storage_id: int):
+    """The storage's latest scan with its findings (or an invitation to run one)."""
+    storage = _storage(storage_id)
+    scan = reconcile.latest_scan(storage)
+    return _render_scan(request, storage, scan)
+
+
+@staff_required
+@require_GET
+def scan_detail(request, storage_id: int, scan_id: int):
+    """One scan: summary, a table per class with filters, and the actions."""
+    storage = _storage(storage_id)
+    return _render_scan(request, storage, _scan(storage, scan_id))
+
+
+def _render_scan(request, storage: StorageConfig, scan: StorageScan | None):
+    context = {
+        "storage": storage,
+        "scan": scan,
+        "history": storage.scans.order_by("-id")[:10],
+    }
+    if scan is not None:
+        kind, status, query, items = filtered_items(scan, request.GET)
+        open_counts = {
+            row["kind"]: row["n"]
+            for row in scan.items.filter(resolution="")
+            .values("kind")
+            .order_by()
+            .annotate(n=Count("id"))
+        }
+        context.update(
+            crumb=f"Scan #{scan.pk}",
+            tabs=[(value, label, open_counts.get(value, 0)) for value, label in KIND_CHOICES],
+            kind=kind,
+            status=status,
+            q=query,
+            page=Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page")),
+            open_counts=open_counts,
+            deletion=scan.deletions.order_by("-id").first(),
+        )
+    return render(request, "storage/scans/scan.html", context)
+
+
+@staff_required
+@require_POST
+def scan_start(request, storage_id: int):
+    """Start a scan (or show the one already running)."""
+    storage = _storage(storage_id)
+    with transaction.atomic():
+        scan, created = reconcile.start_scan(storage, request.user)
+    if not created:
+        messages.info(request, f"Scan #{scan.pk} is already {scan.state.lower()}.")
+    return redirect("storage_scans:detail", storage.pk, scan.pk)
+
+
+@staff_required
+@require_GET
+def scan_card(request, storage_id: int, scan_id: int):
+    """The scan's progress card; polled until the scan has ended, then reloads the page."""
+    storage = _storage(storage_id)
+    scan = _scan(storage, scan_id)
+    response = render(request, "storage/scans/_scan_card.html", {"scan": scan, "storage": storage})
+    if getattr(request, "htmx", False) and scan.state in SCAN_TERMINAL_STATES:
+        response["HX-Refresh"] = "true"
+    return response
+
+
+# --- deleting orphans -----------------------------------------------------------------------
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def delete_orphans(request, storage_id: int, scan_id: int):
+    """GET: what would be deleted and how many bytes; POST (the confirmation): start it."""
+    storage = _storage(storage_id)
+    scan = _scan(storage, scan_id)
+    if request.method == "POST":
+        try:
+            with transaction.atomic():
+                deletion = reconcile.start_deletion(scan, request.user)
+        except reconcile.ActionRefused as exc:
+            messages.error(request, str(exc))
+            return redirect("storage_scans:detail", storage.pk, scan.pk)
+        return redirect("storage_scans:deletion", storage.pk, deletion.pk)
+    preview = reconcile.deletion_preview(scan)
+    return render(
+        request,
+        "storage/scans/delete_preview.html",
+        {"storage": storage, "scan": scan, "preview": preview},
+    )
+
+
+def _deletion(storage: StorageConfig, deletion_id: int) -> OrphanDeletion:
+    return get_object_or_404(
+        OrphanDeletion.objects.select_related("scan"), pk=deletion_id, scan__storage=storage
+    )
+
+
+@staff_required
+@require_GET
+def deletion_detail(request, storage_id: int, deletion_id: int):
+    """Progress and per-item errors of one orphan deletion."""
+    storage = _storage(storage_id)
+    deletion = _deletion(storage, deletion_id)
+    items = deletion.items.order_by("id")
+    return render(
+        request,
+        "storage/scans/deletion.html",
+        {
+            "storage": storage,
+            "deletion": deletion,
+            "scan": deletion.scan,
+            "page": Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page")),
+        },
+    )
+
+
+@staff_required
+@require_GET
+def deletion_card(request, storage_id: int, deletion_id: int):
+    """The deletion's progress card, polled every second until it has ended."""
+    storage = _storage(storage_id)
+    deletion = _deletion(storage, deletion_id)
+    response = render(
+        request, "storage/scans/_deletion_card.html", {"deletion": deletion, "storage": storage}
+    )
+    if getattr(request, "htmx", False) and deletion.state in SCAN_TERMINAL_STATES:
+        response["HX-Refresh"] = "true"
+    return response
+
+
+# --- actions on items -----------------------------------------------------------------------
+
+
+class ImportForm(forms.Form):
+    """Where an imported orphan goes: an experiment on this storage and, optionally, a trial."""
+
+    experiment = forms.ModelChoiceField(queryset=Experiment.objects.none())
+    trial = forms.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Used when metadata.json names no trial_id; empty: an 'imported' trial.",
+    )
+
+    def __init__(self, *args, storage: StorageConfig, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["experiment"].queryset = Experiment.objects.filter(storage=storage).order_by(
+            "-id"
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        experiment, trial_id = cleaned.get("experiment"), cleaned.get("trial")
+        if experiment is not None and trial_id is not None:
+            trial = Trial.objects.filter(pk=trial_id, experiment=experiment).first()
+            if trial is None:
+                self.add_error("trial", f"Trial {trial_id} is not a trial of this experiment.")
+            cleaned["trial_obj"] = trial
+        return cleaned
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def item_import(request, storage_id: int, scan_id: int, item_id: int):
+    """Register an orphan as a checkpoint; experiment and trial default to metadata.json's."""
+    storage = _storage(storage_id)
+    scan = _scan(storage, scan_id)
+    item = _item(scan, item_id)
+    metadata = item.details.get("metadata") or {}
+    initial = {"experiment": metadata.get("experiment_id"), "trial": metadata.get("trial_id")}
+    form = ImportForm(request.POST or None, storage=storage, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            checkpoint = reconcile.import_orphan(
+                item, form.cleaned_data["experiment"], form.cleaned_data.get("trial_obj")
+            )
+        except reconcile.ActionRefused as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Imported checkpoint {checkpoint.uuid}.")
+            return redirect("storage_scans:detail", storage.pk, scan.pk)
+    return render(
+        request,
+        "storage/scans/import.html",
+        {"storage": storage, "scan": scan, "item": item, "form": form, "metadata": metadata},
+        status=400 if form.errors else 200,
+    )
+
+
+def _item_action(request, storage_id, scan_id, item_id, action, done: str):
+    storage = _storage(storage_id)
+    scan = _scan(storage, scan_id)
+    item = _item(scan, item_id)
+    try:
+        action(item)
+    except reconcile.ActionRefused as exc:
+        messages.error(request, f"{item.uuid}: {exc}")
+    else:
+        messages.success(request, f"{item.uuid}: {done}.")
+    return redirect(
+        f"{_detail_url(storage, scan)}?kind={item.kind}&status={request.POST.get('status', 'open')}"
+    )
+
+
+def _detail_url(storage, scan) -> str:
+    return reverse("storage_scans:detail", args=[storage.pk, scan.pk])
+
+
+@staff_required
+@require_POST
+def item_mark_deleted(request, storage_id: int, scan_id: int, item_id: int):
+    """Mark a missing checkpoint DELETED (after checking again that its files are gone)."""
+    return _item_action(
+        request, storage_id, scan_id, item_id, reconcile.mark_missing_deleted, "marked DELETED"
+    )
+
+
+@staff_required
+@require_POST
+def item_resync(request, storage_id: int, scan_id: int, item_id: int):
+    """Replace a drifted checkpoint's recorded resources with what storage holds."""
+    return _item_action(
+        request, storage_id, scan_id, item_id, reconcile.resync_resources, "resources re-synced"
+    )
+
+
+@staff_required
+@require_POST
+def mark_all_missing(request, storage_id: int, scan_id: int):
+    """Mark every open missing checkpoint of the scan DELETED."""
+    storage = _storage(storage_id)
+    scan = _scan(storage, scan_id)
+    done, refusals = reconcile.mark_all_missing_deleted(scan)
+    messages.success(request, f"{done} missing checkpoint(s) marked DELETED.")
+    for refusal in refusals[:10]:
+        messages.error(request, refusal)
+    return redirect(f"{_detail_url(storage, scan)}?kind=MISSING")
