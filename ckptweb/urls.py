@@ -9,8 +9,10 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("experiments.api.urls")),
     path("api/v1/", include("storage.api.urls")),
+    path("api/v1/", include("storage.api.scan_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include("storage.urls")),
+    path("", include("storage.scan_urls")),
     path("", include("experiments.urls")),
 ]
