@@ -7,6 +7,7 @@ so interrupted downloads resume. Errors are JSON ``{"message": ...}`` without se
 from __future__ import annotations
 
 import logging
+import mimetypes
 import posixpath
 from collections.abc import Iterator
 
@@ -32,6 +33,10 @@ from storage.backends.base import (
 from storage.paths import UnsafePath, check_relative_path
 
 logger = logging.getLogger(__name__)
+
+# Types the standard table lacks but checkpoints often contain.
+mimetypes.add_type("application/yaml", ".yaml")
+mimetypes.add_type("application/yaml", ".yml")
 
 #: Accept media types -> archive format.
 ACCEPT_FORMATS = {
@@ -168,7 +173,7 @@ def parse_byte_range(header: str, size: int) -> tuple[int, int] | None:
         end = int(last) + 1 if last else size
     except ValueError:
         return None
-    if start < 0 or end <= start:
+    if start < 0 or (last and end <= start):
         return None
     if start >= size:
         raise RangeNotSatisfiable(size)
