@@ -205,6 +205,8 @@ def checkpoint_file_rows(checkpoint: Checkpoint) -> dict:
             stored = [(f.path, f.size) for f in checkpoint_files(checkpoint)]
         except Exception as exc:  # a storage outage must not take the page down
             error = checkpoint.experiment.storage.scrub(str(exc)) or exc.__class__.__name__
+    if checkpoint.state == CheckpointState.DELETED:
+        return {"files": [], "source": "deleted", "error": None}
     if stored is None:
         source = "reported"
         stored = sorted((checkpoint.resources or {}).items())
