@@ -68,7 +68,7 @@ class Marker:
     @property
     def cross(self) -> str:
         """The SVG path of the × drawn inside a deleted checkpoint's marker."""
-        return f"M{self.x - 2.5},{self.y - 2.5} l5,5 m0,-5 l-5,5"
+        return f"M{self.x - 2},{self.y - 2} l4,4 m0,-4 l-4,4"
 
 
 @dataclass
@@ -177,7 +177,7 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     start = math.floor(low / step) * step
     ticks = []
     value = start
-    while value <= high + step * 0.5 and len(ticks) < 20:
+    while (not ticks or ticks[-1] < high) and len(ticks) < 20:
         ticks.append(round(value, 12))
         value += step
     return ticks
