@@ -22,8 +22,8 @@ migrate: install
 
 run: migrate
 	$(BIN)/python manage.py apply_master_config
-	$(BIN)/python manage.py load_demo
 	@$(BIN)/python manage.py ensure_admin
+	$(BIN)/python manage.py load_demo
 	@echo ""
 	@echo "ckptweb is serving at http://$(HOST):$(PORT)/  (Ctrl-C stops it)"
 	@echo ""
