@@ -309,7 +309,7 @@ class GCSBackend(StorageBackend):
                 self.config.bucket,
                 prefix=self.base_prefix,
                 max_results=1,
-                retry=_retry().with_timeout(10.0),
+                retry=_retry().with_timeout(min(RETRY_DEADLINE, 10.0)),
                 timeout=10,
             )
             list(blobs)

@@ -226,14 +226,19 @@ def unique_prefix() -> str:
     return f"runs/{uuid_lib.uuid4().hex[:10]}"
 
 
-def make_store(kind: str, request, tmp_path) -> Store:
+@pytest.fixture(scope="session")
+def shared_root(tmp_path_factory) -> Path:
+    """A shared_fs host path that lives for the whole session (like the buckets do)."""
+    return tmp_path_factory.mktemp("shared")
+
+
+def make_store(kind: str, request, host: Path, prefix: str) -> Store:
     """Build a Store of ``kind``; S3/GCS start their server (or skip) on first use."""
     from storage.models import StorageConfig
 
     name = f"{kind.replace('_', '-')}-{uuid_lib.uuid4().hex[:8]}"
     if kind == "shared_fs":
-        host = tmp_path / "shared"
-        (host / "ckpts").mkdir(parents=True)
+        (host / "ckpts").mkdir(parents=True, exist_ok=True)
         config = StorageConfig.objects.create(
             name=name, type="shared_fs", host_path=str(host), storage_path="ckpts"
         )
@@ -244,39 +249,48 @@ def make_store(kind: str, request, tmp_path) -> Store:
             name=name,
             type="s3",
             bucket=BUCKET,
-            prefix=unique_prefix(),
+            prefix=prefix,
             endpoint_url=server.endpoint,
             access_key=ACCESS_KEY,
             secret_key=SECRET_KEY,
         )
         return Store(kind, config, admin=s3_admin_client(server.endpoint))
     request.getfixturevalue("gcs_server")
-    config = StorageConfig.objects.create(
-        name=name, type="gcs", bucket=BUCKET, prefix=unique_prefix()
-    )
+    config = StorageConfig.objects.create(name=name, type="gcs", bucket=BUCKET, prefix=prefix)
     return Store(kind, config, admin=gcs_admin_client())
 
 
 @pytest.fixture(params=["shared_fs", "s3", "gcs"])
-def store(request, db, tmp_path) -> Store:
-    """The backend contract fixture: one Store per backend type."""
-    return make_store(request.param, request, tmp_path)
+def store(request, db, shared_root) -> Store:
+    """The backend contract fixture: one Store per backend type.
+
+    Its location is the same for the whole session, so that files seeded once (see
+    ``make_checkpoint(..., uuid=...)``) serve every test; tests that need an empty
+    storage use ``fs_store``/``s3_store``/``gcs_store`` or ``isolated_store``.
+    """
+    return make_store(request.param, request, shared_root, "contract")
 
 
 @pytest.fixture
-def fs_store(db, request, tmp_path) -> Store:
+def isolated_store(request, db, tmp_path):
+    """``isolated_store(kind)``: a Store of ``kind`` in a location of its own."""
+    return lambda kind: make_store(kind, request, tmp_path, unique_prefix())
+
+
+@pytest.fixture
+def fs_store(isolated_store) -> Store:
     """A shared_fs Store for tests that are about HTTP, not about a backend."""
-    return make_store("shared_fs", request, tmp_path)
+    return isolated_store("shared_fs")
 
 
 @pytest.fixture
-def s3_store(db, request, tmp_path) -> Store:
-    return make_store("s3", request, tmp_path)
+def s3_store(isolated_store) -> Store:
+    return isolated_store("s3")
 
 
 @pytest.fixture
-def gcs_store(db, request, tmp_path) -> Store:
-    return make_store("gcs", request, tmp_path)
+def gcs_store(isolated_store) -> Store:
+    return isolated_store("gcs")
 
 
 @pytest.fixture(autouse=True)
@@ -287,13 +301,17 @@ def fast_password_hashing(settings):
 
 # --- checkpoints ---------------------------------------------------------------------------
 
+#: (kind, location) of checkpoint directories already written this session.
+SEEDED: set[tuple[str, str, str]] = set()
+
 
 @pytest.fixture
 def make_checkpoint(alice):
     """``make_checkpoint(store, files, state=...)``: rows plus files in the store."""
     from experiments.models import Checkpoint, Experiment, Trial
 
-    def make(store: Store, files: dict[str, bytes] | None = None, state="COMPLETED", steps=10):
+    def make(store: Store, files=None, state="COMPLETED", steps=10, uuid=None):
+        """Rows for a checkpoint plus its files; with ``uuid``, files are seeded only once."""
         experiment = Experiment.objects.create(
             owner=alice, name="storage test", searcher_metric="loss", storage=store.config
         )
@@ -305,8 +323,12 @@ def make_checkpoint(alice):
             state=state,
             resources={path: len(data) for path, data in files.items()},
             size_bytes=sum(len(data) for data in files.values()),
+            **({"uuid": uuid} if uuid else {}),
         )
-        store.put_files(checkpoint.uuid, files)
+        seed = (store.kind, str(store.root), store.key(checkpoint.uuid, ""))
+        if uuid is None or seed not in SEEDED:
+            store.put_files(checkpoint.uuid, files)
+            SEEDED.add(seed)
         return checkpoint
 
     return make

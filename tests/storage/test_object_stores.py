@@ -1,0 +1,186 @@
+"""Provider-specific behaviour of the S3 and GCS backends, against the real test servers."""
+
+from __future__ import annotations
+
+import json
+import uuid as uuid_lib
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from storage.backends import get_backend
+from storage.backends.base import StorageError, TransientStorageError
+from storage.backends.gcs import batch_errors
+from storage.models import StorageConfig
+from tests.storage.conftest import ACCESS_KEY, BUCKET, SECRET_KEY
+
+
+def put_many(store, checkpoint_uuid, count: int) -> None:
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda i: store.put(checkpoint_uuid, f"shard-{i:05d}", b"x"), range(count)))
+
+
+# --- S3 ------------------------------------------------------------------------------------
+
+
+def test_s3_deletes_more_than_1000_keys_in_batches(s3_store):
+    first, second = str(uuid_lib.uuid4()), str(uuid_lib.uuid4())
+    put_many(s3_store, first, 1200)
+    put_many(s3_store, second, 30)
+    backend = get_backend(s3_store.config)
+    sizes = []
+    backend.client.meta.events.register(
+        "before-call.s3.DeleteObjects",
+        lambda params, **kw: sizes.append(len(params["body"].count(b"<Key>") * [0])),
+    )
+    result = backend.delete_checkpoints([first, second])
+    assert result.ok, result.errors
+    assert result.deleted_files == 1230
+    assert result.requests == 2
+    assert sizes == [1000, 230]
+    assert backend.list_files(first) == [] and backend.list_files(second) == []
+
+
+def test_s3_reports_per_key_errors_from_the_response(s3_store, monkeypatch):
+    """A DeleteObjects reply naming failed keys (parsed from the real XML) is reported."""
+    checkpoint_uuid = str(uuid_lib.uuid4())
+    s3_store.put_files(checkpoint_uuid, {"a.bin": b"a", "locked.bin": b"l"})
+    backend = get_backend(s3_store.config)
+    locked = s3_store.key(checkpoint_uuid, "locked.bin")
+
+    def spare_locked(params, **kwargs):  # the server "refuses" this key: keep it
+        params["Delete"]["Objects"] = [o for o in params["Delete"]["Objects"] if o["Key"] != locked]
+
+    def report_locked(parsed, **kwargs):
+        parsed.setdefault("Errors", []).append(
+            {"Key": locked, "Code": "AccessDenied", "Message": "Access Denied"}
+        )
+
+    events = backend.client.meta.events
+    events.register("provide-client-params.s3.DeleteObjects", spare_locked, unique_id="spare")
+    events.register("after-call.s3.DeleteObjects", report_locked, unique_id="report")
+    try:
+        result = backend.delete_checkpoints([checkpoint_uuid])
+    finally:
+        events.unregister("provide-client-params.s3.DeleteObjects", unique_id="spare")
+        events.unregister("after-call.s3.DeleteObjects", unique_id="report")
+    assert result.object_errors == {locked: "AccessDenied Access Denied"}
+    assert "locked.bin" in result.errors[checkpoint_uuid]
+    assert [f.path for f in backend.list_files(checkpoint_uuid)] == ["locked.bin"]
+
+
+def unreachable_s3(**fields) -> StorageConfig:
+    return StorageConfig(
+        name="unreachable",
+        type="s3",
+        bucket=BUCKET,
+        endpoint_url="http://127.0.0.1:9",
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+        **fields,
+    )
+
+
+def test_s3_connection_errors_are_transient_and_secret_free(db):
+    backend = get_backend(unreachable_s3())
+    with pytest.raises(TransientStorageError) as caught:
+        backend.check_connection()
+    assert SECRET_KEY not in str(caught.value) and ACCESS_KEY not in str(caught.value)
+
+
+def test_s3_missing_bucket_is_a_storage_error(s3_store):
+    s3_store.config.bucket = "no-such-bucket"
+    with pytest.raises(StorageError) as caught:
+        get_backend(s3_store.config).check_connection()
+    assert not isinstance(caught.value, TransientStorageError)
+    assert "NoSuchBucket" in str(caught.value)
+
+
+def test_s3_throttling_and_5xx_are_transient(s3_store):
+    from botocore.exceptions import ClientError
+
+    backend = get_backend(s3_store.config)
+    for code, status in [("SlowDown", 503), ("InternalError", 500), ("Throttling", 400)]:
+        exc = ClientError(
+            {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "X"
+        )
+        assert isinstance(backend.translate(exc, "x"), TransientStorageError)
+    exc = ClientError(
+        {"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "X"
+    )
+    assert type(backend.translate(exc, "x")) is StorageError
+
+
+def test_s3_error_text_is_scrubbed(s3_store):
+    backend = get_backend(s3_store.config)
+    error = backend.translate(RuntimeError(f"signature with {SECRET_KEY} by {ACCESS_KEY}"), "x")
+    assert SECRET_KEY not in str(error) and ACCESS_KEY not in str(error)
+    assert "***" in str(error)
+
+
+def test_s3_without_keys_uses_the_default_chain(s3_store, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-env")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "from-env-secret")
+    s3_store.config.access_key = s3_store.config.secret_key = ""
+    backend = get_backend(s3_store.config)
+    credentials = backend.client._request_signer._credentials
+    assert credentials.access_key == "from-env"
+    backend.check_connection()
+
+
+# --- GCS -----------------------------------------------------------------------------------
+
+
+def test_gcs_deletes_in_batches_of_100(gcs_store, monkeypatch):
+    checkpoint_uuid = str(uuid_lib.uuid4())
+    put_many(gcs_store, checkpoint_uuid, 101)
+    backend = get_backend(gcs_store.config)
+    result = backend.delete_checkpoints([checkpoint_uuid])
+    assert result.ok, result.errors
+    assert result.requests == 2
+    assert result.deleted_files == 101
+    assert backend.list_files(checkpoint_uuid) == []
+
+
+def fake_response(status: int, body: dict | None = None) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = json.dumps(body).encode() if body else b""
+    return response
+
+
+def test_gcs_batch_errors_are_per_object():
+    responses = [
+        fake_response(204),
+        fake_response(404, {"error": {"message": "No such object"}}),
+        fake_response(403, {"error": {"message": "caller lacks storage.objects.delete"}}),
+        fake_response(503, {"error": {"message": "backend error"}}),
+    ]
+    errors = batch_errors(["a", "b", "c", "d", "e"], responses)
+    assert errors == {
+        "c": "HTTP 403: caller lacks storage.objects.delete",
+        "d": "HTTP 503: backend error",
+        "e": "no response in the batch reply",
+    }
+
+
+def test_gcs_uses_the_emulator_anonymously(gcs_store):
+    from google.auth.credentials import AnonymousCredentials
+
+    backend = get_backend(gcs_store.config)
+    assert isinstance(backend.client._credentials, AnonymousCredentials)
+    assert backend.client.api_endpoint.startswith("http://127.0.0.1:")
+
+
+def test_gcs_unreachable_is_transient(gcs_store, monkeypatch):
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")
+    monkeypatch.setattr("storage.backends.gcs.RETRY_DEADLINE", 1.0)
+    with pytest.raises(TransientStorageError):
+        get_backend(gcs_store.config).check_connection()
+
+
+def test_gcs_missing_bucket_is_a_storage_error(gcs_store):
+    gcs_store.config.bucket = "no-such-bucket"
+    with pytest.raises(StorageError):
+        get_backend(gcs_store.config).check_connection()
