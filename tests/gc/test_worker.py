@@ -1,0 +1,214 @@
+"""GC with real services: Celery workers on Redis, PostgreSQL, shared_fs and S3 (moto).
+
+Every test runs the spec's example experiment through a real worker process and ends by
+checking the invariant "files on storage == files of the non-DELETED checkpoints". The
+fault tests stop S3 in the middle of a run, SIGKILL the worker in the middle of a run, and
+make a checkpoint directory undeletable; the periodic sweep must then finish the job
+without touching anything the policy retains.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from django.db import transaction
+
+from experiments import services, tasks
+from experiments.choices import CheckpointState, ExperimentState, GCReason, GCRunState
+from experiments.models import Checkpoint, GCRun
+from tests.gc.builders import (
+    S3Store,
+    assert_gc_invariant,
+    expected_files,
+    labels_in_state,
+    spec_example,
+)
+from tests.gc.conftest import free_port, wait_for
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+KEEP_LATEST = (0, 0, 1)  # the spec keeps 10 and 5, deletes the other eight
+KEPT_LATEST = [10, 5]
+
+
+class MotoS3:
+    """moto's ThreadedMotoServer on a fixed port, so it can be stopped and started again
+    (its buckets live in this process and survive a restart)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.server = None
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+@pytest.fixture
+def s3_store():
+    """An S3 file store on a fresh bucket of a moto server this test may stop and restart."""
+    import boto3
+
+    moto = MotoS3()
+    moto.start()
+    client = boto3.session.Session().client(
+        "s3",
+        endpoint_url=moto.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="gc-test-access-key",
+        aws_secret_access_key="gc-test-secret-key-do-not-leak",
+    )
+    bucket = f"gc-test-{uuid.uuid4().hex[:12]}"  # moto's buckets outlive a test
+    client.create_bucket(Bucket=bucket)
+    store = S3Store(client, bucket, moto.endpoint)
+    store.moto = moto
+    yield store
+    moto.stop()
+
+
+def finished(run_id: int):
+    """The run if it has finished (``finished_at`` set), else None."""
+    return GCRun.objects.filter(pk=run_id, finished_at__isnull=False).first()
+
+
+def no_active_runs() -> bool:
+    return not GCRun.objects.filter(state__in=[GCRunState.PENDING, GCRunState.RUNNING]).exists()
+
+
+def beat_until(condition, workers, timeout: float = 60):
+    """Act as Celery beat: send ``gc_sweep`` every second until ``condition()`` holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tasks.gc_sweep.delay()
+        if wait_for_quietly(condition, 1.0):
+            return
+    wait_for(condition, timeout=1, message="the sweep to finish the job", workers=workers)
+
+
+def wait_for_quietly(condition, seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def doomed_gone(labels, kept) -> bool:
+    doomed = [label for label in labels if label not in kept]
+    return labels_in_state(labels, CheckpointState.DELETED) == sorted(doomed, reverse=True)
+
+
+@pytest.mark.parametrize("store_name", ["fs_store", "s3_store"])
+def test_the_spec_example_end_to_end(gc_worker, alice, request, store_name):
+    store = request.getfixturevalue(store_name)
+    experiment, labels = spec_example(alice, store, policy=(2, 1, 1))
+    run = services.set_experiment_state(experiment, ExperimentState.COMPLETED)
+    run = wait_for(lambda: finished(run.pk), message="the GC run", workers=gc_worker)
+    assert run.state == GCRunState.SUCCEEDED, run.errors
+    assert (run.total, run.deleted, run.failed) == (6, 6, 0)
+    assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 8, 7, 5]
+    assert store.listing() == expected_files(labels[label] for label in (10, 8, 7, 5))
+    assert_gc_invariant(store)
+
+
+def test_s3_stopping_mid_run_is_recorded_and_a_retry_completes(gc_worker, alice, s3_store):
+    experiment, labels = spec_example(alice, s3_store, policy=KEEP_LATEST)
+    retained = [labels[label] for label in KEPT_LATEST]
+    run = services.set_experiment_state(experiment, ExperimentState.COMPLETED)
+    wait_for(
+        lambda: GCRun.objects.filter(pk=run.pk, deleted__gte=2).exists(),
+        message="the first batch",
+        workers=gc_worker,
+    )
+    s3_store.moto.stop()
+    run = wait_for(lambda: finished(run.pk), timeout=120, message="the run", workers=gc_worker)
+    assert run.state == GCRunState.FAILED
+    assert 2 <= run.deleted < 8 and run.failed == 8 - run.deleted
+    assert len(run.errors) == run.failed
+    assert all("secret-key-do-not-leak" not in entry["error"] for entry in run.errors)
+    failed = {entry["checkpoint"] for entry in run.errors}
+    assert failed == {str(c.uuid) for c in Checkpoint.objects.filter(state=CheckpointState.ERROR)}
+    assert labels_in_state(labels, CheckpointState.COMPLETED) == KEPT_LATEST
+
+    s3_store.moto.start()
+    assert expected_files(retained) <= s3_store.listing()  # nothing retained was touched
+    assert_gc_invariant(s3_store)
+    beat_until(lambda: doomed_gone(labels, KEPT_LATEST) and no_active_runs(), gc_worker)
+    sweep_run = GCRun.objects.filter(reason=GCReason.SWEEP, state=GCRunState.SUCCEEDED).first()
+    assert sweep_run is not None and sweep_run.deleted == run.failed
+    assert s3_store.listing() == expected_files(retained)
+    assert_gc_invariant(s3_store)
+
+
+def test_a_worker_killed_mid_run_is_finished_by_the_sweep(gc_worker, alice, fs_store):
+    experiment, labels = spec_example(alice, fs_store, policy=KEEP_LATEST)
+    run = services.set_experiment_state(experiment, ExperimentState.COMPLETED)
+    wait_for(
+        lambda: GCRun.objects.filter(pk=run.pk, deleted__gte=2).exists(),
+        message="the first batch",
+        workers=gc_worker,
+    )
+    gc_worker.kill()
+    try:
+        run.refresh_from_db()
+        assert run.state == GCRunState.RUNNING and run.deleted < 8
+        assert Checkpoint.objects.filter(state=CheckpointState.DELETING, gc_run=run).exists()
+        assert_gc_invariant(fs_store)
+    finally:
+        gc_worker.start()
+    beat_until(lambda: doomed_gone(labels, KEPT_LATEST) and no_active_runs(), gc_worker)
+    run.refresh_from_db()
+    assert run.state == GCRunState.FAILED and run.finished_at  # declared dead
+    assert labels_in_state(labels, CheckpointState.COMPLETED) == KEPT_LATEST
+    assert fs_store.listing() == expected_files(labels[label] for label in KEPT_LATEST)
+    assert_gc_invariant(fs_store)
+
+
+def test_an_undeletable_file_stays_and_its_checkpoint_is_error(
+    gc_worker, alice, fs_store, immutable_dir
+):
+    experiment, labels = spec_example(alice, fs_store, policy=KEEP_LATEST)
+    stuck = fs_store.root / str(labels[4].uuid)
+    immutable_dir(stuck)
+    run = services.set_experiment_state(experiment, ExperimentState.COMPLETED)
+    run = wait_for(lambda: finished(run.pk), message="the GC run", workers=gc_worker)
+    assert run.state == GCRunState.FAILED and (run.deleted, run.failed) == (7, 1)
+    labels[4].refresh_from_db()
+    assert labels[4].state == CheckpointState.ERROR and labels[4].error
+    assert run.errors == [{"checkpoint": str(labels[4].uuid), "error": labels[4].error}]
+    assert (str(labels[4].uuid), "state-dict.pth") in fs_store.listing()
+    assert_gc_invariant(fs_store)
+
+    immutable_dir.unmark(stuck)
+    beat_until(lambda: doomed_gone(labels, KEPT_LATEST) and no_active_runs(), gc_worker)
+    assert fs_store.listing() == expected_files(labels[label] for label in KEPT_LATEST)
+    assert_gc_invariant(fs_store)
+
+
+def test_two_runs_started_together_do_no_double_work(gc_worker, alice, fs_store):
+    experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 0))
+    with transaction.atomic():  # both are sent on commit, to two idle workers
+        first = services.start_gc_run(experiment, GCReason.EXPERIMENT_TERMINAL)
+        second = services.start_gc_run(experiment, GCReason.POLICY_CHANGED)
+    runs = [
+        wait_for(lambda pk=run.pk: finished(pk), message="both runs", workers=gc_worker)
+        for run in (first, second)
+    ]
+    assert all(run.state == GCRunState.SUCCEEDED for run in runs)
+    assert max(run.started_at for run in runs) < min(run.finished_at for run in runs)
+    assert sorted(run.total for run in runs) == [0, 10]
+    assert sum(run.deleted for run in runs) == 10
+    assert sum(run.reclaimed_bytes for run in runs) == sum(c.size_bytes for c in labels.values())
+    assert fs_store.listing() == set()
+    assert_gc_invariant(fs_store)
