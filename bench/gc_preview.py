@@ -1,0 +1,113 @@
+"""Benchmark 1: ``GET gc-preview`` of a big experiment vs a bare SELECT of the same rows.
+
+Both go through Django's one database connection in this process: the preview through the
+test Client (token-authenticated, every middleware), the baseline as a raw cursor query
+fetching ``(id, trial, steps, metric)`` of the same candidate rows.
+"""
+
+from __future__ import annotations
+
+import json
+
+from common import Result, interleaved, median, ms, time_runs
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from experiments.choices import GC_CANDIDATE_STATES
+from experiments.models import Checkpoint, Experiment
+from experiments.retention import Policy, gc_preview, ranked_candidates
+
+TARGET_RATIO = 2.0
+TARGET_MS = 300
+
+BARE_SELECT = (
+    f"SELECT id, trial_id, steps_completed, validation_metric FROM {Checkpoint._meta.db_table}"
+    " WHERE experiment_id = %s AND state = ANY(%s)"
+)
+
+
+def bare_select(experiment_id: int) -> int:
+    """The baseline: the candidate rows, four columns, no ranking. Returns the row count."""
+    with connection.cursor() as cursor:
+        cursor.execute(BARE_SELECT, [experiment_id, list(GC_CANDIDATE_STATES)])
+        return len(cursor.fetchall())
+
+
+def preview_request(client: Client, experiment_id: int, token: str):
+    """One authenticated GET of the gc-preview endpoint; raises unless it answers 200."""
+    response = client.get(
+        f"/api/v1/experiments/{experiment_id}/gc-preview", HTTP_AUTHORIZATION=f"Token {token}"
+    )
+    if response.status_code != 200:
+        raise RuntimeError(f"gc-preview answered {response.status_code}: {response.content[:200]}")
+    return response
+
+
+def explain(experiment: Experiment, policy: Policy) -> str:
+    """EXPLAIN ANALYZE of the ranking query, for docs/PERFORMANCE.md."""
+    with CaptureQueriesContext(connection) as queries:
+        ranked_candidates(experiment, policy)
+    sql = queries.captured_queries[-1]["sql"]
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def breakdown(experiment: Experiment, policy: Policy, runs: int) -> dict:
+    """Where the preview's time goes: ranking query + Python, dict building, JSON encoding."""
+    ranked = median(time_runs(lambda: ranked_candidates(experiment, policy), runs))
+    built = median(time_runs(lambda: gc_preview(experiment, policy), runs))
+    body = gc_preview(experiment, policy)
+    encoded = median(time_runs(lambda: json.dumps(body), runs))
+    return {
+        "ranked_candidates_ms": ms(ranked),
+        "gc_preview_dict_ms": ms(built),
+        "json_dumps_ms": ms(encoded),
+    }
+
+
+def run(experiment_id: int, token: str, runs: int) -> tuple[list[Result], dict]:
+    """Median preview latency vs median bare SELECT; the results and a profile."""
+    client = Client()
+    subject, baseline = interleaved(
+        lambda: preview_request(client, experiment_id, token),
+        lambda: bare_select(experiment_id),
+        runs,
+    )
+    experiment = Experiment.objects.select_related("storage").get(pk=experiment_id)
+    policy = Policy(**experiment.gc_policy)
+    response = preview_request(client, experiment_id, token)
+    rows = len(response.json()["checkpoints"])
+    preview_ms, select_ms = ms(median(subject)), ms(median(baseline))
+    ratio = median(subject) / median(baseline)
+    detail = {
+        "rows": rows,
+        "response_bytes": len(response.content),
+        "runs": runs,
+        "preview_ms": [ms(s) for s in subject],
+        "select_ms": [ms(s) for s in baseline],
+        **breakdown(experiment, policy, max(3, runs // 2)),
+    }
+    results = [
+        Result(
+            "1 gc-preview",
+            f"GET gc-preview, {rows:,} candidates (vs bare SELECT)",
+            preview_ms,
+            "ms",
+            baseline=select_ms,
+            ratio=ratio,
+            target=f"<= {TARGET_RATIO:g}x",
+            met=ratio <= TARGET_RATIO,
+            detail=detail,
+        ),
+        Result(
+            "1 gc-preview",
+            "GET gc-preview latency",
+            preview_ms,
+            "ms",
+            target=f"< {TARGET_MS} ms",
+            met=preview_ms < TARGET_MS,
+        ),
+    ]
+    return results, {"explain_ranked_candidates": explain(experiment, policy)}

@@ -1,0 +1,71 @@
+"""Benchmark 5: reporting checkpoints through the API (``POST trials/{id}/checkpoints``).
+
+One client, ``requests.Session`` with keep-alive, against gunicorn started like ``make run``
+(2 workers x 4 threads); requests are sequential, as one training job reports them. The
+checkpoints go round-robin to 10 trials, each with two files in ``resources``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import requests
+from common import Result, median
+from data import bench_user, create_experiment, shared_fs_storage
+from server import gunicorn
+
+from experiments.models import Checkpoint
+
+TRIALS = 10
+
+
+def report(session: requests.Session, url: str, trial_id: int, steps: int) -> float:
+    """POST one checkpoint; seconds it took. Raises unless it answers 201."""
+    body = {
+        "steps_completed": steps,
+        "resources": {"state-dict.pth": 52_428_800, "metadata.json": 1_024},
+        "metadata": {"framework": "torch-2.3", "steps": steps},
+    }
+    start = time.perf_counter()
+    response = session.post(f"{url}/api/v1/trials/{trial_id}/checkpoints", json=body)
+    seconds = time.perf_counter() - start
+    if response.status_code != 201:
+        raise RuntimeError(f"report answered {response.status_code}: {response.text[:200]}")
+    return seconds
+
+
+def run(env: dict[str, str], work, count: int) -> list[Result]:
+    """Report ``count`` checkpoints; checkpoints per second and per-request latency."""
+    root = work / "ingest_fs"
+    root.mkdir(parents=True, exist_ok=True)
+    experiment = create_experiment("ingest", shared_fs_storage("bench-ingest", str(root)), TRIALS)
+    trial_ids = list(experiment.trials.order_by("id").values_list("id", flat=True))
+    _user, token = bench_user()
+    with gunicorn(env, work, workers=2, threads=4) as server, requests.Session() as session:
+        session.headers["Authorization"] = f"Token {token}"
+        report(session, server.url, trial_ids[0], 1)  # boots the worker
+        start = time.perf_counter()
+        latencies = [
+            report(session, server.url, trial_ids[i % TRIALS], (i // TRIALS + 2) * 100)
+            for i in range(count)
+        ]
+        seconds = time.perf_counter() - start
+    stored = Checkpoint.objects.filter(experiment=experiment).count()
+    if stored != count + 1:
+        raise RuntimeError(f"{stored} checkpoints stored, expected {count + 1}")
+    p95 = statistics.quantiles(latencies, n=20)[-1]
+    return [
+        Result(
+            "5 ingest",
+            f"report {count:,} checkpoints (1 client, keep-alive, gunicorn)",
+            round(count / seconds),
+            "ckpt/s",
+            target="(measured)",
+            detail={
+                "seconds": round(seconds, 1),
+                "median_ms": round(median(latencies) * 1000, 2),
+                "p95_ms": round(p95 * 1000, 2),
+            },
+        )
+    ]
