@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve migrate test lint format worker
+.PHONY: install run serve migrate test lint format worker bench
 
 install: $(STAMP)
 
@@ -43,3 +43,6 @@ format: install
 
 test: lint
 	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/run.py
