@@ -107,16 +107,27 @@ def _group_objects(
         current.touch(modified)
         if not relative or relative.endswith("/"):
             continue  # a "folder" marker object
-        try:
-            safe = check_relative_path(relative) == relative
-        except UnsafePath:
-            safe = False
-        if safe:
+        if is_safe_relative(relative):
             current.files.append(StoredFile(path=relative, size=size, modified=modified))
         else:
             current.unsafe += 1
     if current is not None:
         yield current
+
+
+def is_safe_relative(relative: str) -> bool:
+    """True when ``relative`` is already a normalised safe path (``check_relative_path``).
+
+    Most keys pass the cheap test (no backslash, NUL, empty or dot-led segment); the rest
+    go through the full check.
+    """
+    suspicious = ("\\", "\x00", "//", "/.")
+    if not relative.startswith((".", "/")) and not any(s in relative for s in suspicious):
+        return True
+    try:
+        return check_relative_path(relative) == relative
+    except UnsafePath:
+        return False
 
 
 # --- shared file system ----------------------------------------------------------------------
@@ -167,7 +178,7 @@ def _walk_directory(base: str, name: str) -> ListedDirectory | None:
                         stat = entry.stat()
                     except OSError:
                         continue  # dangling symlink, or removed meanwhile
-                    relative = os.path.relpath(entry.path, base).replace(os.sep, "/")
+                    relative = entry.path[len(base) + 1 :].replace(os.sep, "/")
                     listed.touch(stat.st_mtime)
                     listed.files.append(
                         StoredFile(path=relative, size=stat.st_size, modified=stat.st_mtime)
