@@ -18,6 +18,7 @@ from tests.storage.conftest import (  # noqa: F401 - fixtures re-exported for th
     gcs_server,
     make_store,
     moto_server,
+    unique_prefix,
 )
 
 #: A time well outside any grace period used here (two hours ago).
@@ -27,13 +28,13 @@ OLD = time.time() - 2 * 3600
 @pytest.fixture(params=["shared_fs", "s3", "gcs"])
 def store(request, db, tmp_path) -> Store:
     """One Store per backend type (object stores start their server on first use)."""
-    return make_store(request.param, request, tmp_path)
+    return make_store(request.param, request, tmp_path, unique_prefix())
 
 
 @pytest.fixture
 def fs_store(db, request, tmp_path) -> Store:
     """A shared_fs Store."""
-    return make_store("shared_fs", request, tmp_path)
+    return make_store("shared_fs", request, tmp_path, unique_prefix())
 
 
 class Planter:
