@@ -71,6 +71,12 @@ class StorageConfigForm(forms.ModelForm):
     def clean_secret_key(self) -> str:
         return self._clean_secret("secret_key")
 
+    def _get_validation_exclusions(self):
+        """Skip the single-default constraint: saving a new default unsets the old one."""
+        exclude = super()._get_validation_exclusions()
+        exclude.add("is_default")
+        return exclude
+
     def clean_is_default(self) -> bool:
         """Refuse to leave the site without a default storage."""
         is_default = self.cleaned_data.get("is_default", False)
