@@ -56,10 +56,10 @@ def explain(experiment: Experiment, policy: Policy) -> str:
 
 def breakdown(experiment: Experiment, policy: Policy, runs: int) -> dict:
     """Where the preview's time goes: ranking query + Python, dict building, JSON encoding."""
-    ranked = median(time_runs(lambda: ranked_candidates(experiment, policy), runs))
-    built = median(time_runs(lambda: gc_preview(experiment, policy), runs))
+    ranked = median(time_runs(lambda: ranked_candidates(experiment, policy), runs, warmup=0))
+    built = median(time_runs(lambda: gc_preview(experiment, policy), runs, warmup=0))
     body = gc_preview(experiment, policy)
-    encoded = median(time_runs(lambda: json.dumps(body), runs))
+    encoded = median(time_runs(lambda: json.dumps(body), runs, warmup=0))
     return {
         "ranked_candidates_ms": ms(ranked),
         "gc_preview_dict_ms": ms(built),
@@ -87,7 +87,7 @@ def run(experiment_id: int, token: str, runs: int) -> tuple[list[Result], dict]:
         "runs": runs,
         "preview_ms": [ms(s) for s in subject],
         "select_ms": [ms(s) for s in baseline],
-        **breakdown(experiment, policy, max(3, runs // 2)),
+        **breakdown(experiment, policy, runs=2),
     }
     results = [
         Result(

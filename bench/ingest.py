@@ -1,14 +1,16 @@
 """Benchmark 5: reporting checkpoints through the API (``POST trials/{id}/checkpoints``).
 
-One client, ``requests.Session`` with keep-alive, against gunicorn started like ``make run``
-(2 workers x 4 threads); requests are sequential, as one training job reports them. The
-checkpoints go round-robin to 10 trials, each with two files in ``resources``.
+``CLIENTS`` concurrent clients (threads, each a ``requests.Session`` with keep-alive, each
+reporting sequentially like one training job) against gunicorn started like ``make run``
+(2 workers x 4 threads). The checkpoints go round-robin to 10 trials, each with two files
+in ``resources``.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from common import Result, median
@@ -18,6 +20,7 @@ from server import gunicorn
 from experiments.models import Checkpoint
 
 TRIALS = 10
+CLIENTS = 4
 
 
 def report(session: requests.Session, url: str, trial_id: int, steps: int) -> float:
@@ -35,6 +38,15 @@ def report(session: requests.Session, url: str, trial_id: int, steps: int) -> fl
     return seconds
 
 
+def client(url: str, token: str, trial_ids: list[int], indexes: range) -> list[float]:
+    """One reporting client: a keep-alive session POSTing checkpoints ``indexes``."""
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Token {token}"
+        return [
+            report(session, url, trial_ids[i % TRIALS], (i // TRIALS + 2) * 100) for i in indexes
+        ]
+
+
 def run(env: dict[str, str], work, count: int) -> list[Result]:
     """Report ``count`` checkpoints; checkpoints per second and per-request latency."""
     root = work / "ingest_fs"
@@ -42,14 +54,17 @@ def run(env: dict[str, str], work, count: int) -> list[Result]:
     experiment = create_experiment("ingest", shared_fs_storage("bench-ingest", str(root)), TRIALS)
     trial_ids = list(experiment.trials.order_by("id").values_list("id", flat=True))
     _user, token = bench_user()
-    with gunicorn(env, work, workers=2, threads=4) as server, requests.Session() as session:
-        session.headers["Authorization"] = f"Token {token}"
-        report(session, server.url, trial_ids[0], 1)  # boots the worker
+    with gunicorn(env, work, workers=2, threads=4) as server:
+        with requests.Session() as session:  # boot both workers before timing
+            session.headers["Authorization"] = f"Token {token}"
+            report(session, server.url, trial_ids[0], 1)
         start = time.perf_counter()
-        latencies = [
-            report(session, server.url, trial_ids[i % TRIALS], (i // TRIALS + 2) * 100)
-            for i in range(count)
-        ]
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            parts = pool.map(
+                lambda k: client(server.url, token, trial_ids, range(k, count, CLIENTS)),
+                range(CLIENTS),
+            )
+            latencies = [seconds for part in parts for seconds in part]
         seconds = time.perf_counter() - start
     stored = Checkpoint.objects.filter(experiment=experiment).count()
     if stored != count + 1:
@@ -58,7 +73,7 @@ def run(env: dict[str, str], work, count: int) -> list[Result]:
     return [
         Result(
             "5 ingest",
-            f"report {count:,} checkpoints (1 client, keep-alive, gunicorn)",
+            f"report {count:,} checkpoints ({CLIENTS} keep-alive clients, gunicorn)",
             round(count / seconds),
             "ckpt/s",
             target="(measured)",

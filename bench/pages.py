@@ -41,21 +41,22 @@ def fetch(client: Client, url: str, headers: dict):
     return response
 
 
-def count_queries(client: Client, url: str, headers: dict) -> int:
-    """Number of SQL queries one request makes."""
+def count_queries(client: Client, url: str, headers: dict) -> tuple[int, int]:
+    """Number of SQL queries one request makes, and the size of its response."""
     with CaptureQueriesContext(connection) as queries:
-        fetch(client, url, headers)
-    return len(queries.captured_queries)
+        response = fetch(client, url, headers)
+    return len(queries.captured_queries), len(response.content)
 
 
 def measure(client: Client, url: str, headers: dict, runs: int) -> dict:
     """Median latency, every run and the query count of one URL."""
     seconds = time_runs(lambda: fetch(client, url, headers), runs)
+    queries, size = count_queries(client, url, headers)
     return {
         "median_ms": ms(median(seconds)),
         "runs_ms": [ms(s) for s in seconds],
-        "queries": count_queries(client, url, headers),
-        "bytes": len(fetch(client, url, headers).content),
+        "queries": queries,
+        "bytes": size,
     }
 
 

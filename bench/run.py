@@ -40,11 +40,11 @@ FULL = {
     "trials": 1000,
     "per_trial": 100,
     "small_trials": 10,
-    "runs": 7,
+    "runs": 5,
     "download_bytes": common.GIB,
     "s3_checkpoints": 10_000,
-    "s3_batched_sample": 1000,
-    "s3_per_file_sample": 200,
+    "s3_batched_sample": 500,
+    "s3_per_file_sample": 150,
     "s3_runs": 3,
     "ingest": 10_000,
 }
@@ -154,7 +154,7 @@ class Bench:
     def downloads(self) -> None:
         import downloads
 
-        runs = max(3, self.sizes["runs"] - 2)
+        runs = self.sizes["runs"]
         self.results += downloads.run(self.env, self.work, self.sizes["download_bytes"], runs)
 
     def s3(self) -> None:
