@@ -171,11 +171,12 @@ def claim_checkpoints(run: GCRun) -> int:
     """Recompute the deletion set and claim it for ``run``; returns how many were claimed.
 
     The experiment row is locked meanwhile, so a policy saved concurrently is either seen
-    here or saved after the claim (and its own run then sees the claim).
+    here or saved after the claim (and its own run then sees the claim). The lock is FOR NO
+    KEY UPDATE, which still lets other transactions insert rows referencing the experiment.
     """
     with transaction.atomic():
         experiment = (
-            Experiment.objects.select_for_update()
+            Experiment.objects.select_for_update(no_key=True)
             .select_related("storage")
             .get(pk=run.experiment_id)
         )
@@ -308,7 +309,7 @@ def record_batch(run_id: int, batch: Iterable[Checkpoint], errors: dict[str, str
     this run still held are counted.
     """
     with transaction.atomic():
-        run = GCRun.objects.select_for_update().get(pk=run_id)
+        run = GCRun.objects.select_for_update(no_key=True).get(pk=run_id)
         for checkpoint in batch:
             error = errors.get(str(checkpoint.uuid))
             held = Checkpoint.objects.filter(
@@ -330,7 +331,7 @@ def record_batch(run_id: int, batch: Iterable[Checkpoint], errors: dict[str, str
 def finish_run(run_id: int) -> None:
     """End the run (SUCCEEDED or FAILED) and delete a DELETING experiment with no files left."""
     with transaction.atomic():
-        run = GCRun.objects.select_for_update().get(pk=run_id)
+        run = GCRun.objects.select_for_update(no_key=True).get(pk=run_id)
         if run.state != GCRunState.RUNNING:
             return
         now = timezone.now()
@@ -344,6 +345,7 @@ def finish_run(run_id: int) -> None:
 def delete_experiment_rows(experiment_id: int) -> bool:
     """Delete a DELETING experiment's rows once all its checkpoints are DELETED."""
     with transaction.atomic():
+        # FOR UPDATE (not NO KEY): a checkpoint reported meanwhile must wait, then fail.
         experiment = Experiment.objects.select_for_update().filter(pk=experiment_id).first()
         if experiment is None or experiment.state != ExperimentState.DELETING:
             return False
