@@ -46,7 +46,11 @@ def state_field(choices: type, exclude: tuple[str, ...] = (), **kwargs):
     Wrapping the enum in ``allOf`` keeps it inline, so the schema stays warning-free.
     """
     values = [value for value in choices.values if value not in exclude]
-    field_class = extend_schema_field({"allOf": [{"type": "string", "enum": values}]})(
+    schema = {
+        "allOf": [{"type": "string", "enum": values}],
+        "description": f"{choices.__name__}: {', '.join(values)}.",
+    }
+    field_class = extend_schema_field(schema)(
         type(f"{choices.__name__}Field", (serializers.ChoiceField,), {})
     )
     return field_class(choices=values, **kwargs)
