@@ -1,0 +1,63 @@
+"""No response (headers or body) and no log line of the storage tests contains a secret.
+
+Runs last in tests/storage (file name order): the autouse ``record_responses`` fixture has
+recorded every response of the suite by then. It also provokes the riskiest cases itself,
+so it is meaningful when run alone.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from storage.backends.s3 import S3Backend
+from tests.storage import conftest
+from tests.storage.conftest import ACCESS_KEY, SECRET_KEY, SECRETS, consume
+
+
+@pytest.fixture
+def leaky_s3(s3_store, monkeypatch):
+    """An S3 storage whose client errors quote both secrets (as a buggy library might)."""
+
+    def leaky_list(self, checkpoint_uuid):
+        with self.errors("listing"):
+            raise RuntimeError(f"request signed by {ACCESS_KEY} with {SECRET_KEY} failed")
+
+    monkeypatch.setattr(S3Backend, "list_files", leaky_list)
+    return s3_store
+
+
+def provoke_risky_responses(client, staff, alice_api, leaky_s3, make_checkpoint):
+    checkpoint = make_checkpoint(leaky_s3, {})
+    response = alice_api.get(f"/api/v1/checkpoints/{checkpoint.uuid}/download")
+    assert response.status_code == 502
+    assert "***" in response.json()["message"]
+    consume(alice_api.get(f"/api/v1/checkpoints/{checkpoint.uuid}/files/a.txt"))
+
+    client.force_login(staff)
+    config = leaky_s3.config
+    client.get(reverse("admin:storage_storageconfig_change", args=[config.pk]))
+    client.get(reverse("admin:storage_storageconfig_changelist"))
+    client.post(
+        reverse("admin:storage_storageconfig_changelist"),
+        {"action": "test_connection", "_selected_action": [config.pk]},
+        follow=True,
+    )
+    client.post(
+        reverse("admin:storage_storageconfig_change", args=[config.pk]),
+        {"name": config.name, "type": "gcs", "bucket": "", "secret_key": SECRET_KEY},
+    )
+
+
+def test_no_response_or_log_line_contains_a_secret(
+    client, staff, alice_api, leaky_s3, make_checkpoint
+):
+    provoke_risky_responses(client, staff, alice_api, leaky_s3, make_checkpoint)
+    recorded = list(conftest.RECORDED)
+    responses = [where for where, _text in recorded if " -> " in where]
+    assert len(responses) >= 10, "the recorder saw too few responses to mean anything"
+    assert any("/admin/" in where for where in responses)
+    assert any("/download" in where for where in responses)
+    leaks = [where for where, text in recorded for secret in SECRETS if secret.encode() in text]
+    assert leaks == [], leaks
+    assert conftest.LEAKS == []
