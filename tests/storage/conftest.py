@@ -389,9 +389,11 @@ def record_responses(monkeypatch):
 
 
 def consume(response) -> bytes:
-    """The full body of a (streaming or not) response."""
+    """The full body of a (streaming or not) response.
+
+    The test client closes a streamed response once it is exhausted (without firing
+    ``close_old_connections``, which would drop the test transaction's connection).
+    """
     if response.streaming:
-        data = b"".join(response.streaming_content)
-        response.close()
-        return data
+        return b"".join(response.streaming_content)
     return response.content

@@ -140,7 +140,7 @@ def test_shared_fs_files_use_file_response(checkpoint, alice, alice_api):
     assert response.file_to_stream.fileno() > 0
     assert response["Content-Disposition"] == 'inline; filename="weights.bin"'
     assert b"".join(response.streaming_content) == FILES["weights.bin"]
-    response.close()
+    response.file_to_stream.close()  # not response.close(): that fires request_finished
     attachment = alice_api.get(
         f"/api/v1/checkpoints/{checkpoint.uuid}/files/weights.bin?download=1"
     )

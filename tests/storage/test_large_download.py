@@ -42,7 +42,6 @@ def test_200mb_download_has_bounded_memory(store, make_checkpoint, alice_api, la
         response = alice_api.get(f"/api/v1/checkpoints/{checkpoint.uuid}/download")
         assert response.status_code == 200
         total, member_sha = hash_tar_stream(response.streaming_content)
-        response.close()
         peak = tracemalloc.get_traced_memory()[1] - baseline
     finally:
         tracemalloc.stop()
