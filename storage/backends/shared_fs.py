@@ -113,7 +113,7 @@ class SharedFSBackend(StorageBackend):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise FileNotFoundInStorage(f"{check_relative_path(path)} not found") from None
         except OSError as exc:
-            raise StorageError(f"cannot open {check_relative_path(path)}: {exc.strerror}")
+            raise StorageError(f"cannot open {check_relative_path(path)}: {exc.strerror}") from None
         size = os.fstat(handle.fileno()).st_size
         if start == 0 and end is None:
             return handle
