@@ -14,6 +14,9 @@ from experiments.choices import (
     TrialState,
 )
 
+# GC candidates (experiments.choices.GC_CANDIDATE_STATES), as partial-index conditions.
+CANDIDATE = Q(state__in=["COMPLETED", "PARTIALLY_DELETED"])
+CANDIDATE_WITH_METRIC = CANDIDATE & Q(validation_metric__isnull=False)
 DEFAULT_POLICY = {"save_experiment_best": 0, "save_trial_best": 1, "save_trial_latest": 1}
 POLICY_FIELDS = tuple(DEFAULT_POLICY)
 
@@ -144,11 +147,40 @@ class Checkpoint(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [
-            # Retention: candidates of one experiment ranked per trial by steps or metric.
+            # Retention (experiments.retention.retained_query): one partial index per window
+            # order, so each ROW_NUMBER() reads candidates in index order without sorting.
             models.Index(
-                fields=["experiment", "state", "trial", "steps_completed"],
-                name="checkpoint_retention_idx",
+                fields=["experiment", "trial", "-steps_completed", "-id"],
+                name="ckpt_latest_idx",
+                condition=CANDIDATE,
+                include=["size_bytes"],
             ),
+            models.Index(
+                fields=["experiment", "trial", "validation_metric", "steps_completed", "id"],
+                name="ckpt_trial_best_idx",
+                condition=CANDIDATE_WITH_METRIC,
+                include=["size_bytes"],
+            ),
+            models.Index(
+                fields=["experiment", "trial", "-validation_metric", "steps_completed", "id"],
+                name="ckpt_trial_best_desc_idx",
+                condition=CANDIDATE_WITH_METRIC,
+                include=["size_bytes"],
+            ),
+            models.Index(
+                fields=["experiment", "validation_metric", "steps_completed", "id"],
+                name="ckpt_best_idx",
+                condition=CANDIDATE_WITH_METRIC,
+            ),
+            models.Index(
+                fields=["experiment", "-validation_metric", "steps_completed", "id"],
+                name="ckpt_best_desc_idx",
+                condition=CANDIDATE_WITH_METRIC,
+            ),
+            models.Index(
+                fields=["experiment"], name="ckpt_protected_idx", condition=Q(protected=True)
+            ),
+            # Dashboard: checkpoint table sorted by metric.
             models.Index(fields=["experiment", "validation_metric"], name="checkpoint_metric_idx"),
             models.Index(fields=["experiment", "-id"], name="checkpoint_exp_id_idx"),
             models.Index(fields=["trial", "steps_completed"], name="checkpoint_trial_step_idx"),

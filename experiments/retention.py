@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import F, Window
+from django.db.models import Count, F, Sum, Window
 from django.db.models.functions import RowNumber
 
 from experiments.choices import GC_CANDIDATE_STATES
@@ -93,31 +93,65 @@ class RankedCheckpoint:
 
 def _best_order(experiment: Experiment) -> list:
     metric = F("validation_metric")
-    first = (
-        metric.asc(nulls_last=True)
-        if experiment.smaller_is_better
-        else metric.desc(nulls_last=True)
-    )
+    first = metric.asc() if experiment.smaller_is_better else metric.desc()
     return [first, F("steps_completed").asc(), F("id").asc()]
+
+
+LATEST_ORDER = [F("steps_completed").desc(), F("id").desc()]
+
+
+def candidates(experiment: Experiment):
+    """The GC candidates of ``experiment``: COMPLETED or PARTIALLY_DELETED checkpoints."""
+    return Checkpoint.objects.filter(experiment=experiment, state__in=GC_CANDIDATE_STATES)
+
+
+def _top(queryset, order_by, limit: int, per_trial: bool):
+    """(id, size_bytes) of the first ``limit`` rows by ``order_by``, overall or per trial."""
+    window = Window(
+        RowNumber(), partition_by=[F("trial_id")] if per_trial else None, order_by=order_by
+    )
+    return (
+        queryset.annotate(rank=window)
+        .filter(rank__lte=limit)
+        .order_by()
+        .values_list("id", "size_bytes")
+    )
+
+
+def retained_query(experiment: Experiment, policy: Policy):
+    """One query (a UNION of windowed selects) of the (id, size_bytes) that ``policy`` keeps.
+
+    Each part ranks with a single ROW_NUMBER() window whose order matches a partial index
+    (see Checkpoint.Meta.indexes), so PostgreSQL reads it in index order without sorting
+    and stops early where it can. Parts whose number is 0 are left out.
+    """
+    base = candidates(experiment)
+    with_metric = base.filter(validation_metric__isnull=False)
+    best = _best_order(experiment)
+    parts = [base.filter(protected=True).order_by().values_list("id", "size_bytes")]
+    if policy.save_experiment_best:
+        parts.append(_top(with_metric, best, policy.save_experiment_best, per_trial=False))
+    if policy.save_trial_best:
+        parts.append(_top(with_metric, best, policy.save_trial_best, per_trial=True))
+    if policy.save_trial_latest:
+        parts.append(_top(base, LATEST_ORDER, policy.save_trial_latest, per_trial=True))
+    first, *rest = parts
+    return first.union(*rest) if rest else first
+
+
+def retained(experiment: Experiment, policy: Policy) -> dict[int, int]:
+    """{id: size_bytes} of the candidates ``policy`` keeps (one query)."""
+    return dict(retained_query(experiment, policy))
 
 
 def ranked_candidates(experiment: Experiment, policy: Policy) -> list[RankedCheckpoint]:
     """Every GC candidate of ``experiment`` with ``keep`` set by ``policy``, ids descending.
 
-    One SELECT with three ROW_NUMBER() windows; Python only compares the ranks.
+    Two queries: the retained set (``retained_query``) and the list of candidates.
     """
-    best = _best_order(experiment)
+    kept = retained(experiment, policy)
     rows = (
-        Checkpoint.objects.filter(experiment=experiment, state__in=GC_CANDIDATE_STATES)
-        .annotate(
-            experiment_rank=Window(RowNumber(), order_by=best),
-            trial_best_rank=Window(RowNumber(), partition_by=[F("trial_id")], order_by=best),
-            latest_rank=Window(
-                RowNumber(),
-                partition_by=[F("trial_id")],
-                order_by=[F("steps_completed").desc(), F("id").desc()],
-            ),
-        )
+        candidates(experiment)
         .order_by("-id")
         .values_list(
             "id",
@@ -127,38 +161,41 @@ def ranked_candidates(experiment: Experiment, policy: Policy) -> list[RankedChec
             "validation_metric",
             "size_bytes",
             "protected",
-            "experiment_rank",
-            "trial_best_rank",
-            "latest_rank",
         )
     )
-    exp_best, trial_best, latest = (
-        policy.save_experiment_best,
-        policy.save_trial_best,
-        policy.save_trial_latest,
-    )
-    result = []
-    for pk, uuid, trial_id, steps, metric, size, protected, e_rank, t_rank, l_rank in rows:
-        has_metric = metric is not None
-        keep = (
-            protected
-            or (has_metric and (e_rank <= exp_best or t_rank <= trial_best))
-            or l_rank <= latest
-        )
-        result.append(
-            RankedCheckpoint(pk, str(uuid), trial_id, steps, metric, size, protected, keep)
-        )
-    return result
+    return [
+        RankedCheckpoint(pk, str(uuid), trial_id, steps, metric, size, protected, pk in kept)
+        for pk, uuid, trial_id, steps, metric, size, protected in rows
+    ]
 
 
 def retained_checkpoints(experiment: Experiment, policy: Policy) -> list[int]:
     """Ids of the candidates ``policy`` keeps, descending."""
-    return [c.id for c in ranked_candidates(experiment, policy) if c.keep]
+    return sorted(retained(experiment, policy), reverse=True)
 
 
 def deleted_checkpoints(experiment: Experiment, policy: Policy) -> list[int]:
     """Ids of the candidates ``policy`` deletes, descending."""
-    return [c.id for c in ranked_candidates(experiment, policy) if not c.keep]
+    kept = retained(experiment, policy)
+    ids = candidates(experiment).order_by("-id").values_list("id", flat=True)
+    return [pk for pk in ids if pk not in kept]
+
+
+def retention_summary(experiment: Experiment, policy: Policy) -> dict:
+    """Counts and bytes kept and deleted under ``policy``, without listing every candidate.
+
+    Two queries whatever the size of the experiment: the retained set and one aggregate.
+    """
+    kept = retained(experiment, policy)
+    totals = candidates(experiment).aggregate(count=Count("id"), size=Sum("size_bytes"))
+    kept_bytes = sum(kept.values())
+    return {
+        "retained_ids": kept,
+        "retained_count": len(kept),
+        "deleted_count": totals["count"] - len(kept),
+        "retained_bytes": kept_bytes,
+        "reclaimed_bytes": (totals["size"] or 0) - kept_bytes,
+    }
 
 
 def gc_preview(experiment: Experiment, policy: Policy) -> dict:

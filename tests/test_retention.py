@@ -13,7 +13,9 @@ from experiments.retention import (
     deleted_checkpoints,
     gc_preview,
     ranked_candidates,
+    retained,
     retained_checkpoints,
+    retention_summary,
 )
 from tests.factories import bulk_checkpoints, make_experiment
 
@@ -66,10 +68,26 @@ def test_spec_table_row(spec_example, policy, expected):
 
 
 @pytest.mark.django_db
-def test_it_ranks_in_one_query(spec_example, django_assert_num_queries):
-    experiment, _ = spec_example
+def test_it_decides_in_one_query(spec_example, django_assert_num_queries):
+    experiment, spec_to_db = spec_example
     with django_assert_num_queries(1):
-        ranked_candidates(experiment, Policy(0, 1, 1))
+        kept = retained(experiment, Policy(2, 1, 1))
+    assert set(kept) == {spec_to_db[n] for n in (10, 8, 7, 5)}
+    with django_assert_num_queries(2):
+        ranked = ranked_candidates(experiment, Policy(2, 1, 1))
+    assert [c.id for c in ranked if c.keep] == [spec_to_db[n] for n in (10, 8, 7, 5)]
+
+
+@pytest.mark.django_db
+def test_summary_counts_without_listing(spec_example, django_assert_num_queries):
+    experiment, spec_to_db = spec_example
+    sizes = dict(Checkpoint.objects.values_list("id", "size_bytes"))
+    with django_assert_num_queries(2):
+        summary = retention_summary(experiment, Policy(0, 1, 1))
+    kept = {spec_to_db[n] for n in (10, 7, 5)}
+    assert set(summary["retained_ids"]) == kept
+    assert (summary["retained_count"], summary["deleted_count"]) == (3, 7)
+    assert summary["reclaimed_bytes"] == sum(v for k, v in sizes.items() if k not in kept)
 
 
 @pytest.mark.django_db
