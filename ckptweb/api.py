@@ -1,6 +1,21 @@
 """Project-wide API plumbing: error format shared by every endpoint."""
 
+import orjson
+from rest_framework.renderers import JSONRenderer
 from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class FastJSONRenderer(JSONRenderer):
+    """JSON through orjson, for large plain responses (gc-preview of 100k checkpoints).
+
+    Only for data made of dicts, lists, str, int, float, bool and None; about ten times
+    faster than the standard encoder there.
+    """
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if data is None:
+            return b""
+        return orjson.dumps(data)
 
 
 def _first_message(detail) -> str:

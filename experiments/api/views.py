@@ -17,6 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 
+from ckptweb.api import FastJSONRenderer
 from experiments import services
 from experiments.api import serializers as s
 from experiments.api.permissions import IsOwnerOrStaffOrReadOnly
@@ -154,7 +155,13 @@ class ExperimentViewSet(
         ],
         responses={200: s.GCPreviewSerializer},
     )
-    @action(detail=True, methods=["get"], url_path="gc-preview", filterset_class=None)
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="gc-preview",
+        filterset_class=None,
+        renderer_classes=[FastJSONRenderer],
+    )
     def gc_preview(self, request, pk=None):
         """What a policy would keep and delete; missing values are the current policy's."""
         experiment = self.get_object()
