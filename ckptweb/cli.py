@@ -7,6 +7,8 @@
     ckpt checkpoint describe UUID
     ckpt checkpoint download UUID [-o DIR]
     ckpt checkpoint delete UUID [--yes]
+    ckpt storage scan NAME
+    ckpt storage delete-orphans NAME [--yes]
 
 The server and token come from ``--url``/``--token`` or ``CKPTWEB_URL``/``CKPTWEB_TOKEN``.
 Exit status: 0 success, 1 error (one line on stderr, no traceback), 2 usage error.
@@ -20,6 +22,7 @@ import json
 import sys
 import time
 
+from ckptweb.cli_storage import add_storage_commands
 from ckptweb.client import ApiError, Client, human_size
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -285,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ckpt", description="Command line for ckptweb checkpoints.", parents=[connection]
     )
-    groups = parser.add_subparsers(dest="group", metavar="{experiment,checkpoint}")
+    groups = parser.add_subparsers(dest="group", metavar="{experiment,checkpoint,storage}")
     groups.required = True
 
     experiment = groups.add_parser("experiment", aliases=["e"], help="experiments")
@@ -356,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("uuid", metavar="UUID")
     delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     delete.set_defaults(handler=checkpoint_delete)
+    add_storage_commands(groups, parents=[connection])
     return parser
 
 
