@@ -178,3 +178,13 @@ def test_checkpoint_delete(run_ckpt, populated, default_storage):
     assert_one_line_error(declined, "aborted")
     checkpoints[2].refresh_from_db()
     assert checkpoints[2].state == "COMPLETED"
+
+
+def test_storage_commands_are_wired_and_staff_only(run_ckpt, default_storage):
+    """``ckpt storage scan`` reaches the server; alice is not staff, so it is refused."""
+    result = run_ckpt("storage", "scan", default_storage.name)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "staff" in result.stderr.lower() or "permission" in result.stderr.lower()
+    usage = run_ckpt("storage", "delete-orphans")
+    assert usage.returncode == 2
