@@ -169,6 +169,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Interval of the periodic GC sweep that retries ERROR checkpoints and resumes abandoned runs.
 CKPTWEB_GC_SWEEP_SECONDS = envint("CKPTWEB_GC_SWEEP_SECONDS", 300, minimum=1)
+# A GC run whose heartbeat is older than this is taken for dead and resumed by the sweep.
+CKPTWEB_GC_STALE_SECONDS = envint("CKPTWEB_GC_STALE_SECONDS", 600, minimum=1)
+# Storage scans: a directory younger than this is never called orphaned (training may still
+# be writing it); a scan or orphan deletion silent for longer is taken for dead.
+CKPTWEB_SCAN_GRACE_SECONDS = envint("CKPTWEB_SCAN_GRACE_SECONDS", 3600)
+CKPTWEB_SCAN_STALE_SECONDS = envint("CKPTWEB_SCAN_STALE_SECONDS", 600, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "gc-sweep": {"task": "experiments.tasks.gc_sweep", "schedule": CKPTWEB_GC_SWEEP_SECONDS},
 }
