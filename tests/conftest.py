@@ -74,6 +74,10 @@ def default_storage(db, tmp_path):
     )
 
 
+# The S3 and GCS test servers, one per session for every package (see tests/servers.py).
+from tests.servers import gcs_server, moto_server  # noqa: E402, F401
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """PBKDF2 costs ~0.5 s a user on this machine; tests need no slow hashing."""

@@ -15,9 +15,7 @@ import pytest
 
 from tests.storage.conftest import (  # noqa: F401 - fixtures re-exported for this package
     Store,
-    gcs_server,
     make_store,
-    moto_server,
     unique_prefix,
 )
 
