@@ -1,9 +1,12 @@
 """Server-side SVG chart of the searcher metric against steps (no JavaScript library).
 
-``validation_lines`` reads the searcher metric of every validation in one query (the JSON
-key is extracted by the database); ``metric_chart`` lays out one line per trial plus a marker
-per checkpoint — kept ones filled, those the policy would delete hollow and red — and
-downsamples so the page never carries more than ``MAX_POINTS`` line points or markers.
+The data is bounded by the database, not by Python: ``validation_lines`` and
+``chart_checkpoints`` fetch at most about ``MAX_POINTS`` validations and ``MAX_MARKERS``
+checkpoints whatever the size of the experiment — every row when there are few, otherwise a
+sample chosen in SQL (``MOD(id, k) = 0`` with ``k`` from a COUNT, plus each trial's first and
+last validation so every trial keeps its line, and the checkpoints the policy keeps).
+``metric_chart`` lays out one line per trial plus a marker per checkpoint — kept ones filled,
+those the policy would delete hollow and red — and thins lines further to the page's budget.
 """
 
 from __future__ import annotations
@@ -12,12 +15,19 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.db.models.fields.json import KeyTransform
+from django.db.models.functions import Mod
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 from experiments.models import Validation
 
 MAX_POINTS = 2000
 MAX_MARKERS = 2000
+#: At most this many retained checkpoints are named in the marker query (an ``IN`` list;
+#: SQLite allows 999 parameters); the rest of the markers are a sample of all candidates.
+MAX_KEPT_MARKERS = 800
 MAX_LEGEND = 8
 PALETTE = (
     "#4f46e5",
@@ -116,26 +126,128 @@ class Chart:
     def deleted_markers(self) -> list[Marker]:
         return [m for m in self.markers if m.keep is False]
 
+    # The SVG elements are built here rather than in template loops: a chart has up to a
+    # few thousand of them, which the template engine renders about 50 times slower.
 
-def validation_lines(metric_name: str, **filters) -> dict[int, list[tuple[int, float]]]:
-    """``{trial_id: [(steps, metric), …]}`` of validations matching ``filters``, one query.
+    @property
+    def series_svg(self) -> SafeString:
+        """One ``<path class="series">`` per trial (numbers and palette colours only)."""
+        return mark_safe(  # noqa: S308 - numbers and palette colours, nothing user-given
+            "".join(
+                f'<path class="series" d="{s.path}" stroke="{s.colour}" data-trial="{s.trial_id}"/>'
+                for s in self.series
+            )
+        )
 
-    The latest validation at a step wins; values that are not numbers are skipped.
+    @property
+    def markers_svg(self) -> SafeString:
+        """The deleted markers (hollow, crossed) under the kept ones (filled); titles escaped."""
+        deleted = (
+            f'<g class="marker marker-delete" data-checkpoint="{m.checkpoint_id}">'
+            f"<title>{escape(m.title)}</title>"
+            f'<circle cx="{m.x}" cy="{m.y}" r="3.6"/><path d="{m.cross}"/></g>'
+            for m in self.deleted_markers
+        )
+        kept = (
+            f'<circle class="marker marker-keep" cx="{m.x}" cy="{m.y}" r="4.5" fill="{m.colour}"'
+            f' data-checkpoint="{m.checkpoint_id}"><title>{escape(m.title)}</title></circle>'
+            for m in self.kept_markers
+        )
+        return mark_safe("".join(deleted) + "".join(kept))  # noqa: S308 - titles escaped
+
+
+@dataclass
+class Lines:
+    """``{trial_id: [(steps, metric), …]}`` and whether the database sampled the rows."""
+
+    points: dict[int, list[tuple[int, float]]]
+    sampled: bool = False
+
+
+def validation_lines(
+    metric_name: str,
+    validations: QuerySet,
+    trials: QuerySet,
+    count: int | None = None,
+    max_points: int = MAX_POINTS,
+) -> Lines:
+    """The searcher metric of ``validations`` per trial, at most about ``max_points`` rows.
+
+    ``trials`` are the trials those validations belong to and ``count`` the number of
+    validations if the caller knows it (else one COUNT query). With at most ``max_points``
+    validations every one is read and the latest at a step wins. With more, the database
+    returns every ``k``-th row by id (``k`` from the count) plus each trial's first and last
+    validation by steps (one index probe per trial), so every trial keeps a line spanning
+    its steps; that is at most ``max_points / 2 + 2 × trials`` rows. Two queries when
+    ``count`` is not given, one otherwise. Values that are not finite numbers are skipped.
     """
-    rows = (
-        Validation.objects.filter(**filters)
-        .annotate(value=KeyTransform(metric_name, "metrics"))
-        .order_by("trial_id", "steps_completed", "id")
-        .values_list("trial_id", "steps_completed", "value")
-    )
+    if count is None:
+        count = validations.count()
+    rows = validations.annotate(value=KeyTransform(metric_name, "metrics"))
+    sampled = count > max_points
+    if sampled:
+        k = -(-count // max(max_points // 2, 1))
+        of_trial = Validation.objects.filter(trial=OuterRef("pk")).values("id")
+        first = trials.order_by().values(
+            v=Subquery(of_trial.order_by("steps_completed", "-id")[:1])
+        )
+        last = trials.order_by().values(
+            v=Subquery(of_trial.order_by("-steps_completed", "-id")[:1])
+        )
+        rows = rows.annotate(bucket=Mod("id", k)).filter(
+            Q(bucket=0) | Q(id__in=first) | Q(id__in=last)
+        )
     lines: dict[int, dict[int, float]] = {}
-    for trial_id, steps, value in rows:
+    for trial_id, steps, value in rows.order_by("trial_id", "steps_completed", "id").values_list(
+        "trial_id", "steps_completed", "value"
+    ):
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
         if not math.isfinite(value):
             continue
         lines.setdefault(trial_id, {})[steps] = float(value)
-    return {trial_id: sorted(points.items()) for trial_id, points in lines.items()}
+    points = {trial_id: sorted(p.items()) for trial_id, p in lines.items()}
+    return Lines(points, sampled)
+
+
+@dataclass
+class Markers:
+    """The checkpoints to mark on a chart and whether the database sampled them."""
+
+    checkpoints: list[ChartCheckpoint]
+    sampled: bool = False
+
+
+def chart_checkpoints(
+    candidates: QuerySet,
+    kept: dict[int, int] | set[int],
+    count: int,
+    max_markers: int = MAX_MARKERS,
+) -> Markers:
+    """At most about ``max_markers`` of the GC ``candidates``, with their verdicts, in one query.
+
+    ``kept`` is the retained set of the policy (``retention.retained``) and ``count`` the
+    number of candidates (an upper bound will do). With at most ``max_markers`` candidates
+    every one is read. With more, the retained ones (up to ``MAX_KEPT_MARKERS`` of them,
+    evenly spread by id) and every ``k``-th candidate by id make up the markers, so kept
+    checkpoints stay visible however few they are.
+    """
+    rows = candidates.order_by("id")
+    sampled = count > max_markers
+    if sampled:
+        named = sorted(kept)
+        if len(named) > MAX_KEPT_MARKERS:
+            step = len(named) / MAX_KEPT_MARKERS
+            named = [named[int(i * step)] for i in range(MAX_KEPT_MARKERS)]
+        k = -(-count // max(max_markers - len(named), 1))
+        rows = rows.annotate(bucket=Mod("id", k)).filter(Q(bucket=0) | Q(id__in=named))
+    markers = [
+        ChartCheckpoint(pk, trial_id, steps, metric, pk in kept)
+        for pk, trial_id, steps, metric in rows.values_list(
+            "id", "trial_id", "steps_completed", "validation_metric"
+        )
+    ]
+    return Markers(markers, sampled)
 
 
 def downsample(points: list[tuple[int, float]], budget: int) -> list[tuple[int, float]]:
@@ -195,14 +307,24 @@ def _tick_label(value: float) -> str:
 
 def metric_chart(
     metric_name: str,
-    lines: dict[int, list[tuple[int, float]]],
-    checkpoints: Iterable[ChartCheckpoint],
+    lines: dict[int, list[tuple[int, float]]] | Lines,
+    checkpoints: Iterable[ChartCheckpoint] | Markers,
     width: int = WIDTH,
     height: int = HEIGHT,
 ) -> Chart:
-    """Lay out the chart: one polyline per trial and a marker per checkpoint."""
-    checkpoints = list(checkpoints)
+    """Lay out the chart: one polyline per trial and a marker per checkpoint.
+
+    ``lines`` and ``checkpoints`` may come sampled from the database (``Lines``,
+    ``Markers``); the chart then says it is downsampled.
+    """
     chart = Chart(metric_name=metric_name, width=width, height=height)
+    if isinstance(lines, Lines):
+        chart.downsampled |= lines.sampled
+        lines = lines.points
+    if isinstance(checkpoints, Markers):
+        chart.downsampled |= checkpoints.sampled
+        checkpoints = checkpoints.checkpoints
+    checkpoints = list(checkpoints)
     trial_ids = sorted(set(lines) | {c.trial_id for c in checkpoints})
     if not trial_ids:
         return chart

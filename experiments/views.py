@@ -3,7 +3,9 @@
 Every page needs a signed-in user; anyone signed in may look, only the experiment's owner
 or staff may change anything (apply a GC policy, protect a checkpoint). Query counts do not
 grow with the number of checkpoints: tables are paginated in the database, counts are
-aggregates, and the GC verdicts come from ``retention.ranked_candidates`` in one query.
+aggregates, and the GC verdicts come from ``retention.retained`` — one query of the small
+retained set (a candidate not in it is deleted) — never from a list of every candidate.
+The charts read a sample of bounded size chosen by the database (``experiments.charts``).
 """
 
 from __future__ import annotations
@@ -34,12 +36,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from experiments.charts import ChartCheckpoint, metric_chart, validation_lines
-from experiments.choices import GC_RUN_TERMINAL_STATES, CheckpointState
+from experiments.charts import chart_checkpoints, metric_chart, validation_lines
+from experiments.choices import GC_CANDIDATE_STATES, GC_RUN_TERMINAL_STATES, CheckpointState
 from experiments.filters import CheckpointFilterSet
 from experiments.forms import ExperimentFilterForm, GCPolicyForm
 from experiments.models import POLICY_FIELDS, Checkpoint, Experiment, GCRun, Trial, Validation
-from experiments.retention import Policy, gc_preview, ranked_candidates
+from experiments.retention import Policy, candidates, retained
 from experiments.services import set_gc_policy
 from storage.services import GONE_STATES, checkpoint_files, is_text_file, read_text_preview
 
@@ -114,13 +116,28 @@ def sorted_checkpoints(queryset, params):
 
 
 def checkpoint_totals(experiment: Experiment) -> dict:
-    """Counts and bytes of an experiment's checkpoints, live and deleted, in one query."""
+    """Counts and bytes of an experiment's checkpoints, live, deleted and GC candidates.
+
+    One query; ``candidates`` (COMPLETED or PARTIALLY_DELETED) minus the retained set is
+    what the current policy would delete.
+    """
     return experiment.checkpoints.aggregate(
         live=Count("id", filter=LIVE),
         deleted=Count("id", filter=Q(state=CheckpointState.DELETED)),
         live_bytes=Coalesce(Sum("size_bytes", filter=LIVE), 0),
         protected=Count("id", filter=Q(protected=True)),
+        candidates=Count("id", filter=Q(state__in=GC_CANDIDATE_STATES)),
     )
+
+
+def verdict(checkpoint, kept: dict[int, int]) -> bool | None:
+    """Kept (True) or deleted (False) under the policy whose retained set is ``kept``.
+
+    None for a checkpoint that is no GC candidate (DELETED, DELETING, ERROR).
+    """
+    if checkpoint.state not in GC_CANDIDATE_STATES:
+        return None
+    return checkpoint.id in kept
 
 
 def can_manage(user, experiment: Experiment) -> bool:
@@ -135,17 +152,37 @@ def _with_default(query, key: str, default: str):
     return params
 
 
-def _page(request, queryset, per_page: int, param: str = "page"):
-    return Paginator(queryset, per_page).get_page(request.GET.get(param))
+def _page(request, queryset, per_page: int, param: str = "page", count: int | None = None):
+    """Page ``param`` of ``queryset``; ``count``, when the caller knows it, saves a COUNT."""
+    paginator = Paginator(queryset, per_page)
+    if count is not None:
+        paginator.count = count  # a cached_property: the instance value wins
+    return paginator.get_page(request.GET.get(param))
 
 
-def _chart(experiment: Experiment, lines, ranked, trial_id: int | None = None):
-    points = [
-        ChartCheckpoint(c.id, c.trial_id, c.steps_completed, c.validation_metric, c.keep)
-        for c in ranked
-        if trial_id is None or c.trial_id == trial_id
-    ]
-    return metric_chart(experiment.searcher_metric, lines, points)
+def _chart(
+    experiment: Experiment,
+    kept: dict[int, int],
+    n_candidates: int,
+    trial: Trial | None = None,
+    n_validations: int | None = None,
+):
+    """The metric chart of an experiment (or one trial): three queries, two without a count.
+
+    ``n_candidates`` is the number of GC candidates charted (an upper bound will do) and
+    ``n_validations`` the number of validations if known; both size the SQL samples.
+    """
+    if trial is None:
+        trials = experiment.trials.all()
+        validations = Validation.objects.filter(trial__experiment=experiment)
+        marked = candidates(experiment)
+    else:
+        trials = Trial.objects.filter(pk=trial.pk)
+        validations = Validation.objects.filter(trial=trial)
+        marked = candidates(experiment).filter(trial=trial)
+    lines = validation_lines(experiment.searcher_metric, validations, trials, n_validations)
+    markers = chart_checkpoints(marked, kept, n_candidates)
+    return metric_chart(experiment.searcher_metric, lines, markers)
 
 
 def _latest_run(experiment: Experiment) -> GCRun | None:
@@ -324,16 +361,26 @@ def experiment_list(request):
 @require_GET
 def experiment_detail(request, pk: int):
     """Summary, trials, the checkpoint table, the metric chart and the latest GC run."""
-    experiment = get_object_or_404(Experiment.objects.select_related("owner", "storage"), pk=pk)
+    experiment = get_object_or_404(
+        Experiment.objects.select_related("owner", "storage").annotate(
+            n_trials=Coalesce(_per_experiment(Trial.objects, Count("id"), IntegerField()), 0)
+        ),
+        pk=pk,
+    )
     policy = Policy(**experiment.gc_policy)
-    ranked = ranked_candidates(experiment, policy)
-    verdicts = {c.id: c.keep for c in ranked}
+    kept = retained(experiment, policy)
+    totals = checkpoint_totals(experiment)
     params = _with_default(request.GET, "ordering", "-id")
+    # Unfiltered, the table lists every checkpoint: live + deleted, already counted.
+    unfiltered = not any(params.get(name) for name in ("state", "trial"))
     checkpoints = _page(
-        request, sorted_checkpoints(experiment.checkpoints.all(), params), CHECKPOINTS_PER_PAGE
+        request,
+        sorted_checkpoints(experiment.checkpoints.all(), params),
+        CHECKPOINTS_PER_PAGE,
+        count=totals["live"] + totals["deleted"] if unfiltered else None,
     )
     for checkpoint in checkpoints:
-        checkpoint.keep = verdicts.get(checkpoint.id)
+        checkpoint.keep = verdict(checkpoint, kept)
     trials = (
         experiment.trials.annotate(
             n_checkpoints=Count("checkpoints"),
@@ -341,8 +388,7 @@ def experiment_detail(request, pk: int):
             best_max=Max("checkpoints__validation_metric"),
             latest_steps=Max("checkpoints__steps_completed"),
         ).order_by("id")
-    )[: TRIALS_SHOWN + 1]
-    lines = validation_lines(experiment.searcher_metric, trial__experiment=experiment)
+    )[:TRIALS_SHOWN]
     return render(
         request,
         "experiments/experiment_detail.html",
@@ -350,13 +396,13 @@ def experiment_detail(request, pk: int):
             "experiment": experiment,
             "policy": policy,
             "can_manage": can_manage(request.user, experiment),
-            "totals": checkpoint_totals(experiment),
-            "kept_count": sum(1 for c in ranked if c.keep),
-            "deleted_count": sum(1 for c in ranked if not c.keep),
-            "trials": list(trials)[:TRIALS_SHOWN],
-            "trial_count": experiment.trials.count() if len(trials) > TRIALS_SHOWN else None,
+            "totals": totals,
+            "kept_count": len(kept),
+            "deleted_count": totals["candidates"] - len(kept),
+            "trials": list(trials),
+            "trial_count": experiment.n_trials if experiment.n_trials > TRIALS_SHOWN else None,
             "checkpoints": checkpoints,
-            "chart": _chart(experiment, lines, ranked),
+            "chart": _chart(experiment, kept, totals["candidates"]),
             "run": _latest_run(experiment),
             "ordering_default": "-id",
         },
@@ -367,24 +413,47 @@ def experiment_detail(request, pk: int):
 
 
 def _preview_context(experiment: Experiment, policy: Policy) -> dict:
-    """What ``partials/gc_preview.html`` shows for ``policy``: ids, counts, chart, table."""
-    preview = gc_preview(experiment, policy)
-    rows = preview["checkpoints"]
-    ranked = [
-        ChartCheckpoint(
-            r["id"], r["trial_id"], r["steps_completed"], r["validation_metric"], r["keep"]
-        )
-        for r in rows
+    """What ``partials/gc_preview.html`` shows for ``policy``: ids, counts, chart, table.
+
+    The ``#gc-preview`` contract names every candidate, so their ids and sizes are read in
+    one narrow query (which also gives the counts and bytes, where ``retention_summary``
+    would scan them again); the verdicts come from the retained set; the table's rows are
+    the first ``PREVIEW_ROWS`` by id, read from the database. Seven queries.
+    """
+    kept = retained(experiment, policy)
+    deleted_ids, reclaimed = [], 0
+    for pk, size in candidates(experiment).order_by("-id").values_list("id", "size_bytes"):
+        if pk not in kept:
+            deleted_ids.append(pk)
+            reclaimed += size
+    retained_ids = sorted(kept, reverse=True)
+    rows = [
+        {**row, "keep": row["id"] in kept}
+        for row in candidates(experiment)
+        .order_by("-id")
+        .values("id", "uuid", "trial_id", "steps_completed", "validation_metric", "size_bytes")[
+            :PREVIEW_ROWS
+        ]
     ]
-    lines = validation_lines(experiment.searcher_metric, trial__experiment=experiment)
+    total = len(kept) + len(deleted_ids)
+    preview = {
+        "policy": policy.as_dict(),
+        "retained_ids": retained_ids,
+        "deleted_ids": deleted_ids,
+        "reclaimed_bytes": reclaimed,
+        "metric_name": experiment.searcher_metric,
+    }
     return {
         "experiment": experiment,
         "preview": preview,
-        "retained_count": len(preview["retained_ids"]),
-        "deleted_count": len(preview["deleted_ids"]),
-        "rows": rows[:PREVIEW_ROWS],
-        "rows_hidden": max(0, len(rows) - PREVIEW_ROWS),
-        "chart": metric_chart(experiment.searcher_metric, lines, ranked),
+        # 100k ids: joined once here, not per use in the template.
+        "retained_csv": ",".join(map(str, retained_ids)),
+        "deleted_csv": ",".join(map(str, deleted_ids)),
+        "retained_count": len(kept),
+        "deleted_count": len(deleted_ids),
+        "rows": rows,
+        "rows_hidden": max(0, total - len(rows)),
+        "chart": _chart(experiment, kept, total),
     }
 
 
@@ -475,23 +544,23 @@ def trial_detail(request, pk: int):
         Trial.objects.select_related("experiment__owner", "experiment__storage"), pk=pk
     )
     experiment = trial.experiment
-    ranked = ranked_candidates(experiment, Policy(**experiment.gc_policy))
-    verdicts = {c.id: c.keep for c in ranked}
+    kept = retained(experiment, Policy(**experiment.gc_policy))
     params = _with_default(request.GET, "ordering", "-steps_completed")
     checkpoints = _page(
         request, sorted_checkpoints(trial.checkpoints.all(), params), CHECKPOINTS_PER_PAGE
     )
     for checkpoint in checkpoints:
-        checkpoint.keep = verdicts.get(checkpoint.id)
-    lines = validation_lines(experiment.searcher_metric, trial=trial)
+        checkpoint.keep = verdict(checkpoint, kept)
     stats = trial.validations.aggregate(count=Count("id"), latest=Max("steps_completed"))
+    # The trial's checkpoint count bounds its candidates; the paginator has counted them.
+    chart = _chart(experiment, kept, checkpoints.paginator.count, trial, stats["count"])
     return render(
         request,
         "experiments/trial_detail.html",
         {
             "trial": trial,
             "experiment": experiment,
-            "chart": _chart(experiment, lines, ranked, trial_id=trial.pk),
+            "chart": chart,
             "checkpoints": checkpoints,
             "validation_stats": stats,
             "hparams": sorted(trial.hparams.items()) if isinstance(trial.hparams, dict) else [],
@@ -517,9 +586,8 @@ def checkpoint_detail(request, uuid):
         .first()
     )
     keep = None
-    if checkpoint.state in (CheckpointState.COMPLETED, CheckpointState.PARTIALLY_DELETED):
-        ranked = ranked_candidates(experiment, Policy(**experiment.gc_policy))
-        keep = next((c.keep for c in ranked if c.id == checkpoint.id), None)
+    if checkpoint.state in GC_CANDIDATE_STATES:
+        keep = verdict(checkpoint, retained(experiment, Policy(**experiment.gc_policy)))
     files = checkpoint_file_rows(checkpoint)
     download = download_links(checkpoint)
     model_format = detect_format([f.path for f in files["files"]])

@@ -11,8 +11,10 @@ from experiments.models import Checkpoint, GCRun, Validation
 pytestmark = pytest.mark.django_db
 
 #: Queries of one experiment page, whatever the number of checkpoints: session, user,
-#: experiment, GC verdicts, checkpoint count + page, trials, totals, chart lines, latest run.
-EXPERIMENT_PAGE_QUERIES = 10
+#: experiment (with its trial count), retained set, totals (which count the table too),
+#: checkpoint page, trials, chart (validation count + sampled lines, sampled markers),
+#: latest run.
+EXPERIMENT_PAGE_QUERIES = 11
 
 
 def big_experiment(owner, checkpoints: int, trials: int = 4):
@@ -117,3 +119,37 @@ def test_empty_experiment_says_what_to_do(alice_client, alice, default_storage):
 
 def test_unknown_experiment_is_404(alice_client, db):
     assert alice_client.get(reverse("experiments:detail", args=[999])).status_code == 404
+
+
+#: The trial page, the GC page and its preview partial: their query counts do not grow either.
+OTHER_PAGE_QUERIES = {"trial": 9, "gc": 10, "gc-preview": 9}
+POLICY_0_1_1 = {"save_experiment_best": 0, "save_trial_best": 1, "save_trial_latest": 1}
+
+
+@pytest.mark.parametrize("checkpoints", [100, 10_000])
+def test_trial_and_gc_pages_do_not_grow(
+    alice_client, alice, default_storage, django_assert_num_queries, checkpoints
+):
+    experiment = big_experiment(alice, checkpoints, trials=2)
+    trial = experiment.trials.order_by("id").first()
+    urls = {
+        "trial": reverse("experiments:trial", args=[trial.pk]),
+        "gc": reverse("experiments:gc", args=[experiment.pk]),
+        "gc-preview": reverse("experiments:gc-preview", args=[experiment.pk]),
+    }
+    for name, url in urls.items():
+        with django_assert_num_queries(OTHER_PAGE_QUERIES[name]):
+            response = alice_client.get(url, POLICY_0_1_1)
+        assert response.status_code == 200, name
+        html = response.content.decode()
+        markers = len(re.findall(r'class="marker marker-(?:keep|delete)"', html))
+        assert 0 < markers <= 2000, name
+        assert html.count('class="series"') == (1 if name == "trial" else 2), name
+        if checkpoints > 2000:
+            assert "downsampled for display" in html, name
+        if name != "trial":
+            deleted = re.search(r'data-deleted-ids="([^"]*)"', html).group(1).split(",")
+            kept = re.search(r'data-retained-ids="([^"]*)"', html).group(1).split(",")
+            assert len(kept) == 2, "each trial's best is its latest"
+            assert len(deleted) == checkpoints - 2, "every deleted id, however many"
+            assert [int(i) for i in deleted] == sorted(map(int, deleted), reverse=True)
