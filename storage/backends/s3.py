@@ -212,33 +212,77 @@ class S3Backend(StorageBackend):
     # Deletes ------------------------------------------------------------------------
 
     def delete_checkpoints(self, checkpoint_uuids: Iterable[str]) -> DeleteResult:
-        """Delete all objects under each checkpoint prefix, 1,000 keys per request."""
+        """Delete all objects under each checkpoint prefix, 1,000 keys per request.
+
+        The keys are found by ``_keys_of`` with ranged listings (see there), so deleting
+        many checkpoints costs about one request per 1,000 objects rather than one
+        listing per checkpoint.
+        """
         result = DeleteResult()
-        batch: list[tuple[str, str]] = []  # (checkpoint uuid, key)
-        totals: dict[str, int] = {}
+        targets: set[str] = set()
         for checkpoint_uuid in checkpoint_uuids:
             name = str(checkpoint_uuid)
             try:
-                prefix = self.checkpoint_prefix(name)
-                name = check_uuid(name)
-                totals[name] = 0
-                for key in self._keys_under(prefix):
-                    totals[name] += 1
-                    batch.append((name, key))
-                    if len(batch) >= self.delete_batch_size:
-                        self._flush(batch, result)
-            except (StorageError, UnsafePath) as exc:
+                targets.add(check_uuid(name))
+            except UnsafePath as exc:
                 result.errors[name] = str(exc)
+        totals = dict.fromkeys(targets, 0)
+        batch: list[tuple[str, str]] = []  # (checkpoint uuid, key)
+        try:
+            for name, key in self._keys_of(sorted(targets)):
+                totals[name] += 1
+                batch.append((name, key))
+                if len(batch) >= self.delete_batch_size:
+                    self._flush(batch, result)
+        except StorageError as exc:
+            # Keys already listed are deleted below; the checkpoints not yet fully listed
+            # are reported failed (they may keep files) and are retried as a whole.
+            listed_through = getattr(exc, "listed_through", "")
+            for name in targets:
+                if name >= listed_through:
+                    result.errors[name] = str(exc)
         self._flush(batch, result)
         self._summarize(result, totals)
         return result
 
-    def _keys_under(self, prefix: str) -> Iterator[str]:
-        """Every key under ``prefix`` (unsafe-looking ones too: they must go as well)."""
-        for page in self.iter_objects(prefix):
-            for obj in page.get("Contents", []):
-                if obj["Key"].startswith(prefix):
-                    yield obj["Key"]
+    def _keys_of(self, targets: list[str]) -> Iterator[tuple[str, str]]:
+        """(uuid, key) of every object under the sorted ``targets``' prefixes.
+
+        Ranged listing: ListObjectsV2 of the whole base prefix with ``StartAfter`` just
+        before the next target still to list, at most 1,000 keys a page. A page that runs
+        into other checkpoints' keys is not wasted: it covers every target it passes, and
+        the next request jumps straight to the first target it did not reach. So a sparse
+        set of targets costs one request each (as a listing per checkpoint would), and a
+        dense one about one request per 1,000 objects.
+        """
+        base = self.base_prefix
+        index, start_after = 0, None
+        while index < len(targets):
+            if start_after is None:
+                start_after = base + targets[index]  # every "<uuid>/..." key sorts after it
+            try:
+                with self.errors(f"listing {base or '/'}"):
+                    page = self.client.list_objects_v2(
+                        Bucket=self.bucket, Prefix=base, StartAfter=start_after, MaxKeys=1000
+                    )
+            except StorageError as exc:
+                exc.listed_through = targets[index]
+                raise
+            contents = page.get("Contents", [])
+            wanted = set(targets[index:])
+            for obj in contents:
+                name = obj["Key"][len(base) :].split("/", 1)[0]
+                if name in wanted and obj["Key"].startswith(f"{base}{name}/"):
+                    yield name, obj["Key"]
+            if not page.get("IsTruncated") or not contents:
+                return
+            last_key = contents[-1]["Key"]
+            reached = last_key[len(base) :].split("/", 1)[0]
+            while index < len(targets) and targets[index] < reached:
+                index += 1
+            # Inside a target, continue right after the last key; else jump to the next one.
+            inside = index < len(targets) and targets[index] == reached
+            start_after = last_key if inside else None
 
     def _flush(self, batch: list[tuple[str, str]], result: DeleteResult) -> None:
         """Send one DeleteObjects request for ``batch`` and record its per-key errors."""

@@ -42,6 +42,42 @@ def test_s3_deletes_more_than_1000_keys_in_batches(s3_store):
     assert backend.list_files(first) == [] and backend.list_files(second) == []
 
 
+def count_calls(backend, operation: str) -> list:
+    calls = []
+    backend.client.meta.events.register(f"before-call.s3.{operation}", lambda **kw: calls.append(1))
+    return calls
+
+
+@pytest.mark.parametrize("stride", [1, 7])
+def test_s3_lists_many_checkpoints_with_few_requests(s3_store, stride):
+    """Deleting most of a storage lists it by ranges, not once per checkpoint; only the
+    chosen checkpoints' files go, whether they are dense (stride 1) or sparse (stride 7)."""
+    names = sorted(str(uuid_lib.uuid4()) for _ in range(300))
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(
+            pool.map(
+                lambda args: s3_store.put(*args, b"x"),
+                [(name, f"f{i}") for name in names for i in range(3)],
+            )
+        )
+    doomed = names[::stride][: 250 if stride == 1 else None]
+    backend = get_backend(s3_store.config)
+    listings = count_calls(backend, "ListObjectsV2")
+    result = backend.delete_checkpoints(doomed)
+    assert result.ok, result.errors
+    assert result.deleted_files == 3 * len(doomed)
+    if stride == 1:
+        assert len(listings) <= 3  # 750 keys of 250 neighbours: one or two pages
+    else:
+        assert len(listings) <= len(doomed)
+    remaining = {
+        obj["Key"].split("/")[-2]
+        for page in backend.iter_objects(backend.base_prefix)
+        for obj in page.get("Contents", [])
+    }
+    assert remaining == set(names) - set(doomed)
+
+
 def test_s3_reports_per_key_errors_from_the_response(s3_store, monkeypatch):
     """A DeleteObjects reply naming failed keys (parsed from the real XML) is reported."""
     checkpoint_uuid = str(uuid_lib.uuid4())
