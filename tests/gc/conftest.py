@@ -27,7 +27,7 @@ REDIS_URL = os.environ.get("CKPTWEB_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
 WORKER_SETTINGS = "tests.gc.worker_settings"
 #: Seconds the test worker pauses before each storage delete call (see worker_hooks), so a
 #: test can stop the storage or kill the worker while a run is between batches.
-DELETE_DELAY = "0.3"
+DELETE_DELAY = "0.5"
 
 
 @pytest.fixture
@@ -115,15 +115,17 @@ class Workers:
             DATABASE_URL=self.database_url,
             CELERY_BROKER_URL=REDIS_URL,
             DJANGO_SETTINGS_MODULE=WORKER_SETTINGS,
-            CKPTWEB_TEST_GC_QUEUE=self.queue,
             CKPTWEB_TEST_DELETE_DELAY=DELETE_DELAY,
             CONN_MAX_AGE="0",
             PYTHONPATH=str(REPO),
         )
         return env
 
-    def start(self) -> None:
-        """Start ``count`` workers and wait until each says it is ready."""
+    def start(self, purge: bool = False) -> None:
+        """Start ``count`` workers and wait until each says it is ready.
+
+        With ``purge`` the first one drops messages a previous session left in the queue.
+        """
         for number in range(self.count):
             log = self.log_dir / f"worker-{number}-{len(self.logs)}.log"
             self.logs.append(log)
@@ -135,11 +137,12 @@ class Workers:
                             "--pool=solo", "--concurrency=1", "-Q", self.queue,
                             "-n", f"gc{number}-{uuid.uuid4().hex[:6]}@%h",
                             "--without-gossip", "--without-mingle", "-l", "INFO",
+                            *(["--purge"] if purge and number == 0 else []),
                         ],
                         cwd=REPO, env=self.env(), stdout=out, stderr=subprocess.STDOUT,
                     )
                 )  # fmt: skip
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         for proc, log in zip(self.procs, self.logs[-self.count :], strict=True):
             while b" ready." not in log.read_bytes():
                 if proc.poll() is not None or time.monotonic() > deadline:
@@ -192,21 +195,33 @@ def gc_worker(django_db_setup, django_db_blocker, tmp_path_factory):
         f"@{settings_dict['HOST'] or '127.0.0.1'}:{settings_dict['PORT'] or 5432}"
         f"/{settings_dict['NAME']}"
     )
-    queue = f"ckptweb-gc-test-{uuid.uuid4().hex[:8]}"
+    # The app's default queue: Celery caches its queue map on first use, so a queue name
+    # changed here would be ignored. The Redis database is this suite's own; stale messages
+    # are purged when the first worker starts.
+    queue = app.conf.task_default_queue
     workers = Workers(database_url, queue, tmp_path_factory.mktemp("celery"))
-    saved = {
-        key: app.conf[key] for key in ("broker_url", "task_always_eager", "task_default_queue")
-    }
-    app.conf.update(broker_url=REDIS_URL, task_always_eager=False, task_default_queue=queue)
-    workers.start()
+    saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager")}
+    app.conf.update(broker_url=REDIS_URL, task_always_eager=False)
+    reset_broker_pool(app)
+    workers.start(purge=True)
     try:
         yield workers
     finally:
         workers.stop()
         app.conf.update(saved)
-        with app.connection_for_write() as conn:
-            conn.default_channel.queue_delete(queue)
-        app.pool.force_close_all()
+        reset_broker_pool(app)
+
+
+def reset_broker_pool(app) -> None:
+    """Forget the app's cached broker connections, so the next send uses ``broker_url``.
+
+    Celery builds its connection and producer pools once, from the broker URL of the moment
+    (an earlier eager test may have done so); this is what Celery itself does after a fork.
+    """
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 def wait_for(condition, timeout: float = 60, message: str = "condition", workers=None):

@@ -5,13 +5,10 @@ fixture sets), with small GC batches, quick retries and a short stale threshold 
 fault test finishes in seconds, and ``worker_hooks`` imported to slow storage down.
 """
 
-import os
-
 from ckptweb.settings import *  # noqa: F403
 
 CKPTWEB_GC_BATCH_SIZE = 2
 CKPTWEB_GC_MAX_RETRIES = 2
 CKPTWEB_GC_RETRY_BACKOFF = 1
 CKPTWEB_GC_STALE_SECONDS = 6
-CELERY_TASK_DEFAULT_QUEUE = os.environ["CKPTWEB_TEST_GC_QUEUE"]
 CELERY_IMPORTS = ["tests.gc.worker_hooks"]
