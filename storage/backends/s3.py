@@ -269,6 +269,10 @@ class S3Backend(StorageBackend):
                 exc.listed_through = targets[index]
                 raise
             contents = page.get("Contents", [])
+            if contents and contents[0]["Key"] <= start_after:
+                # A store that ignores StartAfter: list the rest one checkpoint at a time.
+                yield from self._keys_one_by_one(targets[index:])
+                return
             wanted = set(targets[index:])
             for obj in contents:
                 name = obj["Key"][len(base) :].split("/", 1)[0]
@@ -283,6 +287,19 @@ class S3Backend(StorageBackend):
             # Inside a target, continue right after the last key; else jump to the next one.
             inside = index < len(targets) and targets[index] == reached
             start_after = last_key if inside else None
+
+    def _keys_one_by_one(self, targets: list[str]) -> Iterator[tuple[str, str]]:
+        """(uuid, key) of each target's objects, one prefix listing per target."""
+        for index, name in enumerate(targets):
+            prefix = self.checkpoint_prefix(name)
+            try:
+                for page in self.iter_objects(prefix):
+                    for obj in page.get("Contents", []):
+                        if obj["Key"].startswith(prefix):
+                            yield name, obj["Key"]
+            except StorageError as exc:
+                exc.listed_through = targets[index]
+                raise
 
     def _flush(self, batch: list[tuple[str, str]], result: DeleteResult) -> None:
         """Send one DeleteObjects request for ``batch`` and record its per-key errors."""
