@@ -6,16 +6,17 @@ are timed on disjoint samples of checkpoints and counted with a botocore ``befor
 hook:
 
 * **batched** — ``S3Backend.delete_checkpoints`` called the way ``experiments.gc`` calls it
-  (``gc.batch_size()`` checkpoints per call);
+  (``gc.batch_size()`` checkpoints per call, in uuid order), on all N checkpoints;
 * **per file** — one ``DeleteObject`` per file, the keys taken from ``resources``.
 
 moto answers ``ListObjects`` by scanning every key of the bucket (``moto/s3/models.py``
 ``list_objects``: O(objects) per request; S3 is not like that), so at 30,000 objects each
 prefix listing costs ~160 ms of moto's CPU and says nothing about our code. The harness
-gives moto a sorted key index (``indexed_listing``) so that listing a prefix costs what an
-HTTP request costs. On this machine every moto request costs 10-40 ms, so timing all
-10k x 3 files both ways would take ~25 minutes: both methods are timed on samples and the
-per-checkpoint medians scaled to N (both are linear in the number of checkpoints).
+gives moto a sorted key index (``indexed_listing``) so that listing a prefix, or a page
+after ``StartAfter``, costs what an HTTP request costs. On this machine every moto request
+costs 10-40 ms, so timing all
+10k x 3 files one file at a time would take ~20 minutes: that way is timed on samples and
+scaled to N (it is linear in the number of files).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import bisect
 import collections
 import logging
-import random
 import time
 import uuid
 
@@ -89,7 +89,37 @@ def indexed_listing() -> None:
             bucket = Matching(matching)
         return original(self, bucket, prefix, delimiter, marker, max_keys)
 
+    original_v2 = S3Backend.list_objects_v2
+
+    def list_objects_v2(self, bucket, prefix, delimiter, continuation_token, start_after, max_keys):
+        # A StartAfter page without delimiter: hand moto just the keys that page can hold
+        # (S3 seeks to StartAfter; moto would scan and sort the whole bucket per request).
+        if (
+            start_after
+            and not delimiter
+            and not continuation_token
+            and isinstance(bucket, FakeBucket)
+        ):
+            count, names = indexes.get(id(bucket), (-1, []))
+            if count != len(bucket.keys):
+                names = sorted(bucket.keys.keys())
+                indexes[id(bucket)] = (len(bucket.keys), names)
+            matching = {}
+            for name in names[bisect.bisect_right(names, start_after) :]:
+                if prefix and not name.startswith(prefix):
+                    break
+                key = bucket.keys.get(name)
+                if key is not None:
+                    matching[name] = key
+                    if len(matching) > (max_keys or 1000):
+                        break
+            bucket = Matching(matching)
+        return original_v2(
+            self, bucket, prefix, delimiter, continuation_token, start_after, max_keys
+        )
+
     S3Backend.list_objects = list_objects
+    S3Backend.list_objects_v2 = list_objects_v2
 
 
 def start_moto():
@@ -189,16 +219,20 @@ def run(checkpoints: int, batched_sample: int, per_file_sample: int, runs: int) 
 
 
 def measure(backend, counter, uuids, checkpoints, batched_sample, per_file_sample, runs):
-    """Alternate the two methods on fresh samples; scale per-checkpoint medians to N."""
+    """Batched: all ``checkpoints`` each run, in the GC's (uuid) order, freshly stored.
+    Per file: a sample per run (the naive way takes ~25 minutes for all), scaled to N.
+
+    ``batched_sample`` is kept for the caller's signature: batched deletes are measured
+    whole, since ranged listings make their cost per checkpoint depend on how many go.
+    """
     batched, per_file, batched_requests, per_file_requests = [], [], [], []
-    pool = list(uuids)
-    random.shuffle(pool)
-    for _ in range(runs):
-        sample, pool = pool[:batched_sample], pool[batched_sample:]
-        seconds, requests = timed_per_checkpoint(delete_batched, backend, counter, sample)
+    batched_sample = checkpoints
+    for index in range(runs):
+        doomed = sorted(uuids if index == 0 else populate(backend, checkpoints))
+        seconds, requests = timed_per_checkpoint(delete_batched, backend, counter, doomed)
         batched.append(seconds)
         batched_requests.append(requests)
-        sample, pool = pool[:per_file_sample], pool[per_file_sample:]
+        sample = populate(backend, per_file_sample)
         seconds, requests = timed_per_checkpoint(delete_per_file, backend, counter, sample)
         per_file.append(seconds)
         per_file_requests.append(requests)

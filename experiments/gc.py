@@ -267,7 +267,9 @@ def delete_claimed(run: GCRun, backend, final_attempt: bool) -> None:
         _beat(run.pk)
         batch = list(
             Checkpoint.objects.filter(gc_run=run, state=CheckpointState.DELETING)
-            .order_by("id")
+            # UUID order: a batch's directories are neighbours in the store's key space, so
+            # object stores list them with a few ranged requests (see S3Backend._keys_of).
+            .order_by("uuid")
             .only("id", "uuid", "size_bytes")[:size]
         )
         if not batch:

@@ -257,13 +257,18 @@ class S3Backend(StorageBackend):
         """
         base = self.base_prefix
         index, start_after = 0, None
+        keys_seen = 0
         while index < len(targets):
+            # Ask for about as many keys as the remaining targets hold (from the keys per
+            # target seen so far), so a page is not mostly other checkpoints' keys.
+            per_target = keys_seen / index if index else 3
+            max_keys = min(1000, max(16, int(per_target * (len(targets) - index) * 1.25) + 1))
             if start_after is None:
                 start_after = base + targets[index]  # every "<uuid>/..." key sorts after it
             try:
                 with self.errors(f"listing {base or '/'}"):
                     page = self.client.list_objects_v2(
-                        Bucket=self.bucket, Prefix=base, StartAfter=start_after, MaxKeys=1000
+                        Bucket=self.bucket, Prefix=base, StartAfter=start_after, MaxKeys=max_keys
                     )
             except StorageError as exc:
                 exc.listed_through = targets[index]
@@ -277,6 +282,7 @@ class S3Backend(StorageBackend):
             for obj in contents:
                 name = obj["Key"][len(base) :].split("/", 1)[0]
                 if name in wanted and obj["Key"].startswith(f"{base}{name}/"):
+                    keys_seen += 1
                     yield name, obj["Key"]
             if not page.get("IsTruncated") or not contents:
                 return
