@@ -171,6 +171,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CKPTWEB_GC_SWEEP_SECONDS = envint("CKPTWEB_GC_SWEEP_SECONDS", 300, minimum=1)
 # A GC run whose heartbeat is older than this is taken for dead and resumed by the sweep.
 CKPTWEB_GC_STALE_SECONDS = envint("CKPTWEB_GC_STALE_SECONDS", 600, minimum=1)
+# Checkpoints per storage call of a GC run (and per progress update).
+CKPTWEB_GC_BATCH_SIZE = envint("CKPTWEB_GC_BATCH_SIZE", 100, minimum=1)
 # Storage scans: a directory younger than this is never called orphaned (training may still
 # be writing it); a scan or orphan deletion silent for longer is taken for dead.
 CKPTWEB_SCAN_GRACE_SECONDS = envint("CKPTWEB_SCAN_GRACE_SECONDS", 3600)

@@ -41,8 +41,9 @@ class CheckpointState(models.TextChoices):
     COMPLETED -> DELETING (claimed by a GC run) -> DELETED (files confirmed gone)
                                                -> PARTIALLY_DELETED (some files gone)
                                                -> ERROR (deletion failed; retried by the sweep)
-    ERROR | PARTIALLY_DELETED -> DELETING (retry). Only COMPLETED and PARTIALLY_DELETED are
-    GC candidates; DELETED is terminal.
+    ERROR | PARTIALLY_DELETED -> DELETING (retry).
+    ERROR -> COMPLETED | PARTIALLY_DELETED (the sweep checks storage; the policy decides).
+    Only COMPLETED and PARTIALLY_DELETED are GC candidates; DELETED is terminal.
     """
 
     COMPLETED = "COMPLETED"

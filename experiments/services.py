@@ -263,7 +263,12 @@ def start_gc_run(
     checkpoint: Checkpoint | None = None,
     policy: Policy | None = None,
 ) -> GCRun:
-    """Create a PENDING GCRun and enqueue it once the surrounding transaction commits."""
+    """Create a PENDING GCRun and enqueue it once the surrounding transaction commits.
+
+    ``policy`` is recorded on the run as requested; the run itself applies the experiment's
+    policy as it is when the run starts (0/0/0 once the experiment is DELETING), so a run
+    queued before a policy change never deletes what the new policy keeps.
+    """
     if policy is None:
         policy = Policy(**experiment.gc_policy)
     run = GCRun.objects.create(
@@ -305,7 +310,23 @@ def set_experiment_state(experiment: Experiment, state: str) -> GCRun | None:
 
 @transaction.atomic
 def delete_experiment(experiment: Experiment) -> GCRun:
-    """Mark the experiment DELETING and start a 0/0/0 run; the run deletes the rows after."""
+    """Mark the experiment DELETING and start a 0/0/0 run; the run deletes the rows after.
+
+    Refused (CheckpointProtected) while a checkpoint with files is protected: GC never
+    deletes a protected checkpoint, so the experiment could never finish deleting.
+    """
+    experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    protected = (
+        experiment.checkpoints.filter(protected=True)
+        .exclude(state=CheckpointState.DELETED)
+        .values_list("uuid", flat=True)[:3]
+    )
+    if protected:
+        names = ", ".join(str(uuid) for uuid in protected)
+        raise CheckpointProtected(
+            f"experiment {experiment.pk} has protected checkpoints ({names}); "
+            "unprotect them before deleting the experiment."
+        )
     experiment.state = ExperimentState.DELETING
     experiment.save(update_fields=["state", "updated_at"])
     return start_gc_run(

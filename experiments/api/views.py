@@ -140,7 +140,10 @@ class ExperimentViewSet(
         """Delete all the experiment's files, then its rows; follow ``gc_run``."""
         experiment = self.get_object()
         ensure_not_deleting(experiment)
-        run = services.delete_experiment(experiment)
+        try:
+            run = services.delete_experiment(experiment)
+        except services.CheckpointProtected as exc:
+            raise Conflict(str(exc)) from None
         return Response({"gc_run": s.GCRunSerializer(run).data}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(

@@ -213,3 +213,21 @@ def test_put_on_experiment_is_not_allowed(alice_api, experiment):
         f"/api/v1/experiments/{experiment.pk}", {"state": "COMPLETED"}, format="json"
     )
     assert response.status_code == 405
+
+
+@pytest.mark.django_db
+def test_deleting_an_experiment_with_a_protected_checkpoint_is_refused(
+    alice_api, alice, default_storage
+):
+    from experiments import services
+    from experiments.models import Experiment
+
+    experiment = services.create_experiment(alice, {"name": "p", "searcher": {"metric": "loss"}})
+    trial = services.create_trial(experiment)
+    checkpoint = services.report_checkpoint(trial, 10, {"a.bin": 1})
+    checkpoint.protected = True
+    checkpoint.save()
+    response = alice_api.delete(f"/api/v1/experiments/{experiment.pk}")
+    assert response.status_code == 409
+    assert "protected" in response.json()["message"]
+    assert Experiment.objects.get(pk=experiment.pk).state == "ACTIVE"
