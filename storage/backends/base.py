@@ -210,3 +210,29 @@ class StorageBackend(abc.ABC):
         what it skipped and why.
         """
         raise NotImplementedError
+
+
+class ObjectStoreBackend(StorageBackend):
+    """Shared parts of the object-store backends (S3, GCS): keys ``<prefix>/<uuid>/<path>``.
+
+    Subclasses provide ``base_prefix`` and ``checkpoint_prefix(uuid)``.
+    """
+
+    base_prefix: str
+
+    def checkpoint_prefix(self, checkpoint_uuid) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _summarize(self, result: DeleteResult, totals: dict[str, int]) -> None:
+        """Fold per-object errors into one line per checkpoint."""
+        for checkpoint_uuid, total in totals.items():
+            if checkpoint_uuid in result.errors:
+                continue
+            prefix = self.checkpoint_prefix(checkpoint_uuid)
+            failed = {
+                name[len(self.base_prefix) :]: error
+                for name, error in result.object_errors.items()
+                if name.startswith(prefix)
+            }
+            if failed:
+                result.errors[checkpoint_uuid] = summarize_object_errors(failed, total)

@@ -17,13 +17,12 @@ from urllib.parse import quote
 from storage.backends.base import (
     DeleteResult,
     FileNotFoundInStorage,
-    StorageBackend,
+    ObjectStoreBackend,
     StorageError,
     StoredFile,
     StreamReader,
     TransientStorageError,
     check_uuid,
-    summarize_object_errors,
 )
 from storage.paths import UnsafePath, check_relative_path
 
@@ -79,7 +78,7 @@ def _error_message(response) -> str:
         return text.splitlines()[0][:200] if text else response.reason or "error"
 
 
-class GCSBackend(StorageBackend):
+class GCSBackend(ObjectStoreBackend):
     """Objects under ``<prefix>/<uuid>/``; deletes through JSON-API batch requests."""
 
     parameters = ("bucket", "prefix")
@@ -285,20 +284,6 @@ class GCSBackend(StorageBackend):
             # The library keeps each sub-response, in request order, on the batch.
             responses = batch._responses
         return {name: self.scrub(error) for name, error in batch_errors(names, responses).items()}
-
-    def _summarize(self, result: DeleteResult, totals: dict[str, int]) -> None:
-        """Fold per-object errors into one line per checkpoint."""
-        for checkpoint_uuid, total in totals.items():
-            if checkpoint_uuid in result.errors:
-                continue
-            prefix = self.checkpoint_prefix(checkpoint_uuid)
-            failed = {
-                name[len(self.base_prefix) :]: error
-                for name, error in result.object_errors.items()
-                if name.startswith(prefix)
-            }
-            if failed:
-                result.errors[checkpoint_uuid] = summarize_object_errors(failed, total)
 
     # Scans --------------------------------------------------------------------------
 

@@ -10,13 +10,12 @@ from contextlib import contextmanager
 from storage.backends.base import (
     DeleteResult,
     FileNotFoundInStorage,
-    StorageBackend,
+    ObjectStoreBackend,
     StorageError,
     StoredFile,
     StreamReader,
     TransientStorageError,
     check_uuid,
-    summarize_object_errors,
 )
 from storage.paths import UnsafePath, check_relative_path
 
@@ -56,7 +55,7 @@ def _s3_client(endpoint_url: str, access_key: str, secret_key: str):
     )
 
 
-class S3Backend(StorageBackend):
+class S3Backend(ObjectStoreBackend):
     """Objects under ``<prefix>/<uuid>/``; deletes in DeleteObjects batches of 1,000 keys."""
 
     parameters = ("bucket", "prefix", "endpoint_url", "access_key", "secret_key")
@@ -332,20 +331,6 @@ class S3Backend(StorageBackend):
             error["Key"]: self.scrub(f"{error.get('Code', '')} {error.get('Message', '')}".strip())
             for error in response.get("Errors", [])
         }
-
-    def _summarize(self, result: DeleteResult, totals: dict[str, int]) -> None:
-        """Fold per-key errors into one line per checkpoint."""
-        for checkpoint_uuid, total in totals.items():
-            if checkpoint_uuid in result.errors:
-                continue
-            prefix = self.checkpoint_prefix(checkpoint_uuid)
-            failed = {
-                key[len(self.base_prefix) :]: error
-                for key, error in result.object_errors.items()
-                if key.startswith(prefix)
-            }
-            if failed:
-                result.errors[checkpoint_uuid] = summarize_object_errors(failed, total)
 
     # Scans --------------------------------------------------------------------------
 

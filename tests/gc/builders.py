@@ -11,22 +11,10 @@ from pathlib import Path
 
 from experiments import services
 from experiments.choices import CheckpointState
+from experiments.demo import SPEC_TABLE  # (trial, steps, metric) of checkpoints 1..10
 from experiments.models import Checkpoint, Experiment
 from experiments.retention import Policy, ranked_candidates
 
-# (trial, steps_completed, validation metric) of checkpoints 1..10 in the spec's example.
-SPEC_TABLE = [
-    (1, 100, None),
-    (1, 200, None),
-    (1, 300, 0.6),
-    (1, 400, 0.5),
-    (1, 500, 0.4),
-    (2, 100, None),
-    (2, 200, 0.2),
-    (2, 300, 0.3),
-    (2, 400, None),
-    (2, 500, None),
-]
 # The spec's table: policy -> saved checkpoint labels, descending.
 SPEC_POLICIES = [
     ((0, 0, 0), []),
