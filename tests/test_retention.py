@@ -18,24 +18,7 @@ from experiments.retention import (
     retention_summary,
 )
 from tests.factories import bulk_checkpoints, make_experiment
-
-# The spec's example table: (save_experiment_best, save_trial_best, save_trial_latest) -> ids.
-# ">= 5" and ">= 3" rows are checked at the bound and beyond it.
-SPEC_POLICIES = [
-    ((0, 0, 0), []),
-    ((2, 0, 0), [8, 7]),
-    ((5, 0, 0), [8, 7, 5, 4, 3]),
-    ((9, 0, 0), [8, 7, 5, 4, 3]),
-    ((0, 1, 0), [7, 5]),
-    ((0, 3, 0), [8, 7, 5, 4, 3]),
-    ((0, 7, 0), [8, 7, 5, 4, 3]),
-    ((0, 0, 1), [10, 5]),
-    ((0, 0, 3), [10, 9, 8, 5, 4, 3]),
-    ((2, 1, 0), [8, 7, 5]),
-    ((2, 0, 1), [10, 8, 7, 5]),
-    ((0, 1, 1), [10, 7, 5]),
-    ((2, 1, 1), [10, 8, 7, 5]),
-]
+from tests.spec import SPEC_POLICIES
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from experiments.demo import build_spec_example
 from experiments.models import Checkpoint, Trial
-from tests.test_retention import SPEC_POLICIES
+from tests.spec import SPEC_POLICIES
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ import pytest
 from experiments import services
 from experiments.models import GCRun
 from tests.api.conftest import add_checkpoints, make_experiment
+from tests.spec import SPEC_POLICIES as SPEC_TABLE
 
 pytestmark = pytest.mark.django_db
 
@@ -13,19 +14,6 @@ SPEC_ROWS = {
     1: [(100, None), (200, None), (300, 0.6), (400, 0.5), (500, 0.4)],
     2: [(100, None), (200, 0.2), (300, 0.3), (400, None), (500, None)],
 }
-SPEC_TABLE = [
-    ((0, 0, 0), []),
-    ((2, 0, 0), [8, 7]),
-    ((5, 0, 0), [8, 7, 5, 4, 3]),
-    ((0, 1, 0), [7, 5]),
-    ((0, 3, 0), [8, 7, 5, 4, 3]),
-    ((0, 0, 1), [10, 5]),
-    ((0, 0, 3), [10, 9, 8, 5, 4, 3]),
-    ((2, 1, 0), [8, 7, 5]),
-    ((2, 0, 1), [10, 8, 7, 5]),
-    ((0, 1, 1), [10, 7, 5]),
-    ((2, 1, 1), [10, 8, 7, 5]),
-]
 
 
 @pytest.fixture

@@ -6,22 +6,11 @@ import pytest
 
 from experiments.demo import SPEC_TABLE, build_spec_example
 from experiments.models import Checkpoint
+from tests.spec import SPEC_POLICIES_TEXT as SPEC_ROWS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 FIELDS = ("save_experiment_best", "save_trial_best", "save_trial_latest")
-# At least four rows of the spec's table (saved checkpoint ids in the spec's numbering).
-SPEC_ROWS = [
-    ((2, 0, 0), "8,7"),
-    ((0, 1, 0), "7,5"),
-    ((0, 0, 1), "10,5"),
-    ((0, 0, 3), "10,9,8,5,4,3"),
-    ((2, 1, 0), "8,7,5"),
-    ((2, 0, 1), "10,8,7,5"),
-    ((0, 1, 1), "10,7,5"),
-    ((2, 1, 1), "10,8,7,5"),
-    ((0, 0, 0), ""),
-]
 
 
 @pytest.fixture

@@ -14,22 +14,8 @@ from experiments.choices import CheckpointState
 from experiments.demo import SPEC_TABLE  # (trial, steps, metric) of checkpoints 1..10
 from experiments.models import Checkpoint, Experiment
 from experiments.retention import Policy, ranked_candidates
+from tests.spec import SPEC_POLICIES  # noqa: F401 - used by the GC tests
 
-# The spec's table: policy -> saved checkpoint labels, descending.
-SPEC_POLICIES = [
-    ((0, 0, 0), []),
-    ((2, 0, 0), [8, 7]),
-    ((5, 0, 0), [8, 7, 5, 4, 3]),
-    ((9, 0, 0), [8, 7, 5, 4, 3]),
-    ((0, 1, 0), [7, 5]),
-    ((0, 3, 0), [8, 7, 5, 4, 3]),
-    ((0, 0, 1), [10, 5]),
-    ((0, 0, 3), [10, 9, 8, 5, 4, 3]),
-    ((2, 1, 0), [8, 7, 5]),
-    ((2, 0, 1), [10, 8, 7, 5]),
-    ((0, 1, 1), [10, 7, 5]),
-    ((2, 1, 1), [10, 8, 7, 5]),
-]
 # Every checkpoint gets these files (relative path -> content).
 CHECKPOINT_FILES = {
     "state-dict.pth": b"weights" * 10,

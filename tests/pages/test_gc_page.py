@@ -6,25 +6,11 @@ import pytest
 from django.urls import reverse
 
 from experiments.models import Experiment, GCRun
+from tests.spec import SPEC_POLICIES_TEXT as SPEC_POLICIES
 
 from .conftest import spec_to_db
 
 pytestmark = pytest.mark.django_db
-
-# The spec's table: (save_experiment_best, save_trial_best, save_trial_latest) -> saved ids.
-SPEC_POLICIES = [
-    ((0, 0, 0), ""),
-    ((2, 0, 0), "8,7"),
-    ((5, 0, 0), "8,7,5,4,3"),
-    ((0, 1, 0), "7,5"),
-    ((0, 3, 0), "8,7,5,4,3"),
-    ((0, 0, 1), "10,5"),
-    ((0, 0, 3), "10,9,8,5,4,3"),
-    ((2, 1, 0), "8,7,5"),
-    ((2, 0, 1), "10,8,7,5"),
-    ((0, 1, 1), "10,7,5"),
-    ((2, 1, 1), "10,8,7,5"),
-]
 
 
 POLICY_FIELDS = ("save_experiment_best", "save_trial_best", "save_trial_latest")
