@@ -12,7 +12,9 @@ PyTorch layout::
     code/model_def.py
     code/const.yaml
 
-The files are written first, then the validation and the checkpoint are reported.
+The files are written first, then the validation and the checkpoint are reported. The
+``--host-path`` must be a shared_fs storage an admin has configured in ckptweb (only staff
+may add storage locations).
 
     CKPTWEB_URL=http://127.0.0.1:8000 CKPTWEB_TOKEN=... \\
         python examples/train_and_report.py --host-path /mnt/checkpoints

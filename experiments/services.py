@@ -70,14 +70,27 @@ def default_storage() -> StorageConfig:
     return storage
 
 
-def storage_for_spec(spec: StorageSpec) -> StorageConfig:
-    """The StorageConfig of an experiment's ``checkpoint_storage``: reused when identical."""
+def storage_for_spec(spec: StorageSpec, may_add: bool = True) -> StorageConfig:
+    """The StorageConfig of an experiment's ``checkpoint_storage``: reused when identical.
+
+    A location no StorageConfig has yet is added only when ``may_add`` (staff, or code run
+    by the operator): ckptweb reads and deletes ``<root>/<uuid>/`` directories wherever an
+    experiment's storage points, so a new root is an admin's decision.
+    """
     if spec.type is None:
         return default_storage()
     fields = {key: spec.fields.get(key, "") for key in STORAGE_FIELDS}
     existing = StorageConfig.objects.filter(type=spec.type, **fields).order_by("id").first()
     if existing is not None:
         return existing
+    if not may_add:
+        location = StorageConfig(type=spec.type, **fields).location
+        raise ConfigError(
+            "checkpoint_storage",
+            f"checkpoint_storage: no storage is configured for {spec.type} at {location}; "
+            "new storage locations are added by staff (Django admin), or leave "
+            "checkpoint_storage out to use the default storage.",
+        )
     storage = StorageConfig(name=f"{spec.type}-{spec.fingerprint()}", type=spec.type, **fields)
     storage.full_clean()
     storage.save()
@@ -105,15 +118,21 @@ def apply_master_config(spec: StorageSpec) -> StorageConfig:
 
 
 @transaction.atomic
-def create_experiment(owner, config, name: str | None = None) -> Experiment:
-    """Create an experiment from a config (YAML text or mapping). Raises ConfigError."""
+def create_experiment(
+    owner, config, name: str | None = None, may_add_storage: bool = True
+) -> Experiment:
+    """Create an experiment from a config (YAML text or mapping). Raises ConfigError.
+
+    ``may_add_storage``: whether a ``checkpoint_storage`` naming a location that no
+    StorageConfig has yet may add one (the API allows it for staff only).
+    """
     parsed = parse_experiment_config(config)
     name = (name or "").strip() or parsed.name
     if not name:
         raise ConfigError("name", "name is required (in the request or the config).")
     if len(name) > 255:
         raise ConfigError("name", "name must be at most 255 characters.")
-    storage = storage_for_spec(parsed.storage)
+    storage = storage_for_spec(parsed.storage, may_add=may_add_storage)
     redacted = parsed.redacted()
     experiment = Experiment.objects.create(
         name=name,

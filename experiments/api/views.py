@@ -108,7 +108,10 @@ class ExperimentViewSet(
         data.is_valid(raise_exception=True)
         try:
             experiment = services.create_experiment(
-                request.user, data.validated_data["config"], data.validated_data.get("name")
+                request.user,
+                data.validated_data["config"],
+                data.validated_data.get("name"),
+                may_add_storage=request.user.is_staff,
             )
         except ConfigError as exc:
             field = "name" if exc.field == "name" else "config"

@@ -3,6 +3,7 @@
 import pytest
 
 from experiments.models import Experiment, GCRun
+from storage.models import StorageConfig
 from tests.api.conftest import make_experiment
 
 pytestmark = pytest.mark.django_db
@@ -60,6 +61,9 @@ def test_it_redacts_secrets(alice_api, default_storage):
             "secret_key": "very-secret",
         },
     }
+    StorageConfig.objects.create(
+        name="team-s3", type="s3", bucket="b", access_key="AKIASECRET", secret_key="very-secret"
+    )
     response = alice_api.post("/api/v1/experiments", {"config": config}, format="json")
     assert response.status_code == 201, response.json()
     assert "very-secret" not in response.content.decode()
@@ -231,3 +235,23 @@ def test_deleting_an_experiment_with_a_protected_checkpoint_is_refused(
     assert response.status_code == 409
     assert "protected" in response.json()["message"]
     assert Experiment.objects.get(pk=experiment.pk).state == "ACTIVE"
+
+
+NEW_LOCATION = {
+    "name": "elsewhere",
+    "searcher": {"metric": "loss"},
+    "checkpoint_storage": {"type": "shared_fs", "host_path": "/srv/other-team"},
+}
+
+
+def test_only_staff_add_storage_locations(alice_api, staff_api, default_storage):
+    response = alice_api.post("/api/v1/experiments", {"config": NEW_LOCATION}, format="json")
+    assert response.status_code == 400
+    assert "checkpoint_storage" in response.json()["message"]
+    assert "/srv/other-team" in response.json()["message"]
+    assert not StorageConfig.objects.filter(host_path="/srv/other-team").exists()
+    response = staff_api.post("/api/v1/experiments", {"config": NEW_LOCATION}, format="json")
+    assert response.status_code == 201, response.json()
+    # Once staff added it, everyone may use it.
+    response = alice_api.post("/api/v1/experiments", {"config": NEW_LOCATION}, format="json")
+    assert response.status_code == 201, response.json()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from experiments.models import Checkpoint, Experiment, Validation
+from storage.models import StorageConfig
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -18,6 +19,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train_and_report.p
 
 def test_the_example_trains_and_reports(live_server, token, tmp_path, default_storage):
     host_path = tmp_path / "shared"
+    # An admin configured this location; alice's experiment config names it.
+    StorageConfig.objects.create(name="team-fs", type="shared_fs", host_path=str(host_path))
     result = subprocess.run(
         [
             sys.executable,
