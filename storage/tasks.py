@@ -4,6 +4,8 @@ Arguments are primitive ids (JSON serializer). Both tasks are safe to run twice:
 deletion that is missing or already finished is a no-op.
 """
 
+import functools
+
 from celery import shared_task
 from django.conf import settings
 
@@ -17,7 +19,9 @@ RETRY_BACKOFF = getattr(settings, "CKPTWEB_SCAN_RETRY_BACKOFF", 5)
 RETRY_BACKOFF_MAX = 120
 
 
-@shared_task(
+#: Both tasks retry transient storage failures with backoff and are safe to run twice.
+retrying_task = functools.partial(
+    shared_task,
     bind=True,
     autoretry_for=(TransientStorageError,),
     retry_backoff=RETRY_BACKOFF,
@@ -26,21 +30,16 @@ RETRY_BACKOFF_MAX = 120
     max_retries=MAX_RETRIES,
     acks_late=True,
 )
+
+
+@retrying_task()
 def run_scan(self, scan_id: int) -> None:
     """Run (or restart) storage scan ``scan_id``; see ``reconcile.execute_scan``."""
     final_attempt = self.request.retries >= (self.max_retries or 0)
     reconcile.execute_scan(scan_id, final_attempt=final_attempt)
 
 
-@shared_task(
-    bind=True,
-    autoretry_for=(TransientStorageError,),
-    retry_backoff=RETRY_BACKOFF,
-    retry_backoff_max=RETRY_BACKOFF_MAX,
-    retry_jitter=True,
-    max_retries=MAX_RETRIES,
-    acks_late=True,
-)
+@retrying_task()
 def delete_orphans(self, deletion_id: int) -> None:
     """Delete (or resume deleting) the orphans of ``deletion_id``; see ``execute_deletion``."""
     final_attempt = self.request.retries >= (self.max_retries or 0)

@@ -213,15 +213,17 @@ class StorageBackend(abc.ABC):
 
 
 class ObjectStoreBackend(StorageBackend):
-    """Shared parts of the object-store backends (S3, GCS): keys ``<prefix>/<uuid>/<path>``.
+    """Shared parts of the object-store backends (S3, GCS): keys ``<prefix>/<uuid>/<path>``."""
 
-    Subclasses provide ``base_prefix`` and ``checkpoint_prefix(uuid)``.
-    """
+    @property
+    def base_prefix(self) -> str:
+        """``<prefix>/`` (checked), or empty for the bucket root."""
+        prefix = self.config.prefix.strip("/")
+        return f"{check_relative_path(prefix)}/" if prefix else ""
 
-    base_prefix: str
-
-    def checkpoint_prefix(self, checkpoint_uuid) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def checkpoint_prefix(self, checkpoint_uuid) -> str:
+        """``<prefix>/<uuid>/``."""
+        return f"{self.base_prefix}{check_uuid(checkpoint_uuid)}/"
 
     def _summarize(self, result: DeleteResult, totals: dict[str, int]) -> None:
         """Fold per-object errors into one line per checkpoint."""

@@ -72,16 +72,6 @@ class S3Backend(ObjectStoreBackend):
     def bucket(self) -> str:
         return self.config.bucket
 
-    @property
-    def base_prefix(self) -> str:
-        """``<prefix>/`` (checked), or empty for the bucket root."""
-        prefix = self.config.prefix.strip("/")
-        return f"{check_relative_path(prefix)}/" if prefix else ""
-
-    def checkpoint_prefix(self, checkpoint_uuid) -> str:
-        """``<prefix>/<uuid>/``."""
-        return f"{self.base_prefix}{check_uuid(checkpoint_uuid)}/"
-
     def key(self, checkpoint_uuid, path: str) -> str:
         """The object key of one checked relative path."""
         return self.checkpoint_prefix(checkpoint_uuid) + check_relative_path(path)
