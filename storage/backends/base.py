@@ -8,12 +8,15 @@ every checkpoint name through ``check_uuid``.
 from __future__ import annotations
 
 import abc
+import logging
 import uuid as uuid_lib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from storage.paths import UnsafePath, check_relative_path
+
+logger = logging.getLogger(__name__)
 
 #: Size of one streamed read: big enough to be efficient, small enough to bound memory.
 CHUNK_SIZE = 1024 * 1024
@@ -224,6 +227,20 @@ class ObjectStoreBackend(StorageBackend):
     def checkpoint_prefix(self, checkpoint_uuid) -> str:
         """``<prefix>/<uuid>/``."""
         return f"{self.base_prefix}{check_uuid(checkpoint_uuid)}/"
+
+    @staticmethod
+    def _safe_relative(name: str, prefix: str) -> str | None:
+        """The name relative to the checkpoint prefix, or None for markers and unsafe names."""
+        relative = name[len(prefix) :]
+        if not name.startswith(prefix) or not relative or relative.endswith("/"):
+            return None
+        try:
+            if check_relative_path(relative) == relative:
+                return relative
+        except UnsafePath:
+            pass
+        logger.warning("Skipping object %r: not a safe relative path", name)
+        return None
 
     def _summarize(self, result: DeleteResult, totals: dict[str, int]) -> None:
         """Fold per-object errors into one line per checkpoint."""

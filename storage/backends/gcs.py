@@ -152,20 +152,6 @@ class GCSBackend(ObjectStoreBackend):
             etag=f'"{blob.etag}"' if blob.etag else None,
         )
 
-    @staticmethod
-    def _safe_relative(name: str, prefix: str) -> str | None:
-        """The name relative to the checkpoint prefix, or None for markers and unsafe names."""
-        relative = name[len(prefix) :]
-        if not name.startswith(prefix) or not relative or relative.endswith("/"):
-            return None
-        try:
-            if check_relative_path(relative) == relative:
-                return relative
-        except UnsafePath:
-            pass
-        logger.warning("Skipping object %r: not a safe relative path", name)
-        return None
-
     def stat(self, checkpoint_uuid: str, path: str) -> StoredFile:
         """Metadata of one blob."""
         relative = check_relative_path(path)

@@ -146,20 +146,6 @@ class S3Backend(ObjectStoreBackend):
                     )
         return sorted(files, key=lambda stored: stored.path)
 
-    @staticmethod
-    def _safe_relative(key: str, prefix: str) -> str | None:
-        """The key relative to the checkpoint prefix, or None for markers and unsafe keys."""
-        relative = key[len(prefix) :]
-        if not key.startswith(prefix) or not relative or relative.endswith("/"):
-            return None
-        try:
-            if check_relative_path(relative) == relative:
-                return relative
-        except UnsafePath:
-            pass
-        logger.warning("Skipping object %r: not a safe relative path", key)
-        return None
-
     def stat(self, checkpoint_uuid: str, path: str) -> StoredFile:
         """HeadObject of one file."""
         key = self.key(checkpoint_uuid, path)
