@@ -1,8 +1,51 @@
-"""Project-wide API plumbing: error format shared by every endpoint."""
+"""Project-wide API plumbing: the JSON parser within limits, and one error format."""
 
 import orjson
+from django.core.exceptions import RequestDataTooBig
+from rest_framework import status
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from ckptweb.limits import MAX_BODY_BYTES, MAX_FIELD_BYTES, InvalidInput, check_json, decode_json
+
+
+class BodyTooLarge(APIException):
+    """A request body over ``MAX_BODY_BYTES``: a JSON 413, not Django's HTML 400."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = f"request body is over the limit of {MAX_BODY_BYTES // (1024 * 1024)} MiB."
+    default_code = "too_large"
+
+
+def invalid(exc: InvalidInput) -> ValidationError:
+    """An ``InvalidInput`` as DRF's 400 ``{field: [message]}`` (field: its top-level name)."""
+    top = exc.field.split(".", 1)[0].split("[", 1)[0] or "body"
+    return ValidationError({top: [exc.message]})
+
+
+class LimitedJSONParser(JSONParser):
+    """JSON bodies decoded by ``ckptweb.limits``: one body at most 16 MiB, every field
+    within the JSON limits (depth, Unicode, finite numbers), refused with a 400 naming the
+    field before any view or serializer sees it.
+    """
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        raw = stream.read(MAX_BODY_BYTES + 1) if stream is not None else b""
+        if len(raw) > MAX_BODY_BYTES:
+            raise BodyTooLarge()
+        try:
+            data = decode_json(raw, "body")
+            if isinstance(data, dict):
+                check_json(list(data), "body", max_bytes=None)  # the keys
+                for key, value in data.items():
+                    check_json(value, key, max_bytes=MAX_FIELD_BYTES)
+            else:
+                check_json(data, "body", max_bytes=None)
+        except InvalidInput as exc:
+            raise invalid(exc) from None
+        return data
 
 
 class FastJSONRenderer(JSONRenderer):
@@ -38,6 +81,10 @@ def exception_handler(exc, context):
     Field errors keep DRF's shape (``{"field": ["..."]}``) so clients can map them, and
     every error body gains ``"message"`` for people and for the CLI.
     """
+    if isinstance(exc, InvalidInput):
+        exc = invalid(exc)
+    elif isinstance(exc, RequestDataTooBig):
+        exc = BodyTooLarge()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

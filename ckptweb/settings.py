@@ -67,6 +67,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "ckptweb.urls"
+# Bodies up to 16 MiB (batch reports); larger ones are a JSON 413 (ckptweb.limits).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 WSGI_APPLICATION = "ckptweb.wsgi.application"
 
 TEMPLATES = [
@@ -142,6 +144,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "ckptweb.api.exception_handler",
+    # JSON within ckptweb.limits first; forms for the browsable pages of DRF's defaults.
+    "DEFAULT_PARSER_CLASSES": [
+        "ckptweb.api.LimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {

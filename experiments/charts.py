@@ -280,19 +280,38 @@ def _stride(items: list, budget: int) -> list:
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round tick values covering ``[low, high]`` (1, 2, 2.5 or 5 times a power of ten)."""
-    if high <= low:
-        high = low + (abs(low) or 1.0)
-    raw = (high - low) / max(count - 1, 1)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    start = math.floor(low / step) * step
-    ticks = []
-    value = start
-    while (not ticks or ticks[-1] < high) and len(ticks) < 20:
-        ticks.append(round(value, 12))
-        value += step
-    return ticks
+    """Round tick values covering ``[low, high]`` (1, 2, 2.5 or 5 times a power of ten).
+
+    Any finite inputs work, up to ±1.8e308 and down to subnormals (DESIGN.md "Limits": any
+    finite metric renders): spans are computed on halves so they cannot overflow, and
+    where round steps do not exist in floating point the ticks are evenly spaced.
+    """
+    if not high > low:
+        pad = abs(low) / 10 or 1.0
+        low, high = (low - pad, low) if low + pad == math.inf else (low, low + pad)
+    parts = max(count - 1, 1)
+    raw = (high / 2 - low / 2) / parts * 2
+    if math.isfinite(raw) and raw > 0:
+        magnitude = 10.0 ** math.floor(math.log10(raw))
+        if magnitude > 0 and math.isfinite(magnitude * 10):
+            step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+            start = math.floor(low / step) * step
+            ticks = []
+            value = start
+            while (not ticks or ticks[-1] < high) and len(ticks) < 20:
+                ticks.append(round(value, 12))
+                value += step
+            if all(math.isfinite(t) for t in ticks) and len(set(ticks)) == len(ticks) > 1:
+                return ticks
+    return [low * (1 - i / parts) + high * (i / parts) for i in range(parts)] + [high]
+
+
+def axis_fraction(value: float, low: float, high: float) -> float:
+    """Where ``value`` sits between ``low`` and ``high`` (0..1), without overflowing."""
+    span = high / 2 - low / 2
+    if not span > 0:
+        return 0.5
+    return min(max((value / 2 - low / 2) / span, 0.0), 1.0)
 
 
 def _tick_label(value: float) -> str:
@@ -361,16 +380,12 @@ def metric_chart(
         y_ticks, y_lo, y_hi = [], 0.0, 1.0
 
     def sx(steps: float) -> float:
-        span = (x_hi - x_lo) or 1
-        return round(
-            chart.plot_left + (steps - x_lo) / span * (chart.plot_right - chart.plot_left), 1
-        )
+        fraction = axis_fraction(steps, x_lo, x_hi)
+        return round(chart.plot_left + fraction * (chart.plot_right - chart.plot_left), 1)
 
     def sy(value: float) -> float:
-        span = (y_hi - y_lo) or 1
-        return round(
-            chart.plot_bottom - (value - y_lo) / span * (chart.plot_bottom - chart.plot_top), 1
-        )
+        fraction = axis_fraction(value, y_lo, y_hi)
+        return round(chart.plot_bottom - fraction * (chart.plot_bottom - chart.plot_top), 1)
 
     chart.x_ticks = [(sx(t), _tick_label(t)) for t in x_ticks]
     chart.y_ticks = [(sy(t), _tick_label(t)) for t in y_ticks]

@@ -16,23 +16,21 @@ import posixpath
 from dataclasses import dataclass, field
 
 import yaml
+from django.core.exceptions import ValidationError
 
+from ckptweb import safe_yaml
+from ckptweb.limits import MAX_CONFIG_NODES, InvalidInput, check_json
 from experiments.models import POLICY_FIELDS
 from experiments.retention import InvalidPolicy, parse_policy_value
 from storage.choices import ALLOWED_FIELDS, REQUIRED_FIELDS, SECRET_FIELDS, StorageType
+from storage.models import REDACTED, StorageConfig, redact_url, url_credentials
 from storage.paths import UnsafePath, check_relative_path
 
-REDACTED = "********"
 STORAGE_FIELDS = ("host_path", "storage_path", "bucket", "prefix", "endpoint_url", *SECRET_FIELDS)
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidInput):
     """An invalid config; ``field`` is the dotted key path, the message says why."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 @dataclass
@@ -66,9 +64,15 @@ class ExperimentConfig:
 
 
 def load_yaml(text: str, field: str = "config") -> dict:
-    """Parse YAML text into a mapping; syntax errors name the line."""
+    """Parse YAML text into a mapping within ``ckptweb.safe_yaml``'s limits.
+
+    Syntax errors name the line; limits (size, nodes, depth, tags, duplicate keys, finite
+    numbers) name the key.
+    """
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml.load(text, field)
+    except InvalidInput as exc:
+        raise ConfigError(exc.field, exc.message) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -91,7 +95,17 @@ def redact(config: dict) -> dict:
         for key in SECRET_FIELDS:
             if storage.get(key):
                 storage[key] = REDACTED
+        if isinstance(storage.get("endpoint_url"), str):
+            storage["endpoint_url"] = redact_url(storage["endpoint_url"])
     return clean
+
+
+def credential_fields(spec: StorageSpec) -> list[str]:
+    """The fields of ``spec`` that carry credentials (secrets, or a URL with userinfo)."""
+    fields = [key for key in SECRET_FIELDS if spec.fields.get(key)]
+    if url_credentials(spec.fields.get("endpoint_url", "")):
+        fields.append("endpoint_url")
+    return fields
 
 
 def _string(section: dict, key: str, path: str) -> str:
@@ -148,7 +162,19 @@ def parse_storage_section(section, path: str = "checkpoint_storage") -> StorageS
                 f"{path}.{key}", f"{path}.{key} is required for {storage_type.value} storage."
             )
     _check_paths(spec, path)
+    _check_model_fields(spec, path)
     return spec
+
+
+def _check_model_fields(spec: StorageSpec, path: str) -> None:
+    """The StorageConfig's own validation (lengths, per-type rules) on an unsaved row."""
+    candidate = StorageConfig(name="candidate", type=spec.type, **spec.fields)
+    try:
+        candidate.full_clean(exclude=["name"], validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        key, messages = next(iter(exc.message_dict.items()))
+        name = f"{path}.{key}" if key != "__all__" else path
+        raise ConfigError(name, f"{name}: {messages[0]}") from None
 
 
 def _check_paths(spec: StorageSpec, path: str) -> None:
@@ -188,6 +214,10 @@ def parse_experiment_config(config) -> ExperimentConfig:
     if isinstance(config, str):
         raw = load_yaml(config)
     elif isinstance(config, dict):
+        try:
+            check_json(config, "config", max_nodes=MAX_CONFIG_NODES)
+        except InvalidInput as exc:
+            raise ConfigError(exc.field, exc.message) from None
         raw = copy.deepcopy(config)
     elif config is None:
         raw = {}

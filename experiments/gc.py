@@ -45,6 +45,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from ckptweb.limits import add_bytes
 from experiments.choices import (
     GC_RUN_TERMINAL_STATES,
     CheckpointState,
@@ -320,7 +321,7 @@ def record_batch(run_id: int, batch: Iterable[Checkpoint], errors: dict[str, str
             if error is None:
                 if held.update(state=CheckpointState.DELETED, error=""):
                     run.deleted += 1
-                    run.reclaimed_bytes += checkpoint.size_bytes
+                    run.reclaimed_bytes = add_bytes(run.reclaimed_bytes, checkpoint.size_bytes)
             else:
                 error = error[:MAX_ERROR_CHARS]
                 if held.update(state=CheckpointState.ERROR, error=error):

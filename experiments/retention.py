@@ -18,9 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import CharField, Count, F, Sum, Window
+from django.db.models import CharField, Count, F, Window
 from django.db.models.functions import Cast, RowNumber
 
+from ckptweb.limits import ByteSum
 from experiments.choices import GC_CANDIDATE_STATES
 from experiments.models import POLICY_FIELDS, Checkpoint, Experiment
 
@@ -188,14 +189,14 @@ def retention_summary(experiment: Experiment, policy: Policy) -> dict:
     Two queries whatever the size of the experiment: the retained set and one aggregate.
     """
     kept = retained(experiment, policy)
-    totals = candidates(experiment).aggregate(count=Count("id"), size=Sum("size_bytes"))
+    totals = candidates(experiment).aggregate(count=Count("id"), size=ByteSum("size_bytes"))
     kept_bytes = sum(kept.values())
     return {
         "retained_ids": kept,
         "retained_count": len(kept),
         "deleted_count": totals["count"] - len(kept),
         "retained_bytes": kept_bytes,
-        "reclaimed_bytes": (totals["size"] or 0) - kept_bytes,
+        "reclaimed_bytes": max(int(totals["size"] or 0) - kept_bytes, 0),
     }
 
 

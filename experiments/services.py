@@ -5,7 +5,6 @@ Views, viewsets, commands and tasks call these functions and stay thin.
 
 from __future__ import annotations
 
-import json
 import math
 import uuid as uuid_lib
 
@@ -13,6 +12,14 @@ import yaml
 from django.conf import settings
 from django.db import transaction
 
+from ckptweb.limits import (
+    MAX_INT,
+    MAX_RESOURCES,
+    InvalidInput,
+    check_json,
+    check_size,
+    printable,
+)
 from experiments.choices import (
     EXPERIMENT_TERMINAL_STATES,
     CheckpointState,
@@ -20,7 +27,13 @@ from experiments.choices import (
     GCReason,
     GCRunState,
 )
-from experiments.config import STORAGE_FIELDS, ConfigError, StorageSpec, parse_experiment_config
+from experiments.config import (
+    STORAGE_FIELDS,
+    ConfigError,
+    StorageSpec,
+    credential_fields,
+    parse_experiment_config,
+)
 from experiments.models import (
     DEFAULT_POLICY,
     POLICY_FIELDS,
@@ -34,16 +47,17 @@ from experiments.retention import Policy
 from storage.models import StorageConfig
 from storage.paths import UnsafePath, check_relative_path
 
-MAX_METADATA_BYTES = 64 * 1024
 
-
-class ReportError(ValueError):
+class ReportError(InvalidInput):
     """Bad reported data; ``field`` names the offending field."""
 
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
+
+def _storable(value, field: str):
+    """``value`` checked by ``ckptweb.limits.check_json``, its refusal as a ReportError."""
+    try:
+        return check_json(value, field)
+    except InvalidInput as exc:
+        raise ReportError(exc.field, exc.message) from None
 
 
 class CheckpointProtected(Exception):
@@ -79,6 +93,14 @@ def storage_for_spec(spec: StorageSpec, may_add: bool = True) -> StorageConfig:
     """
     if spec.type is None:
         return default_storage()
+    credentials = credential_fields(spec)
+    if credentials and not may_add:
+        field = f"checkpoint_storage.{credentials[0]}"
+        raise ConfigError(
+            field,
+            f"{field}: only staff may send storage credentials; leave them out and name a "
+            "storage an admin has configured (its credentials are kept there).",
+        )
     fields = {key: spec.fields.get(key, "") for key in STORAGE_FIELDS}
     existing = StorageConfig.objects.filter(type=spec.type, **fields).order_by("id").first()
     if existing is not None:
@@ -152,6 +174,7 @@ def create_trial(experiment: Experiment, hparams: dict | None = None) -> Trial:
     """Add a trial to ``experiment``."""
     if hparams is not None and not isinstance(hparams, dict):
         raise ReportError("hparams", "hparams must be a JSON object.")
+    _storable(hparams, "hparams")
     return Trial.objects.create(experiment=experiment, hparams=hparams or {})
 
 
@@ -159,11 +182,13 @@ def check_metrics(metrics) -> dict:
     """Validation metrics must be a mapping of names to finite numbers."""
     if not isinstance(metrics, dict) or not metrics:
         raise ReportError("metrics", "metrics must be a non-empty object of name: number.")
+    _storable(metrics, "metrics")
     for name, value in metrics.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ReportError("metrics", f"metrics.{name} must be a number, not {value!r}.")
+            shown = printable(name)
+            raise ReportError("metrics", f"metrics.{shown} must be a number, not {value!r}.")
         if not math.isfinite(value):
-            raise ReportError("metrics", f"metrics.{name} must be finite, not {value!r}.")
+            raise ReportError("metrics", f"metrics.{printable(name)} must be finite.")
     return metrics
 
 
@@ -173,33 +198,32 @@ def check_resources(resources) -> dict[str, int]:
         return {}
     if not isinstance(resources, dict):
         raise ReportError("resources", "resources must be an object of path: bytes.")
+    if len(resources) > MAX_RESOURCES:
+        raise ReportError("resources", f"resources has more than {MAX_RESOURCES:,} files.")
     clean = {}
+    total = 0
     for path, size in resources.items():
         try:
             normalised = check_relative_path(path)
         except UnsafePath as exc:
-            raise ReportError("resources", f"resources path {path!r}: {exc}.") from None
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ReportError(
-                "resources", f"resources[{path!r}] must be a non-negative integer, not {size!r}."
-            )
+            raise ReportError("resources", f"resources path {printable(path)!r}: {exc}.") from None
+        try:
+            total += check_size(size, f"resources[{printable(normalised)!r}]")
+        except InvalidInput as exc:
+            raise ReportError("resources", exc.message) from None
         clean[normalised] = size
+    if total > MAX_INT:
+        raise ReportError("resources", "resources add up to more than 2**63 - 1 bytes.")
     return clean
 
 
 def check_metadata(metadata) -> dict:
-    """User metadata must be a JSON object of at most 64 KiB."""
+    """User metadata must be a storable JSON object (``ckptweb.limits``: at most 1 MiB)."""
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):
         raise ReportError("metadata", "metadata must be a JSON object.")
-    try:
-        encoded = json.dumps(metadata, allow_nan=False)
-    except ValueError:
-        raise ReportError("metadata", "metadata must not contain NaN or Infinity.") from None
-    if len(encoded.encode()) > MAX_METADATA_BYTES:
-        raise ReportError("metadata", "metadata must be at most 64 KiB of JSON.")
-    return metadata
+    return _storable(metadata, "metadata")
 
 
 def _metric_of(experiment: Experiment, metrics: dict) -> float | None:

@@ -28,7 +28,6 @@ from django.db.models import (
     OuterRef,
     Q,
     Subquery,
-    Sum,
     When,
 )
 from django.db.models.functions import Coalesce
@@ -36,6 +35,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from ckptweb.limits import ByteSum
 from experiments.charts import chart_checkpoints, metric_chart, validation_lines
 from experiments.choices import GC_CANDIDATE_STATES, GC_RUN_TERMINAL_STATES, CheckpointState
 from experiments.filters import CheckpointFilterSet
@@ -87,7 +87,7 @@ def experiment_rows(q: str | None, state: str | None, sort: str):
             ),
             0,
         ),
-        live_bytes=Coalesce(_per_experiment(live, Sum("size_bytes"), BigIntegerField()), 0),
+        live_bytes=Coalesce(_per_experiment(live, ByteSum("size_bytes"), BigIntegerField()), 0),
         best_metric=Case(
             When(
                 smaller_is_better=True,
@@ -124,7 +124,7 @@ def checkpoint_totals(experiment: Experiment) -> dict:
     return experiment.checkpoints.aggregate(
         live=Count("id", filter=LIVE),
         deleted=Count("id", filter=Q(state=CheckpointState.DELETED)),
-        live_bytes=Coalesce(Sum("size_bytes", filter=LIVE), 0),
+        live_bytes=Coalesce(ByteSum("size_bytes", filter=LIVE), 0),
         protected=Count("id", filter=Q(protected=True)),
         candidates=Count("id", filter=Q(state__in=GC_CANDIDATE_STATES)),
     )

@@ -4,7 +4,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from storage.choices import SECRET_FIELDS
-from storage.models import StorageConfig
+from storage.models import StorageConfig, redact_url
 
 
 class SecretInput(forms.PasswordInput):
@@ -53,6 +53,20 @@ class StorageConfigForm(forms.ModelForm):
             field.help_text = f"Currently: {'set' if stored else 'not set'}. " + (
                 "Leave blank to keep it." if stored else "Optional."
             )
+
+        if self.instance.pk and self.instance.endpoint_url:
+            self.initial["endpoint_url"] = redact_url(self.instance.endpoint_url)
+
+    def clean_endpoint_url(self) -> str:
+        """Credentials in the URL are write-only: the redacted URL sent back keeps them."""
+        value = self.cleaned_data.get("endpoint_url", "")
+        if self.instance.pk:
+            stored = StorageConfig.objects.filter(pk=self.instance.pk).values_list(
+                "endpoint_url", flat=True
+            )[0]
+            if stored and value == redact_url(stored):
+                return stored
+        return value
 
     def _clean_secret(self, name: str) -> str:
         """The new secret, the stored one when left blank, or '' when cleared."""

@@ -1,11 +1,40 @@
 """Where checkpoint files live."""
 
+from urllib.parse import unquote, urlsplit, urlunsplit
+
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
 from storage.choices import ALLOWED_FIELDS, REQUIRED_FIELDS, SECRET_FIELDS, StorageType
 from storage.paths import UnsafePath, check_relative_path
+
+#: What a page, a response or a stored config shows instead of a secret.
+REDACTED = "********"
+
+
+def url_credentials(url: str) -> list[str]:
+    """The user name and password inside ``url``'s userinfo (``http://AK:SECRET@host``)."""
+    try:
+        parts = urlsplit(url)
+        raw = [value for value in (parts.username, parts.password) if value]
+    except ValueError:
+        return []
+    return raw + [unquote(value) for value in raw if unquote(value) != value]
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its userinfo replaced by ``********``: credentials in a URL are secrets."""
+    if "@" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return REDACTED
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{REDACTED}@{host}"))
 
 
 class StorageConfig(models.Model):
@@ -90,13 +119,14 @@ class StorageConfig(models.Model):
         if self.prefix.strip("/"):
             location += "/" + self.prefix.strip("/")
         if self.endpoint_url:
-            location += f" via {self.endpoint_url}"
+            location += f" via {redact_url(self.endpoint_url)}"
         return location
 
     @property
     def secret_values(self) -> list[str]:
         """The secret values of this config, for scrubbing them from error text."""
-        return [value for value in (self.access_key, self.secret_key) if value]
+        values = [value for value in (self.access_key, self.secret_key) if value]
+        return values + url_credentials(self.endpoint_url)
 
     def scrub(self, text: str) -> str:
         """Return ``text`` with every secret of this config replaced by ``***``."""

@@ -28,7 +28,6 @@ checkpoint, mark a missing checkpoint DELETED, re-sync a checkpoint's resources.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -37,9 +36,10 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 
+from ckptweb.limits import MAX_FIELD_BYTES, ByteSum, InvalidInput, add_bytes, parse_json
 from experiments.choices import CheckpointState
 from experiments.models import Checkpoint
 from storage.backends import get_backend
@@ -70,7 +70,6 @@ DELETE_BATCH = 50
 #: Longest lists of paths kept in a drift item's details.
 DETAIL_LIMIT = 100
 METADATA_FILE = "metadata.json"
-METADATA_LIMIT = 64 * 1024
 MAX_ERROR_CHARS = 2000
 #: Resolutions an orphan may still be deleted from.
 DELETABLE = (ScanItemResolution.OPEN, ScanItemResolution.DELETE_FAILED)
@@ -466,16 +465,18 @@ def metadata_size(listed: ListedDirectory) -> int | None:
 
 def read_metadata_summary(backend, directory: UnknownDirectory) -> dict:
     """What an orphan's metadata.json says about where it belongs, for the page and imports."""
-    if directory.metadata_size > METADATA_LIMIT:
-        return {"metadata_error": "metadata.json is larger than 64 KiB"}
+    if directory.metadata_size > MAX_FIELD_BYTES:
+        return {"metadata_error": "metadata.json is larger than 1 MiB"}
     try:
         reader = backend.open(directory.uuid, METADATA_FILE, 0, directory.metadata_size)
         try:
             raw = reader.read()
         finally:
             reader.close()
-        metadata = json.loads(raw)
-    except (StorageError, ValueError) as exc:
+        metadata = parse_json(raw, "metadata.json")
+    except InvalidInput as exc:
+        return {"metadata_error": exc.message[:200]}
+    except StorageError as exc:
         return {"metadata_error": backend.scrub(str(exc))[:200] or "unreadable"}
     if not isinstance(metadata, dict):
         return {"metadata_error": "metadata.json is not a JSON object"}
@@ -500,10 +501,10 @@ def deletable_orphans(scan: StorageScan):
 def deletion_preview(scan: StorageScan, limit: int = 100) -> dict:
     """What "delete orphans" would remove now: count, bytes and the first ``limit`` items."""
     queryset = deletable_orphans(scan).order_by("id")
-    totals = queryset.aggregate(bytes=Sum("bytes"))
+    totals = queryset.aggregate(bytes=ByteSum("bytes"))
     return {
         "count": queryset.count(),
-        "bytes": totals["bytes"] or 0,
+        "bytes": int(totals["bytes"] or 0),
         "items": list(queryset[:limit]),
         "grace_seconds": grace_seconds(),
     }
@@ -626,7 +627,7 @@ def record_outcomes(deletion_id: int, batch, outcomes: dict[int, tuple[str, str,
                 continue
             if resolution == ScanItemResolution.FILES_DELETED:
                 deletion.deleted += 1
-                deletion.reclaimed_bytes += size
+                deletion.reclaimed_bytes = add_bytes(deletion.reclaimed_bytes, size)
             elif resolution == ScanItemResolution.KEPT:
                 deletion.skipped += 1
             else:

@@ -6,7 +6,6 @@ backend directly.
 
 from __future__ import annotations
 
-import json
 import logging
 import posixpath
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 
+from ckptweb.limits import MAX_FIELD_BYTES, InvalidInput, parse_json
 from storage.archive import TarPlan, iter_archive
 from storage.backends import get_backend
 from storage.backends.base import (
@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 
 PREVIEW_LIMIT = 1024 * 1024
 METADATA_FILE = "metadata.json"
-METADATA_LIMIT = 1024 * 1024
 #: Files shown as text: source code, configs and logs.
 TEXT_EXTENSIONS = frozenset(
     [
@@ -273,20 +272,17 @@ def _import_one(backend: StorageBackend, experiment, trial, directory: str):
         raise ImportSkip("metadata.json has no non-negative integer steps_completed")
     resources = {stored.path: stored.size for stored in files}
     target_trial = _import_trial(experiment, trial, metadata.get("trial_id"))
+    from experiments import services as experiment_services
+
     try:
         with transaction.atomic():
-            checkpoint = Checkpoint.objects.create(
-                trial=target_trial,
-                uuid=checkpoint_uuid,
-                steps_completed=steps,
-                resources=resources,
-                size_bytes=sum(resources.values()),
-                metadata=metadata,
+            return experiment_services.report_checkpoint(
+                target_trial, steps, resources, metadata, uuid=checkpoint_uuid
             )
+    except experiment_services.ReportError as exc:
+        raise ImportSkip(exc.message) from None
     except IntegrityError:
         raise ImportSkip("already registered") from None
-    _link_validation(checkpoint)
-    return checkpoint
 
 
 def _read_metadata(backend: StorageBackend, checkpoint_uuid: str, files) -> dict:
@@ -294,13 +290,13 @@ def _read_metadata(backend: StorageBackend, checkpoint_uuid: str, files) -> dict
     sizes = {stored.path: stored.size for stored in files}
     if METADATA_FILE not in sizes:
         raise ImportSkip("no metadata.json")
-    if sizes[METADATA_FILE] > METADATA_LIMIT:
+    if sizes[METADATA_FILE] > MAX_FIELD_BYTES:
         raise ImportSkip("metadata.json is larger than 1 MiB")
     raw = read_fully(backend.open(checkpoint_uuid, METADATA_FILE, 0, sizes[METADATA_FILE]))
     try:
-        metadata = json.loads(raw)
-    except ValueError:
-        raise ImportSkip("metadata.json is not valid JSON") from None
+        metadata = parse_json(raw, "metadata.json")
+    except InvalidInput as exc:
+        raise ImportSkip(exc.message) from None
     if not isinstance(metadata, dict):
         raise ImportSkip("metadata.json is not a JSON object")
     return metadata
@@ -323,13 +319,3 @@ def _import_trial(experiment, trial, trial_id):
         experiment=experiment, hparams={"imported": True}, defaults={"state": "COMPLETED"}
     )
     return imported
-
-
-def _link_validation(checkpoint) -> None:
-    """Link the checkpoint's validation metric if the experiments app offers it."""
-    try:
-        from experiments import services as experiment_services
-    except ImportError:
-        return
-    if hasattr(experiment_services, "link_validation"):
-        experiment_services.link_validation(checkpoint)

@@ -2,11 +2,12 @@
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import BigIntegerField, Count, IntegerField, OuterRef, Prefetch, Subquery, Sum
+from django.db.models import BigIntegerField, Count, IntegerField, OuterRef, Prefetch, Subquery
 from django.db.models.functions import Coalesce
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from ckptweb.limits import ByteSum
 from experiments.choices import CheckpointState
 from experiments.models import Checkpoint, Experiment
 from storage.models import StorageConfig
@@ -34,7 +35,7 @@ def storage_rows():
         .annotate(
             n_experiments=Count("experiments", distinct=True),
             n_live=_per_storage(Count("id"), IntegerField()),
-            live_bytes=_per_storage(Sum("size_bytes"), BigIntegerField()),
+            live_bytes=_per_storage(ByteSum("size_bytes"), BigIntegerField()),
         )
         .prefetch_related(
             Prefetch(

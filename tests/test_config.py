@@ -24,8 +24,8 @@ def rejects(text, field, words):
 
 def test_it_accepts_a_determined_config_and_keeps_unknown_keys():
     parsed = parse_experiment_config(
-        BASE
-        + """
+        """
+name: mnist
 description: digits
 searcher:
   name: single

@@ -99,7 +99,7 @@ def test_validation_links_whichever_comes_first(alice, default_storage, validati
         ({"resources": {"a": "big"}}, "resources"),
         ({"resources": ["a"]}, "resources"),
         ({"metadata": ["not", "an", "object"]}, "metadata"),
-        ({"metadata": {"blob": "x" * 70_000}}, "metadata"),
+        ({"metadata": {"blob": "x" * (1024 * 1024)}}, "metadata"),
     ],
 )
 def test_report_checkpoint_rejects_bad_input(alice, default_storage, kwargs, field):

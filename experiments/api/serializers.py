@@ -261,7 +261,7 @@ class CheckpointReportSerializer(serializers.Serializer):
         required=False,
         help_text="Relative file path → size in bytes.",
     )
-    metadata = serializers.DictField(required=False, help_text="JSON object, at most 64 KiB.")
+    metadata = serializers.DictField(required=False, help_text="JSON object, at most 1 MiB.")
 
     def validate_resources(self, value):
         if sum(value.values()) > MAX_STEPS:
@@ -293,7 +293,7 @@ class CheckpointCreatedSerializer(serializers.ModelSerializer):
 class CheckpointUpdateSerializer(serializers.Serializer):
     """PATCH checkpoints/{uuid}: replace the metadata and/or set protection."""
 
-    metadata = serializers.DictField(required=False, help_text="Replaces; at most 64 KiB.")
+    metadata = serializers.DictField(required=False, help_text="Replaces; at most 1 MiB.")
     protected = serializers.BooleanField(required=False)
 
     def validate_metadata(self, value):

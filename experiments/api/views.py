@@ -349,7 +349,7 @@ class CheckpointViewSet(ApiViewMixin, mixins.RetrieveModelMixin, viewsets.Generi
 
     @extend_schema(request=s.CheckpointUpdateSerializer, responses={200: s.CheckpointSerializer})
     def partial_update(self, request, uuid=None):
-        """Replace the metadata (a JSON object of at most 64 KiB) and/or set ``protected``."""
+        """Replace the metadata (a JSON object of at most 1 MiB) and/or set ``protected``."""
         checkpoint = self.get_object()
         data = s.CheckpointUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)

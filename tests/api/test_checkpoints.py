@@ -127,7 +127,7 @@ def test_patch_protects(alice_api, checkpoint):
         {"metadata": [1]},
         {"metadata": "text"},
         {"metadata": None},
-        {"metadata": {"big": "x" * (64 * 1024)}},
+        {"metadata": {"big": "x" * (1024 * 1024)}},
         {"protected": "maybe"},
     ],
 )

@@ -50,7 +50,7 @@ def test_it_creates_from_an_object_and_name_overrides(alice_api, default_storage
     assert response.json()["smaller_is_better"] is False
 
 
-def test_it_redacts_secrets(alice_api, default_storage):
+def test_it_redacts_secrets(staff_api, default_storage):
     config = {
         "name": "s3",
         "searcher": {"metric": "loss"},
@@ -64,11 +64,11 @@ def test_it_redacts_secrets(alice_api, default_storage):
     StorageConfig.objects.create(
         name="team-s3", type="s3", bucket="b", access_key="AKIASECRET", secret_key="very-secret"
     )
-    response = alice_api.post("/api/v1/experiments", {"config": config}, format="json")
+    response = staff_api.post("/api/v1/experiments", {"config": config}, format="json")
     assert response.status_code == 201, response.json()
     assert "very-secret" not in response.content.decode()
     assert "AKIASECRET" not in response.content.decode()
-    detail = alice_api.get(f"/api/v1/experiments/{response.json()['id']}")
+    detail = staff_api.get(f"/api/v1/experiments/{response.json()['id']}")
     assert "very-secret" not in detail.content.decode()
 
 

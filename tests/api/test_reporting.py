@@ -140,7 +140,7 @@ def test_a_validation_links_before_or_after_its_checkpoint(alice_api, trial):
         ({"steps_completed": 1, "resources": {"a": 2**62, "b": 2**62}}, "resources"),
         ({"steps_completed": 1, "resources": ["a"]}, "resources"),
         ({"steps_completed": 1, "metadata": [1]}, "metadata"),
-        ({"steps_completed": 1, "metadata": {"a": "x" * 70_000}}, "metadata"),
+        ({"steps_completed": 1, "metadata": {"a": "x" * (1024 * 1024)}}, "metadata"),
         ({"steps_completed": 1, "metadata": {"a": "nul\u0000"}}, "metadata"),
         ({"steps_completed": 1, "uuid": "not-a-uuid"}, "uuid"),
     ],
