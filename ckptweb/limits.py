@@ -33,6 +33,7 @@ MAX_FIELD_BYTES = 1024 * 1024
 MAX_CONFIG_NODES = 10_000
 MAX_RESOURCES = 100_000
 MAX_FILE_BYTES = 2**50
+MAX_PATH_LENGTH = 4096
 MAX_INT = 2**63 - 1
 #: A request body larger than this is a JSON 413 (``DATA_UPLOAD_MAX_MEMORY_SIZE``).
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -93,6 +94,13 @@ def _join(path: str, key) -> str:
     return f"{path}.{printable(key)}" if path else printable(key)
 
 
+def _human(size: int) -> str:
+    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} bytes"
+
+
 def check_json(
     value,
     field: str,
@@ -151,7 +159,7 @@ def check_json(
             raise InvalidInput(
                 field,
                 f"{field} is {size:,} bytes of JSON; the limit is {max_bytes:,} bytes "
-                f"({max_bytes // 1024} KiB).",
+                f"({_human(max_bytes)}).",
             )
     return value
 

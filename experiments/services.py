@@ -14,6 +14,7 @@ from django.db import transaction
 
 from ckptweb.limits import (
     MAX_INT,
+    MAX_PATH_LENGTH,
     MAX_RESOURCES,
     InvalidInput,
     check_json,
@@ -52,10 +53,10 @@ class ReportError(InvalidInput):
     """Bad reported data; ``field`` names the offending field."""
 
 
-def _storable(value, field: str):
+def _storable(value, field: str, **limits):
     """``value`` checked by ``ckptweb.limits.check_json``, its refusal as a ReportError."""
     try:
-        return check_json(value, field)
+        return check_json(value, field, **limits)
     except InvalidInput as exc:
         raise ReportError(exc.field, exc.message) from None
 
@@ -202,7 +203,12 @@ def check_resources(resources) -> dict[str, int]:
         raise ReportError("resources", f"resources has more than {MAX_RESOURCES:,} files.")
     clean = {}
     total = 0
+    _storable(resources, "resources", max_bytes=None)  # bounded by MAX_RESOURCES instead
     for path, size in resources.items():
+        if len(path) > MAX_PATH_LENGTH:
+            raise ReportError(
+                "resources", f"resources paths are at most {MAX_PATH_LENGTH} characters."
+            )
         try:
             normalised = check_relative_path(path)
         except UnsafePath as exc:

@@ -166,7 +166,7 @@ def parse_byte_range(header: str, size: int) -> tuple[int, int] | None:
     try:
         if not first:
             suffix = int(last)
-            if suffix <= 0:
+            if suffix <= 0 or size == 0:  # no byte of an empty file satisfies a suffix
                 raise RangeNotSatisfiable(size)
             return max(size - suffix, 0), size
         start = int(first)
