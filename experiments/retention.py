@@ -21,7 +21,7 @@ from django.db import connection
 from django.db.models import CharField, Count, F, Window
 from django.db.models.functions import Cast, RowNumber
 
-from ckptweb.limits import ByteSum
+from ckptweb.limits import ByteSum, printable
 from experiments.choices import GC_CANDIDATE_STATES
 from experiments.models import POLICY_FIELDS, Checkpoint, Experiment
 
@@ -67,15 +67,18 @@ def parse_policy_value(field: str, value) -> int:
         raise InvalidPolicy(field, f"{field} must be a non-negative integer, not {value!r}.")
     if isinstance(value, str):
         text = value.strip()
-        if not text.isdigit():
-            raise InvalidPolicy(field, f"{field} must be a non-negative integer, not {value!r}.")
+        if not (text.isascii() and text.isdigit()):
+            shown = printable(value)
+            raise InvalidPolicy(field, f"{field} must be a non-negative integer, not {shown!r}.")
+        if len(text) > 10:
+            raise InvalidPolicy(field, f"{field} is too large (at most {2**31 - 1}).")
         value = int(text)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or value < 0:
         raise InvalidPolicy(field, f"{field} must be a non-negative integer, not {value!r}.")
     if value > 2**31 - 1:
-        raise InvalidPolicy(field, f"{field} is too large.")
+        raise InvalidPolicy(field, f"{field} is too large (at most {2**31 - 1}).")
     return value
 
 
