@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import uuid as uuid_lib
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import StreamingHttpResponse
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -67,9 +69,20 @@ def det_exception_handler(exc, context):
     return response
 
 
+class PayloadTooLarge(APIException):
+    """413: the body is over Django's DATA_UPLOAD_MAX_MEMORY_SIZE."""
+
+    status_code = 413
+    default_code = "payload_too_large"
+
+
 def json_body(request) -> dict:
     """The request body as a JSON object, whatever the Content-Type (Determined sends none)."""
-    raw = request.body
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raise PayloadTooLarge(f"body: the request body is over {limit} bytes.") from None
     if not raw.strip():
         return {}
     try:

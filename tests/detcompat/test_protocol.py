@@ -202,3 +202,11 @@ def test_listing_pages_sorts_and_filters(client, alice, default_storage):
     worst = client.get(f"{base}?sortByAttr=SORT_BY_SEARCHER_METRIC&orderBy=ORDER_BY_DESC", **auth)
     metrics = [c["training"]["searcherMetric"] for c in worst.json()["checkpoints"]]
     assert metrics == [0.6, 0.5, 0.4, 0.3, 0.2]
+
+
+def test_an_oversized_body_is_a_json_413(client, alice, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = json.dumps({"checkpointUuids": ["x" * 2000]})
+    response = client.generic("DELETE", "/det-compat/api/v1/checkpoints", body, **bearer(alice))
+    assert response.status_code == 413
+    assert "over 1000 bytes" in det_error(response)
