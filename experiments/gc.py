@@ -16,7 +16,9 @@ A run (``execute_run``) works in three steps, each safe to repeat:
    A run of reason FILES (partial deletion, see ``experiments.partial_deletion``) holds
    one checkpoint and asks the backend to delete only the files its ``globs`` match; the
    files confirmed gone leave ``resources``/``size_bytes`` in the same finishing UPDATE,
-   which sets PARTIALLY_DELETED (DELETED when nothing is left, ERROR if some would not go).
+   which sets PARTIALLY_DELETED (DELETED when nothing is left). When some files would not
+   go, the error is recorded as for any checkpoint, and the state is PARTIALLY_DELETED if
+   any file went, else ERROR.
 3. **Finish**: SUCCEEDED when nothing failed, else FAILED; an experiment being deleted loses
    its rows once none of its checkpoints has files left.
 
@@ -349,7 +351,12 @@ def record_batch(
                     run.reclaimed_bytes += reclaimed
             else:
                 error = error[:MAX_ERROR_CHARS]
-                if held.update(state=CheckpointState.ERROR, error=error, **changes):
+                state = CheckpointState.ERROR
+                if gone is not None and gone.get(str(checkpoint.uuid)):
+                    # Some files went: the sweep cannot retry a FILES deletion (it applies
+                    # the policy, not the globs), and ERROR would later reconcile to COMPLETED.
+                    state = CheckpointState.PARTIALLY_DELETED
+                if held.update(state=state, error=error, **changes):
                     run.reclaimed_bytes += reclaimed if gone is not None else 0
                     run.failed += 1
                     run.errors = [*run.errors, {"checkpoint": str(checkpoint.uuid), "error": error}]

@@ -97,12 +97,20 @@ def test_resources_change_only_for_files_storage_confirms(
     assert run.state == "FAILED" and run.failed == 1
     assert "code/lib/util.py" in run.errors[0]["error"]
     checkpoint.refresh_from_db()
-    assert checkpoint.state == CheckpointState.ERROR
+    assert checkpoint.state == CheckpointState.PARTIALLY_DELETED  # train.py did go
+    assert "code/lib/util.py" in checkpoint.error
     assert "code/lib/util.py" in checkpoint.resources  # still on storage
     assert "code/train.py" not in checkpoint.resources  # confirmed gone
     assert checkpoint.size_bytes == sum(checkpoint.resources.values())
     assert fs_store.exists(checkpoint.uuid, "code/lib/util.py")
     assert not fs_store.exists(checkpoint.uuid, "code/train.py")
+
+    # Nothing went at all: ERROR, files and resources untouched.
+    untouched = make_checkpoint(fs_store, {"code/lib/util.py": b"u", "keep": b"k"})
+    response = rm(client_of(alice), untouched, ["code/**"], django_capture_on_commit_callbacks)
+    untouched.refresh_from_db()
+    assert untouched.state == CheckpointState.ERROR
+    assert untouched.resources == {"code/lib/util.py": 1, "keep": 1}
 
 
 @pytest.mark.parametrize(
