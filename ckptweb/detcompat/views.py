@@ -174,6 +174,8 @@ class DetView(APIView):
     parser_classes: list = []
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JSONErrorsNegotiation
+    #: Determined's API, not ckptweb's: kept out of /api/schema/.
+    schema = None
 
     def get_exception_handler(self):
         return det_exception_handler
