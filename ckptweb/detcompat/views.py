@@ -9,6 +9,7 @@ calls the same service or rule ckptweb's own API calls, and answers in Determine
 from __future__ import annotations
 
 import json
+import re
 import uuid as uuid_lib
 
 from django.conf import settings
@@ -112,7 +113,7 @@ def int_param(request, name: str, default: int | None = None, minimum: int | Non
 
 def get_experiment(experiment_id: str) -> Experiment:
     """The experiment, or a 404."""
-    if not experiment_id.isdigit() or len(experiment_id) > 18:
+    if not re.fullmatch(r"[0-9]{1,18}", experiment_id):
         raise NotFound(f"experiment {experiment_id[:40]!r} not found.")
     experiment = (
         Experiment.objects.select_related("storage", "owner").filter(pk=int(experiment_id)).first()

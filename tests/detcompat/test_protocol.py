@@ -175,7 +175,12 @@ def test_bad_parameters_are_400_naming_them(client, alice, default_storage):
         "DELETE", "/det-compat/api/v1/checkpoints", '{"checkpointUuids": ["x"]}', **auth
     )
     assert bad_uuid.status_code == 400 and det_error(bad_uuid).startswith("checkpointUuids")
-    for url in ("/det-compat/api/v1/checkpoints/not-a-uuid", f"{base}9/checkpoints"):
+    for url in (
+        "/det-compat/api/v1/checkpoints/not-a-uuid",
+        f"{base}9/checkpoints",
+        "/det-compat/api/v1/experiments/%C2%B2",  # a "digit" int() refuses
+        "/det-compat/experiments/99999999999999999999/preview_gc",
+    ):
         assert client.get(url, **auth).status_code == 404
 
 
