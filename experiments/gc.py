@@ -31,7 +31,9 @@ checkpoints, orphaned DELETING checkpoints, or rows left to delete. A SWEEP run 
 
 * **adopts** DELETING checkpoints whose run is gone and finishes deleting them: they were
   claimed by a run that had decided to delete them, and some of their files may be gone
-  already, so there is nothing intact left to retain;
+  already, so there is nothing intact left to retain. Checkpoints of a dead FILES run are
+  not adopted: the sweep gives them a new FILES run with the same globs
+  (``partial_deletion.resume_orphaned_deletions``);
 * **reconciles** each ERROR checkpoint with its storage: COMPLETED when every file it
   reported is still there, PARTIALLY_DELETED when some are gone. That makes it a candidate
   again, so the usual ranking with the *current* policy decides: it is retried only if the
@@ -59,7 +61,11 @@ from experiments.choices import (
     GCRunState,
 )
 from experiments.models import Checkpoint, Experiment, GCRun
-from experiments.partial_deletion import delete_matching_files, remaining_files
+from experiments.partial_deletion import (
+    delete_matching_files,
+    remaining_files,
+    resume_orphaned_deletions,
+)
 from experiments.retention import Policy, ranked_candidates
 from storage.backends.base import StorageError, TransientStorageError
 
@@ -222,6 +228,8 @@ def adopt_orphans(run: GCRun) -> int:
             state__in=GC_RUN_TERMINAL_STATES,
             claimed_checkpoints__state=CheckpointState.DELETING,
         )
+        # A dead FILES run's checkpoint is resumed with its globs, never deleted whole.
+        .exclude(reason=GCReason.FILES)
         .values_list("pk", flat=True)
         .distinct()
     )
@@ -417,6 +425,7 @@ def sweep() -> list[int]:
         ):
             logger.warning("GC run %s stopped beating; its work goes to a sweep run", run_id)
             needy.add(experiment_id)
+    resumed = resume_orphaned_deletions()
     never_started = GCRun.objects.filter(state=GCRunState.PENDING, created_at__lt=cutoff)
     for run_id in list(never_started.values_list("pk", flat=True)):
         _enqueue(run_id)
@@ -429,7 +438,9 @@ def sweep() -> list[int]:
             Q(state=CheckpointState.ERROR)
             | Q(state=CheckpointState.DELETING, gc_run__isnull=True)
             | Q(state=CheckpointState.DELETING, gc_run__state__in=GC_RUN_TERMINAL_STATES)
-        ).values_list("experiment_id", flat=True)
+        )
+        .exclude(gc_run__reason=GCReason.FILES, state=CheckpointState.DELETING)
+        .values_list("experiment_id", flat=True)
     )
     # Experiments being deleted with files left to delete, or only rows left.
     deleting = Experiment.objects.filter(state=ExperimentState.DELETING)
@@ -444,7 +455,7 @@ def sweep() -> list[int]:
             pk__in=Checkpoint.objects.exclude(state=CheckpointState.DELETED).values("experiment_id")
         ).values_list("pk", flat=True)
     )
-    started = []
+    started = list(resumed)
     for experiment in Experiment.objects.filter(pk__in=needy - busy).order_by("pk"):
         with transaction.atomic():
             run = start_gc_run(experiment, GCReason.SWEEP, policy=effective_policy(experiment))

@@ -31,7 +31,7 @@ from functools import lru_cache
 
 from django.db import transaction
 
-from experiments.choices import CheckpointState, GCReason
+from experiments.choices import GC_RUN_TERMINAL_STATES, CheckpointState, GCReason
 from experiments.models import Checkpoint, GCRun
 from experiments.services import start_gc_run
 
@@ -205,3 +205,32 @@ def remaining_files(checkpoint: Checkpoint, gone) -> tuple[dict, int]:
     resources = {path: size for path, size in checkpoint.resources.items() if path not in gone}
     left = sum(resources.values())
     return {"resources": resources, "size_bytes": left}, max(checkpoint.size_bytes - left, 0)
+
+
+def resume_orphaned_deletions() -> list[int]:
+    """Restart the FILES deletions whose run died: same checkpoint, same globs, a new run.
+
+    Called by the sweep after it retired dead runs. A checkpoint a FILES run left DELETING
+    must not be adopted by a SWEEP run (that would delete all of its files); it moves to a
+    new FILES run with a compare-and-set on its old run, and files already gone count as
+    deleted. Returns the ids of the runs started.
+    """
+    started = []
+    orphans = Checkpoint.objects.filter(
+        state=CheckpointState.DELETING,
+        gc_run__reason=GCReason.FILES,
+        gc_run__state__in=GC_RUN_TERMINAL_STATES,
+    ).select_related("experiment", "gc_run")
+    for checkpoint in list(orphans):
+        dead = checkpoint.gc_run
+        with transaction.atomic():
+            run = start_gc_run(checkpoint.experiment, GCReason.FILES, checkpoint=checkpoint)
+            GCRun.objects.filter(pk=run.pk).update(globs=dead.globs)
+            moved = Checkpoint.objects.filter(
+                pk=checkpoint.pk, state=CheckpointState.DELETING, gc_run_id=dead.pk
+            ).update(gc_run=run)
+            if not moved:  # another sweep got there first: drop this run and its enqueue
+                transaction.set_rollback(True)
+                continue
+        started.append(run.pk)
+    return started

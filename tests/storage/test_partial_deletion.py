@@ -187,3 +187,38 @@ def test_backend_delete_files_reports_absent_files_as_deleted(
     refused = backend.delete_files(str(checkpoint.uuid), ["../escape"])
     assert not refused.ok
     assert store.exists(checkpoint.uuid, "keep.bin")
+
+
+def test_the_sweep_resumes_a_dead_files_run_with_its_globs(
+    fs_store, make_checkpoint, django_capture_on_commit_callbacks
+):
+    """A FILES run whose worker died must not be adopted by a SWEEP run (which would
+    delete the whole checkpoint): the sweep restarts it with the same globs."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from experiments import gc
+    from experiments.partial_deletion import delete_files
+
+    checkpoint = make_checkpoint(fs_store, FILES)
+    with django_capture_on_commit_callbacks(execute=False):
+        dead = delete_files(checkpoint, ["code/**"])
+    GCRun.objects.filter(pk=dead.pk).update(state="RUNNING")
+    gc.claim_checkpoints(dead)
+    fs_store.root.joinpath(str(checkpoint.uuid), "code", "train.py").unlink()  # went before
+    GCRun.objects.filter(pk=dead.pk).update(heartbeat=timezone.now() - timedelta(hours=1))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        started = gc.sweep()
+    dead.refresh_from_db()
+    assert dead.state == "FAILED"
+    (resumed,) = GCRun.objects.filter(pk__in=started)
+    assert (resumed.reason, resumed.state, resumed.globs) == ("FILES", "SUCCEEDED", ["code/**"])
+    checkpoint.refresh_from_db()
+    assert checkpoint.state == CheckpointState.PARTIALLY_DELETED
+    assert sorted(checkpoint.resources) == ["b.tmp", "model.pth", "tmp/a.tmp"]
+    for path in ("b.tmp", "model.pth", "tmp/a.tmp"):
+        assert fs_store.exists(checkpoint.uuid, path), path
+    with django_capture_on_commit_callbacks(execute=True):
+        assert gc.sweep() == []  # nothing left to do
