@@ -47,6 +47,7 @@ def _fast_password_hashing(settings):
     """The Determined hasher (cheap iterations) first, as in production settings."""
     settings.PASSWORD_HASHERS = [
         "tests.detcompat.hashers.FastDeterminedHasher",
+        "tests.detcompat.hashers.FastPBKDF2Hasher",
         "django.contrib.auth.hashers.MD5PasswordHasher",
     ]
 

@@ -82,10 +82,12 @@ def test_login_with_a_raw_password_and_failures(client, alice):
     assert missing.status_code == 400 and det_error(missing).startswith("username")
 
 
-def test_existing_hashes_upgrade_at_the_next_web_login(client, django_user_model):
+@pytest.mark.parametrize("old_hasher", ["pbkdf2_sha256", "md5"])
+def test_existing_hashes_upgrade_at_the_next_web_login(client, django_user_model, old_hasher):
     """A hash from before the Determined hasher: det logins fail until a web login."""
     carol = django_user_model.objects.create(username="carol")
-    carol.password = make_password("carol-pass-123", hasher="md5")
+    carol.password = make_password("carol-pass-123", hasher=old_hasher)
+    assert carol.password.startswith(f"{old_hasher}$")
     carol.save()
     body = json.dumps(
         {"username": "carol", "password": det_prehash("carol-pass-123"), "isHashed": True}
@@ -215,3 +217,44 @@ def test_an_oversized_body_is_a_json_413(client, alice, settings):
     response = client.generic("DELETE", "/det-compat/api/v1/checkpoints", body, **bearer(alice))
     assert response.status_code == 413
     assert "over 1000 bytes" in det_error(response)
+
+
+def test_rm_of_several_checkpoints_skips_those_without_matches(
+    client, alice, default_storage, django_capture_on_commit_callbacks
+):
+    experiment, by_number = spec_example(alice)
+    one, two = by_number[1], by_number[2]
+    Checkpoint.objects.filter(pk=two.pk).update(resources={"weights.bin": 10})
+    body = {"checkpointUuids": [str(one.uuid), str(two.uuid)], "checkpointGlobs": ["code/*"]}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_raw(
+            client, "/det-compat/api/v1/checkpoints/rm", json.dumps(body).encode(), **bearer(alice)
+        )
+    assert response.status_code == 200, response.content
+    one.refresh_from_db()
+    two.refresh_from_db()
+    assert one.state == "PARTIALLY_DELETED" and not any(
+        p.startswith("code/") for p in one.resources
+    )
+    assert two.state == "COMPLETED" and two.resources == {"weights.bin": 10}
+    nothing = {"checkpointUuids": [str(two.uuid)], "checkpointGlobs": ["code/*"]}
+    refused = post_raw(
+        client, "/det-compat/api/v1/checkpoints/rm", json.dumps(nothing).encode(), **bearer(alice)
+    )
+    assert refused.status_code == 400 and "match no file" in det_error(refused)
+
+
+def test_admin_lists_tokens_without_their_digest(staff, alice):
+    issue_token(alice)
+    client = Client()
+    client.force_login(staff)
+    listing = client.get("/admin/detcompat/dettoken/")
+    assert listing.status_code == 200 and "alice" in listing.content.decode()
+    row = DetToken.objects.get()
+    detail = client.get(f"/admin/detcompat/dettoken/{row.pk}/change/").content.decode()
+    assert row.key_hash not in detail
+    assert (
+        client.post(f"/admin/detcompat/dettoken/{row.pk}/delete/", {"post": "yes"}).status_code
+        == 302
+    )
+    assert not DetToken.objects.exists()
