@@ -8,7 +8,9 @@ Mounted at ``/det-compat/`` (``det -m http://HOST:PORT/det-compat``). This packa
 * ``models``   — ``DetToken``, the expiring Bearer tokens ``det user login`` receives;
 * ``auth``     — issuing/revoking tokens and the DRF ``Authorization: Bearer`` scheme;
 * ``translate``— ckptweb rows as Determined's ``v1Checkpoint``/``v1Experiment``/``v1User``;
-* ``views``    — the routes of DESIGN.md "Determined compatibility".
+* ``base``     — ``DetView`` and the request helpers (bodies, parameters, lookups, errors);
+* ``views``    — the routes of DESIGN.md "Determined compatibility";
+* ``admin``    — the token list, where staff revoke a token.
 
 Wire contract (read from ``determined`` 0.38.1's source): every CLI command first calls
 ``GET info`` (needs a PEP 440 ``version``) and checks its token with ``GET api/v1/me``; the
