@@ -11,7 +11,6 @@ what is needed: no cloud credentials, no metadata servers, no analytics key.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import textwrap
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 from tests.conftest import missing_service
 
 ROOT = Path(__file__).resolve().parents[2]
-DET_VENV = Path(os.environ.get("CKPTWEB_DET_VENV", ROOT / "var" / "det-venv"))
+DET_VENV = ROOT / "var" / "det-venv"  # made by `make det-venv`
 DET = DET_VENV / "bin" / "det"
 DET_PYTHON = DET_VENV / "bin" / "python"
 PASSWORD = "Alice-pass-123"
