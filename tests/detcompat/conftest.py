@@ -30,13 +30,17 @@ PASSWORD = "Alice-pass-123"
 def det_venv() -> Path:
     """The venv with determined 0.38.1 (``make det-venv``, a no-op once it exists)."""
     if not DET.exists():
-        result = subprocess.run(
-            ["make", "-s", "det-venv"], cwd=ROOT, capture_output=True, text=True, timeout=900
-        )
-        if result.returncode != 0 or not DET.exists():
+        try:
+            result = subprocess.run(
+                ["make", "-s", "det-venv"], cwd=ROOT, capture_output=True, text=True, timeout=900
+            )
+            problem = result.stderr.strip()[-300:] if result.returncode else ""
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            problem = str(exc)
+        if problem or not DET.exists():
             missing_service(
                 f"Determined client venv {DET_VENV} could not be created "
-                f"(make det-venv: {result.stderr.strip()[-300:]})"
+                f"(make det-venv: {problem or 'no det executable'})"
             )
     return DET_VENV
 
