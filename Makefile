@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve migrate test lint format worker bench
+.PHONY: install run serve migrate test lint format worker bench det-venv
 
 install: $(STAMP)
 
@@ -15,6 +15,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# Determined's real client in a venv of its own (tests/detcompat drive it); idempotent.
+DET_VERSION := 0.38.1
+DET_VENV := var/det-venv
+DET_STAMP := $(DET_VENV)/.installed-determined-$(DET_VERSION)
+
+det-venv: $(DET_STAMP)
+
+$(DET_STAMP):
+	@test -x $(DET_VENV)/bin/python || $(PY) -m venv $(DET_VENV)
+	$(DET_VENV)/bin/python -m pip install -q --disable-pip-version-check 'determined==$(DET_VERSION)'
 	@touch $@
 
 migrate: install
@@ -42,6 +54,7 @@ format: install
 	$(BIN)/ruff format .
 
 test: lint
+	-@$(MAKE) -s det-venv || echo "make: no Determined client venv; tests/detcompat will skip"
 	$(BIN)/python -m pytest
 
 bench: install

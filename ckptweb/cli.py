@@ -7,6 +7,7 @@
     ckpt checkpoint describe UUID
     ckpt checkpoint download UUID [-o DIR]
     ckpt checkpoint delete UUID [--yes]
+    ckpt checkpoint rm UUID --glob G [--glob G ...] [--yes]
     ckpt storage scan NAME
     ckpt storage delete-orphans NAME [--yes]
 
@@ -262,6 +263,25 @@ def checkpoint_delete(client: Client, args) -> None:
     follow_gc_run(client, client.delete_checkpoint(c["uuid"]))
 
 
+def checkpoint_rm(client: Client, args) -> None:
+    """``ckpt checkpoint rm UUID --glob G…``: delete the files the globs match."""
+    c = client.get_checkpoint(args.uuid)
+    globs = args.glob
+    question = f"Delete the files of checkpoint {c['uuid']} matching {' '.join(globs)}?"
+    if not confirm(question, args.yes):
+        raise CommandError("aborted; nothing was changed")
+    run = client.request("POST", f"checkpoints/{c['uuid']}/rm", json={"globs": globs})["gc_run"]
+    run = client.wait_for_gc_run(run["id"])
+    if run["state"] == "FAILED":
+        first = run["errors"][0] if run["errors"] else {}
+        raise CommandError(f"GC run {run['id']} failed: {first.get('error', 'unknown error')}")
+    after = client.get_checkpoint(c["uuid"])
+    print(
+        f"Deleted {len(c['resources']) - len(after['resources'])} file(s) "
+        f"({human_size(run['reclaimed_bytes'])}); checkpoint is {after['state']}."
+    )
+
+
 # --- parser --------------------------------------------------------------------------------
 
 
@@ -359,6 +379,16 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("uuid", metavar="UUID")
     delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     delete.set_defaults(handler=checkpoint_delete)
+
+    rm = c_commands.add_parser(
+        "rm", parents=[connection], help="delete the files of a checkpoint matching globs"
+    )
+    rm.add_argument("uuid", metavar="UUID")
+    rm.add_argument(
+        "--glob", action="append", required=True, metavar="G", help='e.g. "code/**" (repeatable)'
+    )
+    rm.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    rm.set_defaults(handler=checkpoint_rm)
     add_storage_commands(groups, parents=[connection])
     return parser
 

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "storage",
     "experiments",
+    "ckptweb.detcompat",
 ]
 
 MIDDLEWARE = [
@@ -105,6 +106,19 @@ else:
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The Determined hasher first: new and upgraded hashes verify for web and `det` logins alike
+# (ckptweb/detcompat/hashers.py); plain PBKDF2 hashes still verify and upgrade at next login.
+PASSWORD_HASHERS = [
+    "ckptweb.detcompat.hashers.DeterminedPBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+#: Hours a `det user login` token stays valid.
+CKPTWEB_DET_TOKEN_HOURS = envint("CKPTWEB_DET_TOKEN_HOURS", 168, minimum=1)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

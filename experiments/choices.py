@@ -80,3 +80,4 @@ class GCReason(models.TextChoices):
     EXPERIMENT_DELETED = "EXPERIMENT_DELETED", "Experiment deleted"
     CHECKPOINT_DELETED = "CHECKPOINT_DELETED", "Checkpoint deleted"
     SWEEP = "SWEEP", "Periodic sweep"
+    FILES = "FILES", "Files deleted"

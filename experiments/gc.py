@@ -13,6 +13,12 @@ A run (``execute_run``) works in three steps, each safe to repeat:
    is also listed in ``run.errors``. Every finishing UPDATE is again a compare-and-set on
    ``state=DELETING, gc_run=run``, so a run that lost its checkpoints to a newer run (after
    being declared stale) changes nothing and counts nothing.
+   A run of reason FILES (partial deletion, see ``experiments.partial_deletion``) holds
+   one checkpoint and asks the backend to delete only the files its ``globs`` match; the
+   files confirmed gone leave ``resources``/``size_bytes`` in the same finishing UPDATE,
+   which sets PARTIALLY_DELETED (DELETED when nothing is left). When some files would not
+   go, the error is recorded as for any checkpoint, and the state is PARTIALLY_DELETED if
+   any file went, else ERROR.
 3. **Finish**: SUCCEEDED when nothing failed, else FAILED; an experiment being deleted loses
    its rows once none of its checkpoints has files left.
 
@@ -25,7 +31,9 @@ checkpoints, orphaned DELETING checkpoints, or rows left to delete. A SWEEP run 
 
 * **adopts** DELETING checkpoints whose run is gone and finishes deleting them: they were
   claimed by a run that had decided to delete them, and some of their files may be gone
-  already, so there is nothing intact left to retain;
+  already, so there is nothing intact left to retain. Checkpoints of a dead FILES run are
+  not adopted: the sweep gives them a new FILES run with the same globs
+  (``partial_deletion.resume_orphaned_deletions``);
 * **reconciles** each ERROR checkpoint with its storage: COMPLETED when every file it
   reported is still there, PARTIALLY_DELETED when some are gone. That makes it a candidate
   again, so the usual ranking with the *current* policy decides: it is retried only if the
@@ -54,6 +62,11 @@ from experiments.choices import (
     GCRunState,
 )
 from experiments.models import Checkpoint, Experiment, GCRun
+from experiments.partial_deletion import (
+    delete_matching_files,
+    remaining_files,
+    resume_orphaned_deletions,
+)
 from experiments.retention import Policy, ranked_candidates
 from storage.backends.base import StorageError, TransientStorageError
 
@@ -76,6 +89,8 @@ CLAIMABLE_STATES = (
     CheckpointState.ERROR,
 )
 ACTIVE_RUN_STATES = (GCRunState.PENDING, GCRunState.RUNNING)
+#: Runs that delete (files of) the one checkpoint named on the run, whatever the policy.
+SINGLE_CHECKPOINT_REASONS = (GCReason.CHECKPOINT_DELETED, GCReason.FILES)
 DELETE_EVERYTHING = Policy(save_experiment_best=0, save_trial_best=0, save_trial_latest=0)
 
 
@@ -157,7 +172,7 @@ def effective_policy(experiment: Experiment) -> Policy:
 
 def deletion_set(run: GCRun, experiment: Experiment, policy: Policy) -> list[int]:
     """Ids of the checkpoints ``run`` should delete, computed now from the database."""
-    if run.reason == GCReason.CHECKPOINT_DELETED:
+    if run.reason in SINGLE_CHECKPOINT_REASONS:
         return [run.checkpoint_id] if run.checkpoint_id else []
     ids = [c.id for c in ranked_candidates(experiment, policy) if not c.keep]
     if policy == DELETE_EVERYTHING:
@@ -182,7 +197,7 @@ def claim_checkpoints(run: GCRun) -> int:
             .get(pk=run.experiment_id)
         )
         _beat(run.pk)
-        if run.reason == GCReason.CHECKPOINT_DELETED:
+        if run.reason in SINGLE_CHECKPOINT_REASONS:
             policy = Policy(**run.policy)  # not used: the run deletes the one checkpoint
         else:
             policy = effective_policy(experiment)
@@ -214,6 +229,8 @@ def adopt_orphans(run: GCRun) -> int:
             state__in=GC_RUN_TERMINAL_STATES,
             claimed_checkpoints__state=CheckpointState.DELETING,
         )
+        # A dead FILES run's checkpoint is resumed with its globs, never deleted whole.
+        .exclude(reason=GCReason.FILES)
         .values_list("pk", flat=True)
         .distinct()
     )
@@ -264,6 +281,7 @@ def delete_claimed(run: GCRun, backend, final_attempt: bool) -> None:
     """Delete the files of every checkpoint ``run`` holds, one batch at a time."""
     size = batch_size()
     scrub = run.experiment.storage.scrub
+    files_run = run.reason == GCReason.FILES
     while True:
         _beat(run.pk)
         batch = list(
@@ -271,21 +289,25 @@ def delete_claimed(run: GCRun, backend, final_attempt: bool) -> None:
             # UUID order: a batch's directories are neighbours in the store's key space, so
             # object stores list them with a few ranged requests (see S3Backend._keys_of).
             .order_by("uuid")
-            .only("id", "uuid", "size_bytes")[:size]
+            .only("id", "uuid", "size_bytes", *(["resources"] if files_run else []))[:size]
         )
         if not batch:
             return
         uuids = [str(c.uuid) for c in batch]
         errors: dict[str, str] = {}
+        gone: dict[str, set[str]] | None = None
         try:
-            errors = backend.delete_checkpoints(uuids).errors
+            if files_run:
+                errors, gone = delete_matching_files(backend, batch, run.globs)
+            else:
+                errors = backend.delete_checkpoints(uuids).errors
             if errors:
                 storage_reachable(backend)
         except TransientStorageError as exc:
             if not final_attempt:
                 # Record what did go; the rest stays DELETING (ours) for the retry.
                 done = [c for c in batch if errors and str(c.uuid) not in errors]
-                record_batch(run.pk, done, {})
+                record_batch(run.pk, done, {}, gone)
                 raise
             errors = dict.fromkeys(uuids, str(exc)) | errors
         except StorageError as exc:
@@ -293,7 +315,8 @@ def delete_claimed(run: GCRun, backend, final_attempt: bool) -> None:
         except Exception as exc:  # a bug must not leave the checkpoints DELETING forever
             logger.exception("GC run %s: deleting a batch failed", run.pk)
             errors = dict.fromkeys(uuids, f"unexpected error: {type(exc).__name__}: {exc}")
-        record_batch(run.pk, batch, {key: scrub(text) for key, text in errors.items()})
+        scrubbed = {key: scrub(text) for key, text in errors.items()}
+        record_batch(run.pk, batch, scrubbed, gone)
 
 
 def storage_reachable(backend) -> None:
@@ -305,11 +328,18 @@ def storage_reachable(backend) -> None:
     backend.check_connection()
 
 
-def record_batch(run_id: int, batch: Iterable[Checkpoint], errors: dict[str, str]) -> None:
+def record_batch(
+    run_id: int,
+    batch: Iterable[Checkpoint],
+    errors: dict[str, str],
+    gone: dict[str, set[str]] | None = None,
+) -> None:
     """Mark each checkpoint of a deleted batch DELETED or ERROR and update the run's progress.
 
     Each change is a compare-and-set on ``state=DELETING, gc_run=run``; only checkpoints
-    this run still held are counted.
+    this run still held are counted. ``gone`` (FILES runs) maps a uuid to the paths the
+    storage confirmed deleted: they leave ``resources`` in the same UPDATE, and a
+    checkpoint with files left becomes PARTIALLY_DELETED rather than DELETED.
     """
     with transaction.atomic():
         run = GCRun.objects.select_for_update(no_key=True).get(pk=run_id)
@@ -318,13 +348,27 @@ def record_batch(run_id: int, batch: Iterable[Checkpoint], errors: dict[str, str
             held = Checkpoint.objects.filter(
                 pk=checkpoint.pk, gc_run_id=run_id, state=CheckpointState.DELETING
             )
+            changes, reclaimed = {}, checkpoint.size_bytes
+            if gone is not None:
+                changes, reclaimed = remaining_files(checkpoint, gone.get(str(checkpoint.uuid), ()))
             if error is None:
-                if held.update(state=CheckpointState.DELETED, error=""):
+                state = CheckpointState.DELETED
+                if changes.get("resources"):
+                    state = CheckpointState.PARTIALLY_DELETED
+                if held.update(state=state, error="", **changes):
                     run.deleted += 1
-                    run.reclaimed_bytes = add_bytes(run.reclaimed_bytes, checkpoint.size_bytes)
+                    run.reclaimed_bytes = add_bytes(run.reclaimed_bytes, reclaimed)
             else:
                 error = error[:MAX_ERROR_CHARS]
-                if held.update(state=CheckpointState.ERROR, error=error):
+                state = CheckpointState.ERROR
+                if gone is not None and gone.get(str(checkpoint.uuid)):
+                    # Some files went: the sweep cannot retry a FILES deletion (it applies
+                    # the policy, not the globs), and ERROR would later reconcile to COMPLETED.
+                    state = CheckpointState.PARTIALLY_DELETED
+                if held.update(state=state, error=error, **changes):
+                    run.reclaimed_bytes = add_bytes(
+                        run.reclaimed_bytes, reclaimed if gone is not None else 0
+                    )
                     run.failed += 1
                     run.errors = [*run.errors, {"checkpoint": str(checkpoint.uuid), "error": error}]
         run.heartbeat = timezone.now()
@@ -384,6 +428,7 @@ def sweep() -> list[int]:
         ):
             logger.warning("GC run %s stopped beating; its work goes to a sweep run", run_id)
             needy.add(experiment_id)
+    resumed = resume_orphaned_deletions()
     never_started = GCRun.objects.filter(state=GCRunState.PENDING, created_at__lt=cutoff)
     for run_id in list(never_started.values_list("pk", flat=True)):
         _enqueue(run_id)
@@ -396,7 +441,9 @@ def sweep() -> list[int]:
             Q(state=CheckpointState.ERROR)
             | Q(state=CheckpointState.DELETING, gc_run__isnull=True)
             | Q(state=CheckpointState.DELETING, gc_run__state__in=GC_RUN_TERMINAL_STATES)
-        ).values_list("experiment_id", flat=True)
+        )
+        .exclude(gc_run__reason=GCReason.FILES, state=CheckpointState.DELETING)
+        .values_list("experiment_id", flat=True)
     )
     # Experiments being deleted with files left to delete, or only rows left.
     deleting = Experiment.objects.filter(state=ExperimentState.DELETING)
@@ -411,7 +458,7 @@ def sweep() -> list[int]:
             pk__in=Checkpoint.objects.exclude(state=CheckpointState.DELETED).values("experiment_id")
         ).values_list("pk", flat=True)
     )
-    started = []
+    started = list(resumed)
     for experiment in Experiment.objects.filter(pk__in=needy - busy).order_by("pk"):
         with transaction.atomic():
             run = start_gc_run(experiment, GCReason.SWEEP, policy=effective_policy(experiment))

@@ -221,6 +221,11 @@ class GCRun(models.Model):
         related_name="+",
         help_text="For a single-checkpoint deletion: the checkpoint to delete.",
     )
+    globs = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="For a FILES run: the globs selecting the checkpoint's files to delete.",
+    )
     state = models.CharField(max_length=16, choices=GCRunState.choices, default=GCRunState.PENDING)
     total = models.PositiveIntegerField(default=0)
     deleted = models.PositiveIntegerField(default=0)

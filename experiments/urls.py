@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from experiments import views
+from experiments import files_views, views
 
 app_name = "experiments"
 
@@ -15,4 +15,10 @@ urlpatterns = [
     path("trials/<int:pk>/", views.trial_detail, name="trial"),
     path("checkpoints/<uuid:uuid>/", views.checkpoint_detail, name="checkpoint"),
     path("checkpoints/<uuid:uuid>/protect/", views.checkpoint_protect, name="checkpoint-protect"),
+    path("checkpoints/<uuid:uuid>/rm/", files_views.checkpoint_rm, name="checkpoint-rm"),
+    path(
+        "checkpoints/<uuid:uuid>/rm/preview/",
+        files_views.checkpoint_rm_preview,
+        name="checkpoint-rm-preview",
+    ),
 ]

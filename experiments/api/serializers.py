@@ -155,6 +155,7 @@ class GCRunSerializer(serializers.ModelSerializer):
             "experiment_id",
             "reason",
             "checkpoint_id",
+            "globs",
             "state",
             "policy",
             "total",

@@ -3,7 +3,7 @@
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
-from experiments.api import views
+from experiments.api import files_views, views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("experiments", views.ExperimentViewSet, basename="experiment")
@@ -33,6 +33,11 @@ urlpatterns = [
         rf"^trials/{ID.format('trial_id')}/checkpoints$",
         views.TrialCheckpointList.as_view(),
         name="trial-checkpoints",
+    ),
+    re_path(
+        r"^checkpoints/(?P<uuid>[^/]+)/rm$",
+        files_views.CheckpointFilesDelete.as_view(),
+        name="checkpoint-rm",
     ),
     *router.urls,
 ]

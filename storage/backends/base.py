@@ -202,6 +202,15 @@ class StorageBackend(abc.ABC):
         not in ``errors``.
         """
 
+    def delete_files(self, checkpoint_uuid: str, paths: Iterable[str]) -> DeleteResult:
+        """Delete some files of one checkpoint (partial deletion); report those that stay.
+
+        ``object_errors`` maps each relative path that could not be deleted to its error,
+        and ``errors[uuid]`` summarizes them; a path that was already absent counts as
+        deleted. Every path goes through ``relative_path`` first.
+        """
+        raise StorageError(f"{type(self).__name__} cannot delete single files")
+
     @abc.abstractmethod
     def check_connection(self) -> None:
         """Cheap reachability check; raises StorageError with a secret-free message."""
@@ -227,6 +236,39 @@ class ObjectStoreBackend(StorageBackend):
     def checkpoint_prefix(self, checkpoint_uuid) -> str:
         """``<prefix>/<uuid>/``."""
         return f"{self.base_prefix}{check_uuid(checkpoint_uuid)}/"
+
+    def object_key(self, checkpoint_uuid, path: str) -> str:
+        """``<prefix>/<uuid>/<path>`` for a checked relative path."""
+        return self.checkpoint_prefix(checkpoint_uuid) + check_relative_path(path)
+
+    def delete_objects(self, keys: list[str]) -> dict[str, str]:
+        """One batch delete request; ``{key: error}`` for the keys the store refused."""
+        raise NotImplementedError
+
+    def delete_files(self, checkpoint_uuid: str, paths: Iterable[str]) -> DeleteResult:
+        """Delete the objects of ``paths`` in batches of ``delete_batch_size`` keys."""
+        result = DeleteResult()
+        name = str(checkpoint_uuid)
+        keys: dict[str, str] = {}  # key -> relative path
+        try:
+            for path in paths:
+                keys[self.object_key(name, path)] = path
+        except UnsafePath as exc:
+            result.errors[name] = str(exc)
+            return result
+        ordered = list(keys)
+        for start in range(0, len(ordered), self.delete_batch_size):
+            batch = ordered[start : start + self.delete_batch_size]
+            result.requests += 1
+            try:
+                failures = self.delete_objects(batch)
+            except StorageError as exc:
+                failures = dict.fromkeys(batch, str(exc))
+            result.deleted_files += len(batch) - len(failures)
+            result.object_errors.update({keys[key]: error for key, error in failures.items()})
+        if result.object_errors:
+            result.errors[name] = summarize_object_errors(result.object_errors, len(keys))
+        return result
 
     @staticmethod
     def _safe_relative(name: str, prefix: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -161,6 +162,35 @@ class SharedFSBackend(StorageBackend):
         if errors:
             result.object_errors.update(errors)
             result.errors[checkpoint_uuid] = summarize_object_errors(errors, total)
+
+    def delete_files(self, checkpoint_uuid: str, paths: Iterable[str]) -> DeleteResult:
+        """Unlink each file (never following a symlink), then prune emptied directories."""
+        result = DeleteResult(requests=1)
+        name = str(checkpoint_uuid)
+        paths = list(paths)
+        try:
+            base = self.checkpoint_dir(name)
+            targets = [(path, self.file_path(name, path)) for path in paths]
+        except UnsafePath as exc:
+            result.errors[name] = str(exc)
+            return result
+        parents: set[Path] = set()
+        for path, full in targets:
+            try:
+                self.remove_file(str(full))
+                result.deleted_files += 1
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                result.object_errors[path] = exc.strerror or str(exc)
+            parents.update(p for p in full.parents if p != base and base in p.parents)
+        # Deepest first, so a directory emptied by its emptied children goes too.
+        for directory in sorted(parents, key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):  # not empty (other files remain), or gone
+                directory.rmdir()
+        if result.object_errors:
+            result.errors[name] = summarize_object_errors(result.object_errors, len(paths))
+        return result
 
     @staticmethod
     def remove_file(full: str) -> None:

@@ -54,6 +54,7 @@ ENDPOINTS = {
     "checkpoint-patch-metadata": ("patch", "/api/v1/checkpoints/{c}", {"metadata": {"a": 1}}, 200),
     "checkpoint-patch-protected": ("patch", "/api/v1/checkpoints/{c}", {"protected": True}, 200),
     "checkpoint-delete": ("delete", "/api/v1/checkpoints/{c}", None, 202),
+    "checkpoint-rm": ("post", "/api/v1/checkpoints/{c}/rm", {"globs": ["*.pth"]}, 202),
     "checkpoint-download": ("get", "/api/v1/checkpoints/{c}/download", None, 200),
     "checkpoint-file": ("get", "/api/v1/checkpoints/{c}/files/state-dict.pth", None, 200),
     "gc-runs-list": ("get", "/api/v1/gc-runs", None, 200),

@@ -1,0 +1,102 @@
+"""Determined logins and Bearer tokens.
+
+``det_login`` checks a username and password the way Determined sends them (pre-hashed,
+``isHashed: true``, verified with ``DeterminedPBKDF2PasswordHasher.verify_prehashed``; or
+raw, verified by Django). ``issue_token`` stores only the SHA-256 of a random token, valid
+for ``settings.CKPTWEB_DET_TOKEN_HOURS``; ``DetBearerAuthentication`` accepts
+``Authorization: Bearer <token>`` and answers 401 for a missing, unknown or expired one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import identify_hasher
+from django.utils import timezone
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
+
+from ckptweb.detcompat.hashers import DeterminedPBKDF2PasswordHasher, det_prehash
+from ckptweb.detcompat.models import DetToken
+
+#: One message for every failed login, so it tells nobody which usernames exist. Determined
+#: prints "invalid credentials" as is.
+INVALID_CREDENTIALS = "invalid credentials"
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_lifetime() -> timedelta:
+    """How long a token is valid: ``settings.CKPTWEB_DET_TOKEN_HOURS`` (default 168)."""
+    return timedelta(hours=int(getattr(settings, "CKPTWEB_DET_TOKEN_HOURS", 168)))
+
+
+def det_login(username: str, password: str, is_hashed: bool):
+    """The active user these credentials belong to, or None.
+
+    Pre-hashed passwords verify only against the Determined hasher's hashes: a user whose
+    hash predates it signs in on the web once (that upgrades the hash) before ``det`` works.
+    """
+    user = get_user_model().objects.filter(username=username).first()
+    hasher = DeterminedPBKDF2PasswordHasher()
+    if user is None or not user.is_active or not user.has_usable_password():
+        hasher.encode(password or "x", hasher.salt())  # same cost as a real check
+        return None
+    if not is_hashed:
+        return user if user.check_password(password) else None
+    try:
+        stored = identify_hasher(user.password)
+    except ValueError:
+        return None
+    if stored.algorithm != hasher.algorithm:
+        return None
+    return user if hasher.verify_prehashed(password, user.password) else None
+
+
+def issue_token(user) -> str:
+    """A new Bearer token for ``user`` (only its digest is stored)."""
+    token = secrets.token_urlsafe(32)
+    DetToken.objects.create(
+        key_hash=_digest(token), user=user, expires_at=timezone.now() + token_lifetime()
+    )
+    return token
+
+
+def revoke_token(token_row: DetToken) -> None:
+    """Delete this one token (``det user logout``); the user's other tokens stay valid."""
+    DetToken.objects.filter(pk=token_row.pk).delete()
+
+
+class DetBearerAuthentication(BaseAuthentication):
+    """``Authorization: Bearer <token>`` with a DetToken; anything else is a 401."""
+
+    keyword = b"bearer"
+
+    def authenticate(self, request):
+        parts = get_authorization_header(request).split()
+        if not parts:
+            return None
+        if parts[0].lower() != self.keyword or len(parts) != 2:
+            raise AuthenticationFailed("Authorization must be 'Bearer <token>'.")
+        token = parts[1].decode("latin-1")
+        row = DetToken.objects.select_related("user").filter(key_hash=_digest(token)).first()
+        if row is None:
+            raise AuthenticationFailed("invalid or expired token; run 'det user login'.")
+        if row.expires_at <= timezone.now():
+            row.delete()
+            raise AuthenticationFailed("invalid or expired token; run 'det user login'.")
+        if not row.user.is_active:
+            raise AuthenticationFailed("this user is deactivated.")
+        return row.user, row
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="det-compat"'
+
+
+__all__ = ["DetBearerAuthentication", "det_login", "det_prehash", "issue_token", "revoke_token"]

@@ -1,0 +1,192 @@
+"""ckptweb rows in Determined's REST shapes (``v1Checkpoint``, ``v1Experiment``, ``v1User``).
+
+Pure translation: values come from the models and from ckptweb's services (retention for
+the GC preview); nothing here decides what is kept, allowed or deleted. Determined's
+proto-JSON conventions are followed: camelCase keys, ``STATE_*`` enums, RFC 3339 times,
+int64 values (``resources`` sizes) as strings.
+"""
+
+from __future__ import annotations
+
+import copy
+from urllib.parse import urlsplit
+
+from experiments.choices import CheckpointState, ExperimentState
+from experiments.models import Checkpoint, Experiment, Validation
+from storage.backends import BACKENDS
+from storage.choices import SECRET_FIELDS
+
+#: ckptweb checkpoint state -> Determined's; DELETING (files being removed) has no
+#: Determined counterpart and shows as the nearest one, STATE_PARTIALLY_DELETED.
+CHECKPOINT_STATES = {
+    CheckpointState.COMPLETED: "STATE_COMPLETED",
+    CheckpointState.PARTIALLY_DELETED: "STATE_PARTIALLY_DELETED",
+    CheckpointState.DELETING: "STATE_PARTIALLY_DELETED",
+    CheckpointState.DELETED: "STATE_DELETED",
+    CheckpointState.ERROR: "STATE_ERROR",
+}
+#: Determined's ``states=`` filter values -> the ckptweb states they select.
+CHECKPOINT_STATE_FILTERS: dict[str, list[str]] = {}
+for _ours, _theirs in CHECKPOINT_STATES.items():
+    CHECKPOINT_STATE_FILTERS.setdefault(_theirs, []).append(_ours.value)
+
+EXPERIMENT_STATES = {state: f"STATE_{state.value}" for state in ExperimentState}
+
+
+def rfc3339(moment) -> str | None:
+    """A datetime as Determined's JSON spells it (``...Z``)."""
+    if moment is None:
+        return None
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def user_json(user) -> dict:
+    """A ``v1User``: ``admin`` is staff."""
+    return {
+        "id": user.pk,
+        "username": user.get_username(),
+        "displayName": user.get_full_name() or user.get_username(),
+        "admin": bool(user.is_staff),
+        "active": bool(user.is_active),
+        "remote": False,
+    }
+
+
+def checkpoint_storage(experiment: Experiment) -> dict:
+    """The experiment's ``checkpoint_storage`` section without any secret.
+
+    Only the backend's non-sensitive parameters are given (never ``access_key`` or
+    ``secret_key``), and an ``endpoint_url`` carrying credentials is left out, so a
+    Determined client reading storage directly uses its own credentials.
+    """
+    storage = experiment.storage
+    backend = BACKENDS.get(storage.type)
+    section: dict = {"type": storage.type}
+    if backend is not None:
+        for name in backend.parameters:
+            value = getattr(storage, name, "")
+            if name in backend.sensitive_parameters or name in SECRET_FIELDS or not value:
+                continue
+            if name == "endpoint_url" and (urlsplit(value).username or urlsplit(value).password):
+                continue
+            section[name] = value
+    section.update(experiment.gc_policy)
+    return section
+
+
+def experiment_config(experiment: Experiment) -> dict:
+    """The experiment config as Determined reads it: searcher metric and storage included."""
+    config = copy.deepcopy(experiment.config) if isinstance(experiment.config, dict) else {}
+    searcher = config.get("searcher") if isinstance(config.get("searcher"), dict) else {}
+    config["searcher"] = {
+        **searcher,
+        "metric": experiment.searcher_metric,
+        "smaller_is_better": experiment.smaller_is_better,
+    }
+    config["checkpoint_storage"] = checkpoint_storage(experiment)
+    config.setdefault("name", experiment.name)
+    return config
+
+
+def validation_metrics(checkpoints) -> dict[tuple[int, int], dict]:
+    """``{(trial_id, steps_completed): metrics}`` of the checkpoints' validations, one query.
+
+    Where a trial reported several validations at the same step, the latest wins (as for
+    ``Checkpoint.validation_metric``).
+    """
+    trials = {c.trial_id for c in checkpoints}
+    steps = {c.steps_completed for c in checkpoints}
+    found: dict[tuple[int, int], dict] = {}
+    if not checkpoints:
+        return found
+    rows = (
+        Validation.objects.filter(trial_id__in=trials, steps_completed__in=steps)
+        .order_by("id")
+        .values_list("trial_id", "steps_completed", "metrics")
+    )
+    for trial_id, step, metrics in rows:
+        found[(trial_id, step)] = metrics
+    return found
+
+
+def checkpoint_json(checkpoint: Checkpoint, config: dict, metrics: dict | None) -> dict:
+    """A ``v1Checkpoint``; ``metadata`` always carries ``steps_completed`` (never empty)."""
+    user_metadata = checkpoint.metadata if isinstance(checkpoint.metadata, dict) else {}
+    hparams = checkpoint.trial.hparams if isinstance(checkpoint.trial.hparams, dict) else {}
+    return {
+        "uuid": str(checkpoint.uuid),
+        "taskId": f"trial-{checkpoint.trial_id}",
+        "allocationId": "",
+        "reportTime": rfc3339(checkpoint.report_time),
+        "resources": {path: str(size) for path, size in sorted(checkpoint.resources.items())},
+        "metadata": {**user_metadata, "steps_completed": checkpoint.steps_completed},
+        "state": CHECKPOINT_STATES.get(checkpoint.state, "STATE_UNSPECIFIED"),
+        "storageId": checkpoint.experiment.storage_id,
+        "training": {
+            "trialId": checkpoint.trial_id,
+            "experimentId": checkpoint.experiment_id,
+            "experimentConfig": config,
+            "hparams": hparams,
+            "validationMetrics": {"avgMetrics": metrics} if metrics else None,
+            "searcherMetric": checkpoint.validation_metric,
+        },
+    }
+
+
+def checkpoints_json(checkpoints: list[Checkpoint]) -> list[dict]:
+    """``v1Checkpoint``s of checkpoints (with ``trial`` and ``experiment`` selected)."""
+    metrics = validation_metrics(checkpoints)
+    configs: dict[int, dict] = {}
+    result = []
+    for checkpoint in checkpoints:
+        if checkpoint.experiment_id not in configs:
+            configs[checkpoint.experiment_id] = experiment_config(checkpoint.experiment)
+        key = (checkpoint.trial_id, checkpoint.steps_completed)
+        result.append(
+            checkpoint_json(checkpoint, configs[checkpoint.experiment_id], metrics.get(key))
+        )
+    return result
+
+
+def experiment_json(experiment: Experiment) -> dict:
+    """A ``v1Experiment`` (the fields the SDK requires, plus name, owner and state)."""
+    config = experiment_config(experiment)
+    return {
+        "id": experiment.pk,
+        "name": experiment.name,
+        "description": experiment.description,
+        "archived": False,
+        "config": config,
+        "originalConfig": experiment.config_yaml,
+        "jobId": "",
+        "numTrials": experiment.trials.count(),
+        "projectId": 1,
+        "projectOwnerId": 1,
+        "workspaceId": 1,
+        "searcherType": "custom",
+        "searcherMetric": experiment.searcher_metric,
+        "startTime": rfc3339(experiment.created_at),
+        "state": EXPERIMENT_STATES.get(experiment.state, "STATE_UNSPECIFIED"),
+        "username": experiment.owner.get_username(),
+        "userId": experiment.owner_id,
+        "labels": [],
+        "notes": "",
+    }
+
+
+def preview_gc_row(checkpoint: Checkpoint, metrics: dict | None) -> dict:
+    """One row of Determined's ``preview_gc`` answer (a checkpoint the policy deletes).
+
+    ``step.validation`` is truthy only for validated checkpoints: the CLI lists those in
+    its table and counts the others.
+    """
+    return {
+        "TrialID": checkpoint.trial_id,
+        "ReportTime": rfc3339(checkpoint.report_time),
+        "StepsCompleted": checkpoint.steps_completed,
+        "State": CHECKPOINT_STATES.get(checkpoint.state, "STATE_UNSPECIFIED"),
+        "UUID": str(checkpoint.uuid),
+        "Resources": {path: size for path, size in sorted(checkpoint.resources.items())},
+        "ValidationMetrics": metrics or {},
+        "step": {"validation": {"metrics": metrics}} if metrics else {},
+    }
