@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve migrate test lint format worker bench
+.PHONY: install run serve migrate test lint format worker bench azurite
 
 install: $(STAMP)
 
@@ -16,6 +16,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
+
+# Azurite (Azure Blob Storage emulator, npm) for the Azure tests; installed once, locally.
+AZURITE := var/azurite/node_modules/.bin/azurite-blob
+AZURITE_VERSION ?= 3
+
+azurite: $(AZURITE)
+
+$(AZURITE):
+	@command -v npm >/dev/null || { echo "make azurite: npm is required"; exit 1; }
+	npm install --prefix var/azurite --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION)
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput -v0
