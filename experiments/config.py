@@ -19,11 +19,17 @@ import yaml
 
 from experiments.models import POLICY_FIELDS
 from experiments.retention import InvalidPolicy, parse_policy_value
-from storage.choices import ALLOWED_FIELDS, REQUIRED_FIELDS, SECRET_FIELDS, StorageType
+from storage.choices import (
+    ALLOWED_FIELDS,
+    PLAIN_FIELDS,
+    SECRET_FIELDS,
+    StorageType,
+    type_field_errors,
+)
 from storage.paths import UnsafePath, check_relative_path
 
 REDACTED = "********"
-STORAGE_FIELDS = ("host_path", "storage_path", "bucket", "prefix", "endpoint_url", *SECRET_FIELDS)
+STORAGE_FIELDS = (*PLAIN_FIELDS, *SECRET_FIELDS)
 
 
 class ConfigError(ValueError):
@@ -142,11 +148,10 @@ def parse_storage_section(section, path: str = "checkpoint_storage") -> StorageS
                 f"{path}.{key}", f"{path}.{key} does not apply to {storage_type.value} storage."
             )
         spec.fields[key] = value
-    for key in REQUIRED_FIELDS[storage_type]:
-        if not spec.fields.get(key):
-            raise ConfigError(
-                f"{path}.{key}", f"{path}.{key} is required for {storage_type.value} storage."
-            )
+    problems = type_field_errors(storage_type, spec.fields)
+    if problems:
+        key, problem = next(iter(problems.items()))
+        raise ConfigError(f"{path}.{key}", f"{path}.{key} {problem}")
     _check_paths(spec, path)
     return spec
 

@@ -24,6 +24,10 @@ class StorageConfigForm(forms.ModelForm):
 
     clear_access_key = forms.BooleanField(required=False, label="Clear the stored access key")
     clear_secret_key = forms.BooleanField(required=False, label="Clear the stored secret key")
+    clear_connection_string = forms.BooleanField(
+        required=False, label="Clear the stored connection string"
+    )
+    clear_credential = forms.BooleanField(required=False, label="Clear the stored credential")
 
     class Meta:
         model = StorageConfig
@@ -37,6 +41,10 @@ class StorageConfigForm(forms.ModelForm):
             "endpoint_url",
             "access_key",
             "secret_key",
+            "container",
+            "connection_string",
+            "account_url",
+            "credential",
             "is_default",
             "save_experiment_best",
             "save_trial_best",
@@ -70,6 +78,12 @@ class StorageConfigForm(forms.ModelForm):
 
     def clean_secret_key(self) -> str:
         return self._clean_secret("secret_key")
+
+    def clean_connection_string(self) -> str:
+        return self._clean_secret("connection_string")
+
+    def clean_credential(self) -> str:
+        return self._clean_secret("credential")
 
     def _get_validation_exclusions(self):
         """Skip the single-default constraint: saving a new default unsets the old one."""

@@ -4,16 +4,26 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from storage.choices import ALLOWED_FIELDS, REQUIRED_FIELDS, SECRET_FIELDS, StorageType
+from storage.choices import (
+    CONNECTION_STRING_SECRETS,
+    PLAIN_FIELDS,
+    SECRET_FIELDS,
+    StorageType,
+    parse_connection_string,
+    type_field_errors,
+)
 from storage.paths import UnsafePath, check_relative_path
 
 
 class StorageConfig(models.Model):
-    """One checkpoint storage location: a shared file system path, an S3 or a GCS bucket.
+    """One checkpoint storage location: a shared file system path, an S3 or a GCS bucket,
+    or an Azure Blob Storage container.
 
     Exactly one row is the default (the spec's "master configuration"); it also carries the
-    default ``save_*`` GC policy for experiments that set none. ``access_key`` and
-    ``secret_key`` are write-only: no page, API response, log line or error shows them.
+    default ``save_*`` GC policy for experiments that set none. The ``SECRET_FIELDS``
+    (``access_key``, ``secret_key``, ``connection_string``, ``credential``) are
+    write-only: no page, API response, log line or error shows them, nor the AccountKey
+    inside a connection string.
     """
 
     Type = StorageType
@@ -27,6 +37,10 @@ class StorageConfig(models.Model):
     endpoint_url = models.CharField(max_length=1024, blank=True)
     access_key = models.CharField(max_length=255, blank=True)
     secret_key = models.CharField(max_length=1024, blank=True)
+    container = models.CharField(max_length=255, blank=True)
+    connection_string = models.CharField(max_length=2048, blank=True)
+    account_url = models.CharField(max_length=1024, blank=True)
+    credential = models.CharField(max_length=2048, blank=True)
     is_default = models.BooleanField(default=False)
     save_experiment_best = models.PositiveIntegerField(default=0)
     save_trial_best = models.PositiveIntegerField(default=1)
@@ -54,15 +68,9 @@ class StorageConfig(models.Model):
             storage_type = StorageType(self.type)
         except ValueError:
             raise ValidationError({"type": f"Unknown storage type {self.type!r}."}) from None
-        for field in REQUIRED_FIELDS[storage_type]:
-            if not getattr(self, field):
-                errors[field] = f"{field} is required for {storage_type.value} storage."
-        for field in ("host_path", "storage_path", "bucket", "prefix", "endpoint_url"):
-            if getattr(self, field) and field not in ALLOWED_FIELDS[storage_type]:
-                errors[field] = f"{field} does not apply to {storage_type.value} storage."
-        for field in SECRET_FIELDS:
-            if getattr(self, field) and field not in ALLOWED_FIELDS[storage_type]:
-                errors[field] = f"{field} does not apply to {storage_type.value} storage."
+        values = {name: getattr(self, name) for name in (*PLAIN_FIELDS, *SECRET_FIELDS)}
+        for name, problem in type_field_errors(storage_type, values).items():
+            errors[name] = f"{name} {problem}"
         if self.host_path and not self.host_path.startswith("/"):
             errors["host_path"] = "host_path must be an absolute path."
         for field in ("storage_path", "prefix"):
@@ -85,18 +93,42 @@ class StorageConfig(models.Model):
             if self.storage_path:
                 path = f"{path}/{self.storage_path.strip('/')}"
             return path
-        scheme = "s3" if self.type == StorageType.S3 else "gs"
-        location = f"{scheme}://{self.bucket}"
+        if self.type == StorageType.AZURE:
+            location = f"azure://{self.container}"
+            endpoint = self.azure_endpoint
+        else:
+            scheme = "s3" if self.type == StorageType.S3 else "gs"
+            location = f"{scheme}://{self.bucket}"
+            endpoint = self.endpoint_url
         if self.prefix.strip("/"):
             location += "/" + self.prefix.strip("/")
-        if self.endpoint_url:
-            location += f" via {self.endpoint_url}"
+        if endpoint:
+            location += f" via {endpoint}"
         return location
+
+    @property
+    def azure_endpoint(self) -> str:
+        """The Azure account's blob endpoint without any secret (no key, no SAS query)."""
+        if self.account_url:
+            return self.account_url.split("?", 1)[0]
+        pairs = parse_connection_string(self.connection_string)
+        if pairs.get("BlobEndpoint"):
+            return pairs["BlobEndpoint"].split("?", 1)[0]
+        if pairs.get("AccountName"):
+            suffix = pairs.get("EndpointSuffix", "core.windows.net")
+            return f"https://{pairs['AccountName']}.blob.{suffix}"
+        return ""
 
     @property
     def secret_values(self) -> list[str]:
         """The secret values of this config, for scrubbing them from error text."""
-        return [value for value in (self.access_key, self.secret_key) if value]
+        values = [getattr(self, name) for name in SECRET_FIELDS]
+        pairs = parse_connection_string(self.connection_string)
+        values += [pairs.get(key, "") for key in CONNECTION_STRING_SECRETS]
+        if "?" in self.account_url:  # a SAS token in the URL
+            values.append(self.account_url.split("?", 1)[1])
+        # Longest first, so that a key inside the connection string cannot survive in part.
+        return sorted({value for value in values if value}, key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
         """Return ``text`` with every secret of this config replaced by ``***``."""

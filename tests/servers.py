@@ -34,7 +34,6 @@ from tests.conftest import missing_service
 
 ACCESS_KEY = "AKIACKPTWEBTESTACCESS"
 SECRET_KEY = "sEcReT-ckptweb-9f2c41d7e0b6-never-shown"
-SECRETS = (ACCESS_KEY, SECRET_KEY)
 BUCKET = "ckptweb-test"
 STARTUP_TIMEOUT = 30
 
@@ -43,6 +42,8 @@ AZURE_ACCOUNT = "devstoreaccount1"
 AZURE_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
+#: Secrets that no response, page, log line or error may contain.
+SECRETS = (ACCESS_KEY, SECRET_KEY, AZURE_KEY)
 AZURITE_BIN = Path(__file__).resolve().parent.parent / "var/azurite/node_modules/.bin/azurite-blob"
 
 MOTO_SCRIPT = """
