@@ -9,6 +9,9 @@ secrets (``StorageConfig.scrub`` also removes the AccountKey inside the string).
 Deletes go through Blob Batch requests (``delete_blobs``, 256 sub-requests each); a blob
 that cannot be deleted (a lease held on it, say) is reported per object, as on S3/GCS.
 Downloads stream 4 MiB chunks so memory stays bounded whatever the file size.
+
+Direct downloads are read-only blob SAS URLs signed locally with the account key (from
+the connection string, or ``credential`` when it is a key); a SAS credential cannot sign.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import ipaddress
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from storage.backends.base import (
     DeleteResult,
+    DirectDownloadUnsupported,
     FileNotFoundInStorage,
     ObjectStoreBackend,
     StorageError,
@@ -30,6 +35,7 @@ from storage.backends.base import (
     TransientStorageError,
     check_uuid,
 )
+from storage.choices import parse_connection_string
 from storage.paths import UnsafePath, check_relative_path
 
 logger = logging.getLogger(__name__)
@@ -220,6 +226,44 @@ class AzureBackend(ObjectStoreBackend):
             translate=lambda exc: self.translate(exc, f"reading {relative}"),
             name=relative,
         )
+
+    def account_key(self) -> tuple[str, str]:
+        """``(account name, account key)`` for signing, else DirectDownloadUnsupported."""
+        config = self.config
+        if config.connection_string:
+            pairs = parse_connection_string(config.connection_string)
+            name, key = pairs.get("AccountName", ""), pairs.get("AccountKey", "")
+            if not name and pairs.get("BlobEndpoint"):
+                name = account_name_of(pairs["BlobEndpoint"])
+        else:
+            name = account_name_of(config.account_url)
+            key = "" if is_sas_token(config.credential) else config.credential
+        if not (name and key):
+            raise DirectDownloadUnsupported(
+                "Azure direct downloads need the account key (AccountKey in the connection "
+                "string, or as credential) to sign SAS URLs."
+            )
+        return name, key
+
+    def signed_url(self, checkpoint_uuid: str, path: str, expires_in: int) -> str:
+        """A read-only blob SAS URL, signed locally with the account key."""
+        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+        relative = check_relative_path(path)
+        name = self.blob_name(checkpoint_uuid, relative)
+        account, key = self.account_key()
+        now = datetime.now(UTC)
+        with self.errors(f"signing {relative}"):
+            sas = generate_blob_sas(
+                account_name=account,
+                container_name=self.config.container,
+                blob_name=name,
+                account_key=key,
+                permission=BlobSasPermissions(read=True),
+                start=now - timedelta(minutes=5),  # tolerate clock skew
+                expiry=now + timedelta(seconds=expires_in),
+            )
+            return f"{self.container.get_blob_client(name).url}?{sas}"
 
     # Deletes ------------------------------------------------------------------------
 
