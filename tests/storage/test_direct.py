@@ -160,12 +160,16 @@ def test_signing_needs_no_request_per_url(s3_store, make_checkpoint, alice_api, 
     files = {f"shard-{index}.bin": b"x" for index in range(40)}
     checkpoint = make_checkpoint(s3_store, files)
     sent = []
+
+    def count(request, **kwargs):
+        sent.append(request)
+
     client = S3Backend(s3_store.config).client
-    client.meta.events.register("before-send.s3", lambda request, **kw: sent.append(request))
+    client.meta.events.register("before-send.s3", count)
     try:
         response = urls_of(alice_api, checkpoint)
     finally:
-        client.meta.events.unregister("before-send.s3", lambda request, **kw: None)
+        client.meta.events.unregister("before-send.s3", count)
     assert response.status_code == 200
     assert len(response.json()["files"]) == 40
     assert len(sent) == 1, [r.url for r in sent]  # the one listing
