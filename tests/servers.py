@@ -190,7 +190,6 @@ def start_azurite() -> AzuriteServer | str:
             "2048",
             "--disableTelemetry",
             "--skipApiVersionCheck",
-            "--loose",
             "--silent",
         ],
         cwd=workdir,
