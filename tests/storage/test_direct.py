@@ -286,3 +286,21 @@ def test_s3_and_gcs_urls_are_signed_for_the_asked_lifetime(
         forged = entry["url"].replace("Expires=5", "Expires=604800")
         with pytest.raises(Exception):  # noqa: B017, PT011 - a forged lifetime fails
             verify_v4(forged, key)
+
+
+# --- the checkpoint page -------------------------------------------------------------------
+
+
+def test_the_page_offers_direct_links_only_on_object_stores(
+    client, alice, s3_store, fs_store, make_checkpoint
+):
+    client.force_login(alice)
+    on_s3 = make_checkpoint(s3_store, {"a.bin": b"a", "b/c.txt": b"c"})
+    page = client.get(f"/checkpoints/{on_s3.uuid}/").content.decode()
+    assert page.count('class="btn btn-sm direct-link"') == 2
+    assert f'data-direct-urls="/api/v1/checkpoints/{on_s3.uuid}/urls"' in page
+    assert 'data-direct-path="b/c.txt"' in page
+    assert "X-Amz-Signature" not in page  # URLs are made on click, not embedded
+    on_fs = make_checkpoint(fs_store, {"a.bin": b"a"})
+    page = client.get(f"/checkpoints/{on_fs.uuid}/").content.decode()
+    assert "direct-link" not in page and "data-direct-urls" not in page
