@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve migrate test lint format worker bench det-venv
+.PHONY: install run serve migrate test lint format worker bench det-venv azurite
 
 install: $(STAMP)
 
@@ -28,6 +28,16 @@ $(DET_STAMP):
 	@test -x $(DET_VENV)/bin/python || $(PY) -m venv $(DET_VENV)
 	$(DET_VENV)/bin/python -m pip install -q --disable-pip-version-check 'determined==$(DET_VERSION)'
 	@touch $@
+
+# Azurite (Azure Blob Storage emulator, npm) for the Azure tests; installed once, locally.
+AZURITE := var/azurite/node_modules/.bin/azurite-blob
+AZURITE_VERSION ?= 3
+
+azurite: $(AZURITE)
+
+$(AZURITE):
+	@command -v npm >/dev/null || { echo "make azurite: npm is required"; exit 1; }
+	npm install --prefix var/azurite --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION)
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput -v0

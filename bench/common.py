@@ -20,7 +20,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-BENCH_DB = "ckptweb_bench"
+BENCH_DB = os.environ.get("BENCH_DB", "ckptweb_bench")  # another name for parallel runs
 PG_SERVER = os.environ.get("BENCH_PG_SERVER", "postgres://postgres@127.0.0.1:5432")
 BENCH_DATABASE_URL = f"{PG_SERVER}/{BENCH_DB}"
 MIB = 1024 * 1024

@@ -7,7 +7,9 @@ Creates the PostgreSQL database ``ckptweb_bench`` (dropped at the end), migrates
 2. ``pages`` — experiment page and checkpoints API page at 1k and 100k checkpoints;
 3. ``downloads`` — 1 GiB through gunicorn vs cat, tar of 10 files vs tar | cat, peak RSS;
 4. ``s3`` — GC deletes on S3 (moto): batched vs one DeleteObject per file;
-5. ``ingest`` — checkpoints reported per second through the API.
+5. ``ingest`` — checkpoints reported per second through the API;
+6. ``direct`` — ``ckpt download --direct`` vs the tar stream, 1 GiB in 8 files on moto,
+   and the server's CPU seconds for each.
 
 Prints a table and writes ``bench/results.json``. Generated files live in a temp dir that
 is removed at the end; gunicorn and moto are stopped even when a section fails.
@@ -34,7 +36,7 @@ sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent)]
 
 import common  # noqa: E402
 
-SECTIONS = ("gc", "pages", "downloads", "s3", "ingest")
+SECTIONS = ("gc", "pages", "downloads", "s3", "ingest", "direct")
 
 FULL = {
     "trials": 1000,
@@ -47,6 +49,8 @@ FULL = {
     "s3_per_file_sample": 150,
     "s3_runs": 3,
     "ingest": 10_000,
+    "direct_bytes": common.GIB,
+    "direct_runs": 3,
 }
 QUICK = FULL | {
     "trials": 50,
@@ -56,6 +60,7 @@ QUICK = FULL | {
     "s3_batched_sample": 100,
     "s3_per_file_sample": 30,
     "ingest": 300,
+    "direct_bytes": 64 * common.MIB,
 }
 
 
@@ -169,6 +174,12 @@ class Bench:
         import ingest
 
         self.results += ingest.run(self.env, self.work, self.sizes["ingest"])
+
+    def direct(self) -> None:
+        import direct
+
+        s = self.sizes
+        self.results += direct.run(self.env, self.work, s["direct_bytes"], s["direct_runs"])
 
     def run_all(self) -> None:
         for name in SECTIONS:

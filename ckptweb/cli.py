@@ -5,7 +5,7 @@
     ckpt experiment set gc-policy ID --save-experiment-best N --save-trial-best N
                                      --save-trial-latest N [--yes]
     ckpt checkpoint describe UUID
-    ckpt checkpoint download UUID [-o DIR]
+    ckpt checkpoint download UUID [-o DIR] [--direct [--parallel N]]
     ckpt checkpoint delete UUID [--yes]
     ckpt checkpoint rm UUID --glob G [--glob G ...] [--yes]
     ckpt storage scan NAME
@@ -25,6 +25,7 @@ import time
 
 from ckptweb.cli_storage import add_storage_commands
 from ckptweb.client import ApiError, Client, human_size
+from ckptweb.direct_download import DEFAULT_PARALLEL, download_direct
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -240,12 +241,22 @@ def checkpoint_describe(client: Client, args) -> None:
 
 
 def checkpoint_download(client: Client, args) -> None:
-    """``ckpt checkpoint download UUID [-o DIR]``"""
+    """``ckpt checkpoint download UUID [-o DIR] [--direct [--parallel N]]``"""
     bar = ProgressBar(args.uuid[:8])
     try:
-        target = client.download_checkpoint(
-            args.uuid, args.output, progress=bar, retries=args.retries
-        )
+        if args.direct:
+            target = download_direct(
+                client,
+                args.uuid,
+                args.output,
+                parallel=args.parallel,
+                progress=bar,
+                retries=args.retries,
+            )
+        else:
+            target = client.download_checkpoint(
+                args.uuid, args.output, progress=bar, retries=args.retries
+            )
     finally:
         bar.close()
     print(f"Downloaded checkpoint to {target}")
@@ -292,6 +303,14 @@ def non_negative(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def positive(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text!r}")
     return value
 
 
@@ -370,6 +389,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=non_negative,
         default=3,
         help="resume an interrupted download this many times (default: 3)",
+    )
+    download.add_argument(
+        "--direct",
+        action="store_true",
+        help="fetch the files straight from the object store with presigned URLs "
+        "(falls back to the server's stream on shared_fs)",
+    )
+    download.add_argument(
+        "--parallel",
+        type=positive,
+        default=DEFAULT_PARALLEL,
+        metavar="N",
+        help=f"connections of a --direct download (default: {DEFAULT_PARALLEL})",
     )
     download.set_defaults(handler=checkpoint_download)
 

@@ -22,11 +22,17 @@ from ckptweb import safe_yaml
 from ckptweb.limits import MAX_CONFIG_NODES, InvalidInput, check_json
 from experiments.models import POLICY_FIELDS
 from experiments.retention import InvalidPolicy, parse_policy_value
-from storage.choices import ALLOWED_FIELDS, REQUIRED_FIELDS, SECRET_FIELDS, StorageType
+from storage.choices import (
+    ALLOWED_FIELDS,
+    PLAIN_FIELDS,
+    SECRET_FIELDS,
+    StorageType,
+    type_field_errors,
+)
 from storage.models import REDACTED, StorageConfig, redact_url, url_credentials
 from storage.paths import UnsafePath, check_relative_path
 
-STORAGE_FIELDS = ("host_path", "storage_path", "bucket", "prefix", "endpoint_url", *SECRET_FIELDS)
+STORAGE_FIELDS = (*PLAIN_FIELDS, *SECRET_FIELDS)
 
 
 class ConfigError(InvalidInput):
@@ -95,16 +101,18 @@ def redact(config: dict) -> dict:
         for key in SECRET_FIELDS:
             if storage.get(key):
                 storage[key] = REDACTED
-        if isinstance(storage.get("endpoint_url"), str):
-            storage["endpoint_url"] = redact_url(storage["endpoint_url"])
+        for key in ("endpoint_url", "account_url"):
+            if isinstance(storage.get(key), str):
+                storage[key] = redact_url(storage[key])
     return clean
 
 
 def credential_fields(spec: StorageSpec) -> list[str]:
     """The fields of ``spec`` that carry credentials (secrets, or a URL with userinfo)."""
     fields = [key for key in SECRET_FIELDS if spec.fields.get(key)]
-    if url_credentials(spec.fields.get("endpoint_url", "")):
-        fields.append("endpoint_url")
+    for key in ("endpoint_url", "account_url"):
+        if url_credentials(spec.fields.get(key, "")):
+            fields.append(key)
     return fields
 
 
@@ -156,11 +164,10 @@ def parse_storage_section(section, path: str = "checkpoint_storage") -> StorageS
                 f"{path}.{key}", f"{path}.{key} does not apply to {storage_type.value} storage."
             )
         spec.fields[key] = value
-    for key in REQUIRED_FIELDS[storage_type]:
-        if not spec.fields.get(key):
-            raise ConfigError(
-                f"{path}.{key}", f"{path}.{key} is required for {storage_type.value} storage."
-            )
+    problems = type_field_errors(storage_type, spec.fields)
+    if problems:
+        key, problem = next(iter(problems.items()))
+        raise ConfigError(f"{path}.{key}", f"{path}.{key} {problem}")
     _check_paths(spec, path)
     _check_model_fields(spec, path)
     return spec

@@ -15,13 +15,13 @@ class StorageConfigAdmin(admin.ModelAdmin):
     form = StorageConfigForm
     list_display = ("name", "type", "location", "is_default", "updated_at")
     list_filter = ("type", "is_default")
-    search_fields = ("name", "bucket", "host_path")
+    search_fields = ("name", "bucket", "container", "host_path")
     actions = ["test_connection"]
     fieldsets = (
         (None, {"fields": ("name", "type", "is_default")}),
         ("Shared file system", {"fields": ("host_path", "storage_path")}),
         (
-            "S3 / GCS",
+            "S3 / GCS (prefix also applies to Azure)",
             {
                 "fields": (
                     "bucket",
@@ -30,6 +30,19 @@ class StorageConfigAdmin(admin.ModelAdmin):
                     ("access_key", "clear_access_key"),
                     ("secret_key", "clear_secret_key"),
                 )
+            },
+        ),
+        (
+            "Azure Blob Storage",
+            {
+                "description": "container, optional prefix, and either a connection string "
+                "or an account URL (with an optional account key or SAS credential).",
+                "fields": (
+                    "container",
+                    ("connection_string", "clear_connection_string"),
+                    "account_url",
+                    ("credential", "clear_credential"),
+                ),
             },
         ),
         (

@@ -14,6 +14,10 @@ class SecretInput(forms.PasswordInput):
         super().__init__(attrs={"autocomplete": "new-password", **(attrs or {})})
 
 
+#: URL fields that may carry credentials (userinfo, a SAS query): shown redacted.
+URL_FIELDS = ("endpoint_url", "account_url")
+
+
 class StorageConfigForm(forms.ModelForm):
     """Add/change a StorageConfig.
 
@@ -24,6 +28,10 @@ class StorageConfigForm(forms.ModelForm):
 
     clear_access_key = forms.BooleanField(required=False, label="Clear the stored access key")
     clear_secret_key = forms.BooleanField(required=False, label="Clear the stored secret key")
+    clear_connection_string = forms.BooleanField(
+        required=False, label="Clear the stored connection string"
+    )
+    clear_credential = forms.BooleanField(required=False, label="Clear the stored credential")
 
     class Meta:
         model = StorageConfig
@@ -37,6 +45,10 @@ class StorageConfigForm(forms.ModelForm):
             "endpoint_url",
             "access_key",
             "secret_key",
+            "container",
+            "connection_string",
+            "account_url",
+            "credential",
             "is_default",
             "save_experiment_best",
             "save_trial_best",
@@ -54,19 +66,26 @@ class StorageConfigForm(forms.ModelForm):
                 "Leave blank to keep it." if stored else "Optional."
             )
 
-        if self.instance.pk and self.instance.endpoint_url:
-            self.initial["endpoint_url"] = redact_url(self.instance.endpoint_url)
+        for name in URL_FIELDS:
+            if self.instance.pk and getattr(self.instance, name):
+                self.initial[name] = redact_url(getattr(self.instance, name))
 
-    def clean_endpoint_url(self) -> str:
-        """Credentials in the URL are write-only: the redacted URL sent back keeps them."""
-        value = self.cleaned_data.get("endpoint_url", "")
+    def _clean_url(self, name: str) -> str:
+        """Credentials in a URL are write-only: the redacted URL sent back keeps them."""
+        value = self.cleaned_data.get(name, "")
         if self.instance.pk:
-            stored = StorageConfig.objects.filter(pk=self.instance.pk).values_list(
-                "endpoint_url", flat=True
-            )[0]
+            stored = StorageConfig.objects.filter(pk=self.instance.pk).values_list(name, flat=True)[
+                0
+            ]
             if stored and value == redact_url(stored):
                 return stored
         return value
+
+    def clean_endpoint_url(self) -> str:
+        return self._clean_url("endpoint_url")
+
+    def clean_account_url(self) -> str:
+        return self._clean_url("account_url")
 
     def _clean_secret(self, name: str) -> str:
         """The new secret, the stored one when left blank, or '' when cleared."""
@@ -84,6 +103,12 @@ class StorageConfigForm(forms.ModelForm):
 
     def clean_secret_key(self) -> str:
         return self._clean_secret("secret_key")
+
+    def clean_connection_string(self) -> str:
+        return self._clean_secret("connection_string")
+
+    def clean_credential(self) -> str:
+        return self._clean_secret("credential")
 
     def _get_validation_exclusions(self):
         """Skip the single-default constraint: saving a new default unsets the old one."""

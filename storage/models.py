@@ -6,7 +6,14 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from storage.choices import ALLOWED_FIELDS, REQUIRED_FIELDS, SECRET_FIELDS, StorageType
+from storage.choices import (
+    CONNECTION_STRING_SECRETS,
+    PLAIN_FIELDS,
+    SECRET_FIELDS,
+    StorageType,
+    parse_connection_string,
+    type_field_errors,
+)
 from storage.paths import UnsafePath, check_relative_path
 
 #: What a page, a response or a stored config shows instead of a secret.
@@ -14,35 +21,39 @@ REDACTED = "********"
 
 
 def url_credentials(url: str) -> list[str]:
-    """The user name and password inside ``url``'s userinfo (``http://AK:SECRET@host``)."""
+    """The secrets inside ``url``: userinfo (``http://AK:SECRET@host``) and a query (SAS)."""
     try:
         parts = urlsplit(url)
-        raw = [value for value in (parts.username, parts.password) if value]
+        raw = [value for value in (parts.username, parts.password, parts.query) if value]
     except ValueError:
         return []
     return raw + [unquote(value) for value in raw if unquote(value) != value]
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its userinfo replaced by ``********``: credentials in a URL are secrets."""
-    if "@" not in url:
+    """``url`` without its secrets: userinfo and any query (a SAS token) become ``********``."""
+    if "@" not in url and "?" not in url:
         return url
     try:
         parts = urlsplit(url)
     except ValueError:
         return REDACTED
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{REDACTED}@{host}"))
+    if "@" in parts.netloc:
+        parts = parts._replace(netloc=f"{REDACTED}@{parts.netloc.rsplit('@', 1)[1]}")
+    if parts.query:
+        parts = parts._replace(query=REDACTED)
+    return urlunsplit(parts)
 
 
 class StorageConfig(models.Model):
-    """One checkpoint storage location: a shared file system path, an S3 or a GCS bucket.
+    """One checkpoint storage location: a shared file system path, an S3 or a GCS bucket,
+    or an Azure Blob Storage container.
 
     Exactly one row is the default (the spec's "master configuration"); it also carries the
-    default ``save_*`` GC policy for experiments that set none. ``access_key`` and
-    ``secret_key`` are write-only: no page, API response, log line or error shows them.
+    default ``save_*`` GC policy for experiments that set none. The ``SECRET_FIELDS``
+    (``access_key``, ``secret_key``, ``connection_string``, ``credential``) are
+    write-only: no page, API response, log line or error shows them, nor the AccountKey
+    inside a connection string.
     """
 
     Type = StorageType
@@ -56,6 +67,10 @@ class StorageConfig(models.Model):
     endpoint_url = models.CharField(max_length=1024, blank=True)
     access_key = models.CharField(max_length=255, blank=True)
     secret_key = models.CharField(max_length=1024, blank=True)
+    container = models.CharField(max_length=255, blank=True)
+    connection_string = models.CharField(max_length=2048, blank=True)
+    account_url = models.CharField(max_length=1024, blank=True)
+    credential = models.CharField(max_length=2048, blank=True)
     is_default = models.BooleanField(default=False)
     save_experiment_best = models.PositiveIntegerField(default=0)
     save_trial_best = models.PositiveIntegerField(default=1)
@@ -83,15 +98,9 @@ class StorageConfig(models.Model):
             storage_type = StorageType(self.type)
         except ValueError:
             raise ValidationError({"type": f"Unknown storage type {self.type!r}."}) from None
-        for field in REQUIRED_FIELDS[storage_type]:
-            if not getattr(self, field):
-                errors[field] = f"{field} is required for {storage_type.value} storage."
-        for field in ("host_path", "storage_path", "bucket", "prefix", "endpoint_url"):
-            if getattr(self, field) and field not in ALLOWED_FIELDS[storage_type]:
-                errors[field] = f"{field} does not apply to {storage_type.value} storage."
-        for field in SECRET_FIELDS:
-            if getattr(self, field) and field not in ALLOWED_FIELDS[storage_type]:
-                errors[field] = f"{field} does not apply to {storage_type.value} storage."
+        values = {name: getattr(self, name) for name in (*PLAIN_FIELDS, *SECRET_FIELDS)}
+        for name, problem in type_field_errors(storage_type, values).items():
+            errors[name] = f"{name} {problem}"
         if self.host_path and not self.host_path.startswith("/"):
             errors["host_path"] = "host_path must be an absolute path."
         for field in ("storage_path", "prefix"):
@@ -114,19 +123,41 @@ class StorageConfig(models.Model):
             if self.storage_path:
                 path = f"{path}/{self.storage_path.strip('/')}"
             return path
-        scheme = "s3" if self.type == StorageType.S3 else "gs"
-        location = f"{scheme}://{self.bucket}"
+        if self.type == StorageType.AZURE:
+            location = f"azure://{self.container}"
+            endpoint = self.azure_endpoint
+        else:
+            scheme = "s3" if self.type == StorageType.S3 else "gs"
+            location = f"{scheme}://{self.bucket}"
+            endpoint = self.endpoint_url
         if self.prefix.strip("/"):
             location += "/" + self.prefix.strip("/")
-        if self.endpoint_url:
-            location += f" via {redact_url(self.endpoint_url)}"
+        if endpoint:
+            location += f" via {redact_url(endpoint)}"
         return location
+
+    @property
+    def azure_endpoint(self) -> str:
+        """The Azure account's blob endpoint without any secret (no key, no SAS query)."""
+        if self.account_url:
+            return self.account_url.split("?", 1)[0]
+        pairs = parse_connection_string(self.connection_string)
+        if pairs.get("BlobEndpoint"):
+            return pairs["BlobEndpoint"].split("?", 1)[0]
+        if pairs.get("AccountName"):
+            suffix = pairs.get("EndpointSuffix", "core.windows.net")
+            return f"https://{pairs['AccountName']}.blob.{suffix}"
+        return ""
 
     @property
     def secret_values(self) -> list[str]:
         """The secret values of this config, for scrubbing them from error text."""
-        values = [value for value in (self.access_key, self.secret_key) if value]
-        return values + url_credentials(self.endpoint_url)
+        values = [getattr(self, name) for name in SECRET_FIELDS]
+        pairs = parse_connection_string(self.connection_string)
+        values += [pairs.get(key, "") for key in CONNECTION_STRING_SECRETS]
+        values += url_credentials(self.endpoint_url) + url_credentials(self.account_url)
+        # Longest first, so that a key inside the connection string cannot survive in part.
+        return sorted({value for value in values if value}, key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
         """Return ``text`` with every secret of this config replaced by ``***``."""

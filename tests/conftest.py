@@ -74,8 +74,8 @@ def default_storage(db, tmp_path):
     )
 
 
-# The S3 and GCS test servers, one per session for every package (see tests/servers.py).
-from tests.servers import gcs_server, moto_server  # noqa: E402, F401
+# The S3, GCS and Azure test servers, one per session for every package (see tests/servers.py).
+from tests.servers import azurite_server, gcs_server, moto_server  # noqa: E402, F401
 
 
 @pytest.fixture(autouse=True)

@@ -1,21 +1,32 @@
-"""Real S3 (moto) and GCS (emulator) servers over HTTP, shared by the whole test session.
+"""Real S3 (moto), GCS (emulator) and Azure (Azurite) servers over HTTP, one per session.
 
 Each server runs in its own child process (moto's ThreadedMotoServer, the
 gcp-storage-emulator's ``create_server``) on a free 127.0.0.1 port, started once per
 session: the fixtures are made visible to every test package by ``tests/conftest.py`` so
 that one instance serves them all. Keeping them out of the test process keeps their
 memory out of the download memory measurements, and their threads off its GIL.
+
+Azurite is the npm package, installed under ``var/azurite`` by ``make azurite`` (CI runs
+it). It listens on a free port (``--blobPort 0``, the port read from its start-up line),
+keeps blobs in memory, sends no telemetry, and runs in a temporary working directory
+(``--location`` cannot be combined with ``--inMemoryPersistence``, so the temporary
+directory is its cwd instead); it is terminated at the end of the session.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 import selectors
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -23,9 +34,17 @@ from tests.conftest import missing_service
 
 ACCESS_KEY = "AKIACKPTWEBTESTACCESS"
 SECRET_KEY = "sEcReT-ckptweb-9f2c41d7e0b6-never-shown"
-SECRETS = (ACCESS_KEY, SECRET_KEY)
 BUCKET = "ckptweb-test"
 STARTUP_TIMEOUT = 30
+
+#: Azurite's documented, public development account (not a secret anywhere but here).
+AZURE_ACCOUNT = "devstoreaccount1"
+AZURE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+#: Secrets that no response, page, log line or error may contain.
+SECRETS = (ACCESS_KEY, SECRET_KEY, AZURE_KEY)
+AZURITE_BIN = Path(__file__).resolve().parent.parent / "var/azurite/node_modules/.bin/azurite-blob"
 
 MOTO_SCRIPT = """
 import sys
@@ -122,6 +141,100 @@ def gcs_server():
     else:
         os.environ["STORAGE_EMULATOR_HOST"] = previous
     server.stop()
+
+
+@dataclass
+class AzuriteServer:
+    """The Azurite blob service (a Node process) on a free port."""
+
+    process: subprocess.Popen
+    port: int
+    workdir: str
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{AZURE_ACCOUNT}"
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURE_ACCOUNT};"
+            f"AccountKey={AZURE_KEY};BlobEndpoint={self.endpoint};"
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_azurite() -> AzuriteServer | str:
+    """Start azurite-blob on a free 127.0.0.1 port; return it or why it did not start."""
+    binary = str(AZURITE_BIN) if AZURITE_BIN.exists() else shutil.which("azurite-blob")
+    if not binary:
+        return "Azurite is not installed (run `make azurite`, which uses npm)"
+    workdir = tempfile.mkdtemp(prefix="ckptweb-azurite-")
+    process = subprocess.Popen(
+        [
+            binary,
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            "0",
+            "--inMemoryPersistence",
+            "--extentMemoryLimit",
+            "2048",
+            "--disableTelemetry",
+            "--skipApiVersionCheck",
+            "--silent",
+        ],
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "AZURITE_DISABLE_TELEMETRY": "1", "NO_UPDATE_NOTIFIER": "1"},
+    )
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    seen = []
+    while selector.select(timeout=STARTUP_TIMEOUT):
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line.strip())
+        match = re.search(r"listens on http://127\.0\.0\.1:(\d+)", line)
+        if match:
+            # Drain its output in the background so that it never blocks on a full pipe.
+            threading.Thread(target=process.stdout.read, daemon=True).start()
+            return AzuriteServer(process, int(match.group(1)), workdir)
+    process.kill()
+    process.wait()
+    shutil.rmtree(workdir, ignore_errors=True)
+    return f"Azurite did not start within {STARTUP_TIMEOUT}s (output: {seen[-3:]!r})"
+
+
+@pytest.fixture(scope="session")
+def azurite_server():
+    """Azurite's blob service over HTTP, with the test container created."""
+    server = start_azurite()
+    if isinstance(server, str):
+        missing_service(server)
+    azure_admin_client(server.connection_string).create_container(BUCKET)
+    yield server
+    server.stop()
+
+
+@functools.lru_cache
+def azure_admin_client(connection_string: str):
+    """An azure-storage-blob service client of our own, independent of the backend."""
+    from azure.storage.blob import BlobServiceClient
+
+    return BlobServiceClient.from_connection_string(connection_string)
 
 
 @functools.lru_cache

@@ -31,7 +31,43 @@
     dialog.showModal();
   }
 
+  /* "Direct link": fetch the checkpoint's presigned URLs once (1 h), copy the file's. */
+  var directUrls = null;
+  function copyDirectLink(button) {
+    var table = button.closest("[data-direct-urls]");
+    if (!table) return;
+    if (!directUrls) {
+      directUrls = fetch(table.dataset.directUrls, { credentials: "same-origin" })
+        .then(function (response) {
+          if (!response.ok) throw new Error("HTTP " + response.status);
+          return response.json();
+        })
+        .then(function (body) {
+          var byPath = {};
+          body.files.forEach(function (file) { byPath[file.path] = file.url; });
+          setTimeout(function () { directUrls = null; }, 50 * 60 * 1000);
+          return byPath;
+        });
+      directUrls.catch(function () { directUrls = null; });
+    }
+    directUrls.then(function (byPath) {
+      var url = byPath[button.dataset.directPath];
+      if (!url) throw new Error("no URL");
+      button.dataset.url = url;
+      var copied = navigator.clipboard ? navigator.clipboard.writeText(url) : Promise.reject();
+      return copied.then(function () {
+        button.textContent = "Copied";
+        setTimeout(function () { button.textContent = "Direct link"; }, 1500);
+      }, function () { window.prompt("Copy the direct link (valid 1 hour):", url); });
+    }).catch(function () { button.textContent = "Unavailable"; });
+  }
+
   document.addEventListener("click", function (event) {
+    var direct = event.target.closest("[data-direct-path]");
+    if (direct) {
+      copyDirectLink(direct);
+      return;
+    }
     var target = event.target.closest("[data-dialog], [data-copy]");
     if (!target) return;
     if (target.id === "gc-apply") {

@@ -11,7 +11,12 @@ import mimetypes
 import posixpath
 from collections.abc import Iterator
 
-from django.http import FileResponse, HttpResponseNotModified, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    HttpResponseNotModified,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404
 from django.utils.http import http_date, parse_http_date_safe
 from drf_spectacular.types import OpenApiTypes
@@ -26,6 +31,7 @@ from storage import services
 from storage.archive import FORMATS
 from storage.backends.base import (
     CHUNK_SIZE,
+    DirectDownloadUnsupported,
     FileNotFoundInStorage,
     StorageError,
     TransientStorageError,
@@ -80,6 +86,13 @@ class StorageUnavailable(exceptions.APIException):
     default_detail = "The checkpoint storage is temporarily unavailable."
 
 
+class NoDirectURLs(exceptions.APIException):
+    """409: the storage cannot hand out direct URLs (shared_fs)."""
+
+    status_code = 409
+    default_detail = "This storage has no direct URLs."
+
+
 class StorageFailed(exceptions.APIException):
     """502: the storage answered with an error."""
 
@@ -95,6 +108,8 @@ def api_exception(exc: Exception) -> Exception:
         return Gone(str(exc))
     if isinstance(exc, FileNotFoundInStorage):
         return exceptions.NotFound(str(exc))
+    if isinstance(exc, DirectDownloadUnsupported):
+        return NoDirectURLs(str(exc))
     if isinstance(exc, TransientStorageError):
         return StorageUnavailable(str(exc))
     if isinstance(exc, StorageError):
@@ -303,9 +318,15 @@ class CheckpointFileView(CheckpointStreamView):
 
     @extend_schema(
         operation_id="checkpoint_file",
-        parameters=[OpenApiParameter("download", bool, required=False)],
+        parameters=[
+            OpenApiParameter("download", bool, required=False),
+            OpenApiParameter("redirect", bool, required=False),
+            OpenApiParameter("expires", int, required=False),
+        ],
         responses={
             (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            302: OpenApiResponse(description="redirect=1: to a presigned URL of the file."),
+            409: OpenApiResponse(description="redirect=1 on a storage without direct URLs."),
             (206, "application/octet-stream"): OpenApiTypes.BINARY,
             400: OpenApiResponse(description="The path leaves the checkpoint directory."),
             404: OpenApiResponse(description="No such file."),
@@ -316,6 +337,8 @@ class CheckpointFileView(CheckpointStreamView):
         checkpoint = self.get_checkpoint(uuid)
         services.ensure_downloadable(checkpoint)
         relative = check_relative_path(path)
+        if request.query_params.get("redirect") in ("1", "true"):
+            return self.redirect(request, checkpoint, relative)
         stored = services.stat_checkpoint_file(checkpoint, relative)
         if_none_match = request.headers.get("If-None-Match", "")
         if stored.etag and stored.etag in (tag.strip() for tag in if_none_match.split(",")):
@@ -332,6 +355,17 @@ class CheckpointFileView(CheckpointStreamView):
             as_attachment=request.query_params.get("download") in ("1", "true"),
         )
         self.set_file_headers(response, stored, byte_range)
+        return response
+
+    @staticmethod
+    def redirect(request, checkpoint, relative: str) -> HttpResponseRedirect:
+        """302 to a presigned URL of the file (``?expires=`` seconds, default 1 h)."""
+        from storage import direct
+        from storage.api.direct_views import expires_seconds
+
+        url = direct.checkpoint_file_url(checkpoint, relative, expires_seconds(request))
+        response = HttpResponseRedirect(url)
+        response["Cache-Control"] = "no-store"
         return response
 
     @staticmethod

@@ -7,6 +7,7 @@
     backend.delete_checkpoints([str(c.uuid) for c in doomed])
 """
 
+from storage.backends.azure import AzureBackend
 from storage.backends.base import (
     DeleteResult,
     FileNotFoundInStorage,
@@ -24,6 +25,7 @@ BACKENDS: dict[str, type[StorageBackend]] = {
     StorageType.SHARED_FS.value: SharedFSBackend,
     StorageType.S3.value: S3Backend,
     StorageType.GCS.value: GCSBackend,
+    StorageType.AZURE.value: AzureBackend,
 }
 
 __all__ = [

@@ -34,6 +34,10 @@ class FileNotFoundInStorage(StorageError):
     """The requested file does not exist in the checkpoint's directory."""
 
 
+class DirectDownloadUnsupported(StorageError):
+    """The storage cannot hand out URLs of its own: its files only come through the server."""
+
+
 @dataclass(frozen=True)
 class StoredFile:
     """One file of a checkpoint: path relative to ``<root>/<uuid>/``, size, mtime, etag."""
@@ -214,6 +218,17 @@ class StorageBackend(abc.ABC):
     @abc.abstractmethod
     def check_connection(self) -> None:
         """Cheap reachability check; raises StorageError with a secret-free message."""
+
+    def signed_url(self, checkpoint_uuid: str, path: str, expires_in: int) -> str:
+        """A presigned GET URL of one file, valid ``expires_in`` seconds, made locally.
+
+        Signing needs no request to the store. Raises DirectDownloadUnsupported where the
+        storage has no URLs (shared_fs) or the credentials cannot sign.
+        """
+        raise DirectDownloadUnsupported(
+            f"{self.config.type} storage has no direct URLs: its files are only reachable "
+            "through the server (use the download or files routes)."
+        )
 
     def iter_checkpoint_dirs(self) -> Iterator[str]:
         """Names of the top-level ``<uuid>/`` directories, streamed (for imports and scans).

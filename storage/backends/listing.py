@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from storage.backends.azure import AzureBackend
 from storage.backends.base import StorageBackend, StorageError, StoredFile
 from storage.backends.gcs import GCSBackend
 from storage.backends.s3 import S3Backend
@@ -61,8 +62,8 @@ def iter_directories(backend: StorageBackend) -> Iterator[ListedDirectory]:
         return _iter_shared_fs(backend)
     if isinstance(backend, S3Backend):
         return _group_objects(_iter_s3_objects(backend), backend.base_prefix)
-    if isinstance(backend, GCSBackend):
-        return _group_objects(_iter_gcs_objects(backend), backend.base_prefix)
+    if isinstance(backend, GCSBackend | AzureBackend):
+        return _group_objects(_iter_blobs(backend), backend.base_prefix)
     raise StorageError(f"{type(backend).__name__} cannot list a whole storage")
 
 
@@ -77,11 +78,11 @@ def _iter_s3_objects(backend: S3Backend) -> Iterator[tuple[str, int, float | Non
             yield obj["Key"], int(obj.get("Size", 0)), modified.timestamp() if modified else None
 
 
-def _iter_gcs_objects(backend: GCSBackend) -> Iterator[tuple[str, int, float | None]]:
-    """``(name, size, mtime)`` of every blob under the prefix, in name order."""
+def _iter_blobs(backend: GCSBackend | AzureBackend) -> Iterator[tuple[str, int, float | None]]:
+    """``(name, size, mtime)`` of every GCS/Azure blob under the prefix, in name order."""
     for blob in backend.iter_blobs(backend.base_prefix):
-        modified = blob.updated.timestamp() if blob.updated else None
-        yield blob.name, int(blob.size or 0), modified
+        stored = backend._stored(blob, blob.name)
+        yield blob.name, stored.size, stored.modified
 
 
 def _group_objects(

@@ -51,6 +51,7 @@ def _s3_client(endpoint_url: str, access_key: str, secret_key: str):
             connect_timeout=10,
             read_timeout=60,
             max_pool_connections=20,
+            signature_version="s3v4",  # presigned URLs too (SigV4 allows up to 7 days)
         ),
     )
 
@@ -183,6 +184,14 @@ class S3Backend(ObjectStoreBackend):
             translate=lambda exc: self.translate(exc, f"reading {relative}"),
             name=relative,
         )
+
+    def signed_url(self, checkpoint_uuid: str, path: str, expires_in: int) -> str:
+        """A SigV4 presigned GetObject URL, signed locally by boto3 (no request)."""
+        key = self.key(checkpoint_uuid, path)
+        with self.errors(f"signing {check_relative_path(path)}"):
+            return self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in
+            )
 
     # Deletes ------------------------------------------------------------------------
 

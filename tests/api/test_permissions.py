@@ -57,6 +57,8 @@ ENDPOINTS = {
     "checkpoint-rm": ("post", "/api/v1/checkpoints/{c}/rm", {"globs": ["*.pth"]}, 202),
     "checkpoint-download": ("get", "/api/v1/checkpoints/{c}/download", None, 200),
     "checkpoint-file": ("get", "/api/v1/checkpoints/{c}/files/state-dict.pth", None, 200),
+    # Direct URLs are a read; this checkpoint is on shared_fs, which has none (409).
+    "checkpoint-urls": ("get", "/api/v1/checkpoints/{c}/urls", None, 409),
     "gc-runs-list": ("get", "/api/v1/gc-runs", None, 200),
     "gc-run-get": ("get", "/api/v1/gc-runs/{g}", None, 200),
 }

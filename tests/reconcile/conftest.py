@@ -1,7 +1,7 @@
 """Fixtures of the reconciliation tests: one planted storage per backend.
 
-The S3 (moto) and GCS (emulator) servers and the ``Store`` helper come from the storage
-tests' conftest; they are re-exported here so these tests can run on their own.
+The S3 (moto), GCS (emulator) and Azure (Azurite) servers and the ``Store`` helper come
+from the storage tests' conftest; they are re-exported here so these tests can run on their own.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tests.storage.conftest import (  # noqa: F401 - fixtures re-exported for th
 OLD = time.time() - 2 * 3600
 
 
-@pytest.fixture(params=["shared_fs", "s3", "gcs"])
+@pytest.fixture(params=["shared_fs", "s3", "gcs", "azure"])
 def store(request, db, tmp_path) -> Store:
     """One Store per backend type (object stores start their server on first use)."""
     return make_store(request.param, request, tmp_path, unique_prefix())

@@ -1,11 +1,11 @@
-"""Fixtures of the storage tests: real S3 (moto) and GCS (emulator) servers over HTTP.
+"""Fixtures of the storage tests: real S3 (moto), GCS (emulator), Azure (Azurite) over HTTP.
 
 Each server runs in its own child process (moto's ThreadedMotoServer, the
 gcp-storage-emulator's ``create_server``) on a free 127.0.0.1 port, started once per
 session. Keeping them out of the test process keeps their memory out of the download
 memory measurements, and their threads off this process's GIL.
 
-``store`` is parametrized over the three backends; it gives a StorageConfig plus a
+``store`` is parametrized over the four backends; it gives a StorageConfig plus a
 ``put`` that writes objects with the provider's own client (not through our backend).
 Every response the storage tests receive is recorded so that ``test_zz_secrets`` can
 assert that no secret ever appears in one.
@@ -24,10 +24,12 @@ import pytest
 
 from tests.servers import (  # noqa: F401 - shared with the storage tests' modules
     ACCESS_KEY,
+    AZURE_KEY,
     BUCKET,
     SECRET_KEY,
     SECRETS,
     ServerProcess,
+    azure_admin_client,
     gcs_admin_client,
     s3_admin_client,
 )
@@ -55,10 +57,8 @@ class Store:
             target = self.root / str(checkpoint_uuid) / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        elif self.kind == "s3":
-            self.admin.put_object(Bucket=BUCKET, Key=self.key(checkpoint_uuid, path), Body=data)
         else:
-            self.admin.bucket(BUCKET).blob(self.key(checkpoint_uuid, path)).upload_from_string(data)
+            self.put_raw_key(self.key(checkpoint_uuid, path), data)
 
     def put_file(self, checkpoint_uuid, path: str, source: Path) -> None:
         """Write one (large) file from disk, streamed."""
@@ -68,6 +68,11 @@ class Store:
             os.link(source, target)
         elif self.kind == "s3":
             self.admin.upload_file(str(source), BUCKET, self.key(checkpoint_uuid, path))
+        elif self.kind == "azure":
+            with open(source, "rb") as stream:
+                self.admin.upload_blob(
+                    self.key(checkpoint_uuid, path), stream, overwrite=True, max_concurrency=4
+                )
         else:
             blob = self.admin.bucket(BUCKET).blob(
                 self.key(checkpoint_uuid, path), chunk_size=64 * 1024 * 1024
@@ -82,6 +87,8 @@ class Store:
         """Write an object under an arbitrary key (object stores only)."""
         if self.kind == "s3":
             self.admin.put_object(Bucket=BUCKET, Key=key, Body=data)
+        elif self.kind == "azure":
+            self.admin.upload_blob(key, data, overwrite=True)
         else:
             self.admin.bucket(BUCKET).blob(key).upload_from_string(data)
 
@@ -96,6 +103,8 @@ class Store:
             return any(
                 o["Key"] == self.key(checkpoint_uuid, path) for o in listing.get("Contents", [])
             )
+        if self.kind == "azure":
+            return self.admin.get_blob_client(self.key(checkpoint_uuid, path)).exists()
         return self.admin.bucket(BUCKET).blob(self.key(checkpoint_uuid, path)).exists()
 
 
@@ -110,7 +119,7 @@ def shared_root(tmp_path_factory) -> Path:
 
 
 def make_store(kind: str, request, host: Path, prefix: str) -> Store:
-    """Build a Store of ``kind``; S3/GCS start their server (or skip) on first use."""
+    """Build a Store of ``kind``; S3/GCS/Azure start their server (or skip) on first use."""
     from storage.models import StorageConfig
 
     name = f"{kind.replace('_', '-')}-{uuid_lib.uuid4().hex[:8]}"
@@ -132,12 +141,23 @@ def make_store(kind: str, request, host: Path, prefix: str) -> Store:
             secret_key=SECRET_KEY,
         )
         return Store(kind, config, admin=s3_admin_client(server.endpoint))
+    if kind == "azure":
+        server = request.getfixturevalue("azurite_server")
+        config = StorageConfig.objects.create(
+            name=name,
+            type="azure",
+            container=BUCKET,
+            prefix=prefix,
+            connection_string=server.connection_string,
+        )
+        admin = azure_admin_client(server.connection_string).get_container_client(BUCKET)
+        return Store(kind, config, admin=admin)
     request.getfixturevalue("gcs_server")
     config = StorageConfig.objects.create(name=name, type="gcs", bucket=BUCKET, prefix=prefix)
     return Store(kind, config, admin=gcs_admin_client())
 
 
-@pytest.fixture(params=["shared_fs", "s3", "gcs"])
+@pytest.fixture(params=["shared_fs", "s3", "gcs", "azure"])
 def store(request, db, shared_root) -> Store:
     """The backend contract fixture: one Store per backend type.
 
@@ -168,6 +188,11 @@ def s3_store(isolated_store) -> Store:
 @pytest.fixture
 def gcs_store(isolated_store) -> Store:
     return isolated_store("gcs")
+
+
+@pytest.fixture
+def azure_store(isolated_store) -> Store:
+    return isolated_store("azure")
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,6 @@
-"""The backend contract: every storage type (shared_fs, S3 via moto, GCS via the emulator)
-passes the same listing, reading, download, safety and deletion tests, over HTTP."""
+"""The backend contract: every storage type (shared_fs, S3 via moto, GCS via the emulator,
+Azure via Azurite) passes the same listing, reading, download, safety and deletion tests,
+over HTTP."""
 
 from __future__ import annotations
 
@@ -274,8 +275,16 @@ def test_it_deletes_checkpoints(store, make_checkpoint):
     assert store.exists(kept.uuid, "keep.bin")
 
 
-def fail_one_object(monkeypatch, store, backend, doomed_key: str):
-    """Make deleting one object fail as the provider would report it (per object)."""
+def fail_one_object(monkeypatch, store, backend, doomed_key: str, checkpoint_uuid) -> str:
+    """Make deleting one object fail as the provider would report it (per object).
+
+    Returns a word the error must contain. On Azure the failure is real: a lease held on
+    the blob makes Azurite refuse its deletion inside the batch.
+    """
+    if store.kind == "azure":
+        blob = store.admin.get_blob_client(store.key(checkpoint_uuid, doomed_key))
+        blob.acquire_lease(lease_duration=-1)
+        return "lease"
     if store.kind == "shared_fs":
         original = backend.remove_file
 
@@ -285,7 +294,7 @@ def fail_one_object(monkeypatch, store, backend, doomed_key: str):
             original(full)
 
         monkeypatch.setattr(backend, "remove_file", remove_file)
-        return
+        return "denied"
     original = backend.delete_objects
 
     def delete_objects(keys):
@@ -295,17 +304,18 @@ def fail_one_object(monkeypatch, store, backend, doomed_key: str):
         return errors
 
     monkeypatch.setattr(backend, "delete_objects", delete_objects)
+    return "denied"
 
 
 def test_delete_reports_per_object_errors(store, make_checkpoint, monkeypatch):
     doomed = make_checkpoint(store, FILES)
     other = make_checkpoint(store, {"x.bin": b"x"})
     backend = get_backend(store.config)
-    fail_one_object(monkeypatch, store, backend, "model/state-dict.pth")
+    word = fail_one_object(monkeypatch, store, backend, "model/state-dict.pth", doomed.uuid)
     result = backend.delete_checkpoints([str(doomed.uuid), str(other.uuid)])
     assert set(result.errors) == {str(doomed.uuid)}
     assert "model/state-dict.pth" in result.errors[str(doomed.uuid)]
-    assert "denied" in result.errors[str(doomed.uuid)].lower()
+    assert word in result.errors[str(doomed.uuid)].lower()
     assert [key for key in result.object_errors if key.endswith("model/state-dict.pth")]
     assert result.deleted_files == len(FILES) - 1 + 1
     assert store.exists(doomed.uuid, "model/state-dict.pth")

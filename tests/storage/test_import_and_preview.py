@@ -13,7 +13,7 @@ from experiments.models import Checkpoint, Experiment, Trial, Validation
 from storage import services
 
 
-@pytest.fixture(params=["shared_fs", "s3"])
+@pytest.fixture(params=["shared_fs", "s3", "azure"])
 def import_store(request, isolated_store):
     return isolated_store(request.param)
 

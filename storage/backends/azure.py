@@ -1,0 +1,344 @@
+"""Checkpoints in an Azure Blob Storage container: ``<prefix>/<uuid>/<relpath>``.
+
+The account is reached with either a connection string (which carries the account name,
+the endpoint and an AccountKey or a SAS) or an ``account_url`` plus an optional
+``credential``: an account key, or a SAS token (``sv=...&sig=...``); with neither, the
+container must allow anonymous reads. Both the connection string and the credential are
+secrets (``StorageConfig.scrub`` also removes the AccountKey inside the string).
+
+Deletes go through Blob Batch requests (``delete_blobs``, 256 sub-requests each); a blob
+that cannot be deleted (a lease held on it, say) is reported per object, as on S3/GCS.
+Downloads stream 4 MiB chunks so memory stays bounded whatever the file size.
+
+Direct downloads are read-only blob SAS URLs signed locally with the account key (from
+the connection string, or ``credential`` when it is a key); a SAS credential cannot sign.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+from storage.backends.base import (
+    DeleteResult,
+    DirectDownloadUnsupported,
+    FileNotFoundInStorage,
+    ObjectStoreBackend,
+    StorageError,
+    StoredFile,
+    StreamReader,
+    TransientStorageError,
+    check_uuid,
+)
+from storage.choices import parse_connection_string
+from storage.paths import UnsafePath, check_relative_path
+
+logger = logging.getLogger(__name__)
+
+#: Bytes per download request; also the most a download holds in memory.
+CHUNK_BYTES = 4 * 1024 * 1024
+#: The Blob Batch API accepts at most 256 sub-requests per batch.
+BATCH_LIMIT = 256
+
+
+def account_name_of(url: str) -> str:
+    """The storage account of a blob endpoint URL.
+
+    ``https://<account>.blob.core.windows.net`` names it in the host; emulators such as
+    Azurite (``http://127.0.0.1:10000/<account>``) in the first path segment.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+        path_style = True
+    except ValueError:
+        path_style = host == "localhost" or "." not in host
+    if path_style:
+        return parts.path.strip("/").split("/", 1)[0]
+    return host.split(".", 1)[0]
+
+
+def is_sas_token(credential: str) -> bool:
+    """True for a SAS token (``sv=...&sig=...``), False for an account key."""
+    return "sig=" in credential
+
+
+@functools.lru_cache(maxsize=32)
+def _service_client(connection_string: str, account_url: str, credential: str):
+    """A BlobServiceClient for one set of connection fields, with bounded chunk sizes."""
+    from azure.storage.blob import BlobServiceClient, ExponentialRetry
+
+    options = {
+        "max_single_get_size": CHUNK_BYTES,
+        "max_chunk_get_size": CHUNK_BYTES,
+        "connection_timeout": 10,
+        "read_timeout": 60,
+        # The SDK's default backs off 15 s, 18 s, 24 s: far too long inside a web request.
+        "retry_policy": ExponentialRetry(
+            initial_backoff=0.5, increment_base=2, retry_total=2, random_jitter_range=0.5
+        ),
+    }
+    if connection_string:
+        return BlobServiceClient.from_connection_string(connection_string, **options)
+    secret = None
+    if credential:
+        if is_sas_token(credential):
+            secret = credential.lstrip("?")
+        else:
+            secret = {"account_name": account_name_of(account_url), "account_key": credential}
+    return BlobServiceClient(account_url, credential=secret, **options)
+
+
+def _first_line(text: str) -> str:
+    return (text or "").strip().splitlines()[0][:200] if (text or "").strip() else ""
+
+
+class AzureBackend(ObjectStoreBackend):
+    """Blobs under ``<prefix>/<uuid>/`` of one container; deletes in Blob Batch requests."""
+
+    parameters = ("container", "prefix", "connection_string", "account_url", "credential")
+    sensitive_parameters = ("connection_string", "credential")
+    delete_batch_size = BATCH_LIMIT
+
+    @property
+    def service(self):
+        """The (cached) BlobServiceClient of this config."""
+        config = self.config
+        with self.errors("connecting"):
+            return _service_client(config.connection_string, config.account_url, config.credential)
+
+    @property
+    def container(self):
+        return self.service.get_container_client(self.config.container)
+
+    def blob_name(self, checkpoint_uuid, path: str) -> str:
+        """The blob name of one checked relative path."""
+        return self.checkpoint_prefix(checkpoint_uuid) + check_relative_path(path)
+
+    # Errors -------------------------------------------------------------------------
+
+    def translate(self, exc: Exception, action: str) -> StorageError:
+        """Map an azure-core exception to a secret-free, one-line StorageError subclass."""
+        from azure.core import exceptions as azure
+
+        if isinstance(exc, azure.ResourceNotFoundError):
+            return FileNotFoundInStorage(self.scrub(f"Azure {action} failed: not found"))
+        if isinstance(exc, azure.HttpResponseError):
+            status = exc.status_code or 0
+            code = getattr(exc, "error_code", None) or ""
+            message = self.scrub(
+                f"Azure {action} failed: HTTP {status} {code}: {_first_line(exc.message)}"
+            )
+            if status == 429 or status >= 500:
+                return TransientStorageError(message)
+            return StorageError(message)
+        if isinstance(exc, azure.ServiceRequestError | azure.ServiceResponseError):
+            return TransientStorageError(
+                self.scrub(f"Azure {action} failed: {_first_line(str(exc))}")
+            )
+        if isinstance(exc, ValueError):  # the SDK's complaint about a malformed setting
+            return StorageError(self.scrub(f"Azure {action} failed: {_first_line(str(exc))}"))
+        return StorageError(
+            self.scrub(f"Azure {action} failed: {type(exc).__name__}: {_first_line(str(exc))}")
+        )
+
+    @contextmanager
+    def errors(self, action: str):
+        """Re-raise anything from the SDK as a StorageError describing ``action``."""
+        try:
+            yield
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise self.translate(exc, action) from None
+
+    # Reads --------------------------------------------------------------------------
+
+    def iter_blobs(self, prefix: str) -> Iterator:
+        """Blobs under ``prefix``, streamed page by page."""
+        with self.errors(f"listing {prefix or '/'}"):
+            yield from self.container.list_blobs(name_starts_with=prefix)
+
+    @staticmethod
+    def _stored(blob, relative: str) -> StoredFile:
+        etag = blob.etag or None
+        if etag and not etag.startswith('"'):
+            etag = f'"{etag}"'
+        return StoredFile(
+            path=relative,
+            size=int(blob.size or 0),
+            modified=blob.last_modified.timestamp() if blob.last_modified else None,
+            etag=etag,
+        )
+
+    def list_files(self, checkpoint_uuid: str) -> list[StoredFile]:
+        """Blobs under the checkpoint prefix whose relative names are safe paths."""
+        prefix = self.checkpoint_prefix(checkpoint_uuid)
+        files = []
+        for blob in self.iter_blobs(prefix):
+            relative = self._safe_relative(blob.name, prefix)
+            if relative is not None:
+                files.append(self._stored(blob, relative))
+        return sorted(files, key=lambda stored: stored.path)
+
+    def stat(self, checkpoint_uuid: str, path: str) -> StoredFile:
+        """The properties of one blob."""
+        relative = check_relative_path(path)
+        name = self.blob_name(checkpoint_uuid, path)
+        try:
+            with self.errors(f"reading {relative}"):
+                properties = self.container.get_blob_client(name).get_blob_properties()
+        except FileNotFoundInStorage:
+            raise FileNotFoundInStorage(f"{relative} not found") from None
+        return self._stored(properties, relative)
+
+    def open(self, checkpoint_uuid: str, path: str, start: int = 0, end: int | None = None):
+        """A streamed (ranged) download, fetched 4 MiB at a time as it is read."""
+        relative = check_relative_path(path)
+        name = self.blob_name(checkpoint_uuid, path)
+        if end is not None and end <= start:
+            self.stat(checkpoint_uuid, path)  # still 404 for a missing file
+            return StreamReader(lambda n: b"", 0)
+        length = None if end is None else end - start
+        try:
+            with self.errors(f"reading {relative}"):
+                downloader = self.container.download_blob(
+                    name,
+                    offset=start if (start or length is not None) else None,
+                    length=length,
+                    max_concurrency=1,
+                )
+        except FileNotFoundInStorage:
+            raise FileNotFoundInStorage(f"{relative} not found") from None
+        except StorageError as exc:
+            if "InvalidRange" in str(exc) or "HTTP 416" in str(exc):
+                return StreamReader(lambda n: b"", 0)
+            raise
+        return StreamReader(
+            downloader.read,
+            int(downloader.size),
+            translate=lambda exc: self.translate(exc, f"reading {relative}"),
+            name=relative,
+        )
+
+    def account_key(self) -> tuple[str, str]:
+        """``(account name, account key)`` for signing, else DirectDownloadUnsupported."""
+        config = self.config
+        if config.connection_string:
+            pairs = parse_connection_string(config.connection_string)
+            name, key = pairs.get("AccountName", ""), pairs.get("AccountKey", "")
+            if not name and pairs.get("BlobEndpoint"):
+                name = account_name_of(pairs["BlobEndpoint"])
+        else:
+            name = account_name_of(config.account_url)
+            key = "" if is_sas_token(config.credential) else config.credential
+        if not (name and key):
+            raise DirectDownloadUnsupported(
+                "Azure direct downloads need the account key (AccountKey in the connection "
+                "string, or as credential) to sign SAS URLs."
+            )
+        return name, key
+
+    def signed_url(self, checkpoint_uuid: str, path: str, expires_in: int) -> str:
+        """A read-only blob SAS URL, signed locally with the account key."""
+        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+        relative = check_relative_path(path)
+        name = self.blob_name(checkpoint_uuid, relative)
+        account, key = self.account_key()
+        now = datetime.now(UTC)
+        with self.errors(f"signing {relative}"):
+            sas = generate_blob_sas(
+                account_name=account,
+                container_name=self.config.container,
+                blob_name=name,
+                account_key=key,
+                permission=BlobSasPermissions(read=True),
+                start=now - timedelta(minutes=5),  # tolerate clock skew
+                expiry=now + timedelta(seconds=expires_in),
+            )
+            return f"{self.container.get_blob_client(name).url}?{sas}"
+
+    # Deletes ------------------------------------------------------------------------
+
+    def delete_checkpoints(self, checkpoint_uuids: Iterable[str]) -> DeleteResult:
+        """Delete all blobs under each checkpoint prefix, 256 deletes per batch request."""
+        result = DeleteResult()
+        batch: list[str] = []
+        totals: dict[str, int] = {}
+        for checkpoint_uuid in checkpoint_uuids:
+            name = str(checkpoint_uuid)
+            try:
+                prefix = self.checkpoint_prefix(name)
+                name = check_uuid(name)
+                totals[name] = 0
+                for blob in self.iter_blobs(prefix):
+                    totals[name] += 1
+                    batch.append(blob.name)
+                    if len(batch) >= self.delete_batch_size:
+                        self._flush(batch, result)
+            except (StorageError, UnsafePath) as exc:
+                result.errors[name] = str(exc)
+        self._flush(batch, result)
+        self._summarize(result, totals)
+        return result
+
+    def _flush(self, batch: list[str], result: DeleteResult) -> None:
+        """Send one batch request deleting ``batch`` and record per-blob errors."""
+        if not batch:
+            return
+        names = list(batch)
+        batch.clear()
+        result.requests += 1
+        try:
+            failures = self.delete_blobs(names)
+        except StorageError as exc:
+            failures = dict.fromkeys(names, str(exc))
+        result.deleted_files += len(names) - len(failures)
+        result.object_errors.update(failures)
+
+    def delete_blobs(self, names: list[str]) -> dict[str, str]:
+        """One Blob Batch request deleting ``names``; ``{name: error}`` for the refused.
+
+        A 404 means the blob is already gone, which is what a delete wants.
+        """
+        with self.errors("deleting blobs"):
+            responses = list(self.container.delete_blobs(*names, raise_on_any_failure=False))
+        failures = {}
+        for name, response in zip(names, responses, strict=False):
+            status = response.status_code
+            if 200 <= status < 300 or status == 404:
+                continue
+            code = response.headers.get("x-ms-error-code", "") if response.headers else ""
+            failures[name] = self.scrub(f"HTTP {status} {code}: {response.reason or 'error'}")
+        for name in names[len(responses) :]:
+            failures[name] = "no response in the batch reply"
+        return failures
+
+    # Scans --------------------------------------------------------------------------
+
+    def check_connection(self) -> None:
+        """List at most one blob under the prefix: proves endpoint, credentials, container."""
+        with self.errors(f"listing container {self.config.container}"):
+            pages = self.container.list_blobs(
+                name_starts_with=self.base_prefix, results_per_page=1, timeout=10
+            ).by_page()
+            list(next(pages, []))
+
+    def iter_checkpoint_dirs(self) -> Iterator[str]:
+        """The ``<uuid>/`` prefixes directly under ``<prefix>/``, page by page."""
+        from azure.storage.blob import BlobPrefix
+
+        base = self.base_prefix
+        with self.errors(f"listing {base or '/'}"):
+            for item in self.container.walk_blobs(name_starts_with=base, delimiter="/"):
+                if isinstance(item, BlobPrefix):
+                    name = item.name[len(base) :].rstrip("/")
+                    if name:
+                        yield name

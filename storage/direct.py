@@ -1,0 +1,70 @@
+"""Direct downloads: presigned GET URLs that let clients fetch files from the store itself.
+
+Bytes of a direct download never pass through ckptweb. ``checkpoint_urls`` lists the
+checkpoint's files once (one listing request) and signs a URL per file locally, so a
+checkpoint of 10,000 files costs the same one request as its file list. URLs are valid
+``expires_in`` seconds: ``DEFAULT_EXPIRES`` (1 h) unless asked, at most ``MAX_EXPIRES``
+(7 days, the longest an S3 SigV4 or GCS V4 signature may live).
+
+Object stores only: shared_fs raises DirectDownloadUnsupported (the API answers 409).
+A presigned URL is a bearer credential for one file until it expires; it never contains
+a storage secret (an S3 URL names the access key *ID*, as SigV4 requires, never the key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from storage.backends.base import FileNotFoundInStorage
+from storage.services import checkpoint_backend, ensure_downloadable
+
+DEFAULT_EXPIRES = 3600
+MAX_EXPIRES = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class DirectFile:
+    """One file of a direct-download manifest."""
+
+    path: str
+    size: int
+    url: str
+    expires_at: datetime
+
+
+def _expiry(expires_in: int) -> datetime:
+    return (datetime.now(UTC) + timedelta(seconds=expires_in)).replace(microsecond=0)
+
+
+def checkpoint_urls(checkpoint, expires_in: int = DEFAULT_EXPIRES) -> list[DirectFile]:
+    """A presigned URL for every file of the checkpoint, sorted by path.
+
+    Raises CheckpointGone (deleted), DirectDownloadUnsupported (shared_fs, or credentials
+    that cannot sign), FileNotFoundInStorage (no files) or another StorageError.
+    """
+    ensure_downloadable(checkpoint)
+    backend = checkpoint_backend(checkpoint)
+    name = str(checkpoint.uuid)
+    # Signing is local: a first signature fails fast (409) before any listing request.
+    backend.signed_url(name, "metadata.json", expires_in)
+    files = backend.list_files(name)
+    if not files:
+        raise FileNotFoundInStorage(f"checkpoint {checkpoint.uuid} has no files in storage")
+    expires_at = _expiry(expires_in)
+    return [
+        DirectFile(
+            stored.path, stored.size, backend.signed_url(name, stored.path, expires_in), expires_at
+        )
+        for stored in files
+    ]
+
+
+def checkpoint_file_url(checkpoint, path: str, expires_in: int = DEFAULT_EXPIRES) -> str:
+    """A presigned URL of one existing file (checked with one stat request)."""
+    ensure_downloadable(checkpoint)
+    backend = checkpoint_backend(checkpoint)
+    name = str(checkpoint.uuid)
+    url = backend.signed_url(name, path, expires_in)  # 409 before any request on shared_fs
+    backend.stat(name, path)
+    return url
