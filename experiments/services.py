@@ -30,6 +30,7 @@ from experiments.models import (
     Trial,
     Validation,
 )
+from experiments.registry import experiment_versions, name_versions, registered_versions
 from experiments.retention import Policy
 from storage.models import StorageConfig
 from storage.paths import UnsafePath, check_relative_path
@@ -47,7 +48,7 @@ class ReportError(ValueError):
 
 
 class CheckpointProtected(Exception):
-    """A protected checkpoint cannot be deleted."""
+    """A protected (or registered) checkpoint cannot be deleted."""
 
 
 # --- storage -------------------------------------------------------------------------------
@@ -346,6 +347,14 @@ def delete_experiment(experiment: Experiment) -> GCRun:
             f"experiment {experiment.pk} has protected checkpoints ({names}); "
             "unprotect them before deleting the experiment."
         )
+    # Under the experiment's row lock, which register_version also takes: no version can
+    # appear between this check and the DELETING state below.
+    versions = experiment_versions(experiment.pk)
+    if versions:
+        raise CheckpointProtected(
+            f"experiment {experiment.pk} has checkpoints registered as model versions "
+            f"({name_versions(versions)}); delete those versions before deleting the experiment."
+        )
     experiment.state = ExperimentState.DELETING
     experiment.save(update_fields=["state", "updated_at"])
     return start_gc_run(
@@ -361,6 +370,12 @@ def delete_checkpoint(checkpoint: Checkpoint) -> GCRun:
     checkpoint = Checkpoint.objects.select_for_update().get(pk=checkpoint.pk)
     if checkpoint.protected:
         raise CheckpointProtected(f"checkpoint {checkpoint.uuid} is protected; unprotect it first.")
+    versions = registered_versions([checkpoint.pk]).get(checkpoint.pk)
+    if versions:
+        raise CheckpointProtected(
+            f"checkpoint {checkpoint.uuid} is registered as {name_versions(versions)}; "
+            "delete those model versions first."
+        )
     return start_gc_run(checkpoint.experiment, GCReason.CHECKPOINT_DELETED, checkpoint=checkpoint)
 
 

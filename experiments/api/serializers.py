@@ -310,6 +310,10 @@ class PreviewCheckpointSerializer(serializers.Serializer):
     validation_metric = serializers.FloatField(allow_null=True)
     size_bytes = serializers.IntegerField()
     keep = serializers.BooleanField()
+    reason = serializers.CharField(
+        allow_null=True,
+        help_text='Why it is always kept: "registered as NAME vN" or "protected"; else null.',
+    )
 
 
 class GCPreviewSerializer(serializers.Serializer):
