@@ -7,6 +7,7 @@
     ckpt checkpoint describe UUID
     ckpt checkpoint download UUID [-o DIR]
     ckpt checkpoint delete UUID [--yes]
+    ckpt model list|describe NAME|register NAME UUID|download NAME [VERSION] [-o DIR]
     ckpt storage scan NAME
     ckpt storage delete-orphans NAME [--yes]
 
@@ -22,6 +23,7 @@ import json
 import sys
 import time
 
+from ckptweb.cli_models import add_model_commands
 from ckptweb.cli_storage import add_storage_commands
 from ckptweb.client import ApiError, Client, human_size
 
@@ -288,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ckpt", description="Command line for ckptweb checkpoints.", parents=[connection]
     )
-    groups = parser.add_subparsers(dest="group", metavar="{experiment,checkpoint,storage}")
+    groups = parser.add_subparsers(dest="group", metavar="{experiment,checkpoint,model,storage}")
     groups.required = True
 
     experiment = groups.add_parser("experiment", aliases=["e"], help="experiments")
@@ -359,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("uuid", metavar="UUID")
     delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     delete.set_defaults(handler=checkpoint_delete)
+    add_model_commands(groups, parents=[connection])
     add_storage_commands(groups, parents=[connection])
     return parser
 

@@ -24,6 +24,7 @@ import tarfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import requests
 
@@ -271,6 +272,65 @@ class Client:
                 raise ApiError(f"GC run {run_id} is still {run['state']} after {timeout:g} s")
             time.sleep(poll)
 
+    # --- model registry ------------------------------------------------------------------
+
+    def list_models(self, search: str | None = None, label: str | None = None) -> Iterator[dict]:
+        """Every registry model (all pages), optionally filtered."""
+        params = {key: value for key, value in (("search", search), ("label", label)) if value}
+        return self.paginate("models", params)
+
+    def create_model(
+        self, name: str, description: str = "", labels: list[str] | None = None
+    ) -> dict:
+        """Create a registry model; you become its owner."""
+        body = {"name": name, "description": description, "labels": labels or []}
+        return self.request("POST", "models", json=body)
+
+    def get_model(self, name: str) -> dict:
+        """A model with all its versions, newest first."""
+        return self.request("GET", f"models/{quote(name, safe='')}")
+
+    def update_model(self, name: str, **changes) -> dict:
+        """Change ``description`` and/or ``labels``."""
+        return self.request("PATCH", f"models/{quote(name, safe='')}", json=changes)
+
+    def delete_model(self, name: str) -> None:
+        """Delete a model and its versions (the checkpoints stay)."""
+        self.request("DELETE", f"models/{quote(name, safe='')}")
+
+    def register_model_version(self, name: str, checkpoint_uuid: str, comment: str = "") -> dict:
+        """Pin a COMPLETED checkpoint as the model's next version; returns the version."""
+        body = {"checkpoint": str(checkpoint_uuid), "comment": comment}
+        return self.request("POST", f"models/{quote(name, safe='')}/versions", json=body)
+
+    def get_model_version(self, name: str, version: int | str = "latest") -> dict:
+        """Version ``n`` (or ``latest``) of a model."""
+        return self.request(
+            "GET", f"models/{quote(name, safe='')}/versions/{quote(str(version), safe='')}"
+        )
+
+    def delete_model_version(self, name: str, version: int) -> None:
+        """Remove a version; its checkpoint is no longer pinned by it."""
+        self.request("DELETE", f"models/{quote(name, safe='')}/versions/{int(version)}")
+
+    def download_model_version(
+        self,
+        name: str,
+        version: int | str = "latest",
+        output_dir: str | os.PathLike = ".",
+        progress: Progress | None = None,
+        retries: int = 3,
+    ) -> Path:
+        """Download a model version's checkpoint into ``output_dir/<uuid>/``.
+
+        ``latest`` is resolved to a number first, so a version registered meanwhile cannot
+        change what a resumed download continues. Same resume and checks as a checkpoint.
+        """
+        found = self.get_model_version(name, version)
+        checkpoint = self.get_checkpoint(found["checkpoint"])
+        path = f"models/{quote(name, safe='')}/versions/{found['version']}/download"
+        return self._download(checkpoint, path, output_dir, progress, retries)
+
     # --- downloads -----------------------------------------------------------------------
 
     def download_checkpoint(
@@ -288,6 +348,19 @@ class Client:
         checkpoint's ``resources``. Returns the directory.
         """
         checkpoint = self.get_checkpoint(uuid)
+        return self._download(
+            checkpoint, f"checkpoints/{checkpoint['uuid']}/download", output_dir, progress, retries
+        )
+
+    def _download(
+        self,
+        checkpoint: dict,
+        archive_path: str,
+        output_dir: str | os.PathLike,
+        progress: Progress | None,
+        retries: int,
+    ) -> Path:
+        """Fetch the tar at ``archive_path`` (resumable) and extract it into ``<uuid>/``."""
         uuid = checkpoint["uuid"]
         output = Path(output_dir)
         target = output / uuid
@@ -298,7 +371,7 @@ class Client:
         attempt = 0
         while True:
             try:
-                self._fetch_archive(uuid, part, progress)
+                self._fetch_archive(uuid, archive_path, part, progress)
                 break
             except DownloadInterrupted:
                 attempt += 1
@@ -312,7 +385,9 @@ class Client:
             _etag_path(part).unlink(missing_ok=True)
         return target
 
-    def _fetch_archive(self, uuid: str, part: Path, progress: Progress | None) -> None:
+    def _fetch_archive(
+        self, uuid: str, archive_path: str, part: Path, progress: Progress | None
+    ) -> None:
         """Bring ``part`` to the complete archive, resuming from its current size."""
         offset = part.stat().st_size if part.exists() else 0
         etag_file = _etag_path(part)
@@ -321,7 +396,7 @@ class Client:
             headers["Range"] = f"bytes={offset}-"
             if etag_file.exists():
                 headers["If-Range"] = etag_file.read_text().strip()
-        url = self.api_url(f"checkpoints/{uuid}/download")
+        url = self.api_url(archive_path)
         response = self._send("GET", url, headers=headers, stream=True)
         with response:
             if response.status_code == 416 and offset:
