@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from experiments import views
+from experiments import registry_pages, views
 
 app_name = "experiments"
 
@@ -15,4 +15,11 @@ urlpatterns = [
     path("trials/<int:pk>/", views.trial_detail, name="trial"),
     path("checkpoints/<uuid:uuid>/", views.checkpoint_detail, name="checkpoint"),
     path("checkpoints/<uuid:uuid>/protect/", views.checkpoint_protect, name="checkpoint-protect"),
+    path(
+        "checkpoints/<uuid:uuid>/register/",
+        registry_pages.checkpoint_register,
+        name="checkpoint-register",
+    ),
+    path("models/", registry_pages.model_list, name="models"),
+    path("models/<str:name>/", registry_pages.model_detail, name="model"),
 ]
