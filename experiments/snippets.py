@@ -51,9 +51,11 @@ def detect_format(paths: list[str]) -> ModelFormat | None:
 LOADERS = {
     "pytorch": (
         "import torch\n"
-        'state = torch.load("{dir}/{path}", map_location="cpu")\n'
+        "# weights_only: tensors and plain containers, never arbitrary pickled code\n"
+        'state = torch.load("{dir}/{path}", map_location="cpu", weights_only=True)\n'
+        "print(sorted(state))\n"
         'models = state["models_state_dict"]  # also optimizers_state_dict,\n'
-        "# lr_schedulers_state_dict and callbacks\n"
+        "# lr_schedulers_state_dict and callbacks; the model's class is in code/\n"
         "# model.load_state_dict(models[0])"
     ),
     "keras": (
