@@ -108,3 +108,8 @@ def test_badges_in_tables_and_the_gc_preview(alice_client, registered, spec_exam
     assert "registered as resnet-prod v1" in row
     trial = alice_client.get(reverse("experiments:trial", args=[checkpoint.trial_id]))
     assert "registered-badge" in trial.content.decode()
+
+
+@pytest.mark.parametrize("query", [{"search": "a\x00b"}, {"label": "x\x00"}, {"page": "zz"}])
+def test_bad_filters_do_not_break_the_list(alice_client, registered, query):
+    assert alice_client.get(reverse("experiments:models"), query).status_code == 200

@@ -301,3 +301,22 @@ def test_token_authentication_works(alice, model):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=alice).key}")
     assert client.get("/api/v1/models/resnet-prod").status_code == 200
+
+
+@pytest.mark.parametrize("query", ["search=a%00b", "label=a%00b", "ordering=nope", "page=x"])
+def test_bad_query_parameters_are_not_500s(alice_api, model, query):
+    response = alice_api.get(f"/api/v1/models?{query}")
+    assert response.status_code in (200, 400, 404), response.status_code
+
+
+def test_the_admin_lists_models_and_versions(client, staff, model, checkpoints, alice):
+    registry.register_version(model, checkpoints[0], alice)
+    client.force_login(staff)
+    for url in (
+        "/admin/experiments/model/",
+        f"/admin/experiments/model/{model.pk}/change/",
+        "/admin/experiments/modelversion/",
+    ):
+        response = client.get(url)
+        assert response.status_code == 200, url
+    assert b"resnet-prod" in client.get("/admin/experiments/modelversion/").content
