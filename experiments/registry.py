@@ -281,6 +281,28 @@ def experiment_versions(experiment_id: int) -> list[str]:
     return [f"{name} v{number}" for name, number in rows]
 
 
+def checkpoint_registered_refusal(checkpoint: Checkpoint) -> str | None:
+    """Why ``checkpoint`` may not be deleted (its versions), or None when it is not pinned."""
+    versions = registered_versions([checkpoint.pk]).get(checkpoint.pk)
+    if not versions:
+        return None
+    return (
+        f"checkpoint {checkpoint.uuid} is registered as {name_versions(versions)}; "
+        "delete those model versions first."
+    )
+
+
+def experiment_registered_refusal(experiment_id: int) -> str | None:
+    """Why the experiment may not be deleted (versions pin its checkpoints), or None."""
+    versions = experiment_versions(experiment_id)
+    if not versions:
+        return None
+    return (
+        f"experiment {experiment_id} has checkpoints registered as model versions "
+        f"({name_versions(versions)}); delete those versions before deleting the experiment."
+    )
+
+
 def name_versions(labels: list[str]) -> str:
     """``a v1, b v2`` — at most five, then "and N more"."""
     shown = ", ".join(labels[:MAX_NAMED_VERSIONS])

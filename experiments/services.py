@@ -30,7 +30,7 @@ from experiments.models import (
     Trial,
     Validation,
 )
-from experiments.registry import experiment_versions, name_versions, registered_versions
+from experiments.registry import checkpoint_registered_refusal, experiment_registered_refusal
 from experiments.retention import Policy
 from storage.models import StorageConfig
 from storage.paths import UnsafePath, check_relative_path
@@ -349,12 +349,8 @@ def delete_experiment(experiment: Experiment) -> GCRun:
         )
     # Under the experiment's row lock, which register_version also takes: no version can
     # appear between this check and the DELETING state below.
-    versions = experiment_versions(experiment.pk)
-    if versions:
-        raise CheckpointProtected(
-            f"experiment {experiment.pk} has checkpoints registered as model versions "
-            f"({name_versions(versions)}); delete those versions before deleting the experiment."
-        )
+    if refusal := experiment_registered_refusal(experiment.pk):
+        raise CheckpointProtected(refusal)
     experiment.state = ExperimentState.DELETING
     experiment.save(update_fields=["state", "updated_at"])
     return start_gc_run(
@@ -370,12 +366,8 @@ def delete_checkpoint(checkpoint: Checkpoint) -> GCRun:
     checkpoint = Checkpoint.objects.select_for_update().get(pk=checkpoint.pk)
     if checkpoint.protected:
         raise CheckpointProtected(f"checkpoint {checkpoint.uuid} is protected; unprotect it first.")
-    versions = registered_versions([checkpoint.pk]).get(checkpoint.pk)
-    if versions:
-        raise CheckpointProtected(
-            f"checkpoint {checkpoint.uuid} is registered as {name_versions(versions)}; "
-            "delete those model versions first."
-        )
+    if refusal := checkpoint_registered_refusal(checkpoint):
+        raise CheckpointProtected(refusal)
     return start_gc_run(checkpoint.experiment, GCReason.CHECKPOINT_DELETED, checkpoint=checkpoint)
 
 
