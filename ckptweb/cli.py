@@ -229,6 +229,7 @@ def checkpoint_describe(client: Client, args) -> None:
         ("Validation metric", metric_text(c["validation_metric"])),
         ("Size", f"{human_size(c['size_bytes'])} ({c['size_bytes']} bytes)"),
         ("Protected", "yes" if c["protected"] else "no"),
+        ("Registered as", ", ".join(c.get("model_versions") or []) or "-"),
         ("Reported", c["report_time"]),
     ]
     for label, value in fields:

@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import OuterRef, Prefetch, Q, Subquery
 
 from experiments.choices import CheckpointState, ExperimentState
 from experiments.models import Checkpoint, Experiment
@@ -258,6 +258,15 @@ def registered_versions(checkpoint_ids: Iterable[int]) -> dict[int, list[str]]:
     for checkpoint_id, name, number in rows:
         found[checkpoint_id].append(f"{name} v{number}")
     return dict(found)
+
+
+def versions_prefetch() -> Prefetch:
+    """Prefetch of each checkpoint's ``model_versions`` (with their model), for API lists:
+    one more query per page, whatever its size."""
+    return Prefetch(
+        "model_versions",
+        queryset=ModelVersion.objects.select_related("model").order_by("model__name", "version"),
+    )
 
 
 def mark_registered(checkpoints) -> None:

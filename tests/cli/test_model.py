@@ -1,6 +1,7 @@
 """``ckpt model list|describe|register|download`` against the live server."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,8 @@ def test_register_list_describe(run_ckpt, populated, alice):
     assert str(checkpoints[1].uuid) in described.stdout
     assert "v1" in described.stdout and "v2" in described.stdout
     assert ModelVersion.objects.filter(comment="ok").count() == 1
+    checkpoint = run_ckpt("checkpoint", "describe", checkpoints[1].uuid)
+    assert re.search(r"Registered as: +resnet-prod v1\n", checkpoint.stdout), checkpoint.stdout
 
 
 def test_errors_are_one_line(run_ckpt, populated):

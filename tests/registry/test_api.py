@@ -320,3 +320,15 @@ def test_the_admin_lists_models_and_versions(client, staff, model, checkpoints, 
         response = client.get(url)
         assert response.status_code == 200, url
     assert b"resnet-prod" in client.get("/admin/experiments/modelversion/").content
+
+
+def test_checkpoints_name_their_versions(alice_api, alice, model, checkpoints, experiment):
+    registry.register_version(model, checkpoints[1], alice)
+    one = alice_api.get(f"/api/v1/checkpoints/{checkpoints[1].uuid}").json()
+    assert one["model_versions"] == ["resnet-prod v1"]
+    listed = alice_api.get(f"/api/v1/experiments/{experiment.pk}/checkpoints").json()["results"]
+    assert {c["uuid"]: c["model_versions"] for c in listed} == {
+        str(checkpoints[2].uuid): [],
+        str(checkpoints[1].uuid): ["resnet-prod v1"],
+        str(checkpoints[0].uuid): [],
+    }
