@@ -8,6 +8,7 @@
     ckpt checkpoint download UUID [-o DIR] [--direct [--parallel N]]
     ckpt checkpoint delete UUID [--yes]
     ckpt checkpoint rm UUID --glob G [--glob G ...] [--yes]
+    ckpt model list|describe NAME|register NAME UUID|download NAME [VERSION] [-o DIR]
     ckpt storage scan NAME
     ckpt storage delete-orphans NAME [--yes]
 
@@ -23,6 +24,7 @@ import json
 import sys
 import time
 
+from ckptweb.cli_models import add_model_commands
 from ckptweb.cli_storage import add_storage_commands
 from ckptweb.client import ApiError, Client, human_size
 from ckptweb.direct_download import DEFAULT_PARALLEL, download_direct
@@ -229,6 +231,7 @@ def checkpoint_describe(client: Client, args) -> None:
         ("Validation metric", metric_text(c["validation_metric"])),
         ("Size", f"{human_size(c['size_bytes'])} ({c['size_bytes']} bytes)"),
         ("Protected", "yes" if c["protected"] else "no"),
+        ("Registered as", ", ".join(c.get("model_versions") or []) or "-"),
         ("Reported", c["report_time"]),
     ]
     for label, value in fields:
@@ -327,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ckpt", description="Command line for ckptweb checkpoints.", parents=[connection]
     )
-    groups = parser.add_subparsers(dest="group", metavar="{experiment,checkpoint,storage}")
+    groups = parser.add_subparsers(dest="group", metavar="{experiment,checkpoint,model,storage}")
     groups.required = True
 
     experiment = groups.add_parser("experiment", aliases=["e"], help="experiments")
@@ -421,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rm.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     rm.set_defaults(handler=checkpoint_rm)
+    add_model_commands(groups, parents=[connection])
     add_storage_commands(groups, parents=[connection])
     return parser
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import requests
 
+from ckptweb.client_registry import RegistryCalls
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 CHUNK_SIZE = 1024 * 1024
 GC_RUN_TERMINAL_STATES = ("SUCCEEDED", "FAILED")
@@ -74,8 +76,11 @@ def _error_message(response: requests.Response) -> tuple[str, dict]:
     return " ".join(str(message).split()), body if isinstance(body, dict) else {}
 
 
-class Client:
-    """The ckptweb REST API (``/api/v1/``) over one ``requests`` session."""
+class Client(RegistryCalls):
+    """The ckptweb REST API (``/api/v1/``) over one ``requests`` session.
+
+    The model registry's calls come from ``ckptweb.client_registry.RegistryCalls``.
+    """
 
     def __init__(
         self,
@@ -288,6 +293,19 @@ class Client:
         checkpoint's ``resources``. Returns the directory.
         """
         checkpoint = self.get_checkpoint(uuid)
+        return self._download(
+            checkpoint, f"checkpoints/{checkpoint['uuid']}/download", output_dir, progress, retries
+        )
+
+    def _download(
+        self,
+        checkpoint: dict,
+        archive_path: str,
+        output_dir: str | os.PathLike,
+        progress: Progress | None,
+        retries: int,
+    ) -> Path:
+        """Fetch the tar at ``archive_path`` (resumable) and extract it into ``<uuid>/``."""
         uuid = checkpoint["uuid"]
         output = Path(output_dir)
         target = output / uuid
@@ -298,7 +316,7 @@ class Client:
         attempt = 0
         while True:
             try:
-                self._fetch_archive(uuid, part, progress)
+                self._fetch_archive(uuid, archive_path, part, progress)
                 break
             except DownloadInterrupted:
                 attempt += 1
@@ -312,7 +330,9 @@ class Client:
             _etag_path(part).unlink(missing_ok=True)
         return target
 
-    def _fetch_archive(self, uuid: str, part: Path, progress: Progress | None) -> None:
+    def _fetch_archive(
+        self, uuid: str, archive_path: str, part: Path, progress: Progress | None
+    ) -> None:
         """Bring ``part`` to the complete archive, resuming from its current size."""
         offset = part.stat().st_size if part.exists() else 0
         etag_file = _etag_path(part)
@@ -321,7 +341,7 @@ class Client:
             headers["Range"] = f"bytes={offset}-"
             if etag_file.exists():
                 headers["If-Range"] = etag_file.read_text().strip()
-        url = self.api_url(f"checkpoints/{uuid}/download")
+        url = self.api_url(archive_path)
         response = self._send("GET", url, headers=headers, stream=True)
         with response:
             if response.status_code == 416 and offset:

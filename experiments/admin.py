@@ -1,8 +1,8 @@
-"""Django admin for experiments, trials, validations, checkpoints and GC runs."""
+"""Django admin for experiments, trials, validations, checkpoints, GC runs and the registry."""
 
 from django.contrib import admin
 
-from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
+from experiments.models import Checkpoint, Experiment, GCRun, Model, ModelVersion, Trial, Validation
 
 
 @admin.register(Experiment)
@@ -67,3 +67,36 @@ class GCRunAdmin(admin.ModelAdmin):
     list_select_related = ("experiment",)
     raw_id_fields = ("experiment", "checkpoint")
     readonly_fields = ("errors", "started_at", "finished_at", "heartbeat")
+
+
+class ModelVersionInline(admin.TabularInline):
+    model = ModelVersion
+    extra = 0
+    fields = ("version", "checkpoint", "comment", "registered_by", "created_at")
+    readonly_fields = ("version", "checkpoint", "registered_by", "created_at")
+    can_delete = True
+
+    def has_add_permission(self, request, obj=None):
+        # Versions are numbered and state-checked by experiments.registry: add through the API.
+        return False
+
+
+@admin.register(Model)
+class ModelAdmin(admin.ModelAdmin):
+    list_display = ("name", "owner", "last_version", "created_at", "updated_at")
+    search_fields = ("name", "description", "label_index")
+    list_select_related = ("owner",)
+    raw_id_fields = ("owner",)
+    readonly_fields = ("last_version", "created_at", "updated_at")
+    inlines = [ModelVersionInline]
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ("id", "model", "version", "checkpoint", "registered_by", "created_at")
+    list_select_related = ("model", "checkpoint", "registered_by")
+    search_fields = ("model__name", "checkpoint__uuid")
+    readonly_fields = ("model", "version", "checkpoint", "registered_by", "created_at")
+
+    def has_add_permission(self, request):
+        return False

@@ -176,8 +176,34 @@ DEMO_EXPERIMENTS = [
 ]
 
 
+DEMO_MODEL = "resnet18-cifar10"
+
+
+def register_demo_model(owner) -> bool:
+    """A registry model pinning resnet18-cifar10's two best checkpoints (v1, then the best
+    as v2), unless it exists; True when created."""
+    from experiments import registry
+    from experiments.models import Model
+
+    experiment = Experiment.objects.filter(name="resnet18-cifar10").first()
+    if experiment is None or Model.objects.filter(name=DEMO_MODEL).exists():
+        return False
+    best = list(
+        experiment.checkpoints.filter(state="COMPLETED", validation_metric__isnull=False).order_by(
+            "validation_metric", "steps_completed", "id"
+        )[:2]
+    )
+    model = registry.create_model(
+        owner, DEMO_MODEL, "ResNet-18 on CIFAR-10, the version we serve.", ["vision", "demo"]
+    )
+    for number, checkpoint in enumerate(reversed(best), start=1):
+        registry.register_version(model, checkpoint, owner, f"demo version {number}")
+    return True
+
+
 def load_demo(owner) -> list[str]:
-    """Create the demo experiments that do not exist yet; return the names created."""
+    """Create the demo experiments (and registry model) that do not exist yet; return the
+    names created."""
     created = []
     if not Experiment.objects.filter(name=SPEC_EXAMPLE).exists():
         build_spec_example(owner)
@@ -186,4 +212,6 @@ def load_demo(owner) -> list[str]:
         if not Experiment.objects.filter(name=name).exists():
             build_training_experiment(owner, name, metric, smaller, trials, steps, seed)
             created.append(name)
+    if register_demo_model(owner):
+        created.append(f"model {DEMO_MODEL}")
     return created

@@ -14,7 +14,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from experiments.choices import CheckpointState, ExperimentState, GCRunState, TrialState
-from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
+from experiments.models import Checkpoint, Experiment, GCRun, Model, Trial, Validation
+from experiments.registry import search_models
 
 MAX_ID = 2**63 - 1
 
@@ -148,3 +149,32 @@ class GCRunFilterSet(django_filters.FilterSet):
     class Meta:
         model = GCRun
         fields = ["experiment", "state"]
+
+
+class ModelFilterSet(django_filters.FilterSet):
+    """Registry models: ``?search=`` (name, description, labels), ``?label=`` (exact), owner.
+
+    Ordered by name unless ``?ordering=`` says otherwise.
+    """
+
+    search = django_filters.CharFilter(
+        method="filter_search", help_text="Name, description or a label contains."
+    )
+    label = django_filters.CharFilter(method="filter_label", help_text="Has this exact label.")
+    owner = django_filters.CharFilter(field_name="owner__username", help_text="Owner username.")
+    ordering = StableOrderingFilter(
+        fields=(("name", "name"), ("created_at", "created_at"), ("updated_at", "updated_at")),
+        tiebreaker="id",
+    )
+
+    class Meta:
+        model = Model
+        fields = ["search", "label", "owner"]
+
+    def filter_search(self, queryset, name, value):
+        return search_models(queryset, value) if value else queryset
+
+    def filter_label(self, queryset, name, value):
+        if not value or "," in value:
+            return queryset.none() if value else queryset
+        return queryset.filter(label_index__contains=f",{value},")

@@ -5,8 +5,12 @@ A run (``execute_run``) works in three steps, each safe to repeat:
 1. **Claim.** With the experiment row locked, recompute the deletion set with
    ``retention.ranked_candidates`` (never a stale list) and claim it with one
    compare-and-set UPDATE: ``COMPLETED | PARTIALLY_DELETED | ERROR -> DELETING``,
-   ``gc_run = run``, only where ``protected`` is false. A checkpoint another run holds
-   (already DELETING) or that became protected is skipped, so two runs never do the same work.
+   ``gc_run = run``, only where the checkpoint is not pinned (``retention.pinned``: not
+   ``protected`` and not registered as a model version). A checkpoint another run holds
+   (already DELETING), or that became protected or registered since a preview, is skipped,
+   so two runs never do the same work and a pinned checkpoint is never deleted.
+   ``registry.register_version`` takes the same experiment lock, so a registration is
+   either seen here or refused because the checkpoint is already DELETING.
 2. **Delete** the claimed checkpoints' files through the storage backend in batches. A
    checkpoint becomes DELETED only when the backend reports no error for it, i.e. its files
    are confirmed gone; otherwise it becomes ERROR with the (secret-free) error text, which
@@ -67,7 +71,7 @@ from experiments.partial_deletion import (
     remaining_files,
     resume_orphaned_deletions,
 )
-from experiments.retention import Policy, ranked_candidates
+from experiments.retention import Policy, pinned, ranked_candidates
 from storage.backends.base import StorageError, TransientStorageError
 
 logger = logging.getLogger(__name__)
@@ -204,12 +208,13 @@ def claim_checkpoints(run: GCRun) -> int:
         ids = deletion_set(run, experiment, policy)
         claimed = 0
         if ids:
-            claimed = Checkpoint.objects.filter(
-                pk__in=ids,
-                experiment=experiment,
-                state__in=CLAIMABLE_STATES,
-                protected=False,
-            ).update(state=CheckpointState.DELETING, gc_run=run, error="")
+            claimed = (
+                Checkpoint.objects.filter(
+                    pk__in=ids, experiment=experiment, state__in=CLAIMABLE_STATES
+                )
+                .exclude(pinned())
+                .update(state=CheckpointState.DELETING, gc_run=run, error="")
+            )
         held = Checkpoint.objects.filter(gc_run=run, state=CheckpointState.DELETING).count()
         run.refresh_from_db(fields=["deleted", "failed"])
         GCRun.objects.filter(pk=run.pk).update(

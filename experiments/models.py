@@ -246,3 +246,8 @@ class GCRun(models.Model):
 
     def __str__(self) -> str:
         return f"GC run {self.pk} of experiment {self.experiment_id}"
+
+
+from experiments.models_registry import Model, ModelVersion  # noqa: E402  (registers them)
+
+__all__ = ["Checkpoint", "Experiment", "GCRun", "Model", "ModelVersion", "Trial", "Validation"]

@@ -33,6 +33,7 @@ from django.db import transaction
 
 from experiments.choices import GC_RUN_TERMINAL_STATES, CheckpointState, GCReason
 from experiments.models import Checkpoint, GCRun
+from experiments.registry import checkpoint_registered_refusal
 from experiments.services import start_gc_run
 
 #: At most this many globs per request, each at most this long.
@@ -148,11 +149,13 @@ def matching_files(resources: dict[str, int], globs: list[str]) -> dict[str, int
 def refusal_reason(checkpoint: Checkpoint) -> str | None:
     """Why ``checkpoint``'s files may not be deleted, or None when they may.
 
-    The one place that decides it: protected checkpoints are refused here, and the model
-    registry (issue 15) adds "registered as a model version" to this function.
+    The one place that decides it: protected checkpoints and those registered as model
+    versions (``experiments.registry``) are refused.
     """
     if checkpoint.protected:
         return f"checkpoint {checkpoint.uuid} is protected; unprotect it first."
+    if refusal := checkpoint_registered_refusal(checkpoint):
+        return refusal
     if checkpoint.state not in DELETABLE_STATES:
         return f"checkpoint {checkpoint.uuid} is {checkpoint.state}; its files cannot be deleted."
     return None

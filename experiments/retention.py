@@ -3,7 +3,9 @@
 One query ranks an experiment's candidate checkpoints (COMPLETED or PARTIALLY_DELETED)
 three ways with window functions — best over the experiment, best within the trial, latest
 within the trial — and a checkpoint is kept when any rank is within the policy, or it is
-protected. The rules are DESIGN.md "Retention (GC) semantics":
+protected, or it is registered (a ModelVersion pins it; see ``experiments.registry``). The
+registered set is a subquery of the same query, so a policy can never outvote it. The rules
+are DESIGN.md "Retention (GC) semantics":
 
 * "best" orders by the validation metric (ascending when ``smaller_is_better``, else
   descending), ties to the smaller ``steps_completed``, then the smaller id; checkpoints
@@ -18,12 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import CharField, Count, F, Window
+from django.db.models import CharField, Count, F, Q, Window
 from django.db.models.functions import Cast, RowNumber
 
 from ckptweb.limits import ByteSum, printable
 from experiments.choices import GC_CANDIDATE_STATES
-from experiments.models import POLICY_FIELDS, Checkpoint, Experiment
+from experiments.models import POLICY_FIELDS, Checkpoint, Experiment, ModelVersion
+from experiments.registry import registered_versions
 
 
 class InvalidPolicy(ValueError):
@@ -110,6 +113,11 @@ def candidates(experiment: Experiment):
     return Checkpoint.objects.filter(experiment=experiment, state__in=GC_CANDIDATE_STATES)
 
 
+def pinned() -> Q:
+    """Checkpoints no policy may delete: protected, or registered as a model version."""
+    return Q(protected=True) | Q(pk__in=ModelVersion.objects.values("checkpoint_id"))
+
+
 def _top(queryset, order_by, limit: int, per_trial: bool):
     """(id, size_bytes) of the first ``limit`` rows by ``order_by``, overall or per trial."""
     window = Window(
@@ -133,7 +141,7 @@ def retained_query(experiment: Experiment, policy: Policy):
     base = candidates(experiment)
     with_metric = base.filter(validation_metric__isnull=False)
     best = _best_order(experiment)
-    parts = [base.filter(protected=True).order_by().values_list("id", "size_bytes")]
+    parts = [base.filter(pinned()).order_by().values_list("id", "size_bytes")]
     if policy.save_experiment_best:
         parts.append(_top(with_metric, best, policy.save_experiment_best, per_trial=False))
     if policy.save_trial_best:
@@ -203,6 +211,17 @@ def retention_summary(experiment: Experiment, policy: Policy) -> dict:
     }
 
 
+def keep_reasons(experiment: Experiment) -> dict[int, str]:
+    """{id: why it is always kept} for the pinned candidates: registered, then protected."""
+    always_kept = dict(
+        candidates(experiment).filter(pinned()).order_by().values_list("id", "protected")
+    )
+    reasons = {pk: "protected" for pk, protected in always_kept.items() if protected}
+    for pk, labels in registered_versions(always_kept).items():
+        reasons[pk] = f"registered as {', '.join(labels)}"
+    return reasons
+
+
 def candidate_rows(experiment: Experiment) -> list[tuple]:
     """(id, uuid text, trial_id, steps, metric, size) of every candidate, ids descending.
 
@@ -226,10 +245,13 @@ def candidate_rows(experiment: Experiment) -> list[tuple]:
 def gc_preview(experiment: Experiment, policy: Policy) -> dict:
     """The gc-preview representation of DESIGN.md for ``policy`` (nothing is changed).
 
-    Two queries (the retained set, the candidate rows); one pass in Python.
+    Three queries (the retained set, the candidate rows, the registered ones); one pass in
+    Python. A checkpoint kept because it is pinned carries ``reason``: "registered as NAME
+    vN" or "protected"; every other row has ``reason`` null.
     """
     kept = retained(experiment, policy)
     rows = candidate_rows(experiment)
+    reasons = keep_reasons(experiment)
     retained_ids, deleted_ids, checkpoints = [], [], []
     reclaimed = 0
     for pk, uuid, trial_id, steps, metric, size in rows:
@@ -248,6 +270,7 @@ def gc_preview(experiment: Experiment, policy: Policy) -> dict:
                 "validation_metric": metric,
                 "size_bytes": size,
                 "keep": keep,
+                "reason": reasons.get(pk),
             }
         )
     return {

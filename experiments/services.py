@@ -44,6 +44,7 @@ from experiments.models import (
     Trial,
     Validation,
 )
+from experiments.registry import checkpoint_registered_refusal, experiment_registered_refusal
 from experiments.retention import Policy
 from storage.models import StorageConfig
 from storage.paths import UnsafePath, check_relative_path
@@ -62,7 +63,7 @@ def _storable(value, field: str, **limits):
 
 
 class CheckpointProtected(Exception):
-    """A protected checkpoint cannot be deleted."""
+    """A protected (or registered) checkpoint cannot be deleted."""
 
 
 # --- storage -------------------------------------------------------------------------------
@@ -376,6 +377,10 @@ def delete_experiment(experiment: Experiment) -> GCRun:
             f"experiment {experiment.pk} has protected checkpoints ({names}); "
             "unprotect them before deleting the experiment."
         )
+    # Under the experiment's row lock, which register_version also takes: no version can
+    # appear between this check and the DELETING state below.
+    if refusal := experiment_registered_refusal(experiment.pk):
+        raise CheckpointProtected(refusal)
     experiment.state = ExperimentState.DELETING
     experiment.save(update_fields=["state", "updated_at"])
     return start_gc_run(
@@ -391,6 +396,8 @@ def delete_checkpoint(checkpoint: Checkpoint) -> GCRun:
     checkpoint = Checkpoint.objects.select_for_update().get(pk=checkpoint.pk)
     if checkpoint.protected:
         raise CheckpointProtected(f"checkpoint {checkpoint.uuid} is protected; unprotect it first.")
+    if refusal := checkpoint_registered_refusal(checkpoint):
+        raise CheckpointProtected(refusal)
     return start_gc_run(checkpoint.experiment, GCReason.CHECKPOINT_DELETED, checkpoint=checkpoint)
 
 

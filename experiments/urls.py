@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from experiments import files_views, views
+from experiments import files_views, registry_pages, views
 
 app_name = "experiments"
 
@@ -21,4 +21,11 @@ urlpatterns = [
         files_views.checkpoint_rm_preview,
         name="checkpoint-rm-preview",
     ),
+    path(
+        "checkpoints/<uuid:uuid>/register/",
+        registry_pages.checkpoint_register,
+        name="checkpoint-register",
+    ),
+    path("models/", registry_pages.model_list, name="models"),
+    path("models/<str:name>/", registry_pages.model_detail, name="model"),
 ]

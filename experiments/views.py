@@ -36,13 +36,16 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ckptweb.limits import ByteSum
+from experiments import registry_pages
 from experiments.charts import chart_checkpoints, metric_chart, validation_lines
 from experiments.choices import GC_CANDIDATE_STATES, GC_RUN_TERMINAL_STATES, CheckpointState
 from experiments.filters import CheckpointFilterSet
 from experiments.forms import ExperimentFilterForm, GCPolicyForm
 from experiments.models import POLICY_FIELDS, Checkpoint, Experiment, GCRun, Trial, Validation
+from experiments.registry import mark_registered, registered_versions
 from experiments.retention import Policy, candidates, retained
 from experiments.services import set_gc_policy
+from experiments.snippets import detect_format, load_snippet
 from storage.services import GONE_STATES, checkpoint_files, is_text_file, read_text_preview
 
 EXPERIMENTS_PER_PAGE = 25
@@ -205,16 +208,6 @@ class FileRow:
     preview: str | None = None
 
 
-@dataclass(frozen=True)
-class ModelFormat:
-    """A framework format recognised from a checkpoint's file names."""
-
-    key: str  # pytorch | keras | savedmodel
-    name: str
-    path: str  # the file or directory to load, relative to the checkpoint root
-    detail: str
-
-
 def _url_or_none(name: str, *args) -> str | None:
     try:
         return reverse(name, args=args)
@@ -266,65 +259,6 @@ def checkpoint_file_rows(checkpoint: Checkpoint) -> dict:
         )
         rows.append(FileRow(path, size, url, preview))
     return {"files": rows, "source": source, "error": error}
-
-
-def detect_format(paths: list[str]) -> ModelFormat | None:
-    """PyTorch ``state-dict.pth``, Keras ``determined-keras-model.h5`` or a SavedModel."""
-    names = {path.rsplit("/", 1)[-1]: path for path in sorted(paths, key=len)}
-    if "state-dict.pth" in names:
-        return ModelFormat(
-            "pytorch",
-            "PyTorch state dict",
-            names["state-dict.pth"],
-            "A dict with models_state_dict, optimizers_state_dict, "
-            "lr_schedulers_state_dict and callbacks.",
-        )
-    if "determined-keras-model.h5" in names:
-        return ModelFormat(
-            "keras",
-            "TensorFlow Keras model",
-            names["determined-keras-model.h5"],
-            "Saved with tf.keras.models.save_model (HDF5).",
-        )
-    if "saved_model.pb" in names:
-        directory = names["saved_model.pb"].rpartition("/")[0] or "."
-        return ModelFormat(
-            "savedmodel", "TensorFlow SavedModel", directory, "A SavedModel directory."
-        )
-    return None
-
-
-LOADERS = {
-    "pytorch": (
-        "import torch\n"
-        'state = torch.load("{dir}/{path}", map_location="cpu")\n'
-        'models = state["models_state_dict"]  # also optimizers_state_dict,\n'
-        "# lr_schedulers_state_dict and callbacks\n"
-        "# model.load_state_dict(models[0])"
-    ),
-    "keras": (
-        "import tensorflow as tf\n"
-        'model = tf.keras.models.load_model("{dir}/{path}")\n'
-        "model.summary()"
-    ),
-    "savedmodel": (
-        "import tensorflow as tf\n"
-        'model = tf.saved_model.load("{dir}/{path}")\n'
-        "print(list(model.signatures))"
-    ),
-}
-
-
-def load_snippet(model_format: ModelFormat, checkpoint: Checkpoint, tar_url: str) -> str:
-    """Shell lines that download the checkpoint with an API token and load it in Python."""
-    directory = f"ckpt-{str(checkpoint.uuid)[:8]}"
-    loader = LOADERS[model_format.key].format(dir=directory, path=model_format.path)
-    return (
-        "# A token: python manage.py drf_create_token <username>\n"
-        f'curl -fSL -H "Authorization: Token $CKPTWEB_TOKEN" \\\n  "{tar_url}" -o {directory}.tar\n'
-        f"mkdir -p {directory} && tar xf {directory}.tar -C {directory}\n"
-        f"python3 - <<'EOF'\n{loader}\nEOF"
-    )
 
 
 def set_protected(checkpoint: Checkpoint, protected: bool) -> None:
@@ -381,6 +315,7 @@ def experiment_detail(request, pk: int):
     )
     for checkpoint in checkpoints:
         checkpoint.keep = verdict(checkpoint, kept)
+    mark_registered(checkpoints)
     trials = (
         experiment.trials.annotate(
             n_checkpoints=Count("checkpoints"),
@@ -418,7 +353,8 @@ def _preview_context(experiment: Experiment, policy: Policy) -> dict:
     The ``#gc-preview`` contract names every candidate, so their ids and sizes are read in
     one narrow query (which also gives the counts and bytes, where ``retention_summary``
     would scan them again); the verdicts come from the retained set; the table's rows are
-    the first ``PREVIEW_ROWS`` by id, read from the database. Seven queries.
+    the first ``PREVIEW_ROWS`` by id, read from the database, with the model versions that
+    pin them (the "registered as NAME vN" reason). Eight queries.
     """
     kept = retained(experiment, policy)
     deleted_ids, reclaimed = [], 0
@@ -431,10 +367,19 @@ def _preview_context(experiment: Experiment, policy: Policy) -> dict:
         {**row, "keep": row["id"] in kept}
         for row in candidates(experiment)
         .order_by("-id")
-        .values("id", "uuid", "trial_id", "steps_completed", "validation_metric", "size_bytes")[
-            :PREVIEW_ROWS
-        ]
+        .values(
+            "id",
+            "uuid",
+            "trial_id",
+            "steps_completed",
+            "validation_metric",
+            "size_bytes",
+            "protected",
+        )[:PREVIEW_ROWS]
     ]
+    registered = registered_versions(row["id"] for row in rows)
+    for row in rows:
+        row["registered_as"] = ", ".join(registered.get(row["id"], []))
     total = len(kept) + len(deleted_ids)
     preview = {
         "policy": policy.as_dict(),
@@ -551,6 +496,7 @@ def trial_detail(request, pk: int):
     )
     for checkpoint in checkpoints:
         checkpoint.keep = verdict(checkpoint, kept)
+    mark_registered(checkpoints)
     stats = trial.validations.aggregate(count=Count("id"), latest=Max("steps_completed"))
     # The trial's checkpoint count bounds its candidates; the paginator has counted them.
     chart = _chart(experiment, kept, checkpoints.paginator.count, trial, stats["count"])
@@ -612,6 +558,7 @@ def checkpoint_detail(request, uuid):
             "format": model_format,
             "snippet": snippet,
             "metadata": sorted(checkpoint.metadata.items()) if checkpoint.metadata else [],
+            **registry_pages.checkpoint_registry_context(request, checkpoint),
         },
     )
 

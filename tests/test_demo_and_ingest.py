@@ -22,6 +22,14 @@ def test_load_demo_is_idempotent_and_writes_real_files(alice, default_storage):
     call_command("load_demo", owner="alice")
     assert (Experiment.objects.count(), Checkpoint.objects.count()) == counts
     assert counts[0] == 3 and 200 <= counts[1] <= 600
+    from experiments.models import ModelVersion
+
+    versions = list(ModelVersion.objects.order_by("version"))
+    assert [(v.model.name, v.version) for v in versions] == [
+        ("resnet18-cifar10", 1),
+        ("resnet18-cifar10", 2),
+    ]
+    assert versions[1].checkpoint.validation_metric <= versions[0].checkpoint.validation_metric
 
     spec = Experiment.objects.get(name=SPEC_EXAMPLE)
     rows = [

@@ -2,12 +2,15 @@
 
 Any signed-in user reads everything. Changing an experiment (state, GC policy, deletion),
 its checkpoints (metadata, protection, deletion) or reporting into it (trials,
-validations, checkpoints) is for the experiment's owner and staff.
+validations, checkpoints) is for the experiment's owner and staff. A registry Model (and
+its versions) is changed by the model's owner and staff; registering a checkpoint needs
+only read access to it, i.e. any signed-in user may pin any checkpoint into a model they
+may change.
 """
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
+from experiments.models import Checkpoint, Experiment, GCRun, Model, ModelVersion, Trial, Validation
 
 
 def experiment_owner_id(obj) -> int | None:
@@ -21,11 +24,20 @@ def experiment_owner_id(obj) -> int | None:
     return None
 
 
+def owner_id(obj) -> int | None:
+    """Who owns ``obj``: the registry model's owner, else the experiment's."""
+    if isinstance(obj, Model):
+        return obj.owner_id
+    if isinstance(obj, ModelVersion):
+        return obj.model.owner_id
+    return experiment_owner_id(obj)
+
+
 def is_owner_or_staff(user, obj) -> bool:
-    """True for staff, and for the owner of the experiment ``obj`` belongs to."""
+    """True for staff, and for the owner of ``obj`` (its model or experiment)."""
     if not (user and user.is_authenticated):
         return False
-    return bool(user.is_staff) or experiment_owner_id(obj) == user.pk
+    return bool(user.is_staff) or owner_id(obj) == user.pk
 
 
 class IsOwnerOrStaffOrReadOnly(BasePermission):

@@ -232,6 +232,9 @@ class CheckpointSerializer(serializers.ModelSerializer):
     resources = serializers.DictField(child=serializers.IntegerField(min_value=0))
     metadata = serializers.DictField()
     state = state_field(CheckpointState, read_only=True)
+    model_versions = serializers.SerializerMethodField(
+        help_text='"NAME vN" of every model version pinning it (never garbage-collected).'
+    )
 
     class Meta:
         model = Checkpoint
@@ -247,9 +250,13 @@ class CheckpointSerializer(serializers.ModelSerializer):
             "metadata",
             "validation_metric",
             "protected",
+            "model_versions",
             "report_time",
         ]
         read_only_fields = fields
+
+    def get_model_versions(self, checkpoint) -> list[str]:
+        return [f"{v.model.name} v{v.version}" for v in checkpoint.model_versions.all()]
 
 
 class CheckpointReportSerializer(serializers.Serializer):
@@ -311,6 +318,10 @@ class PreviewCheckpointSerializer(serializers.Serializer):
     validation_metric = serializers.FloatField(allow_null=True)
     size_bytes = serializers.IntegerField()
     keep = serializers.BooleanField()
+    reason = serializers.CharField(
+        allow_null=True,
+        help_text='Why it is always kept: "registered as NAME vN" or "protected"; else null.',
+    )
 
 
 class GCPreviewSerializer(serializers.Serializer):

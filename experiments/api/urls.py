@@ -3,13 +3,14 @@
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
-from experiments.api import files_views, views
+from experiments.api import files_views, registry_views, views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("experiments", views.ExperimentViewSet, basename="experiment")
 router.register("trials", views.TrialViewSet, basename="trial")
 router.register("checkpoints", views.CheckpointViewSet, basename="checkpoint")
 router.register("gc-runs", views.GCRunViewSet, basename="gc-run")
+router.register("models", registry_views.ModelViewSet, basename="model")
 
 ID = r"(?P<{}>[^/]+)"
 
@@ -38,6 +39,21 @@ urlpatterns = [
         r"^checkpoints/(?P<uuid>[^/]+)/rm$",
         files_views.CheckpointFilesDelete.as_view(),
         name="checkpoint-rm",
+    ),
+    re_path(
+        rf"^models/{ID.format('name')}/versions$",
+        registry_views.ModelVersionList.as_view(),
+        name="model-versions",
+    ),
+    re_path(
+        rf"^models/{ID.format('name')}/versions/{ID.format('version')}$",
+        registry_views.ModelVersionDetail.as_view(),
+        name="model-version",
+    ),
+    re_path(
+        rf"^models/{ID.format('name')}/versions/{ID.format('version')}/download$",
+        registry_views.ModelVersionDownloadView.as_view(),
+        name="model-version-download",
     ),
     *router.urls,
 ]

@@ -31,6 +31,7 @@ from experiments.filters import (
     ValidationFilterSet,
 )
 from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
+from experiments.registry import versions_prefetch
 from experiments.retention import InvalidPolicy, Policy, gc_preview
 
 
@@ -219,7 +220,8 @@ class ExperimentCheckpointList(ExperimentChildMixin, generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Checkpoint.objects.none()
-        return Checkpoint.objects.filter(experiment=self.get_experiment()).order_by("-id")
+        checkpoints = Checkpoint.objects.filter(experiment=self.get_experiment())
+        return checkpoints.prefetch_related(versions_prefetch()).order_by("-id")
 
 
 @extend_schema(tags=["experiments"], parameters=[EXPERIMENT_ID])
@@ -312,7 +314,8 @@ class TrialCheckpointList(TrialChildMixin, generics.ListCreateAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Checkpoint.objects.none()
-        return Checkpoint.objects.filter(trial=self.get_trial()).order_by("-id")
+        checkpoints = Checkpoint.objects.filter(trial=self.get_trial())
+        return checkpoints.prefetch_related(versions_prefetch()).order_by("-id")
 
     @extend_schema(
         request=s.CheckpointReportSerializer,
@@ -345,7 +348,8 @@ class CheckpointViewSet(ApiViewMixin, mixins.RetrieveModelMixin, viewsets.Generi
     lookup_field = "uuid"
 
     def get_queryset(self):
-        return Checkpoint.objects.select_related("experiment").order_by("-id")
+        checkpoints = Checkpoint.objects.select_related("experiment")
+        return checkpoints.prefetch_related(versions_prefetch()).order_by("-id")
 
     @extend_schema(request=s.CheckpointUpdateSerializer, responses={200: s.CheckpointSerializer})
     def partial_update(self, request, uuid=None):

@@ -271,7 +271,13 @@ class CheckpointDownloadView(CheckpointStreamView):
         responses=ARCHIVE_RESPONSES,
     )
     def get(self, request, uuid):
-        checkpoint = self.get_checkpoint(uuid)
+        return self.archive_response(request, self.get_checkpoint(uuid))
+
+    def archive_response(self, request, checkpoint, filename: str | None = None):
+        """The checkpoint as tar (with Range), tgz or zip; ``filename`` without extension.
+
+        Shared by every route that downloads a checkpoint (by uuid, by model version).
+        """
         fmt = choose_format(request.query_params.get("format"), request.headers.get("Accept"))
         services.ensure_downloadable(checkpoint)
         archive = services.checkpoint_archive(checkpoint)
@@ -284,7 +290,7 @@ class CheckpointDownloadView(CheckpointStreamView):
             )
             response["Accept-Ranges"] = "none"
         response["Content-Disposition"] = (
-            f'attachment; filename="{checkpoint.uuid}{FORMATS[fmt].extension}"'
+            f'attachment; filename="{filename or checkpoint.uuid}{FORMATS[fmt].extension}"'
         )
         return response
 

@@ -80,11 +80,11 @@ def test_trial_checkpoints(alice_api, trial, mixed):
 @pytest.mark.parametrize("size", [4, 40])
 def test_list_query_count_is_fixed(alice_api, experiment, trial, size, django_assert_num_queries):
     add_checkpoints(trial, [(step, 0.1 * step) for step in range(size)])
-    # experiment, count, page
-    with django_assert_num_queries(3):
+    # experiment, count, page, the page's model versions (one prefetch)
+    with django_assert_num_queries(4):
         response = alice_api.get(f"/api/v1/experiments/{experiment.pk}/checkpoints")
     assert len(response.json()["results"]) == size
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):
         response = alice_api.get(f"/api/v1/trials/{trial.pk}/checkpoints")
     assert len(response.json()["results"]) == size
 

@@ -49,6 +49,7 @@ def test_preview_matches_the_spec_table(alice_api, spec_example, policy, saved):
         "validation_metric",
         "size_bytes",
         "keep",
+        "reason",
     }
 
 
