@@ -82,7 +82,7 @@ class HostileServer:
         ("../escaped", "file"),
         ("code/../../escaped", "file"),
         (f"{UUID}/../../escaped", "file"),
-        ("/tmp/ckptweb-escaped-absolute", "file"),
+        ("{tmp}/escaped-absolute", "file"),  # an absolute path under this test's tmp_path
         ("link", "symlink"),
         ("hard", "hardlink"),
     ],
@@ -90,6 +90,7 @@ class HostileServer:
 def test_a_member_escaping_its_folder_is_refused(tmp_path, name, kind):
     if not CKPT.exists():
         pytest.fail(f"{CKPT} is missing: run `.venv/bin/pip install -e . --no-deps`")
+    name = name.format(tmp=tmp_path)
     server = HostileServer(hostile_tar(name, kind))
     work = tmp_path / "work"
     out = work / "out"
@@ -108,6 +109,5 @@ def test_a_member_escaping_its_folder_is_refused(tmp_path, name, kind):
     assert result.returncode != 0, result.stdout
     assert "unsafe path" in result.stderr or "not a regular file" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
-    assert not list(tmp_path.rglob("escaped")), "a member was written outside its folder"
-    assert not os.path.exists("/tmp/ckptweb-escaped-absolute")
+    assert not list(tmp_path.rglob("escaped*")), "a member was written outside its folder"
     assert sorted(p.name for p in out.iterdir()) == []  # no partial checkpoint, no .part
