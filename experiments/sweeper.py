@@ -74,24 +74,25 @@ def interval() -> float:
 
 
 def tick() -> list[int]:
-    """One sweep, with fresh database connections; errors are logged, never raised."""
+    """One sweep; errors are logged, never raised (the timer must keep running)."""
     from experiments import gc
 
-    close_old_connections()
     try:
         return gc.sweep()
     except Exception:
         logger.exception("In-process GC sweep failed; retrying in %ss", interval())
         return []
-    finally:
-        connections.close_all()
 
 
 def _loop() -> None:
     wait = min(FIRST_SWEEP_DELAY, interval())
     while True:
         threading.Event().wait(wait)
-        started = tick()
+        close_old_connections()
+        try:
+            started = tick()
+        finally:
+            connections.close_all()  # this thread's own connections: none idles for minutes
         if started:
             logger.info("In-process GC sweep started runs %s", started)
         # Jitter keeps the workers of one server from sweeping in lockstep.

@@ -18,7 +18,8 @@ import zlib
 import pytest
 import schemathesis
 from django.core.handlers.wsgi import WSGIHandler
-from django.db import transaction
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
@@ -84,15 +85,23 @@ def test_stateful_sequences_get_no_server_error(token_headers):
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             case.validate_response(response, checks=[not_a_server_error], transport_kwargs=kwargs)
 
-    Machine.run(
-        settings=settings(
-            max_examples=100,
-            stateful_step_count=10,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            database=None,
+    # As Django's test client does: a request's end must not close the connection that
+    # holds the test's transaction (PostgreSQL would lose it; SQLite in memory ignores it).
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        Machine.run(
+            settings=settings(
+                max_examples=100,
+                stateful_step_count=10,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+                database=None,
+            )
         )
-    )
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
     reached = sorted({(method, path) for method, path, status in calls if status < 300})
     assert len(calls) > 200, calls[:20]
     # Chains really happened: an experiment created, then a trial in it.

@@ -22,7 +22,9 @@ from rest_framework.test import APIClient
 from experiments import services
 from experiments.models import Checkpoint, Experiment, GCRun, Trial
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db]
+# Each request commits on its own, as served: a database error in one (PostgreSQL refuses
+# a lone surrogate in JSON) must not poison the others through a shared test transaction.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 ODD_STRINGS = [
     "\ud800",
