@@ -101,7 +101,14 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "ckptweb.sqlite3",
-            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 20},
+            # Concurrent writers wait instead of failing "database is locked": every
+            # transaction takes the write lock at BEGIN (no deferred read->write upgrade,
+            # which SQLite refuses without waiting), and waits up to 20 s for it.
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+            },
         }
     }
 

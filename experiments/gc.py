@@ -29,6 +29,11 @@ A run (``execute_run``) works in three steps, each safe to repeat:
 Transient storage failures propagate to the Celery task, which retries the same run with
 backoff; on the last attempt they are recorded per checkpoint instead.
 
+Every run but a single-checkpoint deletion first **reconciles** the experiment's ERROR
+checkpoints (see below), so re-applying a policy retries the failed deletions that policy
+still makes — in the embedded default as with Celery. An unexpected error ends the run
+FAILED at once (``abandon_run``); what it had claimed is adopted by the next sweep.
+
 The periodic sweep (``sweep``) declares runs whose heartbeat stopped "stale", re-enqueues
 runs that never started, and starts a SWEEP run for every experiment with ERROR
 checkpoints, orphaned DELETING checkpoints, or rows left to delete. A SWEEP run first
@@ -141,6 +146,8 @@ def execute_run(run_id: int, final_attempt: bool = True) -> GCRun | None:
     try:
         if run.reason == GCReason.SWEEP:
             adopt_orphans(run)
+        if run.reason != GCReason.CHECKPOINT_DELETED:
+            # Re-applying a policy retries the ERROR checkpoints it deletes (no sweep needed).
             reconcile_errors(run, backend)
         claim_checkpoints(run)
         delete_claimed(run, backend, final_attempt)
@@ -151,8 +158,25 @@ def execute_run(run_id: int, final_attempt: bool = True) -> GCRun | None:
         # The retry's wait starts now: beat, so the sweep does not take the run for dead.
         GCRun.objects.filter(pk=run_id, state=GCRunState.RUNNING).update(heartbeat=timezone.now())
         raise
+    except Exception:
+        # A bug or a database error: end the run now rather than leave it RUNNING until the
+        # sweep declares it stale; the sweep adopts whatever it had claimed.
+        abandon_run(run_id)
+        raise
     finish_run(run_id)
     return GCRun.objects.filter(pk=run_id).first()
+
+
+def abandon_run(run_id: int) -> None:
+    """Mark a RUNNING run FAILED after an unexpected error (best effort, never raises)."""
+    logger.exception("GC run %s failed unexpectedly; the sweep takes over its work", run_id)
+    try:
+        now = timezone.now()
+        GCRun.objects.filter(pk=run_id, state=GCRunState.RUNNING).update(
+            state=GCRunState.FAILED, finished_at=now, heartbeat=now
+        )
+    except Exception:  # the database itself may be what failed: the sweep still finds it
+        logger.warning("GC run %s could not be marked FAILED", run_id)
 
 
 def _beat(run_id: int) -> None:

@@ -1,15 +1,22 @@
-"""What the checkpoint and model pages offer for copying: the detected framework format
-and a shell snippet that downloads the archive with an API token and loads it in Python.
+"""The copy-paste snippet of the checkpoint and model pages: download, load in Python.
 
 One implementation for both pages: the checkpoint page passes the checkpoint's download
 URL, the model page the model version's (``models/{name}/versions/{n}/download``).
+
+File and directory names come from storage, i.e. from untrusted training code, and whoever
+pastes the snippet runs it. Every value is therefore quoted for the language it lands in:
+``shlex.quote`` for the shell lines, ``repr`` for the Python program. The program goes to
+``python3`` as a quoted heredoc (``<<'EOF'``: no expansion); ``repr`` never emits a raw line
+break, so no path can put an ``EOF`` line into it, and :func:`load_snippet` refuses a program
+that would contain its delimiter line anyway.
 """
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
-from experiments.models import Checkpoint
+HEREDOC = "EOF"
 
 
 @dataclass(frozen=True)
@@ -48,36 +55,39 @@ def detect_format(paths: list[str]) -> ModelFormat | None:
     return None
 
 
+#: Python loaders; ``{target}`` is a Python literal (``repr``) of the path to load.
 LOADERS = {
     "pytorch": (
         "import torch\n"
         "# weights_only: tensors and plain containers, never arbitrary pickled code\n"
-        'state = torch.load("{dir}/{path}", map_location="cpu", weights_only=True)\n'
+        'state = torch.load({target}, map_location="cpu", weights_only=True)\n'
         "print(sorted(state))\n"
         'models = state["models_state_dict"]  # also optimizers_state_dict,\n'
         "# lr_schedulers_state_dict and callbacks; the model's class is in code/\n"
         "# model.load_state_dict(models[0])"
     ),
     "keras": (
-        "import tensorflow as tf\n"
-        'model = tf.keras.models.load_model("{dir}/{path}")\n'
-        "model.summary()"
+        "import tensorflow as tf\nmodel = tf.keras.models.load_model({target})\nmodel.summary()"
     ),
     "savedmodel": (
         "import tensorflow as tf\n"
-        'model = tf.saved_model.load("{dir}/{path}")\n'
+        "model = tf.saved_model.load({target})\n"
         "print(list(model.signatures))"
     ),
 }
 
 
-def load_snippet(model_format: ModelFormat, checkpoint: Checkpoint, tar_url: str) -> str:
+def load_snippet(model_format: ModelFormat, checkpoint, tar_url: str) -> str:
     """Shell lines that download the checkpoint with an API token and load it in Python."""
     directory = f"ckpt-{str(checkpoint.uuid)[:8]}"
-    loader = LOADERS[model_format.key].format(dir=directory, path=model_format.path)
+    loader = LOADERS[model_format.key].format(target=repr(f"{directory}/{model_format.path}"))
+    if HEREDOC in loader.splitlines():  # unreachable with repr; a guard, not a hope
+        raise ValueError("the loader program contains its heredoc delimiter")
+    shell_dir = shlex.quote(directory)
     return (
         "# A token: python manage.py drf_create_token <username>\n"
-        f'curl -fSL -H "Authorization: Token $CKPTWEB_TOKEN" \\\n  "{tar_url}" -o {directory}.tar\n'
-        f"mkdir -p {directory} && tar xf {directory}.tar -C {directory}\n"
-        f"python3 - <<'EOF'\n{loader}\nEOF"
+        f'curl -fSL -H "Authorization: Token $CKPTWEB_TOKEN" \\\n'
+        f"  {shlex.quote(tar_url)} -o {shlex.quote(directory + '.tar')}\n"
+        f"mkdir -p {shell_dir} && tar xf {shlex.quote(directory + '.tar')} -C {shell_dir}\n"
+        f"python3 - <<'{HEREDOC}'\n{loader}\n{HEREDOC}"
     )

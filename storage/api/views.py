@@ -27,7 +27,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from experiments.models import Checkpoint
-from storage import services
+from storage import services, untrusted
 from storage.archive import FORMATS
 from storage.backends.base import (
     CHUNK_SIZE,
@@ -289,9 +289,7 @@ class CheckpointDownloadView(CheckpointStreamView):
                 content_type=FORMATS[fmt].media_type,
             )
             response["Accept-Ranges"] = "none"
-        response["Content-Disposition"] = (
-            f'attachment; filename="{filename or checkpoint.uuid}{FORMATS[fmt].extension}"'
-        )
+        untrusted.harden(response, f"{filename or checkpoint.uuid}{FORMATS[fmt].extension}")
         return response
 
     @staticmethod
@@ -320,7 +318,11 @@ class CheckpointFileResponse(FileResponse):
 
 
 class CheckpointFileView(CheckpointStreamView):
-    """``GET checkpoints/{uuid}/files/{path}``: one file, with Range and validators."""
+    """``GET checkpoints/{uuid}/files/{path}``: one file, with Range and validators.
+
+    The bytes are untrusted: :func:`storage.untrusted.harden` sets nosniff, a sandbox CSP
+    and ``attachment`` for everything but plain text and raster images.
+    """
 
     @extend_schema(
         operation_id="checkpoint_file",
@@ -355,9 +357,11 @@ class CheckpointFileView(CheckpointStreamView):
         start, end = byte_range or (0, None)
         reader = services.open_checkpoint_file(checkpoint, relative, start, end)
         response = CheckpointFileResponse(
-            reader,
-            status=206 if byte_range else 200,
-            filename=posixpath.basename(relative),
+            reader, status=206 if byte_range else 200, filename=posixpath.basename(relative)
+        )
+        untrusted.harden(
+            response,
+            relative,
             as_attachment=request.query_params.get("download") in ("1", "true"),
         )
         self.set_file_headers(response, stored, byte_range)

@@ -1,7 +1,7 @@
 """Test data for GC tests: experiments built through the services, with real files.
 
-``FileStore`` hides whether the files live on a shared file system or in an S3 bucket, so
-the same scenario and the same invariant check run on both.
+``FileStore`` hides whether the files live on a shared file system, in S3 or in GCS, so
+the same scenario and the same invariant check run on all three.
 """
 
 from __future__ import annotations
@@ -181,3 +181,24 @@ def assert_retained_intact(experiment: Experiment, policy: Policy, store: FileSt
             checkpoint = Checkpoint.objects.get(pk=ranked.id)
             assert checkpoint.state == CheckpointState.COMPLETED
             assert expected_files([checkpoint]) <= present
+
+
+class GCSStore(FileStore):
+    """Blobs in a GCS bucket (the emulator in the tests) under ``<prefix>/<uuid>/``."""
+
+    def __init__(self, client, bucket: str, prefix: str):
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.storage_section = {"type": "gcs", "bucket": bucket, "prefix": prefix}
+
+    def write(self, checkpoint_uuid: str, path: str, data: bytes) -> None:
+        key = f"{self.prefix}/{checkpoint_uuid}/{path}"
+        self.client.bucket(self.bucket).blob(key).upload_from_string(data)
+
+    def listing(self) -> set[tuple[str, str]]:
+        found = set()
+        for blob in self.client.list_blobs(self.bucket, prefix=f"{self.prefix}/"):
+            checkpoint_uuid, _, path = blob.name[len(self.prefix) + 1 :].partition("/")
+            found.add((checkpoint_uuid, path))
+        return found

@@ -26,6 +26,7 @@ from tests.gc.builders import (
     spec_example,
 )
 from tests.gc.conftest import free_port, wait_for
+from tests.servers import SECRETS
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -74,6 +75,18 @@ def s3_store():
     store.moto = moto
     yield store
     moto.stop()
+
+
+#: Every credential a worker test hands to a worker (tests/gc/builders.S3Store, tests/servers).
+WORKER_SECRETS = ("gc-test-access-key", "gc-test-secret-key-do-not-leak", *SECRETS)
+
+
+def assert_no_secret_in(log: str) -> None:
+    """No credential appears anywhere in the workers' logs (also not URL-quoted)."""
+    from urllib.parse import quote
+
+    leaked = [s for s in WORKER_SECRETS if s in log or quote(s, safe="") in log]
+    assert not leaked, f"secrets in the Celery worker log: {leaked}"
 
 
 def finished(run_id: int):
@@ -149,6 +162,9 @@ def test_s3_stopping_mid_run_is_recorded_and_a_retry_completes(gc_worker, alice,
     assert sweep_run is not None and sweep_run.deleted == run.failed
     assert s3_store.listing() == expected_files(retained)
     assert_gc_invariant(s3_store)
+    log = gc_worker.log_text()
+    assert "TransientStorageError" in log or "Retry in" in log  # the failure was logged
+    assert_no_secret_in(log)
 
 
 def test_a_worker_killed_mid_run_is_finished_by_the_sweep(gc_worker, alice, fs_store):
@@ -212,3 +228,15 @@ def test_two_runs_started_together_do_no_double_work(gc_worker, alice, fs_store)
     assert sum(run.reclaimed_bytes for run in runs) == sum(c.size_bytes for c in labels.values())
     assert fs_store.listing() == set()
     assert_gc_invariant(fs_store)
+
+
+def test_zz_the_worker_logs_never_show_a_secret(gc_worker, alice, s3_store):
+    """Last in the module: scans everything the workers logged in this session."""
+    experiment, labels = spec_example(alice, s3_store, policy=KEEP_LATEST)
+    s3_store.moto.stop()  # every delete fails: errors and retries are logged
+    run = services.set_experiment_state(experiment, ExperimentState.COMPLETED)
+    run = wait_for(lambda: finished(run.pk), timeout=120, message="the run", workers=gc_worker)
+    assert run.state == GCRunState.FAILED
+    log = gc_worker.log_text()
+    assert "experiments.tasks.run_gc[" in log and "Task" in log  # the log is the right one
+    assert_no_secret_in(log)

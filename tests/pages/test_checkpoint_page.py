@@ -44,7 +44,7 @@ def test_it_lists_files_downloads_and_a_pytorch_snippet(alice_client, spec_examp
     assert f"/api/v1/checkpoints/{checkpoint.uuid}/download?format=zip" in html
     assert f"/api/v1/checkpoints/{checkpoint.uuid}/files/code/model_def.py" in html
     assert 'data-format="pytorch"' in html and "PyTorch state dict" in html
-    assert 'torch.load("ckpt-' in unescape(html) and "models_state_dict" in html
+    assert "torch.load('ckpt-" in unescape(html) and "models_state_dict" in html
     assert "Authorization: Token $CKPTWEB_TOKEN" in html and "tar xf" in html
     assert "class Net(nn.Module)" in html  # text preview of model_def.py
     assert "validation_loss" in html and ">0.4<" in html
@@ -68,7 +68,7 @@ def test_previews_and_metadata_are_escaped(alice_client, spec_example):
         (
             {"model/saved_model.pb": b"pb", "model/variables/variables.index": b"i"},
             "savedmodel",
-            'tf.saved_model.load("ckpt-',
+            "tf.saved_model.load('ckpt-",
         ),
     ],
 )
@@ -79,7 +79,7 @@ def test_it_detects_tensorflow_formats(alice_client, spec_example, files, fmt, l
     snippet = unescape(html)
     assert loader in snippet
     if fmt == "savedmodel":
-        assert '/model")' in snippet  # the SavedModel directory, not the .pb file
+        assert "/model')" in snippet  # the SavedModel directory, not the .pb file
 
 
 def test_deleted_checkpoint_has_no_downloads(alice_client, spec_example):

@@ -332,3 +332,16 @@ def test_checkpoints_name_their_versions(alice_api, alice, model, checkpoints, e
         str(checkpoints[1].uuid): ["resnet-prod v1"],
         str(checkpoints[0].uuid): [],
     }
+
+
+def test_deleting_files_of_a_registered_checkpoint_is_a_409(alice_api, alice, model, checkpoints):
+    registry.register_version(model, checkpoints[0], alice)
+    url = f"/api/v1/checkpoints/{checkpoints[0].uuid}/rm"
+    response = alice_api.post(url, {"globs": ["code/**"]}, format="json")
+    assert response.status_code == 409, response.content
+    assert "resnet-prod v1" in response.json()["message"]
+    checkpoint = Checkpoint.objects.get(pk=checkpoints[0].pk)
+    assert checkpoint.state == "COMPLETED"
+    assert "code/model_def.py" in checkpoint.resources
+    alice_api.delete("/api/v1/models/resnet-prod/versions/1")
+    assert alice_api.post(url, {"globs": ["code/**"]}, format="json").status_code == 202

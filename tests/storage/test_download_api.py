@@ -138,7 +138,8 @@ def test_shared_fs_files_use_file_response(checkpoint, alice, alice_api):
     assert isinstance(response, FileResponse)
     # The real file object, so a WSGI server's file_wrapper can use sendfile.
     assert response.file_to_stream.fileno() > 0
-    assert response["Content-Disposition"] == 'inline; filename="weights.bin"'
+    # Not plain text nor a raster image: untrusted bytes download (storage/untrusted.py).
+    assert response["Content-Disposition"] == 'attachment; filename="weights.bin"'
     assert b"".join(response.streaming_content) == FILES["weights.bin"]
     response.file_to_stream.close()  # not response.close(): that fires request_finished
     attachment = alice_api.get(
