@@ -42,7 +42,7 @@ def enabled() -> bool:
     """True in the embedded default: no broker (so no beat), and not switched off."""
     if getattr(settings, "CELERY_BROKER_URL", None):
         return False
-    return os.environ.get("CKPTWEB_INPROCESS_SWEEP", "1") != "0"
+    return settings.CKPTWEB_INPROCESS_SWEEP
 
 
 def start() -> threading.Thread | None:

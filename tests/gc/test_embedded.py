@@ -108,5 +108,5 @@ def test_the_timer_runs_only_without_a_broker(settings, monkeypatch):
     assert not sweeper.enabled()
     settings.CELERY_BROKER_URL = None
     assert sweeper.enabled()
-    monkeypatch.setenv("CKPTWEB_INPROCESS_SWEEP", "0")
+    settings.CKPTWEB_INPROCESS_SWEEP = False
     assert not sweeper.enabled()
