@@ -27,6 +27,8 @@ from pathlib import Path
 
 import requests
 
+from ckptweb.units import human_bytes
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 CHUNK_SIZE = 1024 * 1024
 GC_RUN_TERMINAL_STATES = ("SUCCEEDED", "FAILED")
@@ -49,15 +51,8 @@ class DownloadInterrupted(ApiError):
 
 
 def human_size(size: int | None) -> str:
-    """``1536`` → ``1.5 KiB``."""
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"  # pragma: no cover
+    """``1536`` → ``1.5 KiB`` (``ckptweb.units``, as the pages say it)."""
+    return "-" if size is None else human_bytes(size)
 
 
 def _error_message(response: requests.Response) -> tuple[str, dict]:

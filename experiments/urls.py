@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from experiments import views
+from experiments import bulk, compare, search, views
 
 app_name = "experiments"
 
@@ -15,4 +15,7 @@ urlpatterns = [
     path("trials/<int:pk>/", views.trial_detail, name="trial"),
     path("checkpoints/<uuid:uuid>/", views.checkpoint_detail, name="checkpoint"),
     path("checkpoints/<uuid:uuid>/protect/", views.checkpoint_protect, name="checkpoint-protect"),
+    path("search/", search.checkpoint_search, name="search"),
+    path("compare/", compare.compare, name="compare"),
+    path("checkpoints/bulk/", bulk.bulk_action, name="bulk"),
 ]

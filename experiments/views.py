@@ -38,15 +38,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from ckptweb.limits import ByteSum
 from experiments.charts import chart_checkpoints, metric_chart, validation_lines
 from experiments.choices import GC_CANDIDATE_STATES, GC_RUN_TERMINAL_STATES, CheckpointState
-from experiments.filters import CheckpointFilterSet
 from experiments.forms import ExperimentFilterForm, GCPolicyForm
 from experiments.models import POLICY_FIELDS, Checkpoint, Experiment, GCRun, Trial, Validation
+from experiments.page_filters import checkpoint_table, trial_rows
 from experiments.retention import Policy, candidates, retained
 from experiments.services import set_gc_policy
 from storage.services import GONE_STATES, checkpoint_files, is_text_file, read_text_preview
 
 EXPERIMENTS_PER_PAGE = 25
-CHECKPOINTS_PER_PAGE = 50
 TRIALS_SHOWN = 100
 PREVIEW_ROWS = 200
 
@@ -110,11 +109,6 @@ def experiment_rows(q: str | None, state: str | None, sort: str):
     return rows.order_by(*order, "-id")
 
 
-def sorted_checkpoints(queryset, params):
-    """Checkpoints filtered and ordered by the shared CheckpointFilterSet (``?ordering=``)."""
-    return CheckpointFilterSet(params, queryset=queryset).qs
-
-
 def checkpoint_totals(experiment: Experiment) -> dict:
     """Counts and bytes of an experiment's checkpoints, live, deleted and GC candidates.
 
@@ -143,13 +137,6 @@ def verdict(checkpoint, kept: dict[int, int]) -> bool | None:
 def can_manage(user, experiment: Experiment) -> bool:
     """Owners and staff may change an experiment; everyone else only looks."""
     return user.is_authenticated and (user.is_staff or experiment.owner_id == user.pk)
-
-
-def _with_default(query, key: str, default: str):
-    params = query.copy()
-    if not params.get(key):
-        params[key] = default
-    return params
 
 
 def _page(request, queryset, per_page: int, param: str = "page", count: int | None = None):
@@ -223,9 +210,16 @@ def _url_or_none(name: str, *args) -> str | None:
 
 
 def download_links(checkpoint: Checkpoint) -> dict:
-    """Archive download URLs of the storage app's routes; not available once files go."""
+    """Archive download URLs of the storage app's routes; not available once files go.
+
+    The buttons' archives unpack into one named folder (``?folder=1``, ``storage.bundles``);
+    ``tar_root`` is the API's default layout, relative to the checkpoint root, for scripts.
+    """
     base = _url_or_none("checkpoint-download", checkpoint.uuid)
-    links = {fmt: f"{base}?format={fmt}" if base else None for fmt in ("tar", "tgz", "zip")}
+    links = {
+        fmt: f"{base}?format={fmt}&folder=1" if base else None for fmt in ("tar", "tgz", "zip")
+    }
+    links["tar_root"] = f"{base}?format=tar" if base else None
     return links | {"available": bool(base) and checkpoint.state not in GONE_STATES}
 
 
@@ -370,25 +364,12 @@ def experiment_detail(request, pk: int):
     policy = Policy(**experiment.gc_policy)
     kept = retained(experiment, policy)
     totals = checkpoint_totals(experiment)
-    params = _with_default(request.GET, "ordering", "-id")
-    # Unfiltered, the table lists every checkpoint: live + deleted, already counted.
-    unfiltered = not any(params.get(name) for name in ("state", "trial"))
-    checkpoints = _page(
-        request,
-        sorted_checkpoints(experiment.checkpoints.all(), params),
-        CHECKPOINTS_PER_PAGE,
-        count=totals["live"] + totals["deleted"] if unfiltered else None,
+    table = checkpoint_table(
+        request, experiment.checkpoints.all(), "-id", totals["live"], totals["deleted"]
     )
-    for checkpoint in checkpoints:
+    for checkpoint in table.page:
         checkpoint.keep = verdict(checkpoint, kept)
-    trials = (
-        experiment.trials.annotate(
-            n_checkpoints=Count("checkpoints"),
-            best_min=Min("checkpoints__validation_metric"),
-            best_max=Max("checkpoints__validation_metric"),
-            latest_steps=Max("checkpoints__steps_completed"),
-        ).order_by("id")
-    )[:TRIALS_SHOWN]
+    trials = trial_rows(experiment, TRIALS_SHOWN)
     return render(
         request,
         "experiments/experiment_detail.html",
@@ -401,7 +382,8 @@ def experiment_detail(request, pk: int):
             "deleted_count": totals["candidates"] - len(kept),
             "trials": list(trials),
             "trial_count": experiment.n_trials if experiment.n_trials > TRIALS_SHOWN else None,
-            "checkpoints": checkpoints,
+            "checkpoints": table.page,
+            "table": table,
             "chart": _chart(experiment, kept, totals["candidates"]),
             "run": _latest_run(experiment),
             "ordering_default": "-id",
@@ -545,15 +527,18 @@ def trial_detail(request, pk: int):
     )
     experiment = trial.experiment
     kept = retained(experiment, Policy(**experiment.gc_policy))
-    params = _with_default(request.GET, "ordering", "-steps_completed")
-    checkpoints = _page(
-        request, sorted_checkpoints(trial.checkpoints.all(), params), CHECKPOINTS_PER_PAGE
+    counts = trial.checkpoints.aggregate(
+        live=Count("id", filter=LIVE), deleted=Count("id", filter=~LIVE)
     )
+    table = checkpoint_table(
+        request, trial.checkpoints.all(), "-steps_completed", counts["live"], counts["deleted"]
+    )
+    checkpoints = table.page
     for checkpoint in checkpoints:
         checkpoint.keep = verdict(checkpoint, kept)
     stats = trial.validations.aggregate(count=Count("id"), latest=Max("steps_completed"))
-    # The trial's checkpoint count bounds its candidates; the paginator has counted them.
-    chart = _chart(experiment, kept, checkpoints.paginator.count, trial, stats["count"])
+    # The trial's checkpoint count bounds its candidates.
+    chart = _chart(experiment, kept, counts["live"], trial, stats["count"])
     return render(
         request,
         "experiments/trial_detail.html",
@@ -562,6 +547,8 @@ def trial_detail(request, pk: int):
             "experiment": experiment,
             "chart": chart,
             "checkpoints": checkpoints,
+            "table": table,
+            "can_manage": can_manage(request.user, experiment),
             "validation_stats": stats,
             "hparams": sorted(trial.hparams.items()) if isinstance(trial.hparams, dict) else [],
             "ordering_default": "-steps_completed",
@@ -594,7 +581,7 @@ def checkpoint_detail(request, uuid):
     snippet = None
     if model_format and download["available"]:
         snippet = load_snippet(
-            model_format, checkpoint, request.build_absolute_uri(download["tar"])
+            model_format, checkpoint, request.build_absolute_uri(download["tar_root"])
         )
     return render(
         request,

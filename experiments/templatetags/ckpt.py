@@ -8,9 +8,9 @@ from django import template
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
-register = template.Library()
+from ckptweb import units
 
-_UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
+register = template.Library()
 
 #: Badge colour of each state of experiments, trials, checkpoints and GC runs.
 STATE_TONES = {
@@ -30,18 +30,21 @@ STATE_TONES = {
 
 
 def human_bytes(value) -> str:
-    """``1536`` -> ``"1.5 KB"`` (powers of 1024, one decimal above bytes)."""
+    """``1536`` -> ``"1.5 KiB"`` (``ckptweb.units``: the CLI prints the same)."""
     try:
         size = float(value or 0)
     except (TypeError, ValueError):
         return "—"
-    unit = 0
-    while size >= 1024 and unit < len(_UNITS) - 1:
-        size /= 1024
-        unit += 1
-    if unit == 0:
-        return f"{int(size)} B"
-    return f"{size:.1f} {_UNITS[unit]}"
+    return units.human_bytes(size)
+
+
+@register.filter
+def steps(value) -> str:
+    """A step count with thousands separators (``10,000``), as the chart axis reads it."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return "—"
 
 
 register.filter("human_bytes", human_bytes)

@@ -40,9 +40,12 @@
     } else if (target.dataset.copy) {
       var source = document.querySelector(target.dataset.copy);
       if (!source || !navigator.clipboard) return;
-      navigator.clipboard.writeText(source.textContent).then(function () {
+      /* data-copy-attr copies an attribute (a whole id list) instead of the text shown. */
+      var text = target.dataset.copyAttr ? source.getAttribute(target.dataset.copyAttr) : source.textContent;
+      var label = target.textContent;
+      navigator.clipboard.writeText(text || "").then(function () {
         target.textContent = "Copied";
-        setTimeout(function () { target.textContent = "Copy"; }, 1500);
+        setTimeout(function () { target.textContent = label; }, 1500);
       }, function () {
         target.textContent = "Select and copy";
       });
@@ -53,6 +56,39 @@
   document.addEventListener("submit", function (event) {
     if (event.target.id !== "gc-form") return;
     if (!event.submitter || event.submitter.id !== "gc-confirm-apply") event.preventDefault();
+  });
+
+  /* The Menu button of the top bar on narrow screens. */
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest("#nav-toggle");
+    if (!toggle) return;
+    var menu = document.getElementById(toggle.getAttribute("aria-controls"));
+    var open = menu.classList.toggle("open");
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+  });
+
+  /* Checkpoint tables: "select all" and the selection's count and bytes in the bulk bar. */
+  function humanBytes(n) {
+    var units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"], i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return i === 0 ? n + " B" : n.toFixed(1) + " " + units[i];
+  }
+  function syncSelection() {
+    var count = document.getElementById("bulk-count");
+    if (!count) return;
+    var boxes = document.querySelectorAll('input[name="checkpoints"][form="bulk-form"]:checked');
+    var bytes = 0;
+    boxes.forEach(function (box) { bytes += parseInt(box.dataset.size || "0", 10); });
+    count.textContent = boxes.length ? plural(boxes.length, "checkpoint") + " selected (" + humanBytes(bytes) + ")" : "Select checkpoints for";
+  }
+  document.addEventListener("change", function (event) {
+    var all = event.target.closest("[data-select-all]");
+    if (all) {
+      document.querySelectorAll(all.dataset.selectAll + ' input[name="checkpoints"]').forEach(function (box) {
+        box.checked = all.checked;
+      });
+    }
+    if (event.target.name === "checkpoints" || all) syncSelection();
   });
 
   document.addEventListener("htmx:afterSettle", syncApply);
