@@ -6,6 +6,7 @@
                                      --save-trial-latest N [--yes]
     ckpt checkpoint describe UUID
     ckpt checkpoint download UUID [-o DIR]
+    ckpt checkpoint download --best EXPERIMENT_ID [--trial T] [-o DIR]
     ckpt checkpoint delete UUID [--yes]
     ckpt storage scan NAME
     ckpt storage delete-orphans NAME [--yes]
@@ -239,12 +240,24 @@ def checkpoint_describe(client: Client, args) -> None:
 
 
 def checkpoint_download(client: Client, args) -> None:
-    """``ckpt checkpoint download UUID [-o DIR]``"""
-    bar = ProgressBar(args.uuid[:8])
-    try:
-        target = client.download_checkpoint(
-            args.uuid, args.output, progress=bar, retries=args.retries
+    """``ckpt checkpoint download UUID [-o DIR]`` or ``--best EXPERIMENT_ID [--trial T]``"""
+    uuid = args.uuid
+    if args.best:
+        if not uuid.isdigit():
+            raise CommandError(f"--best takes an experiment id (a number), not {uuid!r}.")
+        c = client.best_checkpoint(int(uuid), args.trial)
+        print(
+            f"Best checkpoint of experiment {uuid}"
+            f"{f' trial {args.trial}' if args.trial is not None else ''}: {c['uuid']} "
+            f"(trial {c['trial_id']}, {c['steps_completed']} steps, "
+            f"metric {metric_text(c['validation_metric'])})"
         )
+        uuid = c["uuid"]
+    elif args.trial is not None:
+        raise CommandError("--trial only applies with --best EXPERIMENT_ID.")
+    bar = ProgressBar(uuid[:8])
+    try:
+        target = client.download_checkpoint(uuid, args.output, progress=bar, retries=args.retries)
     finally:
         bar.close()
     print(f"Downloaded checkpoint to {target}")
@@ -341,7 +354,17 @@ def build_parser() -> argparse.ArgumentParser:
     download = c_commands.add_parser(
         "download", parents=[connection], help="download and extract into DIR/<uuid>/"
     )
-    download.add_argument("uuid", metavar="UUID")
+    download.add_argument(
+        "uuid", metavar="UUID", help="a checkpoint UUID (an experiment id with --best)"
+    )
+    download.add_argument(
+        "--best",
+        action="store_true",
+        help="download the best live checkpoint of experiment UUID by its searcher metric",
+    )
+    download.add_argument(
+        "--trial", type=non_negative, metavar="T", help="with --best: the best of trial T"
+    )
     download.add_argument(
         "-o", "--output", default=".", metavar="DIR", help="parent directory (default: .)"
     )

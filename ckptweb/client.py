@@ -175,6 +175,11 @@ class Client:
             best.append(checkpoint)
         return best
 
+    def best_checkpoint(self, experiment_id: int, trial: int | None = None) -> dict:
+        """The best live checkpoint of the experiment (or one trial) by its searcher metric."""
+        params = {"trial": trial} if trial is not None else {}
+        return self.request("GET", f"experiments/{experiment_id}/best-checkpoint", params=params)
+
     def gc_preview(self, experiment_id: int, **policy: int | None) -> dict:
         """What a policy would keep and delete; omitted values are the current policy's."""
         params = {key: value for key, value in policy.items() if value is not None}

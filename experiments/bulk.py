@@ -144,7 +144,7 @@ def bulk_action(request):
             messages.success(request, f"{action.capitalize()}ed {changed} checkpoint(s).")
             return _back(request)
         if request.POST.get("confirm") != "1":
-            live = [c for c in checkpoints if c.state not in GONE_STATES]
+            live = [c for c in checkpoints if c.state not in GONE_STATES and not c.protected]
             total = Checkpoint.objects.filter(pk__in=[c.pk for c in live]).aggregate(
                 b=ByteSum("size_bytes")
             )["b"]

@@ -36,6 +36,7 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ckptweb.limits import ByteSum
+from experiments.best import best_checkpoint
 from experiments.charts import chart_checkpoints, metric_chart, validation_lines
 from experiments.choices import GC_CANDIDATE_STATES, GC_RUN_TERMINAL_STATES, CheckpointState
 from experiments.forms import ExperimentFilterForm, GCPolicyForm
@@ -321,6 +322,12 @@ def load_snippet(model_format: ModelFormat, checkpoint: Checkpoint, tar_url: str
     )
 
 
+def best_download(experiment: Experiment, trial: Trial | None = None) -> dict | None:
+    """The best live checkpoint (``experiments.best``) and its archive links, or None."""
+    checkpoint = best_checkpoint(experiment, trial)
+    return checkpoint and {"checkpoint": checkpoint, **download_links(checkpoint)}
+
+
 def set_protected(checkpoint: Checkpoint, protected: bool) -> None:
     """Protect a checkpoint from garbage collection, or lift the protection."""
     Checkpoint.objects.filter(pk=checkpoint.pk).update(protected=protected)
@@ -386,6 +393,7 @@ def experiment_detail(request, pk: int):
             "table": table,
             "chart": _chart(experiment, kept, totals["candidates"]),
             "run": _latest_run(experiment),
+            "best": best_download(experiment),
             "ordering_default": "-id",
         },
     )
@@ -549,6 +557,7 @@ def trial_detail(request, pk: int):
             "checkpoints": checkpoints,
             "table": table,
             "can_manage": can_manage(request.user, experiment),
+            "best": best_download(experiment, trial),
             "validation_stats": stats,
             "hparams": sorted(trial.hparams.items()) if isinstance(trial.hparams, dict) else [],
             "ordering_default": "-steps_completed",
