@@ -27,6 +27,8 @@ from ckptweb.cli_storage import add_storage_commands
 from ckptweb.client import ApiError, Client, human_size
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+#: ``set gc-policy`` lists at most this many candidates before asking.
+PREVIEW_ROWS = 20
 
 
 class CommandError(Exception):
@@ -195,6 +197,16 @@ def experiment_set_gc_policy(client: Client, args) -> None:
         "Policy: save_experiment_best={save_experiment_best} save_trial_best={save_trial_best} "
         "save_trial_latest={save_trial_latest}".format(**policy)
     )
+    count = len(preview["deleted_ids"])
+    print(
+        f"This policy will delete {count} checkpoints ({human_size(preview['reclaimed_bytes'])})"
+        f" and keep {len(preview['retained_ids'])}."
+    )
+    hidden = 0
+    if len(rows) > PREVIEW_ROWS:  # a long experiment: list only some of what goes
+        deleted = [row for row in rows if row[-1] == "DELETE"]
+        hidden = len(rows) - min(len(deleted), PREVIEW_ROWS)
+        rows = deleted[:PREVIEW_ROWS]
     print_table(
         [
             "Trial ID",
@@ -206,10 +218,11 @@ def experiment_set_gc_policy(client: Client, args) -> None:
         ],
         rows,
     )
-    count = len(preview["deleted_ids"])
-    print(
-        f"This policy will delete {count} checkpoints ({human_size(preview['reclaimed_bytes'])})."
-    )
+    if hidden:
+        print(
+            f"… and {hidden} more (the first {len(rows)} deletions are listed; "
+            f"all: ckpt experiment list-checkpoints {args.experiment_id})"
+        )
     if not confirm("Apply this policy?", args.yes):
         raise CommandError("aborted; nothing was changed")
     run = client.set_gc_policy(args.experiment_id, **policy)

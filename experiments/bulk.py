@@ -72,7 +72,7 @@ def set_protected_many(checkpoints: list[Checkpoint], protected: bool) -> int:
     )
 
 
-def delete_many(checkpoints: list[Checkpoint]) -> tuple[int, list[str]]:
+def delete_many(checkpoints: list[Checkpoint], user=None) -> tuple[int, list[str]]:
     """Start a deletion run for each live, unprotected checkpoint; (started, skipped notes)."""
     started, skipped = 0, []
     with transaction.atomic():
@@ -81,7 +81,7 @@ def delete_many(checkpoints: list[Checkpoint]) -> tuple[int, list[str]]:
                 skipped.append(f"{str(checkpoint.uuid)[:8]} is already {checkpoint.state.lower()}")
                 continue
             try:
-                delete_checkpoint(checkpoint)
+                delete_checkpoint(checkpoint, user=user)
             except CheckpointProtected:
                 skipped.append(f"{str(checkpoint.uuid)[:8]} is protected")
                 continue
@@ -159,7 +159,7 @@ def bulk_action(request):
                     "next": request.POST.get("next", ""),
                 },
             )
-        started, skipped = delete_many(checkpoints)
+        started, skipped = delete_many(checkpoints, request.user)
         text = f"Deleting {started} checkpoint(s)."
         if skipped:
             text += " Skipped: " + "; ".join(skipped[:10]) + "."

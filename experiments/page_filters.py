@@ -1,4 +1,5 @@
-"""The checkpoint table of the experiment and trial pages: filters kept in the URL.
+"""Tables of the experiment and trial pages: checkpoints (filters kept in the URL), trials
+with live/deleted counts, and the GC history.
 
 The filters are ``CheckpointFilterSet``'s (the API's, one implementation): ``state``,
 ``trial``, ``metric_min``, ``metric_max`` and ``ordering``. The page adds one rule of its
@@ -19,6 +20,7 @@ from experiments.choices import CheckpointState
 from experiments.filters import CheckpointFilterSet
 
 CHECKPOINTS_PER_PAGE = 50
+GC_HISTORY = 20
 FILTER_PARAMS = ("state", "trial", "metric_min", "metric_max")
 
 
@@ -84,3 +86,10 @@ def trial_rows(experiment, limit: int):
         best_max=Max("checkpoints__validation_metric"),
         latest_steps=Max("checkpoints__steps_completed"),
     ).order_by("id")[:limit]
+
+
+def gc_history(experiment) -> list:
+    """The experiment's latest ``GC_HISTORY`` GC runs, newest first, with who started them."""
+    return list(
+        experiment.gc_runs.select_related("started_by", "checkpoint").order_by("-id")[:GC_HISTORY]
+    )

@@ -37,11 +37,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from ckptweb.limits import ByteSum
 from experiments.best import best_checkpoint
+from experiments.chart_options import ChartOptions, chart_options
 from experiments.charts import chart_checkpoints, metric_chart, validation_lines
 from experiments.choices import GC_CANDIDATE_STATES, GC_RUN_TERMINAL_STATES, CheckpointState
 from experiments.forms import ExperimentFilterForm, GCPolicyForm
 from experiments.models import POLICY_FIELDS, Checkpoint, Experiment, GCRun, Trial, Validation
-from experiments.page_filters import checkpoint_table, trial_rows
+from experiments.page_filters import checkpoint_table, gc_history, trial_rows
 from experiments.retention import Policy, candidates, retained
 from experiments.services import set_gc_policy
 from storage.services import GONE_STATES, checkpoint_files, is_text_file, read_text_preview
@@ -61,7 +62,8 @@ EXPERIMENT_SORTS = {
     "trials": ["n_trials"],
     "checkpoints": ["n_live"],
     "bytes": ["live_bytes"],
-    "best": ["best_metric"],
+    # Grouped by metric, then best first: a loss and an accuracy never share one scale.
+    "best": ["searcher_metric", "best_score"],
     "created": ["created_at"],
 }
 
@@ -76,25 +78,36 @@ def experiment_rows(q: str | None, state: str | None, sort: str):
     """Experiments with trial and checkpoint counts, bytes on storage and best metric."""
     live = Checkpoint.objects.filter(LIVE)
     measured = Checkpoint.objects.filter(validation_metric__isnull=False)
-    rows = Experiment.objects.select_related("owner", "storage").annotate(
-        n_trials=Coalesce(_per_experiment(Trial.objects, Count("id"), IntegerField()), 0),
-        n_live=Coalesce(_per_experiment(live, Count("id"), IntegerField()), 0),
-        n_deleted=Coalesce(
-            _per_experiment(
-                Checkpoint.objects.filter(state=CheckpointState.DELETED),
-                Count("id"),
-                IntegerField(),
+    rows = (
+        Experiment.objects.select_related("owner", "storage")
+        .annotate(
+            n_trials=Coalesce(_per_experiment(Trial.objects, Count("id"), IntegerField()), 0),
+            n_live=Coalesce(_per_experiment(live, Count("id"), IntegerField()), 0),
+            n_deleted=Coalesce(
+                _per_experiment(
+                    Checkpoint.objects.filter(state=CheckpointState.DELETED),
+                    Count("id"),
+                    IntegerField(),
+                ),
+                0,
             ),
-            0,
-        ),
-        live_bytes=Coalesce(_per_experiment(live, ByteSum("size_bytes"), BigIntegerField()), 0),
-        best_metric=Case(
-            When(
-                smaller_is_better=True,
-                then=_per_experiment(measured, Min("validation_metric"), FloatField()),
+            live_bytes=Coalesce(_per_experiment(live, ByteSum("size_bytes"), BigIntegerField()), 0),
+            best_metric=Case(
+                When(
+                    smaller_is_better=True,
+                    then=_per_experiment(measured, Min("validation_metric"), FloatField()),
+                ),
+                default=_per_experiment(measured, Max("validation_metric"), FloatField()),
             ),
-            default=_per_experiment(measured, Max("validation_metric"), FloatField()),
-        ),
+        )
+        .annotate(
+            # Smaller is better for every experiment's score: ascending is best first.
+            best_score=Case(
+                When(smaller_is_better=True, then=F("best_metric")),
+                default=-F("best_metric"),
+                output_field=FloatField(),
+            )
+        )
     )
     if q:
         rows = rows.filter(
@@ -154,11 +167,13 @@ def _chart(
     n_candidates: int,
     trial: Trial | None = None,
     n_validations: int | None = None,
+    params=None,
 ):
-    """The metric chart of an experiment (or one trial): three queries, two without a count.
+    """The metric chart of an experiment (or one trial): four queries, three without a count.
 
     ``n_candidates`` is the number of GC candidates charted (an upper bound will do) and
     ``n_validations`` the number of validations if known; both size the SQL samples.
+    ``params`` (``request.GET``) choose the metric, x axis and scale (``chart_options``).
     """
     if trial is None:
         trials = experiment.trials.all()
@@ -168,9 +183,24 @@ def _chart(
         trials = Trial.objects.filter(pk=trial.pk)
         validations = Validation.objects.filter(trial=trial)
         marked = candidates(experiment).filter(trial=trial)
-    lines = validation_lines(experiment.searcher_metric, validations, trials, n_validations)
+    if params is None:  # the GC pages chart the searcher metric only, with no controls
+        options = ChartOptions(experiment.searcher_metric, experiment.searcher_metric)
+    else:
+        options = chart_options(params, experiment.searcher_metric, validations)
+    lines = validation_lines(
+        options.metric, validations, trials, n_validations, x_axis=options.x_axis
+    )
     markers = chart_checkpoints(marked, kept, n_candidates)
-    return metric_chart(experiment.searcher_metric, lines, markers)
+    chart = metric_chart(
+        options.metric,
+        lines,
+        markers,
+        x_axis=options.x_axis,
+        log=options.log,
+        searcher=options.searcher,
+    )
+    chart.options = options
+    return chart
 
 
 def _latest_run(experiment: Experiment) -> GCRun | None:
@@ -377,6 +407,7 @@ def experiment_detail(request, pk: int):
     for checkpoint in table.page:
         checkpoint.keep = verdict(checkpoint, kept)
     trials = trial_rows(experiment, TRIALS_SHOWN)
+    history = gc_history(experiment)
     return render(
         request,
         "experiments/experiment_detail.html",
@@ -391,8 +422,9 @@ def experiment_detail(request, pk: int):
             "trial_count": experiment.n_trials if experiment.n_trials > TRIALS_SHOWN else None,
             "checkpoints": table.page,
             "table": table,
-            "chart": _chart(experiment, kept, totals["candidates"]),
-            "run": _latest_run(experiment),
+            "chart": _chart(experiment, kept, totals["candidates"], params=request.GET),
+            "run": history[0] if history else None,
+            "gc_history": history,
             "best": best_download(experiment),
             "ordering_default": "-id",
         },
@@ -459,7 +491,7 @@ def experiment_gc(request, pk: int):
             raise PermissionDenied("Only the owner or staff can change the GC policy.")
         form = GCPolicyForm(experiment, request.POST)
         if form.is_valid():
-            run = set_gc_policy(experiment, form.policy)
+            run = set_gc_policy(experiment, form.policy, user=request.user)
             messages.success(
                 request,
                 f"Saved GC policy {_policy_text(form.policy)} and started GC run #{run.pk}.",
@@ -546,7 +578,7 @@ def trial_detail(request, pk: int):
         checkpoint.keep = verdict(checkpoint, kept)
     stats = trial.validations.aggregate(count=Count("id"), latest=Max("steps_completed"))
     # The trial's checkpoint count bounds its candidates.
-    chart = _chart(experiment, kept, counts["live"], trial, stats["count"])
+    chart = _chart(experiment, kept, counts["live"], trial, stats["count"], request.GET)
     return render(
         request,
         "experiments/trial_detail.html",

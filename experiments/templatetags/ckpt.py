@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 
 from django import template
+from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.utils.html import format_html
 from django.utils.http import urlencode
+from django.utils.timezone import localtime
 
 from ckptweb import units
 
@@ -36,6 +38,17 @@ def human_bytes(value) -> str:
     except (TypeError, ValueError):
         return "—"
     return units.human_bytes(size)
+
+
+@register.filter
+def when(value) -> str:
+    """``<time>`` reading "3 minutes ago" with the absolute time (UTC) on hover; "—" if unset."""
+    if not value:
+        return "—"
+    absolute = localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>', value.isoformat(), absolute, naturaltime(value)
+    )
 
 
 @register.filter

@@ -91,6 +91,29 @@
     if (event.target.name === "checkpoints" || all) syncSelection();
   });
 
+  /* Chart controls apply on change; chart markers show their data-tip on hover or focus. */
+  document.addEventListener("change", function (event) {
+    if (event.target.matches("select[data-autosubmit]")) event.target.form.requestSubmit();
+  });
+  var tip = null;
+  function showTip(event) {
+    var marker = event.target.closest && event.target.closest(".marker[data-tip]");
+    if (!marker) { if (tip) tip.hidden = true; return; }
+    if (!tip) {
+      tip = document.createElement("div");
+      tip.className = "chart-tip";
+      tip.setAttribute("role", "tooltip");
+      document.body.appendChild(tip);
+    }
+    tip.textContent = marker.dataset.tip;
+    tip.hidden = false;
+    var box = marker.getBoundingClientRect();
+    var left = Math.min(box.left + window.scrollX, window.scrollX + document.documentElement.clientWidth - 260);
+    tip.style.left = Math.max(window.scrollX + 4, left) + "px";
+    tip.style.top = (box.bottom + window.scrollY + 6) + "px";
+  }
+  document.addEventListener("mouseover", showTip);
+
   document.addEventListener("htmx:afterSettle", syncApply);
   document.addEventListener("DOMContentLoaded", syncApply);
 })();

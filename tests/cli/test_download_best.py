@@ -60,3 +60,22 @@ def test_bad_and_missing_input_are_named(run_ckpt, alice_api, spec):
     )
     assert response.status_code == 404
     assert "no live checkpoint with a validation metric" in response.json()["message"]
+
+
+def test_set_gc_policy_summarises_before_a_short_list(run_ckpt, alice, default_storage):
+    from experiments import services
+    from experiments.models import Experiment
+
+    experiment = Experiment.objects.create(
+        name="long", owner=alice, searcher_metric="loss", storage=default_storage
+    )
+    trial = services.create_trial(experiment)
+    for steps in range(1, 61):
+        services.report_checkpoint(trial, steps, resources={"w.bin": 1024})
+    result = run_ckpt("experiment", "set", "gc-policy", experiment.pk, input="n\n")
+    lines = result.stdout.splitlines()
+    summary = next(i for i, line in enumerate(lines) if "This policy will delete" in line)
+    assert "delete 59 checkpoints (59.0 KiB) and keep 1" in lines[summary]
+    assert summary <= 2  # the summary comes before the table
+    assert sum(" DELETE" in line for line in lines) == 20
+    assert "… and 40 more" in result.stdout

@@ -135,3 +135,22 @@ def test_the_api_filters_checkpoints_by_metric_range(alice_api, spec_example):
     assert sorted(c["validation_metric"] for c in response.json()["results"]) == [0.3, 0.4, 0.5]
     response = alice_api.get(f"/api/v1/experiments/{spec_example.pk}/checkpoints?metric_min=1e999")
     assert response.status_code == 400 and "metric_min" in response.json()["message"]
+
+
+def test_gc_history_says_when_who_and_what(alice_client, alice_api, spec_example):
+    from experiments.models import GCRun
+
+    alice_client.post(
+        f"/experiments/{spec_example.pk}/gc/",
+        {"save_experiment_best": 0, "save_trial_best": 1, "save_trial_latest": 1},
+    )
+    GCRun.objects.create(experiment=spec_example, reason="SWEEP", state="SUCCEEDED")
+    html = alice_client.get(f"/experiments/{spec_example.pk}/").content.decode()
+    table = html[html.index('id="gc-history-table"') :]
+    manual = table[table.index('data-run="') :]
+    assert "alice" in table and "automatic" in table and "Policy changed" in table
+    assert "0/1/1" in manual
+    run = GCRun.objects.filter(started_by__username="alice").get()
+    stamp = run.created_at.strftime("%Y-%m-%d %H:%M")
+    assert f'title="{stamp}' in table  # the absolute time on hover
+    assert alice_api.get(f"/api/v1/gc-runs/{run.pk}").json()["started_by"] == "alice"

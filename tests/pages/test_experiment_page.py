@@ -13,8 +13,9 @@ pytestmark = pytest.mark.django_db
 #: Queries of one experiment page, whatever the number of checkpoints: session, user,
 #: experiment (with its trial count), retained set, totals (which count the table too),
 #: checkpoint page, trials, chart (validation count + sampled lines, sampled markers),
-#: latest run.
-EXPERIMENT_PAGE_QUERIES = 11
+#: GC history (whose first row is the latest run), the best checkpoint (#download-best),
+#: the metric names the chart offers.
+EXPERIMENT_PAGE_QUERIES = 13
 
 
 def big_experiment(owner, checkpoints: int, trials: int = 4):
@@ -122,7 +123,8 @@ def test_unknown_experiment_is_404(alice_client, db):
 
 
 #: The trial page, the GC page and its preview partial: their query counts do not grow either.
-OTHER_PAGE_QUERIES = {"trial": 9, "gc": 10, "gc-preview": 9}
+#: The trial page reads its best checkpoint and the chart's metric names too.
+OTHER_PAGE_QUERIES = {"trial": 11, "gc": 10, "gc-preview": 9}
 POLICY_0_1_1 = {"save_experiment_best": 0, "save_trial_best": 1, "save_trial_latest": 1}
 
 
