@@ -71,6 +71,17 @@ def data_axis(low: float, high: float, count: int = 5) -> tuple[float, float, li
     return low, high, inside
 
 
+def log_axis(low: float, high: float) -> tuple[float, float, list[float]]:
+    """``data_axis`` for log10 values: whole powers of ten as ticks when the data spans them."""
+    low, high, ticks = data_axis(low, high)
+    if high - low >= 1:
+        step = max(1, math.ceil((math.floor(high) - math.ceil(low)) / 6))
+        powers = [float(e) for e in range(math.ceil(low), math.floor(high) + 1, step)]
+        if len(powers) >= 2:
+            ticks = powers
+    return low, high, ticks
+
+
 def duration_label(seconds: float) -> str:
     """Elapsed time on the time axis: ``0``, ``45s``, ``12m``, ``1.5h``, ``3.2d``."""
     if seconds == 0:

@@ -28,6 +28,7 @@ from experiments.chart_axes import (  # noqa: F401 - nice_ticks, downsample: re-
     data_axis,
     downsample,
     duration_label,
+    log_axis,
     log_label,
     nice_ticks,
     stride,
@@ -376,7 +377,7 @@ def metric_chart(
         xs = [x - origin for x in xs]
     x_lo, x_hi, x_ticks = data_axis(min(0.0, min(xs)), max(xs))
     if ys:
-        y_lo, y_hi, y_ticks = data_axis(min(ys), max(ys))
+        y_lo, y_hi, y_ticks = (log_axis if log else data_axis)(min(ys), max(ys))
     else:
         y_ticks, y_lo, y_hi = [], 0.0, 1.0
 

@@ -38,6 +38,7 @@ def pages(demo) -> list[str]:
         "/",
         f"/experiments/{wide.pk}/",
         f"/experiments/{wide.pk}/?deleted=1",
+        f"/experiments/{wide.pk}/?metric=epoch&x=time&scale=log",
         f"/experiments/{wide.pk}/gc/",
         f"/experiments/{wide.pk}/gc/?save_experiment_best=0&save_trial_best=0&save_trial_latest=0",
         f"/trials/{trial.pk}/",
@@ -47,6 +48,7 @@ def pages(demo) -> list[str]:
         "/storage/",
         f"/storage/{storage.pk}/scans/",
         f"/storage/{storage.pk}/scans/{demo['scan'].pk}/",
+        f"/admin/storage/storageconfig/{storage.pk}/change/",
     ]
 
 

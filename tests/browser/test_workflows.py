@@ -176,3 +176,25 @@ def test_the_gc_form_by_keyboard_alone(session, staff, default_storage):
     page.wait_for_selector(".alert-success")
     spec.refresh_from_db()
     assert (spec.save_experiment_best, spec.save_trial_best, spec.save_trial_latest) == (0, 0, 1)
+
+
+def test_chart_choices_and_hover_tips(session, after_gc):
+    page = session.page
+    login(session)
+    page.click(f"text={after_gc.name}")
+    page.select_option("#chart-metric", "epoch")
+    page.wait_for_url("**metric=epoch**")
+    assert "epoch" in page.locator("figure.chart figcaption").inner_text()
+    page.select_option("#chart-scale", "log")
+    page.wait_for_url("**scale=log**")
+    page.select_option("#chart-x", "time")
+    page.wait_for_url("**x=time**")
+    assert "time since the first report" in page.locator("figure.chart").inner_text()
+    assert "metric=epoch" in page.url  # the choices add up in the URL
+    marker = page.locator("figure.chart .marker").first
+    marker.hover()
+    tip = page.locator(".chart-tip")
+    assert tip.is_visible()
+    assert "Checkpoint" in tip.inner_text() and "step" in tip.inner_text()
+    assert page.locator("#gc-history-table tbody tr").count() >= 1
+    session.screenshot("experiment-chart-options")

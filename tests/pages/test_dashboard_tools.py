@@ -146,6 +146,7 @@ def test_gc_history_says_when_who_and_what(alice_client, alice_api, spec_example
     )
     GCRun.objects.create(experiment=spec_example, reason="SWEEP", state="SUCCEEDED")
     html = alice_client.get(f"/experiments/{spec_example.pk}/").content.decode()
+    assert html.count('id="gc-history-table"') == 1
     table = html[html.index('id="gc-history-table"') :]
     manual = table[table.index('data-run="') :]
     assert "alice" in table and "automatic" in table and "Policy changed" in table
