@@ -123,6 +123,11 @@ class Chart:
     options: object = None  # the page's ChartOptions, for its controls
 
     @property
+    def has_verdicts(self) -> bool:
+        """Whether any marker is a GC candidate (the legend explains kept and deleted)."""
+        return any(m.keep is not None for m in self.markers)
+
+    @property
     def x_label(self) -> str:
         return "time since the first report" if self.x_axis == "time" else "steps"
 

@@ -6,6 +6,7 @@ from experiments import services
 from experiments.demo import build_spec_example, build_training_experiment
 from storage import reconcile
 from storage.models import StorageScan
+from tests.browser.conftest import SCREENSHOTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -69,6 +70,9 @@ def test_no_page_scrolls_sideways(browser, live_server, demo, width):
         response = page.goto(live_server.url + path)
         assert response.status == 200, path
         page.wait_for_load_state("networkidle")
+        name = path.strip("/").split("?")[0].replace("/", "-") or "experiments"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"w{width}-{name}.png"), full_page=True)
         if not page.evaluate(FITS):
             scroll = page.evaluate("document.documentElement.scrollWidth")
             too_wide.append(f"{path}: {scroll} px {page.evaluate(WIDE_ELEMENTS)}")
