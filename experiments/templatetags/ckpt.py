@@ -65,7 +65,7 @@ register.filter("human_bytes", human_bytes)
 
 @register.filter
 def metric(value) -> str:
-    """A validation metric with four significant digits, or an em dash when absent."""
+    """A validation metric with four significant digits (``0.4000``), "—" when absent."""
     if value is None or value == "":
         return "—"
     try:
@@ -76,7 +76,8 @@ def metric(value) -> str:
         return str(number)
     if number != 0 and (abs(number) >= 1e5 or abs(number) < 1e-3):
         return f"{number:.3e}"
-    return f"{number:.4g}"
+    # Four significant digits, trailing zeros kept so a column reads evenly (0.8030, 0.8173).
+    return f"{number:#.4g}".rstrip(".")
 
 
 @register.filter

@@ -41,9 +41,9 @@ def test_it_shows_counts_bytes_and_best_metric(alice_client, alice, default_stor
     row = row_of(html, "mnist")
     assert "2 <span" in row and "1 deleted" in row  # 2 live, 1 deleted
     assert "4.9 KiB" in row  # 2000 + 3000 bytes live
-    assert ">0.3<" in row  # smaller is better: the minimum
+    assert ">0.3000<" in row  # smaller is better: the minimum
     assert "shared_fs" in row and "alice" in row
-    assert ">0.8<" in row_of(html, "higher")  # larger is better: the maximum
+    assert ">0.8000<" in row_of(html, "higher")  # larger is better: the maximum
 
 
 def test_it_searches_and_filters_by_state(alice_client, alice, bob, default_storage):
