@@ -31,7 +31,7 @@ from experiments.services import CheckpointProtected, delete_checkpoint
 from experiments.views import can_manage
 from storage.archive import FORMATS
 from storage.backends.base import StorageError
-from storage.bundles import foldered_archive
+from storage.bundles import foldered_archive, safe_name
 from storage.services import GONE_STATES
 
 MAX_SELECTED = 100
@@ -112,9 +112,8 @@ def _download(checkpoints: list[Checkpoint]) -> StreamingHttpResponse:
     response = StreamingHttpResponse(archive.stream("zip"), content_type=FORMATS["zip"].media_type)
     name = f"checkpoints-{len(checkpoints)}"
     if len({c.experiment_id for c in checkpoints}) == 1:
-        name = f"{checkpoints[0].experiment.name[:40]}-{len(checkpoints)}-checkpoints"
-    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
-    response["Content-Disposition"] = f'attachment; filename="{safe}.zip"'
+        name = f"{safe_name(checkpoints[0].experiment.name)}-{len(checkpoints)}-checkpoints"
+    response["Content-Disposition"] = f'attachment; filename="{name}.zip"'
     response["Accept-Ranges"] = "none"
     return response
 

@@ -1,4 +1,4 @@
-"""The chart controls of the experiment and trial pages: ``?metric=&x=&scale=``.
+"""The metric charts of the pages, and their controls: ``?metric=&x=&scale=``.
 
 ``metric`` is any metric name the trials reported (default: the searcher metric), ``x`` is
 ``steps`` or ``time``, ``scale`` is ``linear`` or ``log``. Unknown values fall back to the
@@ -12,6 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db.models import QuerySet
+
+from experiments.charts import chart_checkpoints, metric_chart, validation_lines
+from experiments.models import Experiment, Trial, Validation
+from experiments.retention import candidates
 
 METRIC_SAMPLE = 200
 MAX_METRICS = 50
@@ -61,3 +65,45 @@ def chart_options(params, searcher_metric: str, validations: QuerySet) -> ChartO
     x_axis = params.get("x") if params.get("x") in X_AXES else "steps"
     scale = params.get("scale") if params.get("scale") in SCALES else "linear"
     return ChartOptions(metric, searcher_metric, x_axis, scale, metrics)
+
+
+def page_chart(
+    experiment: Experiment,
+    kept: dict[int, int],
+    n_candidates: int,
+    trial: Trial | None = None,
+    n_validations: int | None = None,
+    params=None,
+):
+    """The metric chart of an experiment (or one trial): four queries, three without a count.
+
+    ``n_candidates`` is the number of GC candidates charted (an upper bound will do) and
+    ``n_validations`` the number of validations if known; both size the SQL samples.
+    ``params`` (``request.GET``) choose the metric, x axis and scale (``chart_options``).
+    """
+    if trial is None:
+        trials = experiment.trials.all()
+        validations = Validation.objects.filter(trial__experiment=experiment)
+        marked = candidates(experiment)
+    else:
+        trials = Trial.objects.filter(pk=trial.pk)
+        validations = Validation.objects.filter(trial=trial)
+        marked = candidates(experiment).filter(trial=trial)
+    if params is None:  # the GC pages chart the searcher metric only, with no controls
+        options = ChartOptions(experiment.searcher_metric, experiment.searcher_metric)
+    else:
+        options = chart_options(params, experiment.searcher_metric, validations)
+    lines = validation_lines(
+        options.metric, validations, trials, n_validations, x_axis=options.x_axis
+    )
+    markers = chart_checkpoints(marked, kept, n_candidates)
+    chart = metric_chart(
+        options.metric,
+        lines,
+        markers,
+        x_axis=options.x_axis,
+        log=options.log,
+        searcher=options.searcher,
+    )
+    chart.options = options
+    return chart

@@ -37,8 +37,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from ckptweb.limits import ByteSum
 from experiments.best import best_checkpoint
-from experiments.chart_options import ChartOptions, chart_options
-from experiments.charts import chart_checkpoints, metric_chart, validation_lines
+from experiments.chart_options import page_chart
 from experiments.choices import GC_CANDIDATE_STATES, GC_RUN_TERMINAL_STATES, CheckpointState
 from experiments.forms import ExperimentFilterForm, GCPolicyForm
 from experiments.models import POLICY_FIELDS, Checkpoint, Experiment, GCRun, Trial, Validation
@@ -159,48 +158,6 @@ def _page(request, queryset, per_page: int, param: str = "page", count: int | No
     if count is not None:
         paginator.count = count  # a cached_property: the instance value wins
     return paginator.get_page(request.GET.get(param))
-
-
-def _chart(
-    experiment: Experiment,
-    kept: dict[int, int],
-    n_candidates: int,
-    trial: Trial | None = None,
-    n_validations: int | None = None,
-    params=None,
-):
-    """The metric chart of an experiment (or one trial): four queries, three without a count.
-
-    ``n_candidates`` is the number of GC candidates charted (an upper bound will do) and
-    ``n_validations`` the number of validations if known; both size the SQL samples.
-    ``params`` (``request.GET``) choose the metric, x axis and scale (``chart_options``).
-    """
-    if trial is None:
-        trials = experiment.trials.all()
-        validations = Validation.objects.filter(trial__experiment=experiment)
-        marked = candidates(experiment)
-    else:
-        trials = Trial.objects.filter(pk=trial.pk)
-        validations = Validation.objects.filter(trial=trial)
-        marked = candidates(experiment).filter(trial=trial)
-    if params is None:  # the GC pages chart the searcher metric only, with no controls
-        options = ChartOptions(experiment.searcher_metric, experiment.searcher_metric)
-    else:
-        options = chart_options(params, experiment.searcher_metric, validations)
-    lines = validation_lines(
-        options.metric, validations, trials, n_validations, x_axis=options.x_axis
-    )
-    markers = chart_checkpoints(marked, kept, n_candidates)
-    chart = metric_chart(
-        options.metric,
-        lines,
-        markers,
-        x_axis=options.x_axis,
-        log=options.log,
-        searcher=options.searcher,
-    )
-    chart.options = options
-    return chart
 
 
 def _latest_run(experiment: Experiment) -> GCRun | None:
@@ -422,7 +379,7 @@ def experiment_detail(request, pk: int):
             "trial_count": experiment.n_trials if experiment.n_trials > TRIALS_SHOWN else None,
             "checkpoints": table.page,
             "table": table,
-            "chart": _chart(experiment, kept, totals["candidates"], params=request.GET),
+            "chart": page_chart(experiment, kept, totals["candidates"], params=request.GET),
             "run": history[0] if history else None,
             "gc_history": history,
             "best": best_download(experiment),
@@ -475,7 +432,7 @@ def _preview_context(experiment: Experiment, policy: Policy) -> dict:
         "deleted_count": len(deleted_ids),
         "rows": rows,
         "rows_hidden": max(0, total - len(rows)),
-        "chart": _chart(experiment, kept, total),
+        "chart": page_chart(experiment, kept, total),
     }
 
 
@@ -578,7 +535,7 @@ def trial_detail(request, pk: int):
         checkpoint.keep = verdict(checkpoint, kept)
     stats = trial.validations.aggregate(count=Count("id"), latest=Max("steps_completed"))
     # The trial's checkpoint count bounds its candidates.
-    chart = _chart(experiment, kept, counts["live"], trial, stats["count"], request.GET)
+    chart = page_chart(experiment, kept, counts["live"], trial, stats["count"], request.GET)
     return render(
         request,
         "experiments/trial_detail.html",

@@ -25,9 +25,14 @@ UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_NAME = 60
 
 
+def safe_name(text: str, fallback: str = "experiment") -> str:
+    """``text`` as a file or folder name: letters, digits, ``.``, ``_`` and ``-`` only."""
+    return UNSAFE.sub("_", text).strip("._-")[:MAX_NAME] or fallback
+
+
 def checkpoint_folder(checkpoint) -> str:
     """``resnet18-trial3-step5000-1a2b3c4d``: the folder a downloaded checkpoint unpacks to."""
-    name = UNSAFE.sub("_", checkpoint.experiment.name).strip("._-")[:MAX_NAME] or "experiment"
+    name = safe_name(checkpoint.experiment.name)
     return (
         f"{name}-trial{checkpoint.trial_id}-step{checkpoint.steps_completed}"
         f"-{str(checkpoint.uuid)[:8]}"
