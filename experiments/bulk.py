@@ -20,6 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
@@ -134,7 +135,7 @@ def bulk_action(request):
                     f"({len(checkpoints)} selected)."
                 )
             uuids = ",".join(str(c.uuid) for c in reversed(checkpoints))
-            return redirect(f"/compare/?{urlencode({'checkpoints': uuids})}")
+            return redirect(f"{reverse('experiments:compare')}?{urlencode({'checkpoints': uuids})}")
         if action == "download":
             return _download(checkpoints)
         _require_manage(request, checkpoints)

@@ -6,7 +6,7 @@ from experiments import services
 from experiments.demo import build_spec_example, build_training_experiment
 from storage import reconcile
 from storage.models import StorageScan
-from tests.browser.conftest import SCREENSHOTS
+from tests.browser.conftest import SCREENSHOTS, finish_gc
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -24,7 +24,7 @@ def demo(staff, default_storage):
     """The spec example, a 160-checkpoint experiment after GC, and a finished storage scan."""
     spec = build_spec_example(staff)
     wide = build_training_experiment(staff, "wide-resnet", "validation_loss", True, 4, 40, 7)
-    services.set_experiment_state(wide, "COMPLETED")  # GC deletes 150 of the 160
+    finish_gc(services.set_experiment_state(wide, "COMPLETED"))  # GC deletes 154 of the 160
     scan = StorageScan.objects.create(storage=default_storage, grace_seconds=0)
     scan = reconcile.execute_scan(scan.pk)
     return {"spec": spec, "wide": wide, "storage": default_storage, "scan": scan}

@@ -9,7 +9,8 @@ import pytest
 
 from experiments import services
 from experiments.demo import build_spec_example, build_training_experiment
-from experiments.models import Checkpoint
+from experiments.models import Checkpoint, GCRun
+from tests.browser.conftest import finish_gc
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -18,7 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def after_gc(staff, default_storage):
     """4 trials of 20 checkpoints; GC (default policy 0/1/1) keeps at most 2 per trial."""
     experiment = build_training_experiment(staff, "resnet", "validation_loss", True, 4, 20, 7)
-    services.set_experiment_state(experiment, "COMPLETED")
+    finish_gc(services.set_experiment_state(experiment, "COMPLETED"))
     return experiment
 
 
@@ -120,6 +121,7 @@ def test_bulk_protect_delete_and_download(session, after_gc, tmp_path):
     page.click("#bulk-confirm-delete")
     page.wait_for_load_state("networkidle")
     assert "Skipped" in page.locator(".messages").inner_text()
+    finish_gc(GCRun.objects.filter(checkpoint=third).get())
     third.refresh_from_db()
     assert third.state == "DELETED"
     assert Checkpoint.objects.get(uuid=uuids[0]).state == "COMPLETED"
