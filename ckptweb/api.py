@@ -1,9 +1,12 @@
 """Project-wide API plumbing: the JSON parser within limits, and one error format."""
 
+import re
+
 import orjson
 from django.core.exceptions import RequestDataTooBig
+from django.http import Http404
 from rest_framework import status
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -76,6 +79,24 @@ def _first_message(detail) -> str:
     return str(detail)
 
 
+STOCK_NOT_FOUND = re.compile(r"No (\w+) matches the given query\.")
+
+
+def not_found(exc: Http404, context) -> NotFound:
+    """``Experiment 99 does not exist.`` instead of Django's stock 404 sentence."""
+    match = STOCK_NOT_FOUND.fullmatch(str(exc))
+    if not match:
+        return NotFound(str(exc) or None)
+    kwargs = (context or {}).get("kwargs") or {}
+    model = re.sub(r"(?<!^)(?=[A-Z])", " ", match.group(1))
+    name = model.lower().split()[-1]
+    value = kwargs.get(f"{name}_id") or kwargs.get("pk") or kwargs.get("uuid")
+    if value is None and len(kwargs) == 1:
+        value = next(iter(kwargs.values()))
+    what = f"{model} {str(value)[:80]}" if value is not None else model
+    return NotFound(f"{what} does not exist.")
+
+
 def exception_handler(exc, context):
     """DRF's handler, plus a top-level ``message`` that names the offending field.
 
@@ -86,6 +107,8 @@ def exception_handler(exc, context):
         exc = invalid(exc)
     elif isinstance(exc, RequestDataTooBig):
         exc = BodyTooLarge()
+    elif isinstance(exc, Http404):
+        exc = not_found(exc, context)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

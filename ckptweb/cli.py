@@ -6,6 +6,7 @@
                                      --save-trial-latest N [--yes]
     ckpt checkpoint describe UUID
     ckpt checkpoint download UUID [-o DIR] [--direct [--parallel N]]
+    ckpt checkpoint download --best EXPERIMENT_ID [--trial T] [-o DIR]
     ckpt checkpoint delete UUID [--yes]
     ckpt checkpoint rm UUID --glob G [--glob G ...] [--yes]
     ckpt model list|describe NAME|register NAME UUID|download NAME [VERSION] [-o DIR]
@@ -30,6 +31,8 @@ from ckptweb.client import ApiError, Client, human_size
 from ckptweb.direct_download import DEFAULT_PARALLEL, download_direct
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+#: ``set gc-policy`` lists at most this many candidates before asking.
+PREVIEW_ROWS = 20
 
 
 class CommandError(Exception):
@@ -198,6 +201,16 @@ def experiment_set_gc_policy(client: Client, args) -> None:
         "Policy: save_experiment_best={save_experiment_best} save_trial_best={save_trial_best} "
         "save_trial_latest={save_trial_latest}".format(**policy)
     )
+    count = len(preview["deleted_ids"])
+    print(
+        f"This policy will delete {count} checkpoints ({human_size(preview['reclaimed_bytes'])})"
+        f" and keep {len(preview['retained_ids'])}."
+    )
+    hidden = 0
+    if len(rows) > PREVIEW_ROWS:  # a long experiment: list only some of what goes
+        deleted = [row for row in rows if row[-1] == "DELETE"]
+        hidden = len(rows) - min(len(deleted), PREVIEW_ROWS)
+        rows = deleted[:PREVIEW_ROWS]
     print_table(
         [
             "Trial ID",
@@ -209,10 +222,11 @@ def experiment_set_gc_policy(client: Client, args) -> None:
         ],
         rows,
     )
-    count = len(preview["deleted_ids"])
-    print(
-        f"This policy will delete {count} checkpoints ({human_size(preview['reclaimed_bytes'])})."
-    )
+    if hidden:
+        print(
+            f"… and {hidden} more (the first {len(rows)} deletions are listed; "
+            f"all: ckpt experiment list-checkpoints {args.experiment_id})"
+        )
     if not confirm("Apply this policy?", args.yes):
         raise CommandError("aborted; nothing was changed")
     run = client.set_gc_policy(args.experiment_id, **policy)
@@ -244,13 +258,27 @@ def checkpoint_describe(client: Client, args) -> None:
 
 
 def checkpoint_download(client: Client, args) -> None:
-    """``ckpt checkpoint download UUID [-o DIR] [--direct [--parallel N]]``"""
-    bar = ProgressBar(args.uuid[:8])
+    """``ckpt checkpoint download UUID [-o DIR] [--direct]``, or ``--best EXPERIMENT_ID``."""
+    uuid = args.uuid
+    if args.best:
+        if not uuid.isdigit():
+            raise CommandError(f"--best takes an experiment id (a number), not {uuid!r}.")
+        c = client.best_checkpoint(int(uuid), args.trial)
+        print(
+            f"Best checkpoint of experiment {uuid}"
+            f"{f' trial {args.trial}' if args.trial is not None else ''}: {c['uuid']} "
+            f"(trial {c['trial_id']}, {c['steps_completed']} steps, "
+            f"metric {metric_text(c['validation_metric'])})"
+        )
+        uuid = c["uuid"]
+    elif args.trial is not None:
+        raise CommandError("--trial only applies with --best EXPERIMENT_ID.")
+    bar = ProgressBar(uuid[:8])
     try:
         if args.direct:
             target = download_direct(
                 client,
-                args.uuid,
+                uuid,
                 args.output,
                 parallel=args.parallel,
                 progress=bar,
@@ -258,7 +286,7 @@ def checkpoint_download(client: Client, args) -> None:
             )
         else:
             target = client.download_checkpoint(
-                args.uuid, args.output, progress=bar, retries=args.retries
+                uuid, args.output, progress=bar, retries=args.retries
             )
     finally:
         bar.close()
@@ -383,7 +411,17 @@ def build_parser() -> argparse.ArgumentParser:
     download = c_commands.add_parser(
         "download", parents=[connection], help="download and extract into DIR/<uuid>/"
     )
-    download.add_argument("uuid", metavar="UUID")
+    download.add_argument(
+        "uuid", metavar="UUID", help="a checkpoint UUID (an experiment id with --best)"
+    )
+    download.add_argument(
+        "--best",
+        action="store_true",
+        help="download the best live checkpoint of experiment UUID by its searcher metric",
+    )
+    download.add_argument(
+        "--trial", type=non_negative, metavar="T", help="with --best: the best of trial T"
+    )
     download.add_argument(
         "-o", "--output", default=".", metavar="DIR", help="parent directory (default: .)"
     )

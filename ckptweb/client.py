@@ -28,6 +28,7 @@ from pathlib import Path
 import requests
 
 from ckptweb.client_registry import RegistryCalls
+from ckptweb.units import human_bytes
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 CHUNK_SIZE = 1024 * 1024
@@ -51,15 +52,8 @@ class DownloadInterrupted(ApiError):
 
 
 def human_size(size: int | None) -> str:
-    """``1536`` → ``1.5 KiB``."""
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"  # pragma: no cover
+    """``1536`` → ``1.5 KiB`` (``ckptweb.units``, as the pages say it)."""
+    return "-" if size is None else human_bytes(size)
 
 
 def _error_message(response: requests.Response) -> tuple[str, dict]:
@@ -184,6 +178,11 @@ class Client(RegistryCalls):
                 break
             best.append(checkpoint)
         return best
+
+    def best_checkpoint(self, experiment_id: int, trial: int | None = None) -> dict:
+        """The best live checkpoint of the experiment (or one trial) by its searcher metric."""
+        params = {"trial": trial} if trial is not None else {}
+        return self.request("GET", f"experiments/{experiment_id}/best-checkpoint", params=params)
 
     def gc_preview(self, experiment_id: int, **policy: int | None) -> dict:
         """What a policy would keep and delete; omitted values are the current policy's."""

@@ -1,4 +1,4 @@
-"""Server-side SVG chart of the searcher metric against steps (no JavaScript library).
+"""Server-side SVG chart of a validation metric against steps or time (no JS library).
 
 The data is bounded by the database, not by Python: ``validation_lines`` and
 ``chart_checkpoints`` fetch at most about ``MAX_POINTS`` validations and ``MAX_MARKERS``
@@ -7,6 +7,8 @@ sample chosen in SQL (``MOD(id, k) = 0`` with ``k`` from a COUNT, plus each tria
 last validation so every trial keeps its line, and the checkpoints the policy keeps).
 ``metric_chart`` lays out one line per trial plus a marker per checkpoint — kept ones filled,
 those the policy would delete hollow and red — and thins lines further to the page's budget.
+Any reported metric can be drawn (``experiments.chart_options`` reads the page's choice),
+on a linear or log10 scale, in a colour-blind-safe palette of 12 (dashed past the sixth).
 """
 
 from __future__ import annotations
@@ -21,6 +23,17 @@ from django.db.models.functions import Mod
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from experiments.chart_axes import (  # noqa: F401 - nice_ticks, downsample: re-exported
+    axis_fraction,
+    data_axis,
+    downsample,
+    duration_label,
+    log_axis,
+    log_label,
+    nice_ticks,
+    stride,
+    tick_label,
+)
 from experiments.models import Validation
 
 MAX_POINTS = 2000
@@ -28,19 +41,24 @@ MAX_MARKERS = 2000
 #: At most this many retained checkpoints are named in the marker query (an ``IN`` list;
 #: SQLite allows 999 parameters); the rest of the markers are a sample of all candidates.
 MAX_KEPT_MARKERS = 800
-MAX_LEGEND = 8
+MAX_LEGEND = 12
+#: Colour-blind-safe (Okabe & Ito, then Paul Tol's muted scheme): 12 distinct hues on
+#: white. Trials past the sixth are also dashed, so no two of 12 lines look alike.
 PALETTE = (
-    "#4f46e5",
-    "#0891b2",
-    "#d97706",
-    "#059669",
-    "#db2777",
-    "#7c3aed",
-    "#65a30d",
-    "#0284c7",
-    "#ea580c",
-    "#475569",
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#56B4E9",
+    "#D55E00",
+    "#332288",
+    "#999933",
+    "#882255",
+    "#44AA99",
+    "#3B3B3B",
+    "#DDAA33",
 )
+DASHED_FROM = 6
 
 WIDTH, HEIGHT = 760, 300
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 64, 16, 14, 62
@@ -56,6 +74,7 @@ class ChartCheckpoint:
     steps_completed: int
     validation_metric: float | None
     keep: bool | None  # None: not a GC candidate (already deleted, deleting, error)
+    report_time: float | None = None  # POSIX seconds, for the time axis
 
 
 @dataclass
@@ -64,6 +83,7 @@ class Series:
     colour: str
     path: str
     points: int
+    dashed: bool = False
 
 
 @dataclass
@@ -92,11 +112,24 @@ class Chart:
     markers: list[Marker] = field(default_factory=list)
     x_ticks: list[tuple[float, str]] = field(default_factory=list)
     y_ticks: list[tuple[float, str]] = field(default_factory=list)
-    legend: list[tuple[str, str]] = field(default_factory=list)
+    legend: list[tuple[str, str, bool]] = field(default_factory=list)  # label, colour, dashed
     legend_more: int = 0
     downsampled: bool = False
     has_lane: bool = False
     empty: bool = True
+    x_axis: str = "steps"  # steps | time
+    log: bool = False
+    hidden_nonpositive: int = 0  # values a log scale cannot show
+    options: object = None  # the page's ChartOptions, for its controls
+
+    @property
+    def has_verdicts(self) -> bool:
+        """Whether any marker is a GC candidate (the legend explains kept and deleted)."""
+        return any(m.keep is not None for m in self.markers)
+
+    @property
+    def x_label(self) -> str:
+        return "time since the first report" if self.x_axis == "time" else "steps"
 
     @property
     def plot_left(self) -> int:
@@ -134,7 +167,8 @@ class Chart:
         """One ``<path class="series">`` per trial (numbers and palette colours only)."""
         return mark_safe(  # noqa: S308 - numbers and palette colours, nothing user-given
             "".join(
-                f'<path class="series" d="{s.path}" stroke="{s.colour}" data-trial="{s.trial_id}"/>'
+                f'<path class="series{" series-dashed" if s.dashed else ""}" d="{s.path}"'
+                f' stroke="{s.colour}" data-trial="{s.trial_id}"/>'
                 for s in self.series
             )
         )
@@ -143,14 +177,15 @@ class Chart:
     def markers_svg(self) -> SafeString:
         """The deleted markers (hollow, crossed) under the kept ones (filled); titles escaped."""
         deleted = (
-            f'<g class="marker marker-delete" data-checkpoint="{m.checkpoint_id}">'
-            f"<title>{escape(m.title)}</title>"
-            f'<circle cx="{m.x}" cy="{m.y}" r="3.6"/><path d="{m.cross}"/></g>'
+            f'<g class="marker marker-delete" data-checkpoint="{m.checkpoint_id}"'
+            f' data-tip="{escape(m.title)}"><title>{escape(m.title)}</title>'
+            f'<circle cx="{m.x}" cy="{m.y}" r="3"/><path d="{m.cross}"/></g>'
             for m in self.deleted_markers
         )
         kept = (
             f'<circle class="marker marker-keep" cx="{m.x}" cy="{m.y}" r="4.5" fill="{m.colour}"'
-            f' data-checkpoint="{m.checkpoint_id}"><title>{escape(m.title)}</title></circle>'
+            f' data-checkpoint="{m.checkpoint_id}" data-tip="{escape(m.title)}">'
+            f"<title>{escape(m.title)}</title></circle>"
             for m in self.kept_markers
         )
         return mark_safe("".join(deleted) + "".join(kept))  # noqa: S308 - titles escaped
@@ -158,10 +193,15 @@ class Chart:
 
 @dataclass
 class Lines:
-    """``{trial_id: [(steps, metric), …]}`` and whether the database sampled the rows."""
+    """``{trial_id: [(x, metric), …]}`` and whether the database sampled the rows.
 
-    points: dict[int, list[tuple[int, float]]]
+    ``x`` is steps, or POSIX seconds of the report on the time axis; ``by_steps`` gives
+    each trial's value at a step, to place checkpoints on a metric other than the searcher's.
+    """
+
+    points: dict[int, list[tuple[float, float]]]
     sampled: bool = False
+    by_steps: dict[int, dict[int, float]] = field(default_factory=dict)
 
 
 def validation_lines(
@@ -170,6 +210,7 @@ def validation_lines(
     trials: QuerySet,
     count: int | None = None,
     max_points: int = MAX_POINTS,
+    x_axis: str = "steps",
 ) -> Lines:
     """The searcher metric of ``validations`` per trial, at most about ``max_points`` rows.
 
@@ -198,16 +239,23 @@ def validation_lines(
             Q(bucket=0) | Q(id__in=first) | Q(id__in=last)
         )
     lines: dict[int, dict[int, float]] = {}
-    for trial_id, steps, value in rows.order_by("trial_id", "steps_completed", "id").values_list(
-        "trial_id", "steps_completed", "value"
-    ):
+    times: dict[tuple[int, int], float] = {}
+    for trial_id, steps, value, reported in rows.order_by(
+        "trial_id", "steps_completed", "id"
+    ).values_list("trial_id", "steps_completed", "value", "report_time"):
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
         if not math.isfinite(value):
             continue
         lines.setdefault(trial_id, {})[steps] = float(value)
-    points = {trial_id: sorted(p.items()) for trial_id, p in lines.items()}
-    return Lines(points, sampled)
+        times[(trial_id, steps)] = reported.timestamp()
+    if x_axis == "time":
+        points = {
+            t: sorted((times[(t, steps)], v) for steps, v in p.items()) for t, p in lines.items()
+        }
+    else:
+        points = {trial_id: sorted(p.items()) for trial_id, p in lines.items()}
+    return Lines(points, sampled, lines)
 
 
 @dataclass
@@ -242,86 +290,12 @@ def chart_checkpoints(
         k = -(-count // max(max_markers - len(named), 1))
         rows = rows.annotate(bucket=Mod("id", k)).filter(Q(bucket=0) | Q(id__in=named))
     markers = [
-        ChartCheckpoint(pk, trial_id, steps, metric, pk in kept)
-        for pk, trial_id, steps, metric in rows.values_list(
-            "id", "trial_id", "steps_completed", "validation_metric"
+        ChartCheckpoint(pk, trial_id, steps, metric, pk in kept, reported.timestamp())
+        for pk, trial_id, steps, metric, reported in rows.values_list(
+            "id", "trial_id", "steps_completed", "validation_metric", "report_time"
         )
     ]
     return Markers(markers, sampled)
-
-
-def downsample(points: list[tuple[int, float]], budget: int) -> list[tuple[int, float]]:
-    """At most about ``budget`` points: first, last and each bucket's minimum and maximum.
-
-    Keeping the extremes of each bucket preserves the shape (spikes, the best value) that
-    a plain stride would drop.
-    """
-    if len(points) <= budget or budget < 4:
-        return points if len(points) <= max(budget, 2) else [points[0], points[-1]]
-    buckets = max(1, (budget - 2) // 2)
-    size = (len(points) - 2) / buckets
-    kept = [points[0]]
-    for b in range(buckets):
-        chunk = points[1 + int(b * size) : 1 + int((b + 1) * size)]
-        if not chunk:
-            continue
-        low = min(chunk, key=lambda p: p[1])
-        high = max(chunk, key=lambda p: p[1])
-        kept.extend(sorted({low, high}))
-    kept.append(points[-1])
-    return kept
-
-
-def _stride(items: list, budget: int) -> list:
-    if len(items) <= budget:
-        return items
-    step = len(items) / budget
-    return [items[int(i * step)] for i in range(budget)]
-
-
-def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round tick values covering ``[low, high]`` (1, 2, 2.5 or 5 times a power of ten).
-
-    Any finite inputs work, up to ±1.8e308 and down to subnormals (DESIGN.md "Limits": any
-    finite metric renders): spans are computed on halves so they cannot overflow, and
-    where round steps do not exist in floating point the ticks are evenly spaced.
-    """
-    if not high > low:
-        pad = abs(low) / 10 or 1.0
-        low, high = (low - pad, low) if low + pad == math.inf else (low, low + pad)
-    parts = max(count - 1, 1)
-    raw = (high / 2 - low / 2) / parts * 2
-    if math.isfinite(raw) and raw > 0:
-        magnitude = 10.0 ** math.floor(math.log10(raw))
-        if magnitude > 0 and math.isfinite(magnitude * 10):
-            step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-            start = math.floor(low / step) * step
-            ticks = []
-            value = start
-            while (not ticks or ticks[-1] < high) and len(ticks) < 20:
-                ticks.append(round(value, 12))
-                value += step
-            if all(math.isfinite(t) for t in ticks) and len(set(ticks)) == len(ticks) > 1:
-                return ticks
-    return [low * (1 - i / parts) + high * (i / parts) for i in range(parts)] + [high]
-
-
-def axis_fraction(value: float, low: float, high: float) -> float:
-    """Where ``value`` sits between ``low`` and ``high`` (0..1), without overflowing."""
-    span = high / 2 - low / 2
-    if not span > 0:
-        return 0.5
-    return min(max((value / 2 - low / 2) / span, 0.0), 1.0)
-
-
-def _tick_label(value: float) -> str:
-    if value == 0:
-        return "0"
-    if abs(value) >= 1e6 or abs(value) < 1e-3:
-        return f"{value:.1e}"
-    if abs(value) >= 1000 and float(value).is_integer():
-        return f"{value / 1000:g}k"
-    return f"{value:.4g}"
 
 
 def metric_chart(
@@ -330,15 +304,25 @@ def metric_chart(
     checkpoints: Iterable[ChartCheckpoint] | Markers,
     width: int = WIDTH,
     height: int = HEIGHT,
+    x_axis: str = "steps",
+    log: bool = False,
+    searcher: bool = True,
 ) -> Chart:
     """Lay out the chart: one polyline per trial and a marker per checkpoint.
 
     ``lines`` and ``checkpoints`` may come sampled from the database (``Lines``,
-    ``Markers``); the chart then says it is downsampled.
+    ``Markers``); the chart then says it is downsampled. ``x_axis`` is ``steps`` or
+    ``time`` (seconds since the first report, so ``lines`` must hold report times);
+    ``log`` draws the metric on a log10 scale, leaving out values ≤ 0 (counted in
+    ``hidden_nonpositive``). When ``metric_name`` is not the searcher metric
+    (``searcher=False``) a checkpoint sits on its trial's value at its step, if any.
+    Both axes end at the data (``chart_axes.data_axis``).
     """
-    chart = Chart(metric_name=metric_name, width=width, height=height)
+    chart = Chart(metric_name=metric_name, width=width, height=height, x_axis=x_axis, log=log)
+    by_steps: dict[int, dict[int, float]] = {}
     if isinstance(lines, Lines):
         chart.downsampled |= lines.sampled
+        by_steps = lines.by_steps
         lines = lines.points
     if isinstance(checkpoints, Markers):
         chart.downsampled |= checkpoints.sampled
@@ -348,67 +332,92 @@ def metric_chart(
     if not trial_ids:
         return chart
     colours = {t: PALETTE[i % len(PALETTE)] for i, t in enumerate(trial_ids)}
+    dashed = {t: i % (2 * DASHED_FROM) >= DASHED_FROM for i, t in enumerate(trial_ids)}
+
+    def shown_value(value: float | None) -> float | None:
+        """The plotted value: the metric, or its log10; None when it cannot be shown."""
+        if value is None or not log:
+            return value
+        if value > 0:
+            return math.log10(value)
+        chart.hidden_nonpositive += 1
+        return None
 
     budget = max(4, MAX_POINTS // max(len(lines), 1))
     sampled = {}
     for trial_id, points in lines.items():
-        sampled[trial_id] = downsample(points, budget)
-        chart.downsampled |= len(sampled[trial_id]) < len(points)
+        kept_points = downsample(points, budget)
+        chart.downsampled |= len(kept_points) < len(points)
+        plotted = [(x, shown_value(v)) for x, v in kept_points]
+        sampled[trial_id] = [(x, v) for x, v in plotted if v is not None]
 
     kept = [c for c in checkpoints if c.keep is not False]
     dropped = [c for c in checkpoints if c.keep is False]
     if len(checkpoints) > MAX_MARKERS:
         share = max(1, MAX_MARKERS * len(kept) // len(checkpoints))
-        kept = _stride(kept, share)
-        dropped = _stride(dropped, MAX_MARKERS - len(kept))
+        kept = stride(kept, share)
+        dropped = stride(dropped, MAX_MARKERS - len(kept))
         chart.downsampled = True
     shown = kept + dropped
 
-    xs = [p[0] for pts in sampled.values() for p in pts] + [c.steps_completed for c in shown]
+    def marker_x(c: ChartCheckpoint) -> float | None:
+        return c.report_time if x_axis == "time" else c.steps_completed
+
+    def marker_metric(c: ChartCheckpoint) -> float | None:
+        if searcher:
+            return c.validation_metric
+        return by_steps.get(c.trial_id, {}).get(c.steps_completed)
+
+    shown = [c for c in shown if marker_x(c) is not None]
+    values = {c.id: shown_value(marker_metric(c)) for c in shown}
+    xs = [p[0] for pts in sampled.values() for p in pts] + [marker_x(c) for c in shown]
     ys = [p[1] for pts in sampled.values() for p in pts] + [
-        c.validation_metric for c in shown if c.validation_metric is not None
+        v for v in values.values() if v is not None
     ]
     if not xs:
         return chart
     chart.empty = False
-    x_ticks = nice_ticks(min(0, min(xs)), max(xs))
-    x_lo, x_hi = x_ticks[0], x_ticks[-1]
+    origin = min(xs) if x_axis == "time" else 0.0
+    if x_axis == "time":
+        xs = [x - origin for x in xs]
+    x_lo, x_hi, x_ticks = data_axis(min(0.0, min(xs)), max(xs))
     if ys:
-        y_ticks = nice_ticks(min(ys), max(ys))
-        y_lo, y_hi = y_ticks[0], y_ticks[-1]
+        y_lo, y_hi, y_ticks = (log_axis if log else data_axis)(min(ys), max(ys))
     else:
         y_ticks, y_lo, y_hi = [], 0.0, 1.0
 
-    def sx(steps: float) -> float:
-        fraction = axis_fraction(steps, x_lo, x_hi)
+    def sx(x: float) -> float:
+        fraction = axis_fraction(x - origin, x_lo, x_hi)
         return round(chart.plot_left + fraction * (chart.plot_right - chart.plot_left), 1)
 
     def sy(value: float) -> float:
         fraction = axis_fraction(value, y_lo, y_hi)
         return round(chart.plot_bottom - fraction * (chart.plot_bottom - chart.plot_top), 1)
 
-    chart.x_ticks = [(sx(t), _tick_label(t)) for t in x_ticks]
-    chart.y_ticks = [(sy(t), _tick_label(t)) for t in y_ticks]
+    x_label = duration_label if x_axis == "time" else tick_label
+    chart.x_ticks = [(sx(t + origin), x_label(t)) for t in x_ticks]
+    chart.y_ticks = [(sy(t), log_label(t) if log else tick_label(t)) for t in y_ticks]
     for trial_id in trial_ids:
         points = sampled.get(trial_id, [])
         if points:
-            path = "M" + " L".join(f"{sx(s)},{sy(v)}" for s, v in points)
-            chart.series.append(Series(trial_id, colours[trial_id], path, len(points)))
+            path = "M" + " L".join(f"{sx(x)},{sy(v)}" for x, v in points)
+            chart.series.append(
+                Series(trial_id, colours[trial_id], path, len(points), dashed[trial_id])
+            )
     for c in shown:
         verdict = {True: "kept", False: "would be deleted", None: "not a GC candidate"}[c.keep]
-        if c.validation_metric is None:
+        metric = marker_metric(c)
+        if values[c.id] is None:
             y = chart.lane_y
             chart.has_lane = True
-            value = "no metric"
+            value = "no metric" if metric is None else f"{metric_name} {metric:.4g}"
         else:
-            y = sy(c.validation_metric)
-            value = f"{metric_name} {c.validation_metric:.4g}"
-        title = f"Checkpoint {c.id} · trial {c.trial_id} · step {c.steps_completed} · {value}"
+            y = sy(values[c.id])
+            value = f"{metric_name} {metric:.4g}"
+        title = f"Checkpoint {c.id} · trial {c.trial_id} · step {c.steps_completed:,} · {value}"
         chart.markers.append(
-            Marker(
-                sx(c.steps_completed), y, colours[c.trial_id], c.keep, f"{title} · {verdict}", c.id
-            )
+            Marker(sx(marker_x(c)), y, colours[c.trial_id], c.keep, f"{title} · {verdict}", c.id)
         )
-    chart.legend = [(f"Trial {t}", colours[t]) for t in trial_ids[:MAX_LEGEND]]
+    chart.legend = [(f"Trial {t}", colours[t], dashed[t]) for t in trial_ids[:MAX_LEGEND]]
     chart.legend_more = max(0, len(trial_ids) - MAX_LEGEND)
     return chart

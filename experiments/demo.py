@@ -138,8 +138,15 @@ def build_spec_example(owner, storage: StorageConfig | None = None) -> Experimen
     return experiment
 
 
-def build_training_experiment(owner, name, metric, smaller_is_better, trials, steps, seed):
-    """An experiment whose metric curves look like training: noisy, improving, plateauing."""
+def build_training_experiment(
+    owner, name, metric, smaller_is_better, trials, steps, seed, finished: bool | None = None
+):
+    """An experiment whose metric curves look like training: noisy, improving, plateauing.
+
+    ``finished=True`` completes every trial and then the experiment (which runs GC, as a
+    real one would); ``False`` leaves the last trial, and so the experiment, ACTIVE. The
+    default (None) completes the trials and leaves the experiment's state to the caller.
+    """
     rng = random.Random(seed)  # noqa: S311 - demo data, not security
     config = {
         "name": name,
@@ -148,7 +155,7 @@ def build_training_experiment(owner, name, metric, smaller_is_better, trials, st
         "hyperparameters": {"learning_rate": {"type": "log", "minval": -4, "maxval": -1}},
     }
     experiment = services.create_experiment(owner, config)
-    for _ in range(trials):
+    for trial_index in range(trials):
         lr = 10 ** rng.uniform(-4, -1)
         trial = services.create_trial(
             experiment, {"learning_rate": round(lr, 6), "hidden_size": rng.choice([32, 64, 128])}
@@ -164,15 +171,19 @@ def build_training_experiment(owner, name, metric, smaller_is_better, trials, st
             metrics = {metric: round(value, 4), "epoch": index}
             # Validation every other checkpoint, as with min_validation_period > period.
             write_checkpoint(experiment, trial, step, metrics if index % 2 == 0 else None, rng)
-        trial.state = Trial.State.COMPLETED
-        trial.save(update_fields=["state"])
+        if finished is not False or trial_index < trials - 1:
+            trial.state = Trial.State.COMPLETED
+            trial.save(update_fields=["state"])
+    if finished:
+        services.set_experiment_state(experiment, "COMPLETED")
     return experiment
 
 
 DEMO_EXPERIMENTS = [
-    # name, metric, smaller_is_better, trials, checkpoints per trial, seed
-    ("resnet18-cifar10", "validation_loss", True, 4, 40, 7),
-    ("bert-base-glue-sst2", "accuracy", False, 6, 25, 11),
+    # name, metric, smaller_is_better, trials, checkpoints per trial, seed, finished
+    # resnet18 has ended (so GC has run and most rows are DELETED); bert is still training.
+    ("resnet18-cifar10", "validation_loss", True, 4, 40, 7, True),
+    ("bert-base-glue-sst2", "accuracy", False, 6, 25, 11, False),
 ]
 
 
@@ -208,9 +219,9 @@ def load_demo(owner) -> list[str]:
     if not Experiment.objects.filter(name=SPEC_EXAMPLE).exists():
         build_spec_example(owner)
         created.append(SPEC_EXAMPLE)
-    for name, metric, smaller, trials, steps, seed in DEMO_EXPERIMENTS:
+    for name, metric, smaller, trials, steps, seed, finished in DEMO_EXPERIMENTS:
         if not Experiment.objects.filter(name=name).exists():
-            build_training_experiment(owner, name, metric, smaller, trials, steps, seed)
+            build_training_experiment(owner, name, metric, smaller, trials, steps, seed, finished)
             created.append(name)
     if register_demo_model(owner):
         created.append(f"model {DEMO_MODEL}")

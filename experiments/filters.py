@@ -32,6 +32,13 @@ class IdFilter(django_filters.NumberFilter):
         super().__init__(*args, **kwargs)
 
 
+@extend_schema_field(OpenApiTypes.DOUBLE)
+class MetricFilter(django_filters.NumberFilter):
+    """A finite number bounding the validation metric (``?metric_min=0.1``)."""
+
+    field_class = forms.FloatField  # rejects inf and nan, unlike a DecimalField
+
+
 class StableOrderingFilter(django_filters.OrderingFilter):
     """``?ordering=`` with nulls last for ``nullable`` fields and an ``id`` tie-breaker.
 
@@ -117,10 +124,16 @@ class ValidationFilterSet(django_filters.FilterSet):
 
 
 class CheckpointFilterSet(django_filters.FilterSet):
-    """Checkpoints by state and trial; ordered by any column, metric nulls always last."""
+    """Checkpoints by state, trial and metric range; ordered by any column, nulls last."""
 
     state = django_filters.ChoiceFilter(choices=CheckpointState.choices)
     trial = IdFilter(field_name="trial_id", help_text="Trial id.")
+    metric_min = MetricFilter(
+        field_name="validation_metric", lookup_expr="gte", help_text="Validation metric ≥."
+    )
+    metric_max = MetricFilter(
+        field_name="validation_metric", lookup_expr="lte", help_text="Validation metric ≤."
+    )
     ordering = StableOrderingFilter(
         fields=(
             ("id", "id"),
@@ -136,7 +149,7 @@ class CheckpointFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = Checkpoint
-        fields = ["state", "trial"]
+        fields = ["state", "trial", "metric_min", "metric_max"]
 
 
 class GCRunFilterSet(django_filters.FilterSet):

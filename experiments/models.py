@@ -226,6 +226,14 @@ class GCRun(models.Model):
         blank=True,
         help_text="For a FILES run: the globs selecting the checkpoint's files to delete.",
     )
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who started the run; empty for automatic runs (experiment ended, sweep).",
+    )
     state = models.CharField(max_length=16, choices=GCRunState.choices, default=GCRunState.PENDING)
     total = models.PositiveIntegerField(default=0)
     deleted = models.PositiveIntegerField(default=0)

@@ -312,6 +312,7 @@ def start_gc_run(
     reason: str,
     checkpoint: Checkpoint | None = None,
     policy: Policy | None = None,
+    user=None,
 ) -> GCRun:
     """Create a PENDING GCRun and enqueue it once the surrounding transaction commits.
 
@@ -322,7 +323,11 @@ def start_gc_run(
     if policy is None:
         policy = Policy(**experiment.gc_policy)
     run = GCRun.objects.create(
-        experiment=experiment, reason=reason, policy=policy.as_dict(), checkpoint=checkpoint
+        experiment=experiment,
+        reason=reason,
+        policy=policy.as_dict(),
+        checkpoint=checkpoint,
+        started_by=user if getattr(user, "is_authenticated", False) else None,
     )
     transaction.on_commit(lambda: _enqueue_gc_run(run.pk))
     return run
@@ -335,12 +340,12 @@ def _enqueue_gc_run(run_id: int) -> None:
 
 
 @transaction.atomic
-def set_gc_policy(experiment: Experiment, policy: Policy) -> GCRun:
-    """Save a new GC policy on ``experiment`` and start a GC run with it."""
+def set_gc_policy(experiment: Experiment, policy: Policy, user=None) -> GCRun:
+    """Save a new GC policy on ``experiment`` and start a GC run with it (by ``user``)."""
     for field, value in policy.as_dict().items():
         setattr(experiment, field, value)
     experiment.save(update_fields=[*POLICY_FIELDS, "updated_at"])
-    return start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy)
+    return start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy, user=user)
 
 
 @transaction.atomic
@@ -391,14 +396,16 @@ def delete_experiment(experiment: Experiment) -> GCRun:
 
 
 @transaction.atomic
-def delete_checkpoint(checkpoint: Checkpoint) -> GCRun:
-    """Start a run that deletes one checkpoint's files. Protected ones raise."""
+def delete_checkpoint(checkpoint: Checkpoint, user=None) -> GCRun:
+    """Start a run (by ``user``) that deletes one checkpoint's files. Protected ones raise."""
     checkpoint = Checkpoint.objects.select_for_update().get(pk=checkpoint.pk)
     if checkpoint.protected:
         raise CheckpointProtected(f"checkpoint {checkpoint.uuid} is protected; unprotect it first.")
     if refusal := checkpoint_registered_refusal(checkpoint):
         raise CheckpointProtected(refusal)
-    return start_gc_run(checkpoint.experiment, GCReason.CHECKPOINT_DELETED, checkpoint=checkpoint)
+    return start_gc_run(
+        checkpoint.experiment, GCReason.CHECKPOINT_DELETED, checkpoint=checkpoint, user=user
+    )
 
 
 def active_gc_run(experiment: Experiment) -> GCRun | None:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from experiments import files_views, registry_pages, views
+from experiments import bulk, compare, files_views, registry_pages, search, views
 
 app_name = "experiments"
 
@@ -28,4 +28,7 @@ urlpatterns = [
     ),
     path("models/", registry_pages.model_list, name="models"),
     path("models/<str:name>/", registry_pages.model_detail, name="model"),
+    path("search/", search.checkpoint_search, name="search"),
+    path("compare/", compare.compare, name="compare"),
+    path("checkpoints/bulk/", bulk.bulk_action, name="bulk"),
 ]

@@ -37,11 +37,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from ckptweb.limits import ByteSum
 from experiments import registry_pages
-from experiments.charts import chart_checkpoints, metric_chart, validation_lines
+from experiments.best import best_checkpoint
+from experiments.chart_options import page_chart
 from experiments.choices import GC_CANDIDATE_STATES, GC_RUN_TERMINAL_STATES, CheckpointState
-from experiments.filters import CheckpointFilterSet
 from experiments.forms import ExperimentFilterForm, GCPolicyForm
 from experiments.models import POLICY_FIELDS, Checkpoint, Experiment, GCRun, Trial, Validation
+from experiments.page_filters import checkpoint_table, gc_history, trial_rows
 from experiments.registry import mark_registered, registered_versions
 from experiments.retention import Policy, candidates, retained
 from experiments.services import set_gc_policy
@@ -49,7 +50,6 @@ from experiments.snippets import detect_format, load_snippet
 from storage.services import GONE_STATES, checkpoint_files, is_text_file, read_text_preview
 
 EXPERIMENTS_PER_PAGE = 25
-CHECKPOINTS_PER_PAGE = 50
 TRIALS_SHOWN = 100
 PREVIEW_ROWS = 200
 
@@ -64,7 +64,8 @@ EXPERIMENT_SORTS = {
     "trials": ["n_trials"],
     "checkpoints": ["n_live"],
     "bytes": ["live_bytes"],
-    "best": ["best_metric"],
+    # Grouped by metric, then best first: a loss and an accuracy never share one scale.
+    "best": ["searcher_metric", "best_score"],
     "created": ["created_at"],
 }
 
@@ -79,25 +80,36 @@ def experiment_rows(q: str | None, state: str | None, sort: str):
     """Experiments with trial and checkpoint counts, bytes on storage and best metric."""
     live = Checkpoint.objects.filter(LIVE)
     measured = Checkpoint.objects.filter(validation_metric__isnull=False)
-    rows = Experiment.objects.select_related("owner", "storage").annotate(
-        n_trials=Coalesce(_per_experiment(Trial.objects, Count("id"), IntegerField()), 0),
-        n_live=Coalesce(_per_experiment(live, Count("id"), IntegerField()), 0),
-        n_deleted=Coalesce(
-            _per_experiment(
-                Checkpoint.objects.filter(state=CheckpointState.DELETED),
-                Count("id"),
-                IntegerField(),
+    rows = (
+        Experiment.objects.select_related("owner", "storage")
+        .annotate(
+            n_trials=Coalesce(_per_experiment(Trial.objects, Count("id"), IntegerField()), 0),
+            n_live=Coalesce(_per_experiment(live, Count("id"), IntegerField()), 0),
+            n_deleted=Coalesce(
+                _per_experiment(
+                    Checkpoint.objects.filter(state=CheckpointState.DELETED),
+                    Count("id"),
+                    IntegerField(),
+                ),
+                0,
             ),
-            0,
-        ),
-        live_bytes=Coalesce(_per_experiment(live, ByteSum("size_bytes"), BigIntegerField()), 0),
-        best_metric=Case(
-            When(
-                smaller_is_better=True,
-                then=_per_experiment(measured, Min("validation_metric"), FloatField()),
+            live_bytes=Coalesce(_per_experiment(live, ByteSum("size_bytes"), BigIntegerField()), 0),
+            best_metric=Case(
+                When(
+                    smaller_is_better=True,
+                    then=_per_experiment(measured, Min("validation_metric"), FloatField()),
+                ),
+                default=_per_experiment(measured, Max("validation_metric"), FloatField()),
             ),
-            default=_per_experiment(measured, Max("validation_metric"), FloatField()),
-        ),
+        )
+        .annotate(
+            # Smaller is better for every experiment's score: ascending is best first.
+            best_score=Case(
+                When(smaller_is_better=True, then=F("best_metric")),
+                default=-F("best_metric"),
+                output_field=FloatField(),
+            )
+        )
     )
     if q:
         rows = rows.filter(
@@ -111,11 +123,6 @@ def experiment_rows(q: str | None, state: str | None, sort: str):
         F(f).desc(nulls_last=True) if descending else F(f).asc(nulls_last=True) for f in fields
     ]
     return rows.order_by(*order, "-id")
-
-
-def sorted_checkpoints(queryset, params):
-    """Checkpoints filtered and ordered by the shared CheckpointFilterSet (``?ordering=``)."""
-    return CheckpointFilterSet(params, queryset=queryset).qs
 
 
 def checkpoint_totals(experiment: Experiment) -> dict:
@@ -148,44 +155,12 @@ def can_manage(user, experiment: Experiment) -> bool:
     return user.is_authenticated and (user.is_staff or experiment.owner_id == user.pk)
 
 
-def _with_default(query, key: str, default: str):
-    params = query.copy()
-    if not params.get(key):
-        params[key] = default
-    return params
-
-
 def _page(request, queryset, per_page: int, param: str = "page", count: int | None = None):
     """Page ``param`` of ``queryset``; ``count``, when the caller knows it, saves a COUNT."""
     paginator = Paginator(queryset, per_page)
     if count is not None:
         paginator.count = count  # a cached_property: the instance value wins
     return paginator.get_page(request.GET.get(param))
-
-
-def _chart(
-    experiment: Experiment,
-    kept: dict[int, int],
-    n_candidates: int,
-    trial: Trial | None = None,
-    n_validations: int | None = None,
-):
-    """The metric chart of an experiment (or one trial): three queries, two without a count.
-
-    ``n_candidates`` is the number of GC candidates charted (an upper bound will do) and
-    ``n_validations`` the number of validations if known; both size the SQL samples.
-    """
-    if trial is None:
-        trials = experiment.trials.all()
-        validations = Validation.objects.filter(trial__experiment=experiment)
-        marked = candidates(experiment)
-    else:
-        trials = Trial.objects.filter(pk=trial.pk)
-        validations = Validation.objects.filter(trial=trial)
-        marked = candidates(experiment).filter(trial=trial)
-    lines = validation_lines(experiment.searcher_metric, validations, trials, n_validations)
-    markers = chart_checkpoints(marked, kept, n_candidates)
-    return metric_chart(experiment.searcher_metric, lines, markers)
 
 
 def _latest_run(experiment: Experiment) -> GCRun | None:
@@ -216,9 +191,16 @@ def _url_or_none(name: str, *args) -> str | None:
 
 
 def download_links(checkpoint: Checkpoint) -> dict:
-    """Archive download URLs of the storage app's routes; not available once files go."""
+    """Archive download URLs of the storage app's routes; not available once files go.
+
+    The buttons' archives unpack into one named folder (``?folder=1``, ``storage.bundles``);
+    ``tar_root`` is the API's default layout, relative to the checkpoint root, for scripts.
+    """
     base = _url_or_none("checkpoint-download", checkpoint.uuid)
-    links = {fmt: f"{base}?format={fmt}" if base else None for fmt in ("tar", "tgz", "zip")}
+    links = {
+        fmt: f"{base}?format={fmt}&folder=1" if base else None for fmt in ("tar", "tgz", "zip")
+    }
+    links["tar_root"] = f"{base}?format=tar" if base else None
     return links | {"available": bool(base) and checkpoint.state not in GONE_STATES}
 
 
@@ -259,6 +241,12 @@ def checkpoint_file_rows(checkpoint: Checkpoint) -> dict:
         )
         rows.append(FileRow(path, size, url, preview))
     return {"files": rows, "source": source, "error": error}
+
+
+def best_download(experiment: Experiment, trial: Trial | None = None) -> dict | None:
+    """The best live checkpoint (``experiments.best``) and its archive links, or None."""
+    checkpoint = best_checkpoint(experiment, trial)
+    return checkpoint and {"checkpoint": checkpoint, **download_links(checkpoint)}
 
 
 def set_protected(checkpoint: Checkpoint, protected: bool) -> None:
@@ -304,26 +292,14 @@ def experiment_detail(request, pk: int):
     policy = Policy(**experiment.gc_policy)
     kept = retained(experiment, policy)
     totals = checkpoint_totals(experiment)
-    params = _with_default(request.GET, "ordering", "-id")
-    # Unfiltered, the table lists every checkpoint: live + deleted, already counted.
-    unfiltered = not any(params.get(name) for name in ("state", "trial"))
-    checkpoints = _page(
-        request,
-        sorted_checkpoints(experiment.checkpoints.all(), params),
-        CHECKPOINTS_PER_PAGE,
-        count=totals["live"] + totals["deleted"] if unfiltered else None,
+    table = checkpoint_table(
+        request, experiment.checkpoints.all(), "-id", totals["live"], totals["deleted"]
     )
-    for checkpoint in checkpoints:
+    for checkpoint in table.page:
         checkpoint.keep = verdict(checkpoint, kept)
-    mark_registered(checkpoints)
-    trials = (
-        experiment.trials.annotate(
-            n_checkpoints=Count("checkpoints"),
-            best_min=Min("checkpoints__validation_metric"),
-            best_max=Max("checkpoints__validation_metric"),
-            latest_steps=Max("checkpoints__steps_completed"),
-        ).order_by("id")
-    )[:TRIALS_SHOWN]
+    mark_registered(table.page)
+    trials = trial_rows(experiment, TRIALS_SHOWN)
+    history = gc_history(experiment)
     return render(
         request,
         "experiments/experiment_detail.html",
@@ -336,9 +312,12 @@ def experiment_detail(request, pk: int):
             "deleted_count": totals["candidates"] - len(kept),
             "trials": list(trials),
             "trial_count": experiment.n_trials if experiment.n_trials > TRIALS_SHOWN else None,
-            "checkpoints": checkpoints,
-            "chart": _chart(experiment, kept, totals["candidates"]),
-            "run": _latest_run(experiment),
+            "checkpoints": table.page,
+            "table": table,
+            "chart": page_chart(experiment, kept, totals["candidates"], params=request.GET),
+            "run": history[0] if history else None,
+            "gc_history": history,
+            "best": best_download(experiment),
             "ordering_default": "-id",
         },
     )
@@ -398,7 +377,7 @@ def _preview_context(experiment: Experiment, policy: Policy) -> dict:
         "deleted_count": len(deleted_ids),
         "rows": rows,
         "rows_hidden": max(0, total - len(rows)),
-        "chart": _chart(experiment, kept, total),
+        "chart": page_chart(experiment, kept, total),
     }
 
 
@@ -414,7 +393,7 @@ def experiment_gc(request, pk: int):
             raise PermissionDenied("Only the owner or staff can change the GC policy.")
         form = GCPolicyForm(experiment, request.POST)
         if form.is_valid():
-            run = set_gc_policy(experiment, form.policy)
+            run = set_gc_policy(experiment, form.policy, user=request.user)
             messages.success(
                 request,
                 f"Saved GC policy {_policy_text(form.policy)} and started GC run #{run.pk}.",
@@ -490,16 +469,19 @@ def trial_detail(request, pk: int):
     )
     experiment = trial.experiment
     kept = retained(experiment, Policy(**experiment.gc_policy))
-    params = _with_default(request.GET, "ordering", "-steps_completed")
-    checkpoints = _page(
-        request, sorted_checkpoints(trial.checkpoints.all(), params), CHECKPOINTS_PER_PAGE
+    counts = trial.checkpoints.aggregate(
+        live=Count("id", filter=LIVE), deleted=Count("id", filter=~LIVE)
     )
+    table = checkpoint_table(
+        request, trial.checkpoints.all(), "-steps_completed", counts["live"], counts["deleted"]
+    )
+    checkpoints = table.page
     for checkpoint in checkpoints:
         checkpoint.keep = verdict(checkpoint, kept)
     mark_registered(checkpoints)
     stats = trial.validations.aggregate(count=Count("id"), latest=Max("steps_completed"))
-    # The trial's checkpoint count bounds its candidates; the paginator has counted them.
-    chart = _chart(experiment, kept, checkpoints.paginator.count, trial, stats["count"])
+    # The trial's checkpoint count bounds its candidates.
+    chart = page_chart(experiment, kept, counts["live"], trial, stats["count"], request.GET)
     return render(
         request,
         "experiments/trial_detail.html",
@@ -508,6 +490,9 @@ def trial_detail(request, pk: int):
             "experiment": experiment,
             "chart": chart,
             "checkpoints": checkpoints,
+            "table": table,
+            "can_manage": can_manage(request.user, experiment),
+            "best": best_download(experiment, trial),
             "validation_stats": stats,
             "hparams": sorted(trial.hparams.items()) if isinstance(trial.hparams, dict) else [],
             "ordering_default": "-steps_completed",
@@ -540,7 +525,7 @@ def checkpoint_detail(request, uuid):
     snippet = None
     if model_format and download["available"]:
         snippet = load_snippet(
-            model_format, checkpoint, request.build_absolute_uri(download["tar"])
+            model_format, checkpoint, request.build_absolute_uri(download["tar_root"])
         )
     return render(
         request,

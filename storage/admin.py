@@ -2,9 +2,11 @@
 
 from django.contrib import admin, messages
 from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path
 
 from storage import services
-from storage.forms import StorageConfigForm
+from storage.forms import StorageConfigForm, type_fields
 from storage.models import StorageConfig
 
 
@@ -13,23 +15,26 @@ class StorageConfigAdmin(admin.ModelAdmin):
     """Storage locations. Secrets are never rendered; exactly one config is the default."""
 
     form = StorageConfigForm
+    change_form_template = "admin/storage/storageconfig/change_form.html"
     list_display = ("name", "type", "location", "is_default", "updated_at")
     list_filter = ("type", "is_default")
     search_fields = ("name", "bucket", "container", "host_path")
     actions = ["test_connection"]
     fieldsets = (
         (None, {"fields": ("name", "type", "is_default")}),
-        ("Shared file system", {"fields": ("host_path", "storage_path")}),
         (
-            "S3 / GCS (prefix also applies to Azure)",
+            "Location",
             {
+                "description": "The fields of the chosen type (storage/admin.js hides the rest).",
                 "fields": (
+                    "host_path",
+                    "storage_path",
                     "bucket",
                     "prefix",
                     "endpoint_url",
                     ("access_key", "clear_access_key"),
                     ("secret_key", "clear_secret_key"),
-                )
+                ),
             },
         ),
         (
@@ -50,6 +55,30 @@ class StorageConfigAdmin(admin.ModelAdmin):
             {"fields": ("save_experiment_best", "save_trial_best", "save_trial_latest")},
         ),
     )
+
+    class Media:
+        js = ("js/storage_admin.js",)
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        """The change form, with each type's fields for the script that hides the others."""
+        context["type_fields"] = type_fields()
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    def get_urls(self):
+        """``<id>/test-connection/``: the change page's visible "Test connection" button."""
+        test = path(
+            "<int:pk>/test-connection/",
+            self.admin_site.admin_view(self.test_connection_view),
+            name="storage_storageconfig_test_connection",
+        )
+        return [test, *super().get_urls()]
+
+    def test_connection_view(self, request, pk: int):
+        """POST: test one storage, report on its change page (errors are secret-free)."""
+        config = get_object_or_404(StorageConfig, pk=pk)
+        if request.method == "POST" and self.has_view_or_change_permission(request, config):
+            self.test_connection(request, StorageConfig.objects.filter(pk=pk))
+        return redirect("admin:storage_storageconfig_change", pk)
 
     def save_model(self, request, obj, form, change):
         """Save; a config marked default takes the role from the previous default."""

@@ -3,7 +3,7 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
-from storage.choices import SECRET_FIELDS
+from storage.choices import ALLOWED_FIELDS, SECRET_FIELDS
 from storage.models import StorageConfig, redact_url
 
 
@@ -16,6 +16,30 @@ class SecretInput(forms.PasswordInput):
 
 #: URL fields that may carry credentials (userinfo, a SAS query): shown redacted.
 URL_FIELDS = ("endpoint_url", "account_url")
+
+#: Help under each location field of the admin form (the spec's checkpoint_storage keys).
+FIELD_HELP = {
+    "type": "Where the files live. Only the fields of the chosen type are shown.",
+    "host_path": "shared_fs: absolute directory on the server (and the training hosts) "
+    "that holds checkpoints, e.g. /mnt/checkpoints.",
+    "storage_path": "shared_fs: optional sub-directory of host_path, relative, no '..'.",
+    "bucket": "s3 / gcs: the bucket name, without s3:// or gs://.",
+    "prefix": "s3 / gcs: optional key prefix inside the bucket, e.g. team-a/ckpts.",
+    "endpoint_url": "s3: for S3-compatible stores (MinIO, Ceph), e.g. https://minio:9000. "
+    "Leave blank for AWS. Credentials in the URL are kept secret.",
+    "container": "azure: the blob container name.",
+    "connection_string": "azure: a storage account connection string (its AccountKey is "
+    "secret). Give this or account_url, not both.",
+    "account_url": "azure: e.g. https://ACCOUNT.blob.core.windows.net; a SAS query in it is "
+    "kept secret.",
+    "credential": "azure: with account_url, an account key or a SAS token (secret).",
+    "is_default": "The master configuration: experiments without checkpoint_storage use it.",
+}
+
+
+def type_fields() -> dict[str, list[str]]:
+    """Each storage type's own fields; the admin shows only the chosen type's."""
+    return {str(kind): list(fields) for kind, fields in ALLOWED_FIELDS.items()}
 
 
 class StorageConfigForm(forms.ModelForm):
@@ -58,11 +82,14 @@ class StorageConfigForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        for name, text in FIELD_HELP.items():
+            if name in self.fields:
+                self.fields[name].help_text = text
         for name in SECRET_FIELDS:
             stored = bool(self.instance.pk and getattr(self.instance, name))
             field = self.fields[name]
             field.initial = ""
-            field.help_text = f"Currently: {'set' if stored else 'not set'}. " + (
+            field.help_text = f"s3 only. Currently: {'set' if stored else 'not set'}. " + (
                 "Leave blank to keep it." if stored else "Optional."
             )
 

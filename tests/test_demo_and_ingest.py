@@ -16,8 +16,11 @@ CONFIG = {"name": "e", "searcher": {"metric": "loss"}}
 
 
 @pytest.mark.django_db
-def test_load_demo_is_idempotent_and_writes_real_files(alice, default_storage):
-    call_command("load_demo", owner="alice")
+def test_load_demo_is_idempotent_and_writes_real_files(
+    alice, default_storage, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):  # the GC run of resnet18
+        call_command("load_demo", owner="alice")
     counts = (Experiment.objects.count(), Checkpoint.objects.count())
     call_command("load_demo", owner="alice")
     assert (Experiment.objects.count(), Checkpoint.objects.count()) == counts
@@ -40,7 +43,15 @@ def test_load_demo_is_idempotent_and_writes_real_files(alice, default_storage):
     assert [(t - first_trial + 1, s, m) for t, s, m in rows] == SPEC_TABLE
     assert spec.smaller_is_better is True
 
-    for checkpoint in Checkpoint.objects.all()[:50]:
+    # resnet18 has ended and GC has run; bert is still training (its last trial ACTIVE).
+    resnet = Experiment.objects.get(name="resnet18-cifar10")
+    assert resnet.state == "COMPLETED" and set(resnet.trials.values_list("state", flat=True)) == {
+        "COMPLETED"
+    }
+    assert resnet.checkpoints.filter(state="DELETED").count() > resnet.checkpoints.count() // 2
+    bert = Experiment.objects.get(name="bert-base-glue-sst2")
+    assert bert.state == "ACTIVE" and bert.trials.filter(state="ACTIVE").count() == 1
+    for checkpoint in Checkpoint.objects.exclude(state="DELETED").order_by("id")[:50]:
         directory = Path(default_storage.host_path) / str(checkpoint.uuid)
         assert set(checkpoint.resources) == {
             "state-dict.pth",

@@ -142,6 +142,9 @@ class GCRunSerializer(serializers.ModelSerializer):
     policy = GCPolicySerializer(read_only=True)
     state = state_field(GCRunState, read_only=True)
     reason = serializers.CharField(read_only=True)
+    started_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, help_text="Who started it; null when automatic."
+    )
     errors = serializers.ListField(
         child=serializers.DictField(child=serializers.CharField()),
         read_only=True,
@@ -154,6 +157,7 @@ class GCRunSerializer(serializers.ModelSerializer):
             "id",
             "experiment_id",
             "reason",
+            "started_by",
             "checkpoint_id",
             "globs",
             "state",

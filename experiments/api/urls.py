@@ -3,7 +3,7 @@
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
-from experiments.api import files_views, registry_views, views
+from experiments.api import best, files_views, registry_views, views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("experiments", views.ExperimentViewSet, basename="experiment")
@@ -19,6 +19,11 @@ urlpatterns = [
         rf"^experiments/{ID.format('experiment_id')}/checkpoints$",
         views.ExperimentCheckpointList.as_view(),
         name="experiment-checkpoints",
+    ),
+    re_path(
+        rf"^experiments/{ID.format('experiment_id')}/best-checkpoint$",
+        best.BestCheckpointView.as_view(),
+        name="experiment-best-checkpoint",
     ),
     re_path(
         rf"^experiments/{ID.format('experiment_id')}/trials$",

@@ -189,7 +189,7 @@ class ExperimentViewSet(
         data = s.GCPolicySerializer(data=request.data)
         data.is_valid(raise_exception=True)
         ensure_not_deleting(experiment)
-        run = services.set_gc_policy(experiment, Policy(**data.validated_data))
+        run = services.set_gc_policy(experiment, Policy(**data.validated_data), user=request.user)
         return Response({"gc_run": s.GCRunSerializer(run).data}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -377,7 +377,7 @@ class CheckpointViewSet(ApiViewMixin, mixins.RetrieveModelMixin, viewsets.Generi
         if checkpoint.state in (CheckpointState.DELETED, CheckpointState.DELETING):
             raise Conflict(f"checkpoint {checkpoint.uuid} is already {checkpoint.state}.")
         try:
-            run = services.delete_checkpoint(checkpoint)
+            run = services.delete_checkpoint(checkpoint, user=request.user)
         except services.CheckpointProtected as exc:
             raise Conflict(str(exc)) from None
         return Response({"gc_run": s.GCRunSerializer(run).data}, status=status.HTTP_202_ACCEPTED)
@@ -393,4 +393,4 @@ class GCRunViewSet(
     filterset_class = GCRunFilterSet
 
     def get_queryset(self):
-        return GCRun.objects.order_by("-id")
+        return GCRun.objects.select_related("started_by").order_by("-id")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 
 from django import template
+from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.utils.html import format_html
 from django.utils.http import urlencode
+from django.utils.timezone import localtime
+
+from ckptweb import units
 
 register = template.Library()
-
-_UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
 
 #: Badge colour of each state of experiments, trials, checkpoints and GC runs.
 STATE_TONES = {
@@ -30,18 +32,32 @@ STATE_TONES = {
 
 
 def human_bytes(value) -> str:
-    """``1536`` -> ``"1.5 KB"`` (powers of 1024, one decimal above bytes)."""
+    """``1536`` -> ``"1.5 KiB"`` (``ckptweb.units``: the CLI prints the same)."""
     try:
         size = float(value or 0)
     except (TypeError, ValueError):
         return "—"
-    unit = 0
-    while size >= 1024 and unit < len(_UNITS) - 1:
-        size /= 1024
-        unit += 1
-    if unit == 0:
-        return f"{int(size)} B"
-    return f"{size:.1f} {_UNITS[unit]}"
+    return units.human_bytes(size)
+
+
+@register.filter
+def when(value) -> str:
+    """``<time>`` reading "3 minutes ago" with the absolute time (UTC) on hover; "—" if unset."""
+    if not value:
+        return "—"
+    absolute = localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>', value.isoformat(), absolute, naturaltime(value)
+    )
+
+
+@register.filter
+def steps(value) -> str:
+    """A step count with thousands separators (``10,000``), as the chart axis reads it."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return "—"
 
 
 register.filter("human_bytes", human_bytes)
@@ -49,7 +65,7 @@ register.filter("human_bytes", human_bytes)
 
 @register.filter
 def metric(value) -> str:
-    """A validation metric with four significant digits, or an em dash when absent."""
+    """A validation metric with four significant digits (``0.4000``), "—" when absent."""
     if value is None or value == "":
         return "—"
     try:
@@ -60,7 +76,8 @@ def metric(value) -> str:
         return str(number)
     if number != 0 and (abs(number) >= 1e5 or abs(number) < 1e-3):
         return f"{number:.3e}"
-    return f"{number:.4g}"
+    # Four significant digits, trailing zeros kept so a column reads evenly (0.8030, 0.8173).
+    return f"{number:#.4g}".rstrip(".")
 
 
 @register.filter

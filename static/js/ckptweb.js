@@ -76,9 +76,12 @@
     } else if (target.dataset.copy) {
       var source = document.querySelector(target.dataset.copy);
       if (!source || !navigator.clipboard) return;
-      navigator.clipboard.writeText(source.textContent).then(function () {
+      /* data-copy-attr copies an attribute (a whole id list) instead of the text shown. */
+      var text = target.dataset.copyAttr ? source.getAttribute(target.dataset.copyAttr) : source.textContent;
+      var label = target.textContent;
+      navigator.clipboard.writeText(text || "").then(function () {
         target.textContent = "Copied";
-        setTimeout(function () { target.textContent = "Copy"; }, 1500);
+        setTimeout(function () { target.textContent = label; }, 1500);
       }, function () {
         target.textContent = "Select and copy";
       });
@@ -90,6 +93,62 @@
     if (event.target.id !== "gc-form") return;
     if (!event.submitter || event.submitter.id !== "gc-confirm-apply") event.preventDefault();
   });
+
+  /* The Menu button of the top bar on narrow screens. */
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest("#nav-toggle");
+    if (!toggle) return;
+    var menu = document.getElementById(toggle.getAttribute("aria-controls"));
+    var open = menu.classList.toggle("open");
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+  });
+
+  /* Checkpoint tables: "select all" and the selection's count and bytes in the bulk bar. */
+  function humanBytes(n) {
+    var units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"], i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return i === 0 ? n + " B" : n.toFixed(1) + " " + units[i];
+  }
+  function syncSelection() {
+    var count = document.getElementById("bulk-count");
+    if (!count) return;
+    var boxes = document.querySelectorAll('input[name="checkpoints"][form="bulk-form"]:checked');
+    var bytes = 0;
+    boxes.forEach(function (box) { bytes += parseInt(box.dataset.size || "0", 10); });
+    count.textContent = boxes.length ? plural(boxes.length, "checkpoint") + " selected (" + humanBytes(bytes) + ")" : "Select checkpoints for";
+  }
+  document.addEventListener("change", function (event) {
+    var all = event.target.closest("[data-select-all]");
+    if (all) {
+      document.querySelectorAll(all.dataset.selectAll + ' input[name="checkpoints"]').forEach(function (box) {
+        box.checked = all.checked;
+      });
+    }
+    if (event.target.name === "checkpoints" || all) syncSelection();
+  });
+
+  /* Chart controls apply on change; chart markers show their data-tip on hover or focus. */
+  document.addEventListener("change", function (event) {
+    if (event.target.matches("select[data-autosubmit]")) event.target.form.requestSubmit();
+  });
+  var tip = null;
+  function showTip(event) {
+    var marker = event.target.closest && event.target.closest(".marker[data-tip]");
+    if (!marker) { if (tip) tip.hidden = true; return; }
+    if (!tip) {
+      tip = document.createElement("div");
+      tip.className = "chart-tip";
+      tip.setAttribute("role", "tooltip");
+      document.body.appendChild(tip);
+    }
+    tip.textContent = marker.dataset.tip;
+    tip.hidden = false;
+    var box = marker.getBoundingClientRect();
+    var left = Math.min(box.left + window.scrollX, window.scrollX + document.documentElement.clientWidth - 260);
+    tip.style.left = Math.max(window.scrollX + 4, left) + "px";
+    tip.style.top = (box.bottom + window.scrollY + 6) + "px";
+  }
+  document.addEventListener("mouseover", showTip);
 
   document.addEventListener("htmx:afterSettle", syncApply);
   document.addEventListener("DOMContentLoaded", syncApply);

@@ -27,7 +27,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from experiments.models import Checkpoint
-from storage import services, untrusted
+from storage import bundles, services, untrusted
 from storage.archive import FORMATS
 from storage.backends.base import (
     CHUNK_SIZE,
@@ -267,7 +267,16 @@ class CheckpointDownloadView(CheckpointStreamView):
 
     @extend_schema(
         operation_id="checkpoint_download",
-        parameters=[OpenApiParameter("format", str, enum=list(FORMATS), required=False)],
+        parameters=[
+            OpenApiParameter("format", str, enum=list(FORMATS), required=False),
+            OpenApiParameter(
+                "folder",
+                bool,
+                required=False,
+                description="1: files under one folder <experiment>-trial<T>-step<S>-<uuid8>/ "
+                "(the default layout is relative to the checkpoint root).",
+            ),
+        ],
         responses=ARCHIVE_RESPONSES,
     )
     def get(self, request, uuid):
@@ -280,7 +289,12 @@ class CheckpointDownloadView(CheckpointStreamView):
         """
         fmt = choose_format(request.query_params.get("format"), request.headers.get("Accept"))
         services.ensure_downloadable(checkpoint)
-        archive = services.checkpoint_archive(checkpoint)
+        filename = filename or str(checkpoint.uuid)
+        if request.query_params.get("folder") in ("1", "true"):
+            filename = bundles.checkpoint_folder(checkpoint)
+            archive = bundles.foldered_archive([checkpoint])
+        else:
+            archive = services.checkpoint_archive(checkpoint)
         if fmt == "tar":
             response = self.tar_response(request, archive)
         else:
@@ -289,7 +303,7 @@ class CheckpointDownloadView(CheckpointStreamView):
                 content_type=FORMATS[fmt].media_type,
             )
             response["Accept-Ranges"] = "none"
-        untrusted.harden(response, f"{filename or checkpoint.uuid}{FORMATS[fmt].extension}")
+        untrusted.harden(response, f"{filename}{FORMATS[fmt].extension}")
         return response
 
     @staticmethod

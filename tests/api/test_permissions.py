@@ -27,6 +27,8 @@ ENDPOINTS = {
     "experiment-delete": ("delete", "/api/v1/experiments/{e}", None, 202),
     "experiment-checkpoints": ("get", "/api/v1/experiments/{e}/checkpoints", None, 200),
     "experiment-gc-preview": ("get", "/api/v1/experiments/{e}/gc-preview", None, 200),
+    # The checkpoint here has no validation metric, so there is no best one: a JSON 404.
+    "experiment-best-checkpoint": ("get", "/api/v1/experiments/{e}/best-checkpoint", None, 404),
     "experiment-gc-policy": (
         "put",
         "/api/v1/experiments/{e}/gc-policy",

@@ -93,3 +93,18 @@ def session(browser, live_server):
     yield current
     context.close()
     assert not current.errors, "\n".join(current.errors)
+
+
+def finish_gc(run, timeout: float = 60):
+    """Wait until GC run ``run`` has finished: run eagerly, or by a worker another test
+    module started (tests/gc keeps real Celery workers for the session)."""
+    import time
+
+    from experiments.models import GCRun
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if GCRun.objects.filter(pk=run.pk, finished_at__isnull=False).exists():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"GC run {run.pk} did not finish within {timeout}s")

@@ -160,10 +160,14 @@ def test_download_a_checkpoint_with_the_button(session, spec_example, tmp_path):
     session.goto(f"/checkpoints/{checkpoint.uuid}/")
     with page.expect_download() as download_info:
         page.click("#download-tar")
+    folder = f"spec-example-trial{checkpoint.trial_id}-step500-{str(checkpoint.uuid)[:8]}"
+    assert download_info.value.suggested_filename == f"{folder}.tar"
     target = tmp_path / "checkpoint.tar"
     download_info.value.save_as(target)
     with tarfile.open(target) as archive:
         names = set(archive.getnames())
-        assert {"state-dict.pth", "metadata.json", "code/model_def.py"} <= names
-        content = archive.extractfile("code/model_def.py").read()
+        # Everything unpacks into one folder named after the checkpoint.
+        assert {f"{folder}/{n}" for n in ("state-dict.pth", "metadata.json")} <= names
+        assert all(name.startswith(f"{folder}/") for name in names)
+        content = archive.extractfile(f"{folder}/code/model_def.py").read()
     assert content.startswith(b'"""Model definition')

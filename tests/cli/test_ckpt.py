@@ -85,7 +85,9 @@ def test_errors_are_one_line_with_status_1(run_ckpt, populated, live_server):
         run_ckpt("experiment", "list", token_value="wrong"), "Invalid token", "CKPTWEB_TOKEN"
     )
     assert_one_line_error(run_ckpt("experiment", "list", url="http://127.0.0.1:9"), "cannot reach")
-    assert_one_line_error(run_ckpt("experiment", "list-checkpoints", "999999"), "No Experiment")
+    assert_one_line_error(
+        run_ckpt("experiment", "list-checkpoints", "999999"), "Experiment 999999 does not exist."
+    )
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,7 @@ def test_it_lists_files_downloads_and_a_pytorch_snippet(alice_client, spec_examp
     assert "torch.load('ckpt-" in unescape(html) and "models_state_dict" in html
     assert "Authorization: Token $CKPTWEB_TOKEN" in html and "tar xf" in html
     assert "class Net(nn.Module)" in html  # text preview of model_def.py
-    assert "validation_loss" in html and ">0.4<" in html
+    assert "validation_loss" in html and ">0.4000<" in html
 
 
 def test_previews_and_metadata_are_escaped(alice_client, spec_example):

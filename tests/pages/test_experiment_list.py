@@ -40,10 +40,10 @@ def test_it_shows_counts_bytes_and_best_metric(alice_client, alice, default_stor
 
     row = row_of(html, "mnist")
     assert "2 <span" in row and "1 deleted" in row  # 2 live, 1 deleted
-    assert "4.9 KB" in row  # 2000 + 3000 bytes live
-    assert ">0.3<" in row  # smaller is better: the minimum
+    assert "4.9 KiB" in row  # 2000 + 3000 bytes live
+    assert ">0.3000<" in row  # smaller is better: the minimum
     assert "shared_fs" in row and "alice" in row
-    assert ">0.8<" in row_of(html, "higher")  # larger is better: the maximum
+    assert ">0.8000<" in row_of(html, "higher")  # larger is better: the maximum
 
 
 def test_it_searches_and_filters_by_state(alice_client, alice, bob, default_storage):
@@ -91,3 +91,16 @@ def test_it_paginates_with_constant_queries(
 def test_empty_state_says_what_to_do(alice_client, alice):
     html = alice_client.get(reverse("experiments:list")).content.decode()
     assert "No experiments yet" in html and "load_demo" in html
+
+
+def test_best_metric_sorts_best_first_whichever_way_is_better(alice_client, alice, default_storage):
+    make_experiment(alice, "loss-good", [0.1])
+    make_experiment(alice, "loss-bad", [0.5])
+    make_experiment(alice, "acc-good", [0.9], smaller_is_better=False)
+    make_experiment(alice, "acc-bad", [0.6], smaller_is_better=False)
+    html = alice_client.get(reverse("experiments:list"), {"sort": "best"}).content.decode()
+    order = sorted(
+        ("loss-good", "loss-bad", "acc-good", "acc-bad"), key=lambda name: html.index(f">{name}<")
+    )
+    assert order.index("loss-good") < order.index("loss-bad")
+    assert order.index("acc-good") < order.index("acc-bad")

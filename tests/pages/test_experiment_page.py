@@ -13,8 +13,9 @@ pytestmark = pytest.mark.django_db
 #: Queries of one experiment page, whatever the number of checkpoints: session, user,
 #: experiment (with its trial count), retained set, totals (which count the table too),
 #: checkpoint page, the page's model versions ("registered" badges), trials, chart
-#: (validation count + sampled lines, sampled markers), latest run.
-EXPERIMENT_PAGE_QUERIES = 12
+#: (validation count + sampled lines, sampled markers), GC history (whose first row is the
+#: latest run), the best checkpoint (#download-best), the metric names the chart offers.
+EXPERIMENT_PAGE_QUERIES = 14
 
 
 def big_experiment(owner, checkpoints: int, trials: int = 4):
@@ -122,8 +123,9 @@ def test_unknown_experiment_is_404(alice_client, db):
 
 
 #: The trial page, the GC page and its preview partial: their query counts do not grow either.
-#: Each one more than before the registry: the model versions of the listed checkpoints.
-OTHER_PAGE_QUERIES = {"trial": 10, "gc": 11, "gc-preview": 10}
+#: The registry adds the listed checkpoints' model versions to each; the trial page also
+#: reads its best checkpoint and the chart's metric names.
+OTHER_PAGE_QUERIES = {"trial": 12, "gc": 11, "gc-preview": 10}
 POLICY_0_1_1 = {"save_experiment_best": 0, "save_trial_best": 1, "save_trial_latest": 1}
 
 

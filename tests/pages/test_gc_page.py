@@ -129,4 +129,4 @@ def test_run_card_stops_polling_and_announces_the_end(alice_client, spec_example
     html = done.content.decode()
     assert done["HX-Trigger"] == "gc-finished"
     assert "every 1s" not in html and 'data-finished="true"' in html
-    assert "4.0 KB" in html
+    assert "4.0 KiB" in html

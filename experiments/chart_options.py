@@ -1,0 +1,109 @@
+"""The metric charts of the pages, and their controls: ``?metric=&x=&scale=``.
+
+``metric`` is any metric name the trials reported (default: the searcher metric), ``x`` is
+``steps`` or ``time``, ``scale`` is ``linear`` or ``log``. Unknown values fall back to the
+defaults, so a hand-edited URL never breaks the page. The metric names offered are the keys
+of a bounded sample of the latest validations (``METRIC_SAMPLE`` rows, one query), which
+is enough to list what training reports without scanning every validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+
+from experiments.charts import chart_checkpoints, metric_chart, validation_lines
+from experiments.models import Experiment, Trial, Validation
+from experiments.retention import candidates
+
+METRIC_SAMPLE = 200
+MAX_METRICS = 50
+X_AXES = ("steps", "time")
+SCALES = ("linear", "log")
+
+
+@dataclass(frozen=True)
+class ChartOptions:
+    """What the chart draws: which metric, against what, on which scale."""
+
+    metric: str
+    searcher_metric: str
+    x_axis: str = "steps"
+    scale: str = "linear"
+    metrics: tuple[str, ...] = ()
+
+    @property
+    def searcher(self) -> bool:
+        return self.metric == self.searcher_metric
+
+    @property
+    def log(self) -> bool:
+        return self.scale == "log"
+
+    @property
+    def customised(self) -> bool:
+        return not self.searcher or self.x_axis != "steps" or self.log
+
+
+def reported_metrics(validations: QuerySet, searcher_metric: str) -> tuple[str, ...]:
+    """The metric names in the latest validations, the searcher metric first."""
+    names = set()
+    for metrics in validations.order_by("-id").values_list("metrics", flat=True)[:METRIC_SAMPLE]:
+        if isinstance(metrics, dict):
+            names.update(k for k, v in metrics.items() if isinstance(v, int | float))
+    names.discard(searcher_metric)
+    return (searcher_metric, *sorted(names)[: MAX_METRICS - 1])
+
+
+def chart_options(params, searcher_metric: str, validations: QuerySet) -> ChartOptions:
+    """The options of this request (``params`` is ``request.GET``)."""
+    metrics = reported_metrics(validations, searcher_metric)
+    metric = params.get("metric") or searcher_metric
+    if metric not in metrics:
+        metric = searcher_metric
+    x_axis = params.get("x") if params.get("x") in X_AXES else "steps"
+    scale = params.get("scale") if params.get("scale") in SCALES else "linear"
+    return ChartOptions(metric, searcher_metric, x_axis, scale, metrics)
+
+
+def page_chart(
+    experiment: Experiment,
+    kept: dict[int, int],
+    n_candidates: int,
+    trial: Trial | None = None,
+    n_validations: int | None = None,
+    params=None,
+):
+    """The metric chart of an experiment (or one trial): four queries, three without a count.
+
+    ``n_candidates`` is the number of GC candidates charted (an upper bound will do) and
+    ``n_validations`` the number of validations if known; both size the SQL samples.
+    ``params`` (``request.GET``) choose the metric, x axis and scale (``chart_options``).
+    """
+    if trial is None:
+        trials = experiment.trials.all()
+        validations = Validation.objects.filter(trial__experiment=experiment)
+        marked = candidates(experiment)
+    else:
+        trials = Trial.objects.filter(pk=trial.pk)
+        validations = Validation.objects.filter(trial=trial)
+        marked = candidates(experiment).filter(trial=trial)
+    if params is None:  # the GC pages chart the searcher metric only, with no controls
+        options = ChartOptions(experiment.searcher_metric, experiment.searcher_metric)
+    else:
+        options = chart_options(params, experiment.searcher_metric, validations)
+    lines = validation_lines(
+        options.metric, validations, trials, n_validations, x_axis=options.x_axis
+    )
+    markers = chart_checkpoints(marked, kept, n_candidates)
+    chart = metric_chart(
+        options.metric,
+        lines,
+        markers,
+        x_axis=options.x_axis,
+        log=options.log,
+        searcher=options.searcher,
+    )
+    chart.options = options
+    return chart

@@ -1,0 +1,142 @@
+"""``/compare/?checkpoints=UUID,UUID,…``: two to eight checkpoints side by side.
+
+One column per checkpoint, in the order given: experiment, trial, steps, size, state, the
+validation metrics reported at the checkpoint's step and the trial's hyperparameters. A
+row whose values differ between the columns is marked (``row-differs``) so the eye goes to
+what changed. Below, the trials' curves of the first checkpoint's searcher metric on one
+chart, with the compared checkpoints as markers. Bad input (not 2–8 uuids, unknown ones)
+is a 400 page naming the parameter and the limit.
+"""
+
+from __future__ import annotations
+
+import uuid as uuid_lib
+from dataclasses import dataclass
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from experiments.charts import ChartCheckpoint, metric_chart, validation_lines
+from experiments.models import Checkpoint, Trial, Validation
+
+MIN_COMPARED, MAX_COMPARED = 2, 8
+PARAM = "checkpoints"
+
+
+class CompareError(ValueError):
+    """The ``checkpoints`` parameter is unusable; the message says why."""
+
+
+def parse_uuids(raw: str) -> list[uuid_lib.UUID]:
+    """The distinct uuids of a comma-separated list, in order; 2 to 8 of them."""
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    if len(parts) > MAX_COMPARED:
+        raise CompareError(f"{PARAM}: at most {MAX_COMPARED} checkpoints can be compared.")
+    uuids: list[uuid_lib.UUID] = []
+    for part in parts:
+        try:
+            value = uuid_lib.UUID(part)
+        except ValueError:
+            raise CompareError(f"{PARAM}: {part[:40]!r} is not a checkpoint UUID.") from None
+        if value not in uuids:
+            uuids.append(value)
+    if len(uuids) < MIN_COMPARED:
+        raise CompareError(
+            f"{PARAM}: choose {MIN_COMPARED} to {MAX_COMPARED} different checkpoints "
+            "(comma-separated UUIDs)."
+        )
+    return uuids
+
+
+@dataclass
+class CompareRow:
+    """One line of the comparison: a label and one value per checkpoint."""
+
+    label: str
+    values: list
+    kind: str = "text"  # text | metric | bytes | steps
+
+    @property
+    def differs(self) -> bool:
+        return len({repr(v) for v in self.values}) > 1
+
+
+def compared_checkpoints(uuids: list[uuid_lib.UUID]) -> list[Checkpoint]:
+    """The checkpoints of ``uuids`` in that order; CompareError names any unknown one."""
+    found = {
+        c.uuid: c
+        for c in Checkpoint.objects.filter(uuid__in=uuids).select_related("trial", "experiment")
+    }
+    missing = [str(u) for u in uuids if u not in found]
+    if missing:
+        raise CompareError(f"{PARAM}: no checkpoint {', '.join(missing)}.")
+    return [found[u] for u in uuids]
+
+
+def comparison_rows(checkpoints: list[Checkpoint]) -> dict[str, list[CompareRow]]:
+    """Summary, metric and hyperparameter rows; metrics from each checkpoint's validation."""
+    validations = {}
+    for v in Validation.objects.filter(
+        trial_id__in={c.trial_id for c in checkpoints},
+        steps_completed__in={c.steps_completed for c in checkpoints},
+    ).order_by("id"):
+        validations[(v.trial_id, v.steps_completed)] = v.metrics  # the latest report wins
+    metrics = [validations.get((c.trial_id, c.steps_completed)) or {} for c in checkpoints]
+    hparams = [c.trial.hparams if isinstance(c.trial.hparams, dict) else {} for c in checkpoints]
+    summary = [
+        CompareRow("Experiment", [c.experiment.name for c in checkpoints]),
+        CompareRow("Trial", [c.trial_id for c in checkpoints]),
+        CompareRow("Steps", [c.steps_completed for c in checkpoints], "steps"),
+        CompareRow("State", [c.state for c in checkpoints], "state"),
+        CompareRow("Size", [c.size_bytes for c in checkpoints], "bytes"),
+        CompareRow("Files", [len(c.resources or {}) for c in checkpoints]),
+    ]
+    metric_names = sorted({name for m in metrics for name in m})
+    hparam_names = sorted({name for h in hparams for name in h})
+    return {
+        "summary": summary,
+        "metrics": [CompareRow(n, [m.get(n) for m in metrics], "metric") for n in metric_names],
+        "hparams": [CompareRow(n, [h.get(n) for h in hparams]) for n in hparam_names],
+    }
+
+
+def comparison_chart(checkpoints: list[Checkpoint]):
+    """The compared checkpoints' trials on one chart of the first one's searcher metric."""
+    metric = checkpoints[0].experiment.searcher_metric
+    trial_ids = {c.trial_id for c in checkpoints}
+    lines = validation_lines(
+        metric,
+        Validation.objects.filter(trial_id__in=trial_ids),
+        Trial.objects.filter(pk__in=trial_ids),
+    )
+    markers = [
+        ChartCheckpoint(
+            c.id,
+            c.trial_id,
+            c.steps_completed,
+            c.validation_metric if c.experiment.searcher_metric == metric else None,
+            None,
+        )
+        for c in checkpoints
+    ]
+    return metric_chart(metric, lines, markers)
+
+
+@login_required
+@require_GET
+def compare(request):
+    """The comparison page; a 400 page with the reason for an unusable selection."""
+    try:
+        checkpoints = compared_checkpoints(parse_uuids(request.GET.get(PARAM, "")[:8192]))
+    except CompareError as exc:
+        return render(request, "experiments/compare.html", {"problem": str(exc)}, status=400)
+    return render(
+        request,
+        "experiments/compare.html",
+        {
+            "checkpoints": checkpoints,
+            "rows": comparison_rows(checkpoints),
+            "chart": comparison_chart(checkpoints),
+        },
+    )
