@@ -11,7 +11,16 @@ from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from ckptweb.errors import Conflict
 from ckptweb.limits import MAX_BODY_BYTES, InvalidInput, check_json, decode_json
+
+
+class ConflictError(APIException):
+    """A ``ckptweb.errors.Conflict`` as a 409 ``{"detail": message}``."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = Conflict.default_message
+    default_code = "conflict"
 
 
 class BodyTooLarge(APIException):
@@ -105,6 +114,8 @@ def exception_handler(exc, context):
     """
     if isinstance(exc, InvalidInput):
         exc = invalid(exc)
+    elif isinstance(exc, Conflict):
+        exc = ConflictError(exc.message, exc.code)
     elif isinstance(exc, RequestDataTooBig):
         exc = BodyTooLarge()
     elif isinstance(exc, Http404):

@@ -202,6 +202,12 @@ CKPTWEB_GC_SWEEP_SECONDS = envint("CKPTWEB_GC_SWEEP_SECONDS", 300, minimum=1)
 CKPTWEB_INPROCESS_SWEEP = envbool("CKPTWEB_INPROCESS_SWEEP", True)
 # A GC run whose heartbeat is older than this is taken for dead and resumed by the sweep.
 CKPTWEB_GC_STALE_SECONDS = envint("CKPTWEB_GC_STALE_SECONDS", 600, minimum=1)
+# Background runs (GC runs, storage scans, orphan deletions): a task that fails on storage
+# errors is retried this many times, the delay starting at RETRY_BACKOFF seconds and doubling
+# (with jitter) up to RETRY_BACKOFF_MAX; the stale limits above are a few multiples of it.
+CKPTWEB_RUN_MAX_RETRIES = envint("CKPTWEB_RUN_MAX_RETRIES", 5, minimum=0)
+CKPTWEB_RUN_RETRY_BACKOFF = envint("CKPTWEB_RUN_RETRY_BACKOFF", 5, minimum=1)
+CKPTWEB_RUN_RETRY_BACKOFF_MAX = envint("CKPTWEB_RUN_RETRY_BACKOFF_MAX", 120, minimum=1)
 # Checkpoints per storage call of a GC run (and per progress update).
 CKPTWEB_GC_BATCH_SIZE = envint("CKPTWEB_GC_BATCH_SIZE", 100, minimum=1)
 # Storage scans: a directory younger than this is never called orphaned (training may still
