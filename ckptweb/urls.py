@@ -15,10 +15,9 @@ urlpatterns = [
     path("api/v1/", include("experiments.api.urls")),
     path("det-compat/", include("ckptweb.detcompat.urls")),
     path("api/v1/", include("storage.api.urls")),
-    path("api/v1/", include("storage.api.scan_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include("storage.urls")),
-    path("", include("storage.scan_urls")),
+    path("", include("storage.reconcile.urls")),
     path("", include("experiments.urls")),
 ]

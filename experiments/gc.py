@@ -30,36 +30,27 @@ Transient storage failures propagate to the Celery task, which retries the same 
 backoff; on the last attempt they are recorded per checkpoint instead.
 
 Every run but a single-checkpoint deletion first **reconciles** the experiment's ERROR
-checkpoints (see below), so re-applying a policy retries the failed deletions that policy
-still makes — in the embedded default as with Celery. An unexpected error ends the run
-FAILED at once (``abandon_run``); what it had claimed is adopted by the next sweep.
+checkpoints: COMPLETED when every file it reported is still there, PARTIALLY_DELETED when
+some are gone. That makes it a candidate again, so the usual ranking with the *current*
+policy decides: it is retried only if the policy still deletes it, and a checkpoint the
+policy now retains keeps its files. An ERROR checkpoint whose storage cannot be listed
+stays ERROR for the next sweep. A SWEEP run (``experiments.gc_sweep``) first **adopts** the
+DELETING checkpoints whose run is gone and finishes deleting them.
 
-The periodic sweep (``sweep``) declares runs whose heartbeat stopped "stale", re-enqueues
-runs that never started, and starts a SWEEP run for every experiment with ERROR
-checkpoints, orphaned DELETING checkpoints, or rows left to delete. A SWEEP run first
-
-* **adopts** DELETING checkpoints whose run is gone and finishes deleting them: they were
-  claimed by a run that had decided to delete them, and some of their files may be gone
-  already, so there is nothing intact left to retain. Checkpoints of a dead FILES run are
-  not adopted: the sweep gives them a new FILES run with the same globs
-  (``partial_deletion.resume_orphaned_deletions``);
-* **reconciles** each ERROR checkpoint with its storage: COMPLETED when every file it
-  reported is still there, PARTIALLY_DELETED when some are gone. That makes it a candidate
-  again, so the usual ranking with the *current* policy decides: it is retried only if the
-  policy still deletes it, and a checkpoint the policy now retains keeps its files (and is
-  COMPLETED only when they are all there). An ERROR checkpoint whose storage cannot be
-  listed stays ERROR for the next sweep.
+The run's lifecycle — claim, heartbeat, finish, and retirement when its heartbeat stops —
+is ``storage.runs``', shared with storage scans and orphan deletions; an unexpected error
+ends the run FAILED at once, and what it had claimed is adopted by the next sweep. The
+``run_gc`` task lives here, beside ``enqueue``, so that starting a run
+(``experiments.services``) and the sweep reach it without an import cycle.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from ckptweb.limits import add_bytes
@@ -70,26 +61,14 @@ from experiments.choices import (
     GCReason,
     GCRunState,
 )
+from experiments.file_globs import delete_matching_files, remaining_files
 from experiments.models import Checkpoint, Experiment, GCRun
-from experiments.partial_deletion import (
-    delete_matching_files,
-    remaining_files,
-    resume_orphaned_deletions,
-)
 from experiments.retention import Policy, pinned, ranked_candidates
+from storage import runs
+from storage.backends import get_backend
 from storage.backends.base import StorageError, TransientStorageError
 
 logger = logging.getLogger(__name__)
-
-#: Checkpoints per call to the storage backend (and per progress update); a setting overrides.
-DEFAULT_BATCH_SIZE = 100
-#: Seconds without a heartbeat after which a run counts as dead. A run beats before every
-#: batch and before waiting for a retry; a Celery retry waits at most RETRY_BACKOFF_MAX, so
-#: this is five times that budget. ``settings.CKPTWEB_GC_STALE_SECONDS`` overrides it.
-RETRY_BACKOFF_MAX = 120
-DEFAULT_STALE_SECONDS = 5 * RETRY_BACKOFF_MAX
-#: Longest error text kept per checkpoint.
-MAX_ERROR_CHARS = 2000
 
 #: States a run may claim: the GC candidates, plus ERROR (a retry).
 CLAIMABLE_STATES = (
@@ -97,31 +76,9 @@ CLAIMABLE_STATES = (
     CheckpointState.PARTIALLY_DELETED,
     CheckpointState.ERROR,
 )
-ACTIVE_RUN_STATES = (GCRunState.PENDING, GCRunState.RUNNING)
 #: Runs that delete (files of) the one checkpoint named on the run, whatever the policy.
 SINGLE_CHECKPOINT_REASONS = (GCReason.CHECKPOINT_DELETED, GCReason.FILES)
 DELETE_EVERYTHING = Policy(save_experiment_best=0, save_trial_best=0, save_trial_latest=0)
-
-
-def batch_size() -> int:
-    """Checkpoints deleted per backend call: ``settings.CKPTWEB_GC_BATCH_SIZE`` or 100."""
-    return max(1, int(getattr(settings, "CKPTWEB_GC_BATCH_SIZE", DEFAULT_BATCH_SIZE)))
-
-
-def stale_seconds() -> int:
-    """Heartbeat age that makes a run dead: ``settings.CKPTWEB_GC_STALE_SECONDS`` or 600."""
-    return int(getattr(settings, "CKPTWEB_GC_STALE_SECONDS", DEFAULT_STALE_SECONDS))
-
-
-def storage_backend(storage):
-    """The storage backend of a StorageConfig (through the backends registry)."""
-    from storage.backends import get_backend
-
-    return get_backend(storage)
-
-
-class RunLost(Exception):
-    """The run is no longer RUNNING (finished, or declared stale by the sweep): stop."""
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -134,16 +91,9 @@ def execute_run(run_id: int, final_attempt: bool = True) -> GCRun | None:
     every state change is a compare-and-set. Raises TransientStorageError for the caller to
     retry, unless ``final_attempt``, when the failure is recorded on the checkpoints.
     """
-    now = timezone.now()
-    started = GCRun.objects.filter(pk=run_id, state__in=ACTIVE_RUN_STATES).update(
-        state=GCRunState.RUNNING, heartbeat=now
-    )
-    if not started:
-        return None  # missing, or already finished: a duplicate delivery
-    GCRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
-    run = GCRun.objects.select_related("experiment__storage").get(pk=run_id)
-    backend = storage_backend(run.experiment.storage)
-    try:
+
+    def work(run: GCRun) -> str:
+        backend = get_backend(run.experiment.storage)
         if run.reason == GCReason.SWEEP:
             adopt_orphans(run)
         if run.reason != GCReason.CHECKPOINT_DELETED:
@@ -151,40 +101,19 @@ def execute_run(run_id: int, final_attempt: bool = True) -> GCRun | None:
             reconcile_errors(run, backend)
         claim_checkpoints(run)
         delete_claimed(run, backend, final_attempt)
-    except RunLost:
-        logger.info("GC run %s was taken over; stopping", run_id)
-        return run
-    except TransientStorageError:
-        # The retry's wait starts now: beat, so the sweep does not take the run for dead.
-        GCRun.objects.filter(pk=run_id, state=GCRunState.RUNNING).update(heartbeat=timezone.now())
-        raise
-    except Exception:
-        # A bug or a database error: end the run now rather than leave it RUNNING until the
-        # sweep declares it stale; the sweep adopts whatever it had claimed.
-        abandon_run(run_id)
-        raise
-    finish_run(run_id)
-    return GCRun.objects.filter(pk=run_id).first()
+        run.refresh_from_db(fields=["failed"])
+        return GCRunState.FAILED if run.failed else GCRunState.SUCCEEDED
 
-
-def abandon_run(run_id: int) -> None:
-    """Mark a RUNNING run FAILED after an unexpected error (best effort, never raises)."""
-    logger.exception("GC run %s failed unexpectedly; the sweep takes over its work", run_id)
-    try:
-        now = timezone.now()
-        GCRun.objects.filter(pk=run_id, state=GCRunState.RUNNING).update(
-            state=GCRunState.FAILED, finished_at=now, heartbeat=now
-        )
-    except Exception:  # the database itself may be what failed: the sweep still finds it
-        logger.warning("GC run %s could not be marked FAILED", run_id)
-
-
-def _beat(run_id: int) -> None:
-    """Touch the heartbeat; RunLost when the run is no longer ours to continue."""
-    if not GCRun.objects.filter(pk=run_id, state=GCRunState.RUNNING).update(
-        heartbeat=timezone.now()
-    ):
-        raise RunLost(run_id)
+    run = runs.execute(
+        GCRun,
+        run_id,
+        work,
+        final_attempt=final_attempt,
+        queryset=GCRun.objects.select_related("experiment__storage"),
+    )
+    if run is not None and run.is_finished:
+        delete_experiment_rows(run.experiment_id)
+    return GCRun.objects.filter(pk=run_id).first() if run is not None else None
 
 
 def effective_policy(experiment: Experiment) -> Policy:
@@ -224,7 +153,7 @@ def claim_checkpoints(run: GCRun) -> int:
             .select_related("storage")
             .get(pk=run.experiment_id)
         )
-        _beat(run.pk)
+        runs.beat(GCRun, run.pk)
         if run.reason in SINGLE_CHECKPOINT_REASONS:
             policy = Policy(**run.policy)  # not used: the run deletes the one checkpoint
         else:
@@ -290,7 +219,7 @@ def reconcile_errors(run: GCRun, backend) -> int:
         experiment_id=run.experiment_id, state=CheckpointState.ERROR
     ).order_by("id")
     for checkpoint in errors.only("id", "uuid", "resources", "error"):
-        _beat(run.pk)
+        runs.beat(GCRun, run.pk)
         try:
             intact = files_intact(checkpoint, backend)
         except StorageError as exc:
@@ -308,11 +237,10 @@ def reconcile_errors(run: GCRun, backend) -> int:
 
 def delete_claimed(run: GCRun, backend, final_attempt: bool) -> None:
     """Delete the files of every checkpoint ``run`` holds, one batch at a time."""
-    size = batch_size()
-    scrub = run.experiment.storage.scrub
+    size = settings.CKPTWEB_GC_BATCH_SIZE
     files_run = run.reason == GCReason.FILES
     while True:
-        _beat(run.pk)
+        runs.beat(GCRun, run.pk)
         batch = list(
             Checkpoint.objects.filter(gc_run=run, state=CheckpointState.DELETING)
             # UUID order: a batch's directories are neighbours in the store's key space, so
@@ -344,7 +272,7 @@ def delete_claimed(run: GCRun, backend, final_attempt: bool) -> None:
         except Exception as exc:  # a bug must not leave the checkpoints DELETING forever
             logger.exception("GC run %s: deleting a batch failed", run.pk)
             errors = dict.fromkeys(uuids, f"unexpected error: {type(exc).__name__}: {exc}")
-        scrubbed = {key: scrub(text) for key, text in errors.items()}
+        scrubbed = {key: run.scrub(text) for key, text in errors.items()}
         record_batch(run.pk, batch, scrubbed, gone)
 
 
@@ -388,7 +316,7 @@ def record_batch(
                     run.deleted += 1
                     run.reclaimed_bytes = add_bytes(run.reclaimed_bytes, reclaimed)
             else:
-                error = error[:MAX_ERROR_CHARS]
+                error = error[: runs.MAX_ERROR_CHARS]
                 state = CheckpointState.ERROR
                 if gone is not None and gone.get(str(checkpoint.uuid)):
                     # Some files went: the sweep cannot retry a FILES deletion (it applies
@@ -402,20 +330,6 @@ def record_batch(
                     run.errors = [*run.errors, {"checkpoint": str(checkpoint.uuid), "error": error}]
         run.heartbeat = timezone.now()
         run.save(update_fields=["deleted", "failed", "reclaimed_bytes", "errors", "heartbeat"])
-
-
-def finish_run(run_id: int) -> None:
-    """End the run (SUCCEEDED or FAILED) and delete a DELETING experiment with no files left."""
-    with transaction.atomic():
-        run = GCRun.objects.select_for_update(no_key=True).get(pk=run_id)
-        if run.state != GCRunState.RUNNING:
-            return
-        now = timezone.now()
-        run.state = GCRunState.FAILED if run.failed else GCRunState.SUCCEEDED
-        run.finished_at = now
-        run.heartbeat = now
-        run.save(update_fields=["state", "finished_at", "heartbeat"])
-    delete_experiment_rows(run.experiment_id)
 
 
 def delete_experiment_rows(experiment_id: int) -> bool:
@@ -432,71 +346,19 @@ def delete_experiment_rows(experiment_id: int) -> bool:
     return True
 
 
-# --- the sweep -------------------------------------------------------------------------------
+# --- enqueueing ------------------------------------------------------------------------------
 
 
-def sweep() -> list[int]:
-    """Periodic repair: retire dead runs and start SWEEP runs where work is left.
+@runs.run_task(name="experiments.tasks.run_gc")
+def run_gc(self, run_id: int) -> None:
+    """Execute (or resume) GC run ``run_id``; a missing or finished run is a no-op.
 
-    Returns the ids of the runs it started.
+    TransientStorageError makes Celery retry with backoff; on the last attempt the failure
+    is recorded on the checkpoints (ERROR) instead, for the sweep to retry later.
     """
-    from experiments.services import start_gc_run
-
-    now = timezone.now()
-    cutoff = now - timedelta(seconds=stale_seconds())
-    stale = GCRun.objects.filter(state=GCRunState.RUNNING).filter(
-        Q(heartbeat__lt=cutoff) | Q(heartbeat__isnull=True, created_at__lt=cutoff)
-    )
-    needy = set()
-    for run_id, experiment_id in list(stale.values_list("pk", "experiment_id")):
-        # Compare-and-set: a run that beat since the SELECT is left alone.
-        if (
-            GCRun.objects.filter(pk=run_id, state=GCRunState.RUNNING)
-            .filter(Q(heartbeat__lt=cutoff) | Q(heartbeat__isnull=True))
-            .update(state=GCRunState.FAILED, finished_at=now)
-        ):
-            logger.warning("GC run %s stopped beating; its work goes to a sweep run", run_id)
-            needy.add(experiment_id)
-    resumed = resume_orphaned_deletions()
-    never_started = GCRun.objects.filter(state=GCRunState.PENDING, created_at__lt=cutoff)
-    for run_id in list(never_started.values_list("pk", flat=True)):
-        _enqueue(run_id)
-
-    busy = set(
-        GCRun.objects.filter(state__in=ACTIVE_RUN_STATES).values_list("experiment_id", flat=True)
-    )
-    needy |= set(
-        Checkpoint.objects.filter(
-            Q(state=CheckpointState.ERROR)
-            | Q(state=CheckpointState.DELETING, gc_run__isnull=True)
-            | Q(state=CheckpointState.DELETING, gc_run__state__in=GC_RUN_TERMINAL_STATES)
-        )
-        .exclude(gc_run__reason=GCReason.FILES, state=CheckpointState.DELETING)
-        .values_list("experiment_id", flat=True)
-    )
-    # Experiments being deleted with files left to delete, or only rows left.
-    deleting = Experiment.objects.filter(state=ExperimentState.DELETING)
-    needy |= set(
-        deleting.filter(
-            checkpoints__protected=False,
-            checkpoints__state__in=CLAIMABLE_STATES,
-        ).values_list("pk", flat=True)
-    )
-    needy |= set(
-        deleting.exclude(
-            pk__in=Checkpoint.objects.exclude(state=CheckpointState.DELETED).values("experiment_id")
-        ).values_list("pk", flat=True)
-    )
-    started = list(resumed)
-    for experiment in Experiment.objects.filter(pk__in=needy - busy).order_by("pk"):
-        with transaction.atomic():
-            run = start_gc_run(experiment, GCReason.SWEEP, policy=effective_policy(experiment))
-        started.append(run.pk)
-    return started
+    execute_run(run_id, final_attempt=runs.is_final_attempt(self))
 
 
-def _enqueue(run_id: int) -> None:
-    """Send ``run_gc`` for a run again (its first message may have been lost)."""
-    from experiments import tasks
-
-    tasks.run_gc.delay(run_id)
+def enqueue(run_id: int) -> None:
+    """Send ``run_gc`` for a run (on commit of the transaction that created it, or again)."""
+    run_gc.delay(run_id)

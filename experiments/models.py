@@ -13,6 +13,7 @@ from experiments.choices import (
     GCRunState,
     TrialState,
 )
+from storage.runs import Run
 
 # GC candidates (experiments.choices.GC_CANDIDATE_STATES), as partial-index conditions.
 CANDIDATE = Q(state__in=["COMPLETED", "PARTIALLY_DELETED"])
@@ -200,12 +201,12 @@ class Checkpoint(models.Model):
         super().save(*args, **kwargs)
 
 
-class GCRun(models.Model):
+class GCRun(Run):
     """One garbage-collection run of an experiment: what it deleted and what failed.
 
     ``policy`` is the policy it applied; ``errors`` is a list of
-    ``{"checkpoint": uuid, "error": text}``. ``heartbeat`` is touched while it works so the
-    sweep can tell a run whose worker died from one still busy.
+    ``{"checkpoint": uuid, "error": text}``. Its lifecycle (claim, heartbeat, finish,
+    retirement when the heartbeat stops) is ``storage.runs``'.
     """
 
     State = GCRunState
@@ -234,16 +235,11 @@ class GCRun(models.Model):
         related_name="+",
         help_text="Who started the run; empty for automatic runs (experiment ended, sweep).",
     )
-    state = models.CharField(max_length=16, choices=GCRunState.choices, default=GCRunState.PENDING)
     total = models.PositiveIntegerField(default=0)
     deleted = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     reclaimed_bytes = models.PositiveBigIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -254,6 +250,14 @@ class GCRun(models.Model):
 
     def __str__(self) -> str:
         return f"GC run {self.pk} of experiment {self.experiment_id}"
+
+    @property
+    def processed(self) -> int:
+        """Checkpoints decided so far (deleted or failed), for the progress bar."""
+        return self.deleted + self.failed
+
+    def scrub(self, text: str) -> str:
+        return self.experiment.storage.scrub(text)
 
 
 from experiments.models_registry import Model, ModelVersion  # noqa: E402  (registers them)

@@ -9,7 +9,6 @@ import math
 import uuid as uuid_lib
 
 import yaml
-from django.conf import settings
 from django.db import transaction
 
 from ckptweb.limits import (
@@ -21,22 +20,15 @@ from ckptweb.limits import (
     check_size,
     printable,
 )
+from experiments import gc
 from experiments.choices import (
     EXPERIMENT_TERMINAL_STATES,
     CheckpointState,
     ExperimentState,
     GCReason,
-    GCRunState,
 )
-from experiments.config import (
-    STORAGE_FIELDS,
-    ConfigError,
-    StorageSpec,
-    credential_fields,
-    parse_experiment_config,
-)
+from experiments.config import ConfigError, parse_experiment_config
 from experiments.models import (
-    DEFAULT_POLICY,
     POLICY_FIELDS,
     Checkpoint,
     Experiment,
@@ -46,8 +38,9 @@ from experiments.models import (
 )
 from experiments.registry import checkpoint_registered_refusal, experiment_registered_refusal
 from experiments.retention import Policy
-from storage.models import StorageConfig
+from storage.choices import RUN_ACTIVE_STATES
 from storage.paths import UnsafePath, check_relative_path
+from storage.services import storage_for_spec
 
 
 class ReportError(InvalidInput):
@@ -64,78 +57,6 @@ def _storable(value, field: str, **limits):
 
 class CheckpointProtected(Exception):
     """A protected (or registered) checkpoint cannot be deleted."""
-
-
-# --- storage -------------------------------------------------------------------------------
-
-
-def default_storage() -> StorageConfig:
-    """The default StorageConfig; created as shared_fs under the data dir if none exists."""
-    storage = StorageConfig.objects.filter(is_default=True).first()
-    if storage is not None:
-        return storage
-    path = settings.CKPTWEB_DEFAULT_SHARED_FS
-    path.mkdir(parents=True, exist_ok=True)
-    storage, _ = StorageConfig.objects.get_or_create(
-        name="default",
-        defaults={"type": "shared_fs", "host_path": str(path), "is_default": True},
-    )
-    if not storage.is_default:
-        storage.is_default = True
-        storage.save(update_fields=["is_default"])
-    return storage
-
-
-def storage_for_spec(spec: StorageSpec, may_add: bool = True) -> StorageConfig:
-    """The StorageConfig of an experiment's ``checkpoint_storage``: reused when identical.
-
-    A location no StorageConfig has yet is added only when ``may_add`` (staff, or code run
-    by the operator): ckptweb reads and deletes ``<root>/<uuid>/`` directories wherever an
-    experiment's storage points, so a new root is an admin's decision.
-    """
-    if spec.type is None:
-        return default_storage()
-    credentials = credential_fields(spec)
-    if credentials and not may_add:
-        field = f"checkpoint_storage.{credentials[0]}"
-        raise ConfigError(
-            field,
-            f"{field}: only staff may send storage credentials; leave them out and name a "
-            "storage an admin has configured (its credentials are kept there).",
-        )
-    fields = {key: spec.fields.get(key, "") for key in STORAGE_FIELDS}
-    existing = StorageConfig.objects.filter(type=spec.type, **fields).order_by("id").first()
-    if existing is not None:
-        return existing
-    if not may_add:
-        location = StorageConfig(type=spec.type, **fields).location
-        raise ConfigError(
-            "checkpoint_storage",
-            f"checkpoint_storage: no storage is configured for {spec.type} at {location}; "
-            "new storage locations are added by staff (Django admin), or leave "
-            "checkpoint_storage out to use the default storage.",
-        )
-    storage = StorageConfig(name=f"{spec.type}-{spec.fingerprint()}", type=spec.type, **fields)
-    storage.full_clean()
-    storage.save()
-    return storage
-
-
-def apply_master_config(spec: StorageSpec) -> StorageConfig:
-    """Make ``spec`` the default storage (the master config), with its default save_*."""
-    fields = {key: spec.fields.get(key, "") for key in STORAGE_FIELDS}
-    policy = dict(DEFAULT_POLICY)
-    policy.update(spec.policy)
-    with transaction.atomic():
-        StorageConfig.objects.filter(is_default=True).exclude(name="default").update(
-            is_default=False
-        )
-        storage, _ = StorageConfig.objects.update_or_create(
-            name="default",
-            defaults={"type": spec.type, **fields, **policy, "is_default": True},
-        )
-        storage.full_clean()
-    return storage
 
 
 # --- experiments ---------------------------------------------------------------------------
@@ -156,7 +77,10 @@ def create_experiment(
         raise ConfigError("name", "name is required (in the request or the config).")
     if len(name) > 255:
         raise ConfigError("name", "name must be at most 255 characters.")
-    storage = storage_for_spec(parsed.storage, may_add=may_add_storage)
+    try:
+        storage = storage_for_spec(parsed.storage, may_add=may_add_storage)
+    except InvalidInput as exc:
+        raise ConfigError(exc.field, exc.message) from None
     redacted = parsed.redacted()
     experiment = Experiment.objects.create(
         name=name,
@@ -329,14 +253,8 @@ def start_gc_run(
         checkpoint=checkpoint,
         started_by=user if getattr(user, "is_authenticated", False) else None,
     )
-    transaction.on_commit(lambda: _enqueue_gc_run(run.pk))
+    transaction.on_commit(lambda: gc.enqueue(run.pk))
     return run
-
-
-def _enqueue_gc_run(run_id: int) -> None:
-    from experiments import tasks
-
-    tasks.run_gc.delay(run_id)
 
 
 @transaction.atomic
@@ -410,11 +328,7 @@ def delete_checkpoint(checkpoint: Checkpoint, user=None) -> GCRun:
 
 def active_gc_run(experiment: Experiment) -> GCRun | None:
     """The latest run of ``experiment`` that has not finished, if any."""
-    return (
-        experiment.gc_runs.filter(state__in=[GCRunState.PENDING, GCRunState.RUNNING])
-        .order_by("-id")
-        .first()
-    )
+    return experiment.gc_runs.filter(state__in=RUN_ACTIVE_STATES).order_by("-id").first()
 
 
 __all__ = [
@@ -422,10 +336,8 @@ __all__ = [
     "CheckpointState",
     "ReportError",
     "active_gc_run",
-    "apply_master_config",
     "create_experiment",
     "create_trial",
-    "default_storage",
     "delete_checkpoint",
     "delete_experiment",
     "link_validation",

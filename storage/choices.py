@@ -103,3 +103,48 @@ def type_field_errors(storage_type: StorageType, values: dict[str, str]) -> dict
     if account_url and not account_url.startswith(("http://", "https://")):
         errors.setdefault("account_url", "must start with http:// or https://.")
     return errors
+
+
+# --- runs and storage reconciliation --------------------------------------------------------
+
+
+class RunState(models.TextChoices):
+    """Lifecycle of every background run (GC run, storage scan, orphan deletion).
+
+    PENDING -> RUNNING -> SUCCEEDED | FAILED. A transient storage error keeps a run RUNNING
+    while Celery retries it; its last attempt ends FAILED with ``error`` set. A RUNNING row
+    whose ``heartbeat`` stopped is retired (FAILED) by ``storage.runs.retire_stale``.
+    """
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+RUN_ACTIVE_STATES = (RunState.PENDING, RunState.RUNNING)
+RUN_TERMINAL_STATES = (RunState.SUCCEEDED, RunState.FAILED)
+
+
+class ScanItemKind(models.TextChoices):
+    """What a scan found wrong with one checkpoint directory."""
+
+    ORPHANED = "ORPHANED", "Orphaned"
+    MISSING = "MISSING", "Missing"
+    DRIFTED = "DRIFTED", "Drifted"
+
+
+class ScanItemResolution(models.TextChoices):
+    """What was done about a scan item (blank: nothing yet)."""
+
+    OPEN = "", "Open"
+    IMPORTED = "IMPORTED", "Imported"
+    FILES_DELETED = "FILES_DELETED", "Files deleted"
+    KEPT = "KEPT", "Kept (no longer an orphan)"
+    DELETE_FAILED = "DELETE_FAILED", "Deletion failed"
+    MARKED_DELETED = "MARKED_DELETED", "Marked deleted"
+    RESYNCED = "RESYNCED", "Resources re-synced"
+
+
+#: Resolutions an orphan may still be deleted from.
+DELETABLE_RESOLUTIONS = (ScanItemResolution.OPEN, ScanItemResolution.DELETE_FAILED)

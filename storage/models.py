@@ -10,11 +10,14 @@ from storage.choices import (
     CONNECTION_STRING_SECRETS,
     PLAIN_FIELDS,
     SECRET_FIELDS,
+    ScanItemKind,
+    ScanItemResolution,
     StorageType,
     parse_connection_string,
     type_field_errors,
 )
 from storage.paths import UnsafePath, check_relative_path
+from storage.runs import Run
 
 #: What a page, a response or a stored config shows instead of a secret.
 REDACTED = "********"
@@ -177,26 +180,7 @@ class StorageConfig(models.Model):
 # --- reconciliation: scans of a storage against the database -------------------------------
 
 
-class ScanState(models.TextChoices):
-    """Lifecycle of a storage scan or an orphan deletion.
-
-    PENDING -> RUNNING -> SUCCEEDED | FAILED. A transient storage error keeps it RUNNING
-    while Celery retries (a scan restarts from scratch); the last attempt ends in FAILED
-    with ``error`` set. A RUNNING row whose ``heartbeat`` stopped is declared FAILED when
-    the next one is requested.
-    """
-
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-
-
-SCAN_ACTIVE_STATES = (ScanState.PENDING, ScanState.RUNNING)
-SCAN_TERMINAL_STATES = (ScanState.SUCCEEDED, ScanState.FAILED)
-
-
-class StorageScan(models.Model):
+class StorageScan(Run):
     """One comparison of what a storage holds with what the database says.
 
     Counters grow while the scan runs (the page shows them as progress); the classified
@@ -204,13 +188,10 @@ class StorageScan(models.Model):
     directory written to more recently than that is never called orphaned.
     """
 
-    State = ScanState
-
     storage = models.ForeignKey(StorageConfig, on_delete=models.CASCADE, related_name="scans")
     requested_by = models.ForeignKey(
         "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    state = models.CharField(max_length=16, choices=ScanState.choices, default=ScanState.PENDING)
     grace_seconds = models.PositiveIntegerField(default=3600)
     directories = models.PositiveBigIntegerField(default=0, help_text="Directories listed.")
     objects_listed = models.PositiveBigIntegerField(default=0)
@@ -224,11 +205,6 @@ class StorageScan(models.Model):
     skipped = models.PositiveIntegerField(
         default=0, help_text="Directories that are not checkpoint UUIDs of this storage."
     )
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -237,25 +213,8 @@ class StorageScan(models.Model):
     def __str__(self) -> str:
         return f"Scan {self.pk} of {self.storage_id}"
 
-
-class ScanItemKind(models.TextChoices):
-    """What a scan found wrong with one checkpoint directory."""
-
-    ORPHANED = "ORPHANED", "Orphaned"
-    MISSING = "MISSING", "Missing"
-    DRIFTED = "DRIFTED", "Drifted"
-
-
-class ScanItemResolution(models.TextChoices):
-    """What was done about a scan item (blank: nothing yet)."""
-
-    OPEN = "", "Open"
-    IMPORTED = "IMPORTED", "Imported"
-    FILES_DELETED = "FILES_DELETED", "Files deleted"
-    KEPT = "KEPT", "Kept (no longer an orphan)"
-    DELETE_FAILED = "DELETE_FAILED", "Deletion failed"
-    MARKED_DELETED = "MARKED_DELETED", "Marked deleted"
-    RESYNCED = "RESYNCED", "Resources re-synced"
+    def scrub(self, text: str) -> str:
+        return self.storage.scrub(text)
 
 
 class ScanItem(models.Model):
@@ -303,7 +262,7 @@ class ScanItem(models.Model):
         return f"{self.kind} {self.uuid}"
 
 
-class OrphanDeletion(models.Model):
+class OrphanDeletion(Run):
     """One run deleting the orphaned directories of a scan, with progress and errors.
 
     Each item is claimed with a compare-and-set and re-checked just before its files go:
@@ -312,27 +271,27 @@ class OrphanDeletion(models.Model):
     ``{"uuid": ..., "error": ...}``.
     """
 
-    State = ScanState
-
     scan = models.ForeignKey(StorageScan, on_delete=models.CASCADE, related_name="deletions")
     requested_by = models.ForeignKey(
         "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    state = models.CharField(max_length=16, choices=ScanState.choices, default=ScanState.PENDING)
     total = models.PositiveIntegerField(default=0)
     deleted = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
     reclaimed_bytes = models.PositiveBigIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
 
     def __str__(self) -> str:
         return f"Orphan deletion {self.pk} of scan {self.scan_id}"
+
+    @property
+    def processed(self) -> int:
+        """Items decided so far (deleted, kept or failed), for the progress bar."""
+        return self.deleted + self.failed + self.skipped
+
+    def scrub(self, text: str) -> str:
+        return self.scan.storage.scrub(text)

@@ -1,4 +1,4 @@
-"""Business logic of the storage app: a checkpoint's files, previews, archives, imports.
+"""Business logic of the storage app: a checkpoint's files, previews, archives, configs.
 
 Views, the admin and management commands call these functions; they never talk to a
 backend directly.
@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import transaction
 
 from ckptweb.limits import MAX_FIELD_BYTES, InvalidInput, parse_json
 from storage.archive import TarPlan, iter_archive
@@ -21,14 +22,16 @@ from storage.backends.base import (
     StorageBackend,
     StorageError,
     StoredFile,
-    check_uuid,
 )
-from storage.models import StorageConfig
+from storage.choices import PLAIN_FIELDS, SECRET_FIELDS
+from storage.models import StorageConfig, url_credentials
 from storage.paths import UnsafePath, check_relative_path
 
 logger = logging.getLogger(__name__)
 
 PREVIEW_LIMIT = 1024 * 1024
+#: Every field a ``checkpoint_storage`` section may set.
+STORAGE_FIELDS = (*PLAIN_FIELDS, *SECRET_FIELDS)
 METADATA_FILE = "metadata.json"
 #: Files shown as text: source code, configs and logs.
 TEXT_EXTENSIONS = frozenset(
@@ -214,108 +217,99 @@ def make_default(config: StorageConfig) -> StorageConfig:
     return config
 
 
-# --- imports -------------------------------------------------------------------------------
+def read_metadata(backend: StorageBackend, checkpoint_uuid: str, size: int) -> dict:
+    """The parsed ``metadata.json`` (of ``size`` bytes, from a listing) of a directory.
 
-
-@dataclass
-class ImportReport:
-    """Outcome of ``import_checkpoints``: what was registered and what was skipped, why."""
-
-    imported: list[str] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (directory, reason)
-
-
-class ImportSkip(Exception):
-    """A directory that cannot be registered; the message says why."""
-
-
-def import_checkpoints(config: StorageConfig, experiment, trial=None) -> ImportReport:
-    """Register every ``<uuid>/metadata.json`` directory of ``config`` under ``experiment``.
-
-    ``metadata.json`` must hold ``steps_completed``; ``trial_id`` (optional) must be a
-    trial of the experiment, else ``trial`` (or a trial created for imports) is used.
-    Directories already registered are skipped, so running it twice changes nothing.
+    Raises InvalidInput when it is over ``MAX_FIELD_BYTES``, not JSON or not an object, and
+    StorageError when it cannot be read.
     """
-    if experiment.storage_id != config.pk:
-        raise ValueError(
-            f"experiment {experiment.pk} stores its checkpoints on "
-            f"{experiment.storage.name!r}, not {config.name!r}"
-        )
-    backend = get_backend(config)
-    report = ImportReport()
-    for directory in backend.iter_checkpoint_dirs():
-        try:
-            checkpoint = _import_one(backend, experiment, trial, directory)
-        except ImportSkip as exc:
-            report.skipped.append((directory, str(exc)))
-        except StorageError as exc:
-            report.skipped.append((directory, f"storage error: {config.scrub(str(exc))}"))
-        else:
-            report.imported.append(str(checkpoint.uuid))
-    return report
-
-
-def _import_one(backend: StorageBackend, experiment, trial, directory: str):
-    """Register one directory as a checkpoint, or raise ImportSkip."""
-    from experiments.models import Checkpoint
-
-    try:
-        checkpoint_uuid = check_uuid(directory)
-    except UnsafePath:
-        raise ImportSkip("not a checkpoint UUID") from None
-    if Checkpoint.objects.filter(uuid=checkpoint_uuid).exists():
-        raise ImportSkip("already registered")
-    files = backend.list_files(checkpoint_uuid)
-    metadata = _read_metadata(backend, checkpoint_uuid, files)
-    steps = metadata.get("steps_completed")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ImportSkip("metadata.json has no non-negative integer steps_completed")
-    resources = {stored.path: stored.size for stored in files}
-    target_trial = _import_trial(experiment, trial, metadata.get("trial_id"))
-    from experiments import services as experiment_services
-
-    try:
-        with transaction.atomic():
-            return experiment_services.report_checkpoint(
-                target_trial, steps, resources, metadata, uuid=checkpoint_uuid
-            )
-    except experiment_services.ReportError as exc:
-        raise ImportSkip(exc.message) from None
-    except IntegrityError:
-        raise ImportSkip("already registered") from None
-
-
-def _read_metadata(backend: StorageBackend, checkpoint_uuid: str, files) -> dict:
-    """The parsed ``metadata.json`` of a checkpoint directory, or ImportSkip."""
-    sizes = {stored.path: stored.size for stored in files}
-    if METADATA_FILE not in sizes:
-        raise ImportSkip("no metadata.json")
-    if sizes[METADATA_FILE] > MAX_FIELD_BYTES:
-        raise ImportSkip("metadata.json is larger than 1 MiB")
-    raw = read_fully(backend.open(checkpoint_uuid, METADATA_FILE, 0, sizes[METADATA_FILE]))
-    try:
-        metadata = parse_json(raw, "metadata.json")
-    except InvalidInput as exc:
-        raise ImportSkip(exc.message) from None
+    if size > MAX_FIELD_BYTES:
+        raise InvalidInput(METADATA_FILE, "metadata.json is larger than 1 MiB")
+    raw = read_fully(backend.open(checkpoint_uuid, METADATA_FILE, 0, size))
+    metadata = parse_json(raw, METADATA_FILE)
     if not isinstance(metadata, dict):
-        raise ImportSkip("metadata.json is not a JSON object")
+        raise InvalidInput(METADATA_FILE, "metadata.json is not a JSON object")
     return metadata
 
 
-def _import_trial(experiment, trial, trial_id):
-    """The trial an imported checkpoint belongs to."""
-    from experiments.models import Trial
+# --- storage configs for experiment configs -----------------------------------------------
 
-    if trial_id is not None:
-        if isinstance(trial_id, bool) or not isinstance(trial_id, int):
-            raise ImportSkip(f"trial_id {trial_id!r} is not an integer")
-        found = Trial.objects.filter(pk=trial_id, experiment=experiment).first()
-        if found is None:
-            raise ImportSkip(f"trial_id {trial_id!r} is not a trial of experiment {experiment.pk}")
-        return found
-    if trial is not None:
-        return trial
-    imported, _ = Trial.objects.get_or_create(
-        experiment=experiment, hparams={"imported": True}, defaults={"state": "COMPLETED"}
+
+def default_storage() -> StorageConfig:
+    """The default StorageConfig; created as shared_fs under the data dir if none exists."""
+    storage = StorageConfig.objects.filter(is_default=True).first()
+    if storage is not None:
+        return storage
+    path = settings.CKPTWEB_DEFAULT_SHARED_FS
+    path.mkdir(parents=True, exist_ok=True)
+    storage, _ = StorageConfig.objects.get_or_create(
+        name="default",
+        defaults={"type": "shared_fs", "host_path": str(path), "is_default": True},
     )
-    return imported
+    if not storage.is_default:
+        storage.is_default = True
+        storage.save(update_fields=["is_default"])
+    return storage
+
+
+def credential_fields(fields: dict[str, str]) -> list[str]:
+    """The storage fields that carry credentials (secrets, or a URL with userinfo)."""
+    found = [key for key in SECRET_FIELDS if fields.get(key)]
+    for key in ("endpoint_url", "account_url"):
+        if url_credentials(fields.get(key, "")):
+            found.append(key)
+    return found
+
+
+def storage_for_spec(spec, may_add: bool = True) -> StorageConfig:
+    """The StorageConfig of an experiment's ``checkpoint_storage``: reused when identical.
+
+    ``spec`` is a validated section (``experiments.config.StorageSpec``: ``type``,
+    ``fields``, ``fingerprint()``). A location no StorageConfig has yet is added only when
+    ``may_add`` (staff, or code run by the operator): ckptweb reads and deletes
+    ``<root>/<uuid>/`` directories wherever an experiment's storage points, so a new root
+    is an admin's decision. A refusal is an InvalidInput naming the field.
+    """
+    if spec.type is None:
+        return default_storage()
+    credentials = credential_fields(spec.fields)
+    if credentials and not may_add:
+        field = f"checkpoint_storage.{credentials[0]}"
+        raise InvalidInput(
+            field,
+            f"{field}: only staff may send storage credentials; leave them out and name a "
+            "storage an admin has configured (its credentials are kept there).",
+        )
+    fields = {key: spec.fields.get(key, "") for key in STORAGE_FIELDS}
+    existing = StorageConfig.objects.filter(type=spec.type, **fields).order_by("id").first()
+    if existing is not None:
+        return existing
+    if not may_add:
+        location = StorageConfig(type=spec.type, **fields).location
+        raise InvalidInput(
+            "checkpoint_storage",
+            f"checkpoint_storage: no storage is configured for {spec.type} at {location}; "
+            "new storage locations are added by staff (Django admin), or leave "
+            "checkpoint_storage out to use the default storage.",
+        )
+    storage = StorageConfig(name=f"{spec.type}-{spec.fingerprint()}", type=spec.type, **fields)
+    storage.full_clean()
+    storage.save()
+    return storage
+
+
+def apply_master_config(spec) -> StorageConfig:
+    """Make ``spec`` (a validated ``checkpoint_storage``) the default storage, with its save_*."""
+    fields = {key: spec.fields.get(key, "") for key in STORAGE_FIELDS}
+    policy = StorageConfig().default_policy()
+    policy.update(spec.policy)
+    with transaction.atomic():
+        StorageConfig.objects.filter(is_default=True).exclude(name="default").update(
+            is_default=False
+        )
+        storage, _ = StorageConfig.objects.update_or_create(
+            name="default",
+            defaults={"type": spec.type, **fields, **policy, "is_default": True},
+        )
+        storage.full_clean()
+    return storage

@@ -1,6 +1,6 @@
-"""Storage REST routes (mounted under /api/v1/): checkpoint downloads and direct URLs."""
+"""Storage REST routes (mounted under /api/v1/): downloads, direct URLs, reconciliation."""
 
-from django.urls import path
+from django.urls import include, path
 
 from storage.api import direct_views, views
 
@@ -20,4 +20,5 @@ urlpatterns = [
         views.CheckpointFileView.as_view(),
         name="checkpoint-file",
     ),
+    path("", include("storage.reconcile.api_urls")),
 ]

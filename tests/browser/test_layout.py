@@ -4,8 +4,8 @@ import pytest
 
 from experiments import services
 from experiments.demo import build_spec_example, build_training_experiment
-from storage import reconcile
 from storage.models import StorageScan
+from storage.reconcile.scan import execute_scan
 from tests.browser.conftest import SCREENSHOTS, finish_gc
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -26,7 +26,7 @@ def demo(staff, default_storage):
     wide = build_training_experiment(staff, "wide-resnet", "validation_loss", True, 4, 40, 7)
     finish_gc(services.set_experiment_state(wide, "COMPLETED"))  # GC deletes 154 of the 160
     scan = StorageScan.objects.create(storage=default_storage, grace_seconds=0)
-    scan = reconcile.execute_scan(scan.pk)
+    scan = execute_scan(scan.pk)
     return {"spec": spec, "wide": wide, "storage": default_storage, "scan": scan}
 
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from experiments import gc, services
+from experiments import gc, gc_sweep, services
 from experiments.choices import CheckpointState, GCReason
 from experiments.models import Checkpoint, Experiment
 from experiments.retention import ranked_candidates
@@ -116,7 +116,7 @@ def test_gc_keeps_exactly_what_the_policy_retains(alice, monkeypatch, example):
         assert_gc_invariant(store, checkpoints)
 
         stuck_files.dirs = set()  # the fault is repaired; the sweep finishes the job
-        gc.sweep()
+        gc_sweep.sweep()
         for pending in experiment.gc_runs.filter(reason=GCReason.SWEEP):
             gc.execute_run(pending.pk)
         states = dict(Checkpoint.objects.filter(experiment=experiment).values_list("pk", "state"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from experiments import gc, services, tasks
+from experiments import gc, gc_sweep, services, tasks
 from experiments.choices import CheckpointState, ExperimentState, GCReason, GCRunState
 from experiments.models import Checkpoint, Experiment, GCRun
 from storage.backends.base import DeleteResult, TransientStorageError
@@ -262,7 +262,7 @@ def test_an_experiment_with_undeletable_files_stays_deleting(
     assert_gc_invariant(fs_store)
     immutable_dir.unmark(stuck)
     with run_on_commit():
-        gc.sweep()
+        gc_sweep.sweep()
     assert not Experiment.objects.filter(pk=experiment.pk).exists()
     assert fs_store.listing() == set()
 

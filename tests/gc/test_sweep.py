@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from experiments import gc, services, tasks
+from experiments import gc, gc_sweep, services, tasks
 from experiments.choices import CheckpointState, GCReason, GCRunState
 from experiments.models import Checkpoint, Experiment, GCRun
 from tests.gc.builders import (
@@ -52,7 +52,7 @@ def test_the_sweep_leaves_a_live_run_alone(alice, fs_store, run_on_commit):
     experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
     live = crashed_run(experiment, minutes_ago=0)
     with run_on_commit():
-        assert gc.sweep() == []
+        assert gc_sweep.sweep() == []
     live.refresh_from_db()
     assert live.state == GCRunState.RUNNING
     assert labels_in_state(labels, CheckpointState.DELETING) == [9, 8, 7, 6, 4, 3, 2, 1]
@@ -64,7 +64,7 @@ def test_the_sweep_resends_a_run_that_never_started(alice, fs_store, run_on_comm
     lost = services.start_gc_run(experiment, GCReason.POLICY_CHANGED)  # never sent
     GCRun.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(hours=1))
     with run_on_commit():
-        gc.sweep()
+        gc_sweep.sweep()
     lost.refresh_from_db()
     assert lost.state == GCRunState.SUCCEEDED and lost.deleted == 8
     assert_gc_invariant(fs_store)
@@ -84,7 +84,7 @@ def test_an_error_checkpoint_the_policy_still_deletes_is_retried(alice, fs_store
     failed_checkpoint(labels[3], remove=["metadata.json"], store=fs_store)
     failed_checkpoint(labels[4])
     with run_on_commit():
-        (run_id,) = gc.sweep()
+        (run_id,) = gc_sweep.sweep()
     run = GCRun.objects.get(pk=run_id)
     assert (run.reason, run.state) == (GCReason.SWEEP, GCRunState.SUCCEEDED)
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 5]
@@ -97,7 +97,7 @@ def test_an_intact_error_checkpoint_now_retained_is_completed_again(alice, fs_st
     failed_checkpoint(labels[9])  # its deletion failed before any file went
     Experiment.objects.filter(pk=experiment.pk).update(save_trial_latest=2)  # now kept
     with run_on_commit():
-        gc.sweep()
+        gc_sweep.sweep()
     labels[9].refresh_from_db()
     assert (labels[9].state, labels[9].error) == (CheckpointState.COMPLETED, "")
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 9, 5, 4]
@@ -110,7 +110,7 @@ def test_a_damaged_error_checkpoint_now_retained_keeps_what_is_left(alice, fs_st
     experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
     failed_checkpoint(labels[10], remove=["metadata.json"], store=fs_store)
     with run_on_commit():
-        gc.sweep()
+        gc_sweep.sweep()
     labels[10].refresh_from_db()
     assert labels[10].state == CheckpointState.PARTIALLY_DELETED
     assert labels[10].error == "permission denied"
@@ -134,7 +134,7 @@ def test_an_error_checkpoint_whose_storage_cannot_be_listed_stays_error(
 
     monkeypatch.setattr(SharedFSBackend, "list_files", unlistable)
     with run_on_commit():
-        gc.sweep()
+        gc_sweep.sweep()
     labels[1].refresh_from_db()
     assert labels[1].state == CheckpointState.ERROR
     assert len(fs_store.listing()) == 30

@@ -8,7 +8,7 @@ fault test finishes in seconds, and ``worker_hooks`` imported to slow storage do
 from ckptweb.settings import *  # noqa: F403
 
 CKPTWEB_GC_BATCH_SIZE = 2
-CKPTWEB_GC_MAX_RETRIES = 2
-CKPTWEB_GC_RETRY_BACKOFF = 1
+CKPTWEB_RUN_MAX_RETRIES = 2
+CKPTWEB_RUN_RETRY_BACKOFF = 1
 CKPTWEB_GC_STALE_SECONDS = 6
 CELERY_IMPORTS = ["tests.gc.worker_hooks"]

@@ -109,9 +109,9 @@ def test_responses_never_show_storage_secrets(staff_api, db):
         secret_key="the-secret-key-value",
     )
     scan = StorageScan.objects.create(storage=config)
-    from storage import reconcile
+    from storage.reconcile.scan import execute_scan
 
-    reconcile.execute_scan(scan.pk)
+    execute_scan(scan.pk)
     body = staff_api.get(f"/api/v1/storage-scans/{scan.pk}").content.decode()
     assert '"FAILED"' in body
     assert "the-secret-key-value" not in body and "AKIASECRETACCESS" not in body

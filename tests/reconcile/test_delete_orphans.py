@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from storage import reconcile
 from storage.backends import get_backend
 from storage.backends.listing import iter_directories
 from storage.models import OrphanDeletion, StorageScan
+from storage.reconcile.actions import ActionRefused, start_deletion
+from storage.reconcile.orphans import execute_deletion
+from storage.reconcile.scan import execute_scan, grace_seconds
 
 
 def run_scan(store) -> StorageScan:
-    scan = StorageScan.objects.create(storage=store.config, grace_seconds=reconcile.grace_seconds())
-    return reconcile.execute_scan(scan.pk)
+    scan = StorageScan.objects.create(storage=store.config, grace_seconds=grace_seconds())
+    return execute_scan(scan.pk)
 
 
 def stored_files(store) -> set[tuple[str, str, int]]:
@@ -29,8 +31,8 @@ def expected_files(checkpoints) -> set[tuple[str, str, int]]:
 
 
 def delete_all(scan) -> OrphanDeletion:
-    deletion = reconcile.start_deletion(scan)
-    return reconcile.execute_deletion(deletion.pk)
+    deletion = start_deletion(scan)
+    return execute_deletion(deletion.pk)
 
 
 def test_afterwards_storage_holds_exactly_the_live_checkpoints_files(planter, grace):
@@ -124,8 +126,8 @@ def test_per_item_errors_are_recorded_and_can_be_retried(fs_planter, settings, m
 
 def test_nothing_left_to_delete_is_refused(fs_planter):
     scan = run_scan(fs_planter.store)
-    with pytest.raises(reconcile.ActionRefused):
-        reconcile.start_deletion(scan)
+    with pytest.raises(ActionRefused):
+        start_deletion(scan)
 
 
 def test_a_transient_failure_is_raised_for_celery_to_retry(fs_planter, settings, monkeypatch):
@@ -135,16 +137,16 @@ def test_a_transient_failure_is_raised_for_celery_to_retry(fs_planter, settings,
     settings.CKPTWEB_SCAN_GRACE_SECONDS = 3600
     name = fs_planter.directory({"a.bin": b"abc"})
     scan = run_scan(fs_planter.store)
-    deletion = reconcile.start_deletion(scan)
+    deletion = start_deletion(scan)
 
     def down(self, uuids):
         raise TransientStorageError("connection refused")
 
     monkeypatch.setattr(SharedFSBackend, "delete_checkpoints", down)
     with pytest.raises(TransientStorageError):
-        reconcile.execute_deletion(deletion.pk, final_attempt=False)
+        execute_deletion(deletion.pk, final_attempt=False)
     deletion.refresh_from_db()
     assert deletion.state == "RUNNING" and deletion.deleted == 0
     monkeypatch.undo()
-    assert reconcile.execute_deletion(deletion.pk).deleted == 1
+    assert execute_deletion(deletion.pk).deleted == 1
     assert not (fs_planter.store.root / name).exists()

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from storage import reconcile
 from storage.backends import get_backend
 from storage.backends.listing import iter_directories
 from storage.models import StorageConfig, StorageScan
+from storage.reconcile.scan import execute_scan, grace_seconds
 
 DIRECTORIES = 1000
 FILES_PER_DIRECTORY = 100  # 100,000 objects in all
@@ -53,8 +53,8 @@ def held_listing_cost(backend) -> int:
 
 
 def scan_peak(config) -> tuple[StorageScan, int]:
-    scan = StorageScan.objects.create(storage=config, grace_seconds=reconcile.grace_seconds())
-    peak = peak_of(lambda: reconcile.execute_scan(scan.pk))
+    scan = StorageScan.objects.create(storage=config, grace_seconds=grace_seconds())
+    peak = peak_of(lambda: execute_scan(scan.pk))
     scan.refresh_from_db()
     return scan, peak
 

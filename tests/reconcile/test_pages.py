@@ -7,8 +7,8 @@ import json
 import pytest
 from django.test import Client
 
-from storage import reconcile
 from storage.models import StorageScan
+from storage.reconcile.scan import execute_scan
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def scanned(fs_planter, settings):
     p.missing = p.checkpoint({"m.bin": 4}, {})
     p.drifted = p.checkpoint({"d.bin": 1}, {"d.bin": b"dd", "new.bin": b"n"})
     scan = StorageScan.objects.create(storage=p.store.config, grace_seconds=3600)
-    p.scan = reconcile.execute_scan(scan.pk)
+    p.scan = execute_scan(scan.pk)
     p.base = f"/storage/{p.store.config.pk}/scans/"
     return p
 
@@ -112,7 +112,7 @@ def test_import_an_orphan(staff_client, scanned):
 
 def test_an_orphan_without_metadata_cannot_be_imported(staff_client, scanned):
     name = scanned.directory({"x.bin": b"x"})
-    scan = reconcile.execute_scan(
+    scan = execute_scan(
         StorageScan.objects.create(storage=scanned.store.config, grace_seconds=3600).pk
     )
     item = scan.items.get(uuid=name)
@@ -155,7 +155,7 @@ def test_resync_resources_from_storage(staff_client, scanned):
 
 def test_metadata_json_is_shown_escaped(staff_client, scanned):
     name = scanned.directory({"metadata.json": json.dumps({"trial_id": "<b>x</b>"}).encode()})
-    scan = reconcile.execute_scan(
+    scan = execute_scan(
         StorageScan.objects.create(storage=scanned.store.config, grace_seconds=3600).pk
     )
     page = staff_client.get(f"{scanned.base}{scan.pk}/").content.decode()

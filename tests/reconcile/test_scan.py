@@ -7,13 +7,13 @@ import uuid as uuid_lib
 
 import pytest
 
-from storage import reconcile
 from storage.models import ScanItem, StorageScan
+from storage.reconcile.scan import execute_scan, grace_seconds
 
 
 def run_scan(store) -> StorageScan:
-    scan = StorageScan.objects.create(storage=store.config, grace_seconds=reconcile.grace_seconds())
-    return reconcile.execute_scan(scan.pk)
+    scan = StorageScan.objects.create(storage=store.config, grace_seconds=grace_seconds())
+    return execute_scan(scan.pk)
 
 
 def items_by_uuid(scan) -> dict[str, ScanItem]:
@@ -163,14 +163,14 @@ def test_a_scan_that_cannot_list_fails_with_the_reason(db, settings):
         secret_key="very-secret-value",
     )
     scan = StorageScan.objects.create(storage=config)
-    scan = reconcile.execute_scan(scan.pk, final_attempt=True)
+    scan = execute_scan(scan.pk, final_attempt=True)
     assert scan.state == "FAILED"
     assert scan.error and "very-secret-value" not in scan.error
 
 
 def test_a_finished_scan_is_not_run_again(fs_planter):
     scan = run_scan(fs_planter.store)
-    assert reconcile.execute_scan(scan.pk) is None
+    assert execute_scan(scan.pk) is None
 
 
 @pytest.mark.parametrize("name", ["NOT-A-UUID", str(uuid_lib.uuid4()).upper()])

@@ -17,11 +17,13 @@ from django.urls import reverse
 from experiments.choices import CheckpointState
 from experiments.config import ConfigError, parse_storage_section, redact
 from experiments.models import Checkpoint, Experiment
-from storage import reconcile, services
+from storage import services
 from storage.backends import get_backend
 from storage.backends.azure import AzureBackend, account_name_of
 from storage.backends.base import StorageError, TransientStorageError
 from storage.models import StorageConfig
+from storage.reconcile.actions import start_scan
+from storage.reconcile.scan import execute_scan
 from tests.servers import AZURE_ACCOUNT
 from tests.storage.conftest import AZURE_KEY, BUCKET, consume, unique_prefix
 
@@ -308,10 +310,10 @@ def test_an_experiment_on_azurite_from_report_to_scan(
 
     # The lease released, the sweep retries the ERROR checkpoint and deletes it.
     held.release()
-    from experiments import gc
+    from experiments import gc_sweep
 
     with django_capture_on_commit_callbacks(execute=True):
-        gc.sweep()
+        gc_sweep.sweep()
     first.refresh_from_db()
     assert first.state == CheckpointState.DELETED
     assert not azure_store.exists(uuids[0], "metadata.json")
@@ -320,8 +322,8 @@ def test_an_experiment_on_azurite_from_report_to_scan(
     orphan = str(uuid_lib.uuid4())
     azure_store.put_files(orphan, {"metadata.json": b"{}", "w.bin": b"w" * 10})
     settings.CKPTWEB_SCAN_GRACE_SECONDS = 0  # blob times cannot be backdated
-    scan, _created = reconcile.start_scan(experiment.storage)
-    scan = reconcile.execute_scan(scan.pk) or scan
+    scan, _created = start_scan(experiment.storage)
+    scan = execute_scan(scan.pk) or scan
     scan.refresh_from_db()
     assert scan.state == "SUCCEEDED", scan.error
     assert [str(item.uuid) for item in scan.items.filter(kind="ORPHANED")] == [orphan]

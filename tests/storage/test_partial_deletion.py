@@ -198,7 +198,7 @@ def test_the_sweep_resumes_a_dead_files_run_with_its_globs(
 
     from django.utils import timezone
 
-    from experiments import gc
+    from experiments import gc, gc_sweep
     from experiments.partial_deletion import delete_files
 
     checkpoint = make_checkpoint(fs_store, FILES)
@@ -210,7 +210,7 @@ def test_the_sweep_resumes_a_dead_files_run_with_its_globs(
     GCRun.objects.filter(pk=dead.pk).update(heartbeat=timezone.now() - timedelta(hours=1))
 
     with django_capture_on_commit_callbacks(execute=True):
-        started = gc.sweep()
+        started = gc_sweep.sweep()
     dead.refresh_from_db()
     assert dead.state == "FAILED"
     (resumed,) = GCRun.objects.filter(pk__in=started)
@@ -221,4 +221,4 @@ def test_the_sweep_resumes_a_dead_files_run_with_its_globs(
     for path in ("b.tmp", "model.pth", "tmp/a.tmp"):
         assert fs_store.exists(checkpoint.uuid, path), path
     with django_capture_on_commit_callbacks(execute=True):
-        assert gc.sweep() == []  # nothing left to do
+        assert gc_sweep.sweep() == []  # nothing left to do

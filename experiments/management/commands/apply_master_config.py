@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from experiments.config import ConfigError, parse_master_config
-from experiments.services import apply_master_config, default_storage
+from storage.services import apply_master_config, default_storage
 
 
 class Command(BaseCommand):

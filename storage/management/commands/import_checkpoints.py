@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from experiments.imports import import_checkpoints
 from experiments.models import Experiment, Trial
-from storage import services
 from storage.backends.base import StorageError
 from storage.models import StorageConfig
 
@@ -32,7 +32,7 @@ class Command(BaseCommand):
                 Trial, f"trial {trial} of experiment {experiment}", pk=trial, experiment=target
             )
         try:
-            report = services.import_checkpoints(config, target, default_trial)
+            report = import_checkpoints(config, target, default_trial)
         except (ValueError, StorageError) as exc:
             raise CommandError(config.scrub(str(exc))) from None
         for checkpoint_uuid in report.imported:

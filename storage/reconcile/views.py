@@ -1,6 +1,6 @@
 """Staff pages of storage reconciliation: scans, their findings, and the actions on them.
 
-Every view is staff only (403 otherwise) and calls ``storage.reconcile``; deleting orphans
+Every view is staff only (403 otherwise) and calls ``storage.reconcile.actions``; deleting orphans
 goes preview → confirmation → a Celery run whose progress card the page polls.
 """
 
@@ -13,22 +13,15 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from experiments.models import Experiment, Trial
-from storage import reconcile
-from storage.models import (
-    SCAN_TERMINAL_STATES,
-    OrphanDeletion,
-    ScanItem,
-    ScanItemKind,
-    StorageConfig,
-    StorageScan,
-)
+from storage.choices import ScanItemKind
+from storage.models import OrphanDeletion, ScanItem, StorageConfig, StorageScan
+from storage.reconcile import actions, orphans
 
 ITEMS_PER_PAGE = 50
 KIND_CHOICES = ScanItemKind.choices
@@ -86,7 +79,7 @@ def filtered_items(scan: StorageScan, params):
 def scan_index(request, storage_id: int):
     """The storage's latest scan with its findings (or an invitation to run one)."""
     storage = _storage(storage_id)
-    scan = reconcile.latest_scan(storage)
+    scan = actions.latest_scan(storage)
     return _render_scan(request, storage, scan)
 
 
@@ -131,8 +124,7 @@ def _render_scan(request, storage: StorageConfig, scan: StorageScan | None):
 def scan_start(request, storage_id: int):
     """Start a scan (or show the one already running)."""
     storage = _storage(storage_id)
-    with transaction.atomic():
-        scan, created = reconcile.start_scan(storage, request.user)
+    scan, created = actions.start_scan(storage, request.user)
     if not created:
         messages.info(request, f"Scan #{scan.pk} is already {scan.state.lower()}.")
     return redirect("storage_scans:detail", storage.pk, scan.pk)
@@ -144,8 +136,10 @@ def scan_card(request, storage_id: int, scan_id: int):
     """The scan's progress card; polled until the scan has ended, then reloads the page."""
     storage = _storage(storage_id)
     scan = _scan(storage, scan_id)
-    response = render(request, "storage/scans/_scan_card.html", {"scan": scan, "storage": storage})
-    if getattr(request, "htmx", False) and scan.state in SCAN_TERMINAL_STATES:
+    response = render(
+        request, "storage/scans/_scan_card.html", {"run": scan, "scan": scan, "storage": storage}
+    )
+    if getattr(request, "htmx", False) and scan.is_finished:
         response["HX-Refresh"] = "true"
     return response
 
@@ -161,13 +155,12 @@ def delete_orphans(request, storage_id: int, scan_id: int):
     scan = _scan(storage, scan_id)
     if request.method == "POST":
         try:
-            with transaction.atomic():
-                deletion = reconcile.start_deletion(scan, request.user)
-        except reconcile.ActionRefused as exc:
+            deletion = actions.start_deletion(scan, request.user)
+        except actions.ActionRefused as exc:
             messages.error(request, str(exc))
             return redirect("storage_scans:detail", storage.pk, scan.pk)
         return redirect("storage_scans:deletion", storage.pk, deletion.pk)
-    preview = reconcile.deletion_preview(scan)
+    preview = orphans.deletion_preview(scan)
     return render(
         request,
         "storage/scans/delete_preview.html",
@@ -207,9 +200,9 @@ def deletion_card(request, storage_id: int, deletion_id: int):
     storage = _storage(storage_id)
     deletion = _deletion(storage, deletion_id)
     response = render(
-        request, "storage/scans/_deletion_card.html", {"deletion": deletion, "storage": storage}
+        request, "storage/scans/_deletion_card.html", {"run": deletion, "storage": storage}
     )
-    if getattr(request, "htmx", False) and deletion.state in SCAN_TERMINAL_STATES:
+    if getattr(request, "htmx", False) and deletion.is_finished:
         response["HX-Refresh"] = "true"
     return response
 
@@ -256,10 +249,10 @@ def item_import(request, storage_id: int, scan_id: int, item_id: int):
     form = ImportForm(request.POST or None, storage=storage, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            checkpoint = reconcile.import_orphan(
+            checkpoint = actions.import_orphan(
                 item, form.cleaned_data["experiment"], form.cleaned_data.get("trial_obj")
             )
-        except reconcile.ActionRefused as exc:
+        except actions.ActionRefused as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Imported checkpoint {checkpoint.uuid}.")
@@ -278,7 +271,7 @@ def _item_action(request, storage_id, scan_id, item_id, action, done: str):
     item = _item(scan, item_id)
     try:
         action(item)
-    except reconcile.ActionRefused as exc:
+    except actions.ActionRefused as exc:
         messages.error(request, f"{item.uuid}: {exc}")
     else:
         messages.success(request, f"{item.uuid}: {done}.")
@@ -296,7 +289,7 @@ def _detail_url(storage, scan) -> str:
 def item_mark_deleted(request, storage_id: int, scan_id: int, item_id: int):
     """Mark a missing checkpoint DELETED (after checking again that its files are gone)."""
     return _item_action(
-        request, storage_id, scan_id, item_id, reconcile.mark_missing_deleted, "marked DELETED"
+        request, storage_id, scan_id, item_id, actions.mark_missing_deleted, "marked DELETED"
     )
 
 
@@ -305,7 +298,7 @@ def item_mark_deleted(request, storage_id: int, scan_id: int, item_id: int):
 def item_resync(request, storage_id: int, scan_id: int, item_id: int):
     """Replace a drifted checkpoint's recorded resources with what storage holds."""
     return _item_action(
-        request, storage_id, scan_id, item_id, reconcile.resync_resources, "resources re-synced"
+        request, storage_id, scan_id, item_id, actions.resync_resources, "resources re-synced"
     )
 
 
@@ -315,7 +308,7 @@ def mark_all_missing(request, storage_id: int, scan_id: int):
     """Mark every open missing checkpoint of the scan DELETED."""
     storage = _storage(storage_id)
     scan = _scan(storage, scan_id)
-    done, refusals = reconcile.mark_all_missing_deleted(scan)
+    done, refusals = actions.mark_all_missing_deleted(scan)
     messages.success(request, f"{done} missing checkpoint(s) marked DELETED.")
     for refusal in refusals[:10]:
         messages.error(request, refusal)

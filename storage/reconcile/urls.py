@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from storage import scan_views as views
+from storage.reconcile import views
 
 app_name = "storage_scans"
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from storage.api import scan_views as views
+from storage.reconcile import api as views
 
 urlpatterns = [
     path("storage/<str:storage>/scans", views.StorageScanListView.as_view(), name="storage-scans"),

@@ -1,30 +1,22 @@
 """REST API of storage reconciliation (staff only): scans, their items, orphan deletions.
 
-Thin: each view loads its object and calls ``storage.reconcile``. Scans and deletions run
+Thin: each view loads its object and calls ``storage.reconcile.actions``. Scans and deletions run
 in Celery; the POSTs answer 202 with the row, whose state and counters show progress.
 """
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from experiments.api.permissions import IsStaff
-from storage import reconcile
-from storage.models import OrphanDeletion, ScanItem, ScanItemKind, StorageConfig, StorageScan
-
-
-class Conflict(APIException):
-    """409: the scan's state does not allow the request."""
-
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The scan's current state does not allow this."
-    default_code = "conflict"
+from storage.choices import ScanItemKind
+from storage.models import OrphanDeletion, ScanItem, StorageConfig, StorageScan
+from storage.reconcile import actions, orphans, scan
 
 
 class StaffOnly(IsStaff):
@@ -49,7 +41,7 @@ class ScanSerializer(serializers.ModelSerializer):
             "storage_name",
             "state",
             "grace_seconds",
-            *reconcile.COUNTERS,
+            *scan.COUNTERS,
             "error",
             "created_at",
             "started_at",
@@ -150,8 +142,7 @@ class StorageScanListView(APIView):
     @extend_schema(request=None, responses={202: ScanSerializer})
     def post(self, request, storage: str):
         config = storage_by_reference(storage)
-        with transaction.atomic():
-            scan, created = reconcile.start_scan(config, request.user)
+        scan, created = actions.start_scan(config, request.user)
         scan.refresh_from_db()
         return Response(
             {**ScanSerializer(scan).data, "created": created}, status=status.HTTP_202_ACCEPTED
@@ -207,17 +198,13 @@ class DeleteOrphansView(APIView):
     @extend_schema(responses=DeletionPreviewSerializer)
     def get(self, request, pk: int):
         scan = get_object_or_404(StorageScan, pk=pk)
-        preview = reconcile.deletion_preview(scan)
+        preview = orphans.deletion_preview(scan)
         return Response(DeletionPreviewSerializer({**preview, "scan_id": scan.pk}).data)
 
     @extend_schema(request=None, responses={202: DeletionSerializer})
     def post(self, request, pk: int):
         scan = get_object_or_404(StorageScan, pk=pk)
-        try:
-            with transaction.atomic():
-                deletion = reconcile.start_deletion(scan, request.user)
-        except reconcile.ActionRefused as exc:
-            raise Conflict(str(exc)) from None
+        deletion = actions.start_deletion(scan, request.user)
         deletion.refresh_from_db()
         return Response(DeletionSerializer(deletion).data, status=status.HTTP_202_ACCEPTED)
 
