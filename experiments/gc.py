@@ -105,11 +105,7 @@ def execute_run(run_id: int, final_attempt: bool = True) -> GCRun | None:
         return GCRunState.FAILED if run.failed else GCRunState.SUCCEEDED
 
     run = runs.execute(
-        GCRun,
-        run_id,
-        work,
-        final_attempt=final_attempt,
-        queryset=GCRun.objects.select_related("experiment__storage"),
+        GCRun.objects.select_related("experiment__storage"), run_id, work, final_attempt
     )
     if run is not None and run.is_finished:
         delete_experiment_rows(run.experiment_id)

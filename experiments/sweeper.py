@@ -42,7 +42,7 @@ _started_pid: int | None = None
 
 def enabled() -> bool:
     """True in the embedded default: no broker (so no beat), and not switched off."""
-    if getattr(settings, "CELERY_BROKER_URL", None):
+    if settings.CELERY_BROKER_URL:
         return False
     return settings.CKPTWEB_INPROCESS_SWEEP
 

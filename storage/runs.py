@@ -142,23 +142,22 @@ def retire_stale(queryset: models.QuerySet, stale_seconds: int) -> list[int]:
 
 
 def execute(
-    model: type[Run],
+    runs: models.QuerySet,
     pk: int,
     work: Callable[[Run], str],
-    *,
     final_attempt: bool,
-    queryset: models.QuerySet | None = None,
     **claim_changes,
 ) -> Run | None:
     """One attempt of run ``pk``: claim it, ``work(run)`` -> end state, finish it.
 
     Returns the run as it is afterwards, or None when it was missing or finished already.
-    ``queryset`` loads the run (with what ``work`` needs selected); ``claim_changes`` are
-    saved with the claim.
+    ``runs`` loads the run (with what ``work`` needs selected); ``claim_changes`` are saved
+    with the claim.
     """
+    model = runs.model
     if not claim(model, pk, **claim_changes):
         return None
-    run = (queryset if queryset is not None else model.objects).get(pk=pk)
+    run = runs.get(pk=pk)
     try:
         state = work(run)
     except RunLost:

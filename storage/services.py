@@ -264,7 +264,7 @@ def credential_fields(fields: dict[str, str]) -> list[str]:
 def storage_for_spec(spec, may_add: bool = True) -> StorageConfig:
     """The StorageConfig of an experiment's ``checkpoint_storage``: reused when identical.
 
-    ``spec`` is a validated section (``experiments.config.StorageSpec``: ``type``,
+    ``spec`` is a validated section (a ``StorageSpec`` of the config parser: ``type``,
     ``fields``, ``fingerprint()``). A location no StorageConfig has yet is added only when
     ``may_add`` (staff, or code run by the operator): ckptweb reads and deletes
     ``<root>/<uuid>/`` directories wherever an experiment's storage points, so a new root

@@ -135,13 +135,7 @@ def import_orphan(item: ScanItem, experiment, trial=None) -> Checkpoint:
 
 def mark_missing_deleted(item: ScanItem) -> None:
     """Mark a missing checkpoint DELETED, after checking again that its files are absent."""
-    _open_item(item, ScanItemKind.MISSING)
-    checkpoint = _item_checkpoint(item)
-    storage = item.scan.storage
-    try:
-        files = get_backend(storage).list_files(str(checkpoint.uuid))
-    except StorageError as exc:
-        raise ActionRefused(storage.scrub(f"Cannot check storage: {exc}")) from None
+    checkpoint, files = _stored_files(item, ScanItemKind.MISSING, "check")
     if files:
         raise ActionRefused(f"{len(files)} file(s) of this checkpoint are on storage now.")
     if not Checkpoint.objects.filter(pk=checkpoint.pk, state=CheckpointState.COMPLETED).update(
@@ -153,13 +147,7 @@ def mark_missing_deleted(item: ScanItem) -> None:
 
 def resync_resources(item: ScanItem) -> dict[str, int]:
     """Replace a drifted checkpoint's resources and size with what storage holds now."""
-    _open_item(item, ScanItemKind.DRIFTED)
-    checkpoint = _item_checkpoint(item)
-    storage = item.scan.storage
-    try:
-        files = get_backend(storage).list_files(str(checkpoint.uuid))
-    except StorageError as exc:
-        raise ActionRefused(storage.scrub(f"Cannot list storage: {exc}")) from None
+    checkpoint, files = _stored_files(item, ScanItemKind.DRIFTED, "list")
     if not files:
         raise ActionRefused("The checkpoint has no files on storage now; mark it deleted instead.")
     resources = {stored.path: stored.size for stored in files}
@@ -171,11 +159,17 @@ def resync_resources(item: ScanItem) -> dict[str, int]:
     return resources
 
 
-def _item_checkpoint(item: ScanItem) -> Checkpoint:
+def _stored_files(item: ScanItem, kind: str, verb: str) -> tuple[Checkpoint, list]:
+    """The open ``kind`` item's checkpoint and the files storage holds for it now."""
+    _open_item(item, kind)
     checkpoint = Checkpoint.objects.filter(pk=item.checkpoint_id).first()
     if checkpoint is None:
         raise ActionRefused("The checkpoint no longer exists.")
-    return checkpoint
+    storage = item.scan.storage
+    try:
+        return checkpoint, get_backend(storage).list_files(str(checkpoint.uuid))
+    except StorageError as exc:
+        raise ActionRefused(storage.scrub(f"Cannot {verb} storage: {exc}")) from None
 
 
 def mark_all_missing_deleted(scan: StorageScan) -> tuple[int, list[str]]:

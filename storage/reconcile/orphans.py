@@ -72,13 +72,8 @@ def execute_deletion(deletion_id: int, final_attempt: bool = True) -> OrphanDele
         deletion.refresh_from_db(fields=["failed"])
         return RunState.FAILED if deletion.failed else RunState.SUCCEEDED
 
-    return runs.execute(
-        OrphanDeletion,
-        deletion_id,
-        work,
-        final_attempt=final_attempt,
-        queryset=OrphanDeletion.objects.select_related("scan__storage"),
-    )
+    deletions = OrphanDeletion.objects.select_related("scan__storage")
+    return runs.execute(deletions, deletion_id, work, final_attempt)
 
 
 def _next_batch(deletion_id: int) -> list[ScanItem]:

@@ -66,15 +66,8 @@ def execute_scan(scan_id: int, final_attempt: bool = True) -> StorageScan | None
         Scanner(scan, get_backend(scan.storage), started=started).run()
         return RunState.SUCCEEDED
 
-    return runs.execute(
-        StorageScan,
-        scan_id,
-        work,
-        final_attempt=final_attempt,
-        queryset=StorageScan.objects.select_related("storage"),
-        started_at=started,
-        error="",
-    )
+    scans = StorageScan.objects.select_related("storage")
+    return runs.execute(scans, scan_id, work, final_attempt, started_at=started, error="")
 
 
 @dataclass

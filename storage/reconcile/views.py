@@ -135,11 +135,13 @@ def scan_start(request, storage_id: int):
 def scan_card(request, storage_id: int, scan_id: int):
     """The scan's progress card; polled until the scan has ended, then reloads the page."""
     storage = _storage(storage_id)
-    scan = _scan(storage, scan_id)
-    response = render(
-        request, "storage/scans/_scan_card.html", {"run": scan, "scan": scan, "storage": storage}
-    )
-    if getattr(request, "htmx", False) and scan.is_finished:
+    return _card(request, "storage/scans/_scan_card.html", _scan(storage, scan_id), storage)
+
+
+def _card(request, template: str, run, storage: StorageConfig):
+    """A run's progress card; once the run has ended, htmx is told to reload the page."""
+    response = render(request, template, {"run": run, "storage": storage})
+    if getattr(request, "htmx", False) and run.is_finished:
         response["HX-Refresh"] = "true"
     return response
 
@@ -199,12 +201,7 @@ def deletion_card(request, storage_id: int, deletion_id: int):
     """The deletion's progress card, polled every second until it has ended."""
     storage = _storage(storage_id)
     deletion = _deletion(storage, deletion_id)
-    response = render(
-        request, "storage/scans/_deletion_card.html", {"run": deletion, "storage": storage}
-    )
-    if getattr(request, "htmx", False) and deletion.is_finished:
-        response["HX-Refresh"] = "true"
-    return response
+    return _card(request, "storage/scans/_deletion_card.html", deletion, storage)
 
 
 # --- actions on items -----------------------------------------------------------------------
