@@ -2,8 +2,6 @@
 
 from django.db import models
 
-from storage.choices import RUN_TERMINAL_STATES, RunState
-
 
 class ExperimentState(models.TextChoices):
     """Lifecycle of an experiment.
@@ -58,11 +56,20 @@ class CheckpointState(models.TextChoices):
 GC_CANDIDATE_STATES = (CheckpointState.COMPLETED, CheckpointState.PARTIALLY_DELETED)
 
 
-#: A GC run has every run's lifecycle (``storage.runs``): PENDING -> RUNNING -> SUCCEEDED |
-#: FAILED. SUCCEEDED: every claimed checkpoint is DELETED. FAILED: at least one checkpoint
-#: could not be deleted (see ``errors``); the periodic sweep retries those checkpoints.
-GCRunState = RunState
-GC_RUN_TERMINAL_STATES = RUN_TERMINAL_STATES
+class GCRunState(models.TextChoices):
+    """Lifecycle of a GC run: PENDING -> RUNNING -> SUCCEEDED | FAILED.
+
+    SUCCEEDED: every claimed checkpoint is DELETED. FAILED: at least one checkpoint could
+    not be deleted (see ``errors``); the periodic sweep retries those checkpoints.
+    """
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+GC_RUN_TERMINAL_STATES = (GCRunState.SUCCEEDED, GCRunState.FAILED)
 
 
 class GCReason(models.TextChoices):
