@@ -142,7 +142,7 @@ def retire_stale(queryset: models.QuerySet, stale_seconds: int) -> list[int]:
 
 
 def execute(
-    runs: models.QuerySet,
+    queryset: models.QuerySet,
     pk: int,
     work: Callable[[Run], str],
     final_attempt: bool,
@@ -151,13 +151,13 @@ def execute(
     """One attempt of run ``pk``: claim it, ``work(run)`` -> end state, finish it.
 
     Returns the run as it is afterwards, or None when it was missing or finished already.
-    ``runs`` loads the run (with what ``work`` needs selected); ``claim_changes`` are saved
-    with the claim.
+    ``queryset`` loads the run (with what ``work`` needs selected); ``claim_changes`` are
+    saved with the claim.
     """
-    model = runs.model
+    model = queryset.model
     if not claim(model, pk, **claim_changes):
         return None
-    run = runs.get(pk=pk)
+    run = queryset.get(pk=pk)
     try:
         state = work(run)
     except RunLost:
