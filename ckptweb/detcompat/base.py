@@ -27,7 +27,7 @@ from ckptweb.detcompat.auth import DetBearerAuthentication
 from experiments import services
 from experiments.api.permissions import IsOwnerOrStaffOrReadOnly, is_owner_or_staff
 from experiments.models import Checkpoint, Experiment
-from storage.api.views import JSONErrorsNegotiation, api_exception
+from storage.api.base import JSONErrorsNegotiation, api_exception
 
 #: Most uuids in one delete or rm request.
 MAX_UUIDS = 1000

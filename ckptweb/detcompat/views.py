@@ -31,7 +31,7 @@ from experiments import partial_deletion, services
 from experiments.models import Experiment
 from experiments.retention import InvalidPolicy, Policy, deleted_checkpoints
 from storage import services as storage_services
-from storage.api.views import logged
+from storage.api.base import logged
 
 #: What ``GET info`` reports; the client compares ``version`` with its own (PEP 440).
 DET_VERSION = "0.38.1"
