@@ -261,20 +261,8 @@ class Client(RegistryCalls):
         checkpoint's ``resources``. Returns the directory.
         """
         checkpoint = self.get_checkpoint(uuid)
-        return self._download(
-            checkpoint, f"checkpoints/{checkpoint['uuid']}/download", output_dir, progress, retries
-        )
-
-    def _download(
-        self,
-        checkpoint: dict,
-        archive_path: str,
-        output_dir: str | os.PathLike,
-        progress: Progress | None,
-        retries: int,
-    ) -> Path:
-        """Fetch the tar at ``archive_path`` (resumable) and extract it into ``<uuid>/``."""
-        return download_archive(self, checkpoint, archive_path, output_dir, progress, retries)
+        path = f"checkpoints/{checkpoint['uuid']}/download"
+        return download_archive(self, checkpoint, path, output_dir, progress, retries)
 
 
 def write_checkpoint_files(directory: str | os.PathLike, files: dict[str, bytes]) -> dict:

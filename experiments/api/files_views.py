@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from experiments import partial_deletion
 from experiments.api import serializers as s
-from experiments.api.views import ERROR_409, ApiViewMixin
+from experiments.api.views import ERROR_409, ApiViewMixin, validated
 from experiments.models import Checkpoint
 
 
@@ -51,7 +51,6 @@ class CheckpointFilesDelete(ApiViewMixin, generics.GenericAPIView):
         except (ValueError, Checkpoint.DoesNotExist):
             raise NotFound(f"no checkpoint {uuid[:80]!r}.") from None
         self.check_object_permissions(request, checkpoint)
-        data = self.get_serializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        run = partial_deletion.delete_files(checkpoint, data.validated_data["globs"])
+        data = validated(self.get_serializer_class(), request)
+        run = partial_deletion.delete_files(checkpoint, data["globs"])
         return Response({"gc_run": s.GCRunSerializer(run).data}, status=status.HTTP_202_ACCEPTED)

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from experiments import registry
 from experiments.api import registry_serializers as rs
 from experiments.api.permissions import IsOwnerOrStaffOrReadOnly
-from experiments.api.views import ERROR_409, ApiSchema
+from experiments.api.views import ERROR_409, ApiSchema, validated
 from experiments.filters import ModelFilterSet
 from experiments.models import Checkpoint, Model, ModelVersion
 from storage.api.views import ARCHIVE_RESPONSES, CheckpointDownloadView
@@ -123,18 +123,16 @@ class ModelViewSet(
     )
     def create(self, request):
         """Create a model; you become its owner. A taken name is a 409."""
-        data = rs.ModelCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        model = registry.create_model(request.user, **data.validated_data)
+        data = validated(rs.ModelCreateSerializer, request)
+        model = registry.create_model(request.user, **data)
         return Response(self.detail_data(model), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=rs.ModelUpdateSerializer, responses={200: rs.ModelDetailSerializer})
     def partial_update(self, request, name=None):
         """Change the description and/or labels (owner or staff)."""
         model = self.get_model()
-        data = rs.ModelUpdateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        registry.update_model(model, **data.validated_data)
+        data = validated(rs.ModelUpdateSerializer, request)
+        registry.update_model(model, **data)
         return Response(self.detail_data(model))
 
     @extend_schema(responses={204: None})
@@ -166,20 +164,15 @@ class ModelVersionList(RegistryViewMixin, generics.ListCreateAPIView):
     def post(self, request, *args, **kwargs):
         """Register a COMPLETED checkpoint (any you can read) as the model's next version."""
         model = self.get_model()
-        data = rs.ModelVersionCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(rs.ModelVersionCreateSerializer, request)
         checkpoint = (
-            Checkpoint.objects.select_related("experiment")
-            .filter(uuid=data.validated_data["checkpoint"])
-            .first()
+            Checkpoint.objects.select_related("experiment").filter(uuid=data["checkpoint"]).first()
         )
         if checkpoint is None:
             raise ValidationError(
-                {"checkpoint": [f"no checkpoint with uuid {data.validated_data['checkpoint']}."]}
+                {"checkpoint": [f"no checkpoint with uuid {data['checkpoint']}."]}
             )
-        version = registry.register_version(
-            model, checkpoint, request.user, data.validated_data.get("comment")
-        )
+        version = registry.register_version(model, checkpoint, request.user, data.get("comment"))
         version.checkpoint = checkpoint
         return Response(rs.ModelVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 

@@ -9,6 +9,7 @@ already-deleting object) a 409, both in ``ckptweb.api.exception_handler``.
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -52,6 +53,13 @@ class ApiSchema(AutoSchema):
 ERROR_409 = OpenApiResponse(s.ErrorSerializer, description="State forbids it.")
 
 
+def validated(serializer_class, request) -> dict:
+    """The request body validated by ``serializer_class`` (a 400 naming the field if not)."""
+    data = serializer_class(data=request.data)
+    data.is_valid(raise_exception=True)
+    return data.validated_data
+
+
 def report_error(exc: InvalidPolicy) -> ValidationError:
     """A policy field error as a DRF 400 ``{field: [message]}``."""
     return ValidationError({exc.field: [str(exc)]})
@@ -90,13 +98,12 @@ class ExperimentViewSet(
     @extend_schema(request=s.ExperimentCreateSerializer, responses={201: s.ExperimentSerializer})
     def create(self, request):
         """Create an experiment from a config (YAML text or object); you become its owner."""
-        data = s.ExperimentCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(s.ExperimentCreateSerializer, request)
         try:
             experiment = services.create_experiment(
                 request.user,
-                data.validated_data["config"],
-                data.validated_data.get("name"),
+                data["config"],
+                data.get("name"),
                 may_add_storage=request.user.is_staff,
             )
         except ConfigError as exc:
@@ -113,9 +120,8 @@ class ExperimentViewSet(
     def partial_update(self, request, pk=None):
         """Change the state; reaching a terminal state starts a GC run (in ``gc_run``)."""
         experiment = self.get_object()
-        data = s.ExperimentStateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        experiment.gc_run = services.set_experiment_state(experiment, data.validated_data["state"])
+        data = validated(s.ExperimentStateSerializer, request)
+        experiment.gc_run = services.set_experiment_state(experiment, data["state"])
         return Response(s.ExperimentStateResultSerializer(experiment).data)
 
     @extend_schema(responses={202: s.GCRunEnvelopeSerializer, 409: ERROR_409})
@@ -160,23 +166,20 @@ class ExperimentViewSet(
     def gc_policy(self, request, pk=None):
         """Set the GC policy and start a run that applies it."""
         experiment = self.get_object()
-        data = s.GCPolicySerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        run = services.set_gc_policy(experiment, Policy(**data.validated_data), user=request.user)
+        data = validated(s.GCPolicySerializer, request)
+        run = services.set_gc_policy(experiment, Policy(**data), user=request.user)
         return Response({"gc_run": s.GCRunSerializer(run).data}, status=status.HTTP_202_ACCEPTED)
 
 
 class ChildViewMixin(ApiViewMixin):
     """Views under a parent object's URL: the parent is loaded and authorized once.
 
-    Subclasses name ``parent_kwarg`` and ``parents()`` (the parent's queryset); list views
-    give ``children(parent)``, the ordered queryset they list.
+    Subclasses name ``parent_kwarg`` and ``parent_queryset``; list views give
+    ``children(parent)``, the ordered queryset they list.
     """
 
     parent_kwarg: str
-
-    def parents(self):
-        raise NotImplementedError
+    parent_queryset: QuerySet
 
     def children(self, parent):
         raise NotImplementedError
@@ -184,7 +187,7 @@ class ChildViewMixin(ApiViewMixin):
     def get_parent(self):
         if not hasattr(self, "_parent"):
             self._parent = generics.get_object_or_404(
-                self.parents(), pk=self.kwargs[self.parent_kwarg]
+                self.parent_queryset, pk=self.kwargs[self.parent_kwarg]
             )
             self.check_object_permissions(self.request, self._parent)
         return self._parent
@@ -199,12 +202,7 @@ class ExperimentChildMixin(ChildViewMixin):
     """Views under ``experiments/{experiment_id}/``."""
 
     parent_kwarg = "experiment_id"
-
-    def parents(self):
-        return Experiment.objects.select_related("owner", "storage")
-
-    def get_experiment(self) -> Experiment:
-        return self.get_parent()
+    parent_queryset = Experiment.objects.select_related("owner", "storage")
 
 
 EXPERIMENT_ID = OpenApiParameter("experiment_id", int, OpenApiParameter.PATH)
@@ -236,10 +234,9 @@ class ExperimentTrialList(ExperimentChildMixin, generics.ListCreateAPIView):
     @extend_schema(responses={201: s.TrialSerializer, 409: ERROR_409})
     def post(self, request, *args, **kwargs):
         """Add a trial with its hyperparameters."""
-        experiment = self.get_experiment()
-        data = self.get_serializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        trial = services.create_trial(experiment, data.validated_data.get("hparams"))
+        experiment = self.get_parent()
+        data = validated(self.get_serializer_class(), request)
+        trial = services.create_trial(experiment, data.get("hparams"))
         return Response(s.TrialSerializer(trial).data, status=status.HTTP_201_CREATED)
 
 
@@ -260,12 +257,7 @@ class TrialChildMixin(ChildViewMixin):
     """Views under ``trials/{trial_id}/``."""
 
     parent_kwarg = "trial_id"
-
-    def parents(self):
-        return Trial.objects.select_related("experiment__owner", "experiment__storage")
-
-    def get_trial(self) -> Trial:
-        return self.get_parent()
+    parent_queryset = Trial.objects.select_related("experiment__owner", "experiment__storage")
 
 
 @extend_schema(tags=["trials"], parameters=[TRIAL_ID])
@@ -281,12 +273,9 @@ class TrialValidationList(TrialChildMixin, generics.ListCreateAPIView):
     @extend_schema(responses={201: s.ValidationSerializer, 409: ERROR_409})
     def post(self, request, *args, **kwargs):
         """Report validation metrics; checkpoints at the same steps get their metric."""
-        trial = self.get_trial()
-        data = self.get_serializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        validation = services.report_validation(
-            trial, data.validated_data["steps_completed"], data.validated_data["metrics"]
-        )
+        trial = self.get_parent()
+        data = validated(self.get_serializer_class(), request)
+        validation = services.report_validation(trial, data["steps_completed"], data["metrics"])
         return Response(s.ValidationSerializer(validation).data, status=status.HTTP_201_CREATED)
 
 
@@ -307,10 +296,9 @@ class TrialCheckpointList(TrialChildMixin, generics.ListCreateAPIView):
     )
     def post(self, request, *args, **kwargs):
         """Report a checkpoint: ``{uuid?, steps_completed, resources, metadata}``."""
-        trial = self.get_trial()
-        data = s.CheckpointReportSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        checkpoint = services.report_checkpoint(trial, **data.validated_data)
+        trial = self.get_parent()
+        data = validated(s.CheckpointReportSerializer, request)
+        checkpoint = services.report_checkpoint(trial, **data)
         return Response(
             s.CheckpointCreatedSerializer(checkpoint).data, status=status.HTTP_201_CREATED
         )
@@ -334,9 +322,8 @@ class CheckpointViewSet(ApiViewMixin, mixins.RetrieveModelMixin, viewsets.Generi
     def partial_update(self, request, uuid=None):
         """Replace the metadata (a JSON object of at most 1 MiB) and/or set ``protected``."""
         checkpoint = self.get_object()
-        data = s.CheckpointUpdateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        changes = dict(data.validated_data)
+        data = validated(s.CheckpointUpdateSerializer, request)
+        changes = dict(data)
         if "metadata" in changes:
             changes["metadata"] = services.check_metadata(request.data["metadata"])
         if changes:
