@@ -209,16 +209,21 @@ EXPERIMENT_ID = OpenApiParameter("experiment_id", int, OpenApiParameter.PATH)
 TRIAL_ID = OpenApiParameter("trial_id", int, OpenApiParameter.PATH)
 
 
-@extend_schema(tags=["experiments"], parameters=[EXPERIMENT_ID])
-class ExperimentCheckpointList(ExperimentChildMixin, generics.ListAPIView):
-    """An experiment's checkpoints: ``?state=&trial=&ordering=``, metric nulls last."""
+class CheckpointListMixin:
+    """The checkpoints of the parent (experiment or trial), newest first, with versions."""
 
     serializer_class = s.CheckpointSerializer
     filterset_class = CheckpointFilterSet
 
-    def children(self, experiment):
-        checkpoints = Checkpoint.objects.filter(experiment=experiment)
+    def children(self, parent):
+        field = self.parent_kwarg.removesuffix("_id")
+        checkpoints = Checkpoint.objects.filter(**{field: parent})
         return checkpoints.prefetch_related(versions_prefetch()).order_by("-id")
+
+
+@extend_schema(tags=["experiments"], parameters=[EXPERIMENT_ID])
+class ExperimentCheckpointList(CheckpointListMixin, ExperimentChildMixin, generics.ListAPIView):
+    """An experiment's checkpoints: ``?state=&trial=&ordering=``, metric nulls last."""
 
 
 @extend_schema(tags=["experiments"], parameters=[EXPERIMENT_ID])
@@ -280,15 +285,8 @@ class TrialValidationList(TrialChildMixin, generics.ListCreateAPIView):
 
 
 @extend_schema(tags=["trials"], parameters=[TRIAL_ID])
-class TrialCheckpointList(TrialChildMixin, generics.ListCreateAPIView):
+class TrialCheckpointList(CheckpointListMixin, TrialChildMixin, generics.ListCreateAPIView):
     """A trial's checkpoints; POST reports one whose files are already on storage."""
-
-    serializer_class = s.CheckpointSerializer
-    filterset_class = CheckpointFilterSet
-
-    def children(self, trial):
-        checkpoints = Checkpoint.objects.filter(trial=trial)
-        return checkpoints.prefetch_related(versions_prefetch()).order_by("-id")
 
     @extend_schema(
         request=s.CheckpointReportSerializer,
