@@ -13,8 +13,7 @@ from urllib.parse import urlsplit
 
 from experiments.choices import CheckpointState, ExperimentState
 from experiments.models import Checkpoint, Experiment, Validation
-from storage.backends import BACKENDS
-from storage.choices import SECRET_FIELDS
+from storage.backends import BACKENDS, SECRET_FIELDS
 
 #: ckptweb checkpoint state -> Determined's; DELETING (files being removed) has no
 #: Determined counterpart and shows as the nearest one, STATE_PARTIALLY_DELETED.

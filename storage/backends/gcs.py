@@ -14,23 +14,21 @@ import functools
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import quote
 
 from storage.backends.base import (
-    DeleteResult,
     DirectDownloadUnsupported,
     FileNotFoundInStorage,
-    ObjectStoreBackend,
     StorageError,
     StoredFile,
     StreamReader,
     TransientStorageError,
-    check_uuid,
 )
-from storage.paths import UnsafePath, check_relative_path
+from storage.backends.object_store import ObjectStoreBackend
+from storage.choices import StorageType
+from storage.paths import check_relative_path
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +91,13 @@ def _error_message(response) -> str:
 
 
 class GCSBackend(ObjectStoreBackend):
-    """Objects under ``<prefix>/<uuid>/``; deletes through JSON-API batch requests."""
+    """Objects under ``<prefix>/<uuid>/``; ranged listings, JSON-API batch deletes."""
 
+    storage_type = StorageType.GCS
     parameters = ("bucket", "prefix")
+    required_parameters = ("bucket",)
     delete_batch_size = 100  # GCS accepts at most 100 calls per batch request
+    ranged_listing = True
 
     @property
     def client(self):
@@ -106,10 +107,6 @@ class GCSBackend(ObjectStoreBackend):
     @property
     def bucket(self):
         return self.client.bucket(self.config.bucket)
-
-    def object_name(self, checkpoint_uuid, path: str) -> str:
-        """The object name of one checked relative path."""
-        return self.checkpoint_prefix(checkpoint_uuid) + check_relative_path(path)
 
     # Errors -------------------------------------------------------------------------
 
@@ -130,32 +127,32 @@ class GCSBackend(ObjectStoreBackend):
             return StorageError(f"GCS {action} failed: no Application Default Credentials")
         return StorageError(message)
 
-    @contextmanager
-    def errors(self, action: str):
-        """Re-raise anything from the client library as a StorageError about ``action``."""
-        try:
-            yield
-        except StorageError:
-            raise
-        except Exception as exc:
-            raise self.translate(exc, action) from None
-
     # Reads --------------------------------------------------------------------------
 
-    def iter_blobs(self, prefix: str) -> Iterator:
-        """Blobs under ``prefix``, streamed page by page."""
+    def iter_entries(self, prefix: str) -> Iterator[StoredFile]:
+        """Every blob under ``prefix``, in name order, streamed page by page."""
         with self.errors(f"listing {prefix or '/'}"):
-            yield from self.client.list_blobs(self.config.bucket, prefix=prefix, retry=_retry())
+            for blob in self.client.list_blobs(self.config.bucket, prefix=prefix, retry=_retry()):
+                yield self._stored(blob, blob.name)
 
-    def list_files(self, checkpoint_uuid: str) -> list[StoredFile]:
-        """Blobs under the checkpoint prefix whose relative names are safe paths."""
-        prefix = self.checkpoint_prefix(checkpoint_uuid)
-        files = []
-        for blob in self.iter_blobs(prefix):
-            relative = self._safe_relative(blob.name, prefix)
-            if relative is not None:
-                files.append(self._stored(blob, relative))
-        return sorted(files, key=lambda stored: stored.path)
+    def list_range(self, start_after: str, max_keys: int) -> tuple[list[str], bool]:
+        """One page of the base prefix from ``startOffset`` (inclusive), ``maxResults`` long.
+
+        Only the first page is read: its next-page token says whether more follow. (The
+        gcp-storage-emulator ignores both parameters and sends everything in one page.)
+        """
+        base = self.base_prefix
+        with self.errors(f"listing {base or '/'}"):
+            blobs = self.client.list_blobs(
+                self.config.bucket,
+                prefix=base,
+                start_offset=start_after,
+                page_size=max_keys,
+                retry=_retry(),
+            )
+            page = next(blobs.pages, None)
+            names = [blob.name for blob in page] if page is not None else []
+        return names, blobs.next_page_token is not None
 
     @staticmethod
     def _stored(blob, relative: str) -> StoredFile:
@@ -170,7 +167,7 @@ class GCSBackend(ObjectStoreBackend):
         """Metadata of one blob."""
         relative = check_relative_path(path)
         with self.errors(f"reading {relative}"):
-            blob = self.bucket.get_blob(self.object_name(checkpoint_uuid, path), retry=_retry())
+            blob = self.bucket.get_blob(self.object_key(checkpoint_uuid, path), retry=_retry())
         if blob is None:
             raise FileNotFoundInStorage(f"{relative} not found")
         return self._stored(blob, relative)
@@ -186,7 +183,7 @@ class GCSBackend(ObjectStoreBackend):
     def open(self, checkpoint_uuid: str, path: str, start: int = 0, end: int | None = None):
         """One streamed media GET (ranged when asked); stored bytes, never transcoded."""
         relative = check_relative_path(path)
-        name = self.object_name(checkpoint_uuid, path)
+        name = self.object_key(checkpoint_uuid, path)
         if end is not None and end <= start:
             self.stat(checkpoint_uuid, path)
             return StreamReader(lambda n: b"", 0)
@@ -243,7 +240,7 @@ class GCSBackend(ObjectStoreBackend):
     def signed_url(self, checkpoint_uuid: str, path: str, expires_in: int) -> str:
         """A V4 signed GET URL, signed locally with the service account's key."""
         relative = check_relative_path(path)
-        blob = self.bucket.blob(self.object_name(checkpoint_uuid, relative))
+        blob = self.bucket.blob(self.object_key(checkpoint_uuid, relative))
         emulator = os.environ.get("STORAGE_EMULATOR_HOST", "")
         with self.errors(f"signing {relative}"):
             return blob.generate_signed_url(
@@ -255,42 +252,6 @@ class GCSBackend(ObjectStoreBackend):
             )
 
     # Deletes ------------------------------------------------------------------------
-
-    def delete_checkpoints(self, checkpoint_uuids: Iterable[str]) -> DeleteResult:
-        """Delete all blobs under each checkpoint prefix, 100 deletes per batch request."""
-        result = DeleteResult()
-        batch: list[str] = []
-        totals: dict[str, int] = {}
-        for checkpoint_uuid in checkpoint_uuids:
-            name = str(checkpoint_uuid)
-            try:
-                prefix = self.checkpoint_prefix(name)
-                name = check_uuid(name)
-                totals[name] = 0
-                for blob in self.iter_blobs(prefix):
-                    totals[name] += 1
-                    batch.append(blob.name)
-                    if len(batch) >= self.delete_batch_size:
-                        self._flush(batch, result)
-            except (StorageError, UnsafePath) as exc:
-                result.errors[name] = str(exc)
-        self._flush(batch, result)
-        self._summarize(result, totals)
-        return result
-
-    def _flush(self, batch: list[str], result: DeleteResult) -> None:
-        """Send one batch request deleting ``batch`` and record per-object errors."""
-        if not batch:
-            return
-        names = list(batch)
-        batch.clear()
-        result.requests += 1
-        try:
-            failures = self.delete_objects(names)
-        except StorageError as exc:
-            failures = dict.fromkeys(names, str(exc))
-        result.deleted_files += len(names) - len(failures)
-        result.object_errors.update(failures)
 
     def delete_objects(self, names: list[str]) -> dict[str, str]:
         """One batch request deleting ``names``; returns ``{name: error}`` for failures."""
