@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -34,8 +33,6 @@ from storage.backends.base import (
 from storage.backends.object_store import ObjectStoreBackend
 from storage.choices import StorageType
 from storage.paths import check_relative_path
-
-logger = logging.getLogger(__name__)
 
 #: Bytes per download request; also the most a download holds in memory.
 CHUNK_BYTES = 4 * 1024 * 1024

@@ -14,7 +14,6 @@ experiment-config parser all read it (through ``storage.backends``).
 from __future__ import annotations
 
 import abc
-import logging
 import uuid as uuid_lib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,8 +21,6 @@ from typing import BinaryIO
 
 from storage.choices import StorageType
 from storage.paths import UnsafePath
-
-logger = logging.getLogger(__name__)
 
 #: Size of one streamed read: big enough to be efficient, small enough to bound memory.
 CHUNK_SIZE = 1024 * 1024

@@ -12,25 +12,15 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
 from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import quote
 
-from storage.backends.base import (
-    DirectDownloadUnsupported,
-    FileNotFoundInStorage,
-    StorageError,
-    StoredFile,
-    StreamReader,
-    TransientStorageError,
-)
+from storage.backends import base
 from storage.backends.object_store import ObjectStoreBackend
 from storage.choices import StorageType
 from storage.paths import check_relative_path
-
-logger = logging.getLogger(__name__)
 
 #: HTTP timeouts (connect, read) for streamed downloads.
 DOWNLOAD_TIMEOUT = (10, 60)
@@ -110,7 +100,7 @@ class GCSBackend(ObjectStoreBackend):
 
     # Errors -------------------------------------------------------------------------
 
-    def translate(self, exc: Exception, action: str) -> StorageError:
+    def translate(self, exc: Exception, action: str) -> base.StorageError:
         """Map google-cloud / requests exceptions to a secret-free StorageError subclass."""
         import requests
         from google.api_core import exceptions as api
@@ -118,18 +108,18 @@ class GCSBackend(ObjectStoreBackend):
 
         message = self.scrub(f"GCS {action} failed: {exc}")
         if isinstance(exc, api.NotFound):
-            return FileNotFoundInStorage(message)
+            return base.FileNotFoundInStorage(message)
         if isinstance(exc, api.TooManyRequests | api.ServerError | api.RetryError):
-            return TransientStorageError(message)
+            return base.TransientStorageError(message)
         if isinstance(exc, requests.ConnectionError | requests.Timeout | auth.TransportError):
-            return TransientStorageError(message)
+            return base.TransientStorageError(message)
         if isinstance(exc, auth.DefaultCredentialsError):
-            return StorageError(f"GCS {action} failed: no Application Default Credentials")
-        return StorageError(message)
+            return base.StorageError(f"GCS {action} failed: no Application Default Credentials")
+        return base.StorageError(message)
 
     # Reads --------------------------------------------------------------------------
 
-    def iter_entries(self, prefix: str) -> Iterator[StoredFile]:
+    def iter_entries(self, prefix: str) -> Iterator[base.StoredFile]:
         """Every blob under ``prefix``, in name order, streamed page by page."""
         with self.errors(f"listing {prefix or '/'}"):
             for blob in self.client.list_blobs(self.config.bucket, prefix=prefix, retry=_retry()):
@@ -155,21 +145,21 @@ class GCSBackend(ObjectStoreBackend):
         return names, blobs.next_page_token is not None
 
     @staticmethod
-    def _stored(blob, relative: str) -> StoredFile:
-        return StoredFile(
+    def _stored(blob, relative: str) -> base.StoredFile:
+        return base.StoredFile(
             path=relative,
             size=int(blob.size or 0),
             modified=blob.updated.timestamp() if blob.updated else None,
             etag=f'"{blob.etag}"' if blob.etag else None,
         )
 
-    def stat(self, checkpoint_uuid: str, path: str) -> StoredFile:
+    def stat(self, checkpoint_uuid: str, path: str) -> base.StoredFile:
         """Metadata of one blob."""
         relative = check_relative_path(path)
         with self.errors(f"reading {relative}"):
             blob = self.bucket.get_blob(self.object_key(checkpoint_uuid, path), retry=_retry())
         if blob is None:
-            raise FileNotFoundInStorage(f"{relative} not found")
+            raise base.FileNotFoundInStorage(f"{relative} not found")
         return self._stored(blob, relative)
 
     def media_url(self, name: str) -> str:
@@ -186,7 +176,7 @@ class GCSBackend(ObjectStoreBackend):
         name = self.object_key(checkpoint_uuid, path)
         if end is not None and end <= start:
             self.stat(checkpoint_uuid, path)
-            return StreamReader(lambda n: b"", 0)
+            return base.StreamReader(lambda n: b"", 0)
         headers = {"Accept-Encoding": "gzip"}  # send stored bytes as they are
         if start or end is not None:
             headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
@@ -196,26 +186,26 @@ class GCSBackend(ObjectStoreBackend):
             )
         return self._reader(response, relative, bool(start or end is not None))
 
-    def _reader(self, response, relative: str, ranged: bool) -> StreamReader:
+    def _reader(self, response, relative: str, ranged: bool) -> base.StreamReader:
         """Check the download's status and wrap its raw body."""
         status = response.status_code
         if status == 416:
             response.close()
-            return StreamReader(lambda n: b"", 0)
+            return base.StreamReader(lambda n: b"", 0)
         if status >= 400:
             message = _error_message(response)
             response.close()
             error = f"GCS reading {relative} failed: HTTP {status}: {message}"
             if status == 404:
-                raise FileNotFoundInStorage(f"{relative} not found")
+                raise base.FileNotFoundInStorage(f"{relative} not found")
             if status == 429 or status >= 500:
-                raise TransientStorageError(self.scrub(error))
-            raise StorageError(self.scrub(error))
+                raise base.TransientStorageError(self.scrub(error))
+            raise base.StorageError(self.scrub(error))
         if ranged and status != 206:
             response.close()
-            raise StorageError(f"GCS reading {relative} failed: the server ignored Range")
+            raise base.StorageError(f"GCS reading {relative} failed: the server ignored Range")
         raw = response.raw
-        return StreamReader(
+        return base.StreamReader(
             functools.partial(raw.read, decode_content=False),
             int(response.headers.get("Content-Length", 0)),
             close=response.close,
@@ -232,7 +222,7 @@ class GCSBackend(ObjectStoreBackend):
         if path:
             with self.errors("loading the service-account key"):
                 return _key_file_credentials(path)
-        raise DirectDownloadUnsupported(
+        raise base.DirectDownloadUnsupported(
             "GCS direct downloads need service-account credentials that can sign URLs: "
             "set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file."
         )

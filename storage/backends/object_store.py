@@ -43,10 +43,8 @@ def prefix_problem(prefix: str) -> str | None:
     """Why ``prefix`` is not a safe key prefix (phrased after the field name), else None."""
     if ".." in prefix:
         return "must not contain '..'."
-    if prefix.startswith("/"):
-        return "is not a safe relative prefix: it must be a relative path."
     try:
-        check_relative_path(prefix.strip("/"))
+        check_relative_path(prefix.rstrip("/"))
     except UnsafePath as exc:
         return f"is not a safe relative prefix: {exc}."
     return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Iterator
 
 from storage.backends.base import (
@@ -16,8 +15,6 @@ from storage.backends.base import (
 from storage.backends.object_store import ObjectStoreBackend
 from storage.choices import StorageType
 from storage.paths import check_relative_path
-
-logger = logging.getLogger(__name__)
 
 #: S3 error codes worth retrying besides any 5xx.
 TRANSIENT_CODES = {

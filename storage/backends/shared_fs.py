@@ -50,13 +50,10 @@ class SharedFSBackend(StorageBackend):
                 errors["host_path"] = "must not contain '..'."
         storage_path = values.get("storage_path")
         if storage_path and "storage_path" not in errors:
-            if storage_path.startswith("/"):
-                errors["storage_path"] = "escapes host_path: it must be a relative path."
-            else:
-                try:
-                    check_relative_path(storage_path.strip("/"))
-                except UnsafePath as exc:
-                    errors["storage_path"] = f"escapes host_path: {exc}."
+            try:
+                check_relative_path(storage_path.rstrip("/"))
+            except UnsafePath as exc:
+                errors["storage_path"] = f"escapes host_path: {exc}."
         return errors
 
     @property

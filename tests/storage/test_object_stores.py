@@ -22,6 +22,15 @@ def put_many(store, checkpoint_uuid, count: int) -> None:
         list(pool.map(lambda i: store.put(checkpoint_uuid, f"shard-{i:05d}", b"x"), range(count)))
 
 
+def put_checkpoints(store, count: int) -> list[str]:
+    """``count`` new checkpoints of three one-byte files ``f0``-``f2``; their sorted uuids."""
+    names = sorted(str(uuid_lib.uuid4()) for _ in range(count))
+    files = [(name, f"f{i}") for name in names for i in range(3)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda args: store.put(*args, b"x"), files))
+    return names
+
+
 # --- S3 ------------------------------------------------------------------------------------
 
 
@@ -55,14 +64,7 @@ def test_s3_lists_many_checkpoints_with_few_requests(s3_store, stride):
     chosen checkpoints' files go, whether they are dense (stride 1) or sparse (stride 7).
     1,200 keys: listings run past one page, so continuing inside a checkpoint and jumping
     to the next one are both exercised."""
-    names = sorted(str(uuid_lib.uuid4()) for _ in range(400))
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        list(
-            pool.map(
-                lambda args: s3_store.put(*args, b"x"),
-                [(name, f"f{i}") for name in names for i in range(3)],
-            )
-        )
+    names = put_checkpoints(s3_store, 400)
     doomed = names[::stride][: 350 if stride == 1 else None]
     backend = get_backend(s3_store.config)
     listings = count_calls(backend, "ListObjectsV2")
@@ -269,14 +271,7 @@ def test_gcs_deletes_many_checkpoints_with_ranged_listings(gcs_store, monkeypatc
     """Deleting every other one of 150 checkpoints (3 files each): listings by range
     (``startOffset``/``maxResults``; the emulator answers the whole prefix in one page) and
     batches of 100 deletes: about 0.05 requests per checkpoint, not one listing each."""
-    names = sorted(str(uuid_lib.uuid4()) for _ in range(150))
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        list(
-            pool.map(
-                lambda args: gcs_store.put(*args, b"x"),
-                [(name, f"f{i}") for name in names for i in range(3)],
-            )
-        )
+    names = put_checkpoints(gcs_store, 150)
     doomed = names[::2]
     backend = get_backend(gcs_store.config)
     sent = sent_requests(backend, monkeypatch)
