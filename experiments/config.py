@@ -24,7 +24,8 @@ from experiments.models import POLICY_FIELDS
 from experiments.retention import InvalidPolicy, parse_policy_value
 from storage.backends import SECRET_FIELDS, STORAGE_FIELDS, URL_FIELDS
 from storage.choices import StorageType
-from storage.models import REDACTED, StorageConfig, redact_url, url_credentials
+from storage.models import REDACTED, StorageConfig, redact_url
+from storage.models import credential_fields as stored_credential_fields
 
 
 class ConfigError(InvalidInput):
@@ -100,12 +101,8 @@ def redact(config: dict) -> dict:
 
 
 def credential_fields(spec: StorageSpec) -> list[str]:
-    """The fields of ``spec`` that carry credentials (secrets, or a URL with userinfo)."""
-    fields = [key for key in SECRET_FIELDS if spec.fields.get(key)]
-    for key in URL_FIELDS:
-        if url_credentials(spec.fields.get(key, "")):
-            fields.append(key)
-    return fields
+    """The fields of ``spec`` that carry credentials (``storage.models.credential_fields``)."""
+    return stored_credential_fields(spec.fields)
 
 
 def _string(section: dict, key: str, path: str) -> str:

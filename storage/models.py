@@ -39,6 +39,12 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts)
 
 
+def credential_fields(fields: dict[str, str]) -> list[str]:
+    """The names among ``fields`` that carry credentials: secrets, or a URL with some."""
+    names = [name for name in SECRET_FIELDS if fields.get(name)]
+    return names + [name for name in URL_FIELDS if url_credentials(fields.get(name) or "")]
+
+
 class StorageConfig(models.Model):
     """One checkpoint storage location: a shared file system path, an S3 or a GCS bucket,
     or an Azure Blob Storage container.
