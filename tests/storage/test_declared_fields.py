@@ -67,3 +67,25 @@ def test_trailing_slashes_and_dotted_names_are_fine():
     assert parse_storage_section({"type": "shared_fs", "host_path": "/mnt//x/"}).fields == {
         "host_path": "/mnt/x"
     }
+
+
+def test_the_determined_view_leaves_out_every_url_with_credentials():
+    """detcompat reads the declaration too: a SAS query in ``account_url`` stays secret."""
+    from types import SimpleNamespace
+
+    from ckptweb.detcompat.translate import checkpoint_storage
+
+    def section(**fields):
+        storage = StorageConfig(name="x", **fields)
+        return checkpoint_storage(SimpleNamespace(storage=storage, gc_policy={}))
+
+    sas = "https://acct.blob.core.windows.net/?sv=2024&sig=SECRETSIG"
+    assert section(type="azure", container="c", account_url=sas, credential="k") == {
+        "type": "azure",
+        "container": "c",
+    }
+    assert section(type="s3", bucket="b", endpoint_url="http://AK:SK@minio:9000") == {
+        "type": "s3",
+        "bucket": "b",
+    }
+    assert section(type="s3", bucket="b", endpoint_url="http://minio:9000")["endpoint_url"]
