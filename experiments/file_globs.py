@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from ckptweb.limits import InvalidInput
 from experiments.models import Checkpoint
 
 #: At most this many globs per request, each at most this long.
@@ -31,10 +32,11 @@ MAX_GLOBS = 100
 MAX_GLOB_CHARS = 1024
 
 
-class GlobError(ValueError):
-    """A bad list of globs; the message names the offending glob."""
+class GlobError(InvalidInput):
+    """A bad list of globs (a 400 naming ``globs``); the message names the offending glob."""
 
-    field = "globs"
+    def __init__(self, message: str):
+        super().__init__("globs", message)
 
 
 def check_globs(globs) -> list[str]:

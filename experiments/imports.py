@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 
+from ckptweb.errors import Conflict
 from ckptweb.limits import InvalidInput
 from experiments.models import Checkpoint, Experiment, Trial
 from experiments.services import ReportError, report_checkpoint
@@ -89,7 +90,7 @@ def import_directory(
     try:
         with transaction.atomic():
             return report_checkpoint(target_trial, steps, sizes, metadata, uuid=checkpoint_uuid)
-    except ReportError as exc:
+    except (ReportError, Conflict) as exc:  # bad metadata, or the experiment is being deleted
         raise ImportSkip(exc.message) from None
     except IntegrityError:
         raise ImportSkip("already registered") from None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from ckptweb.errors import Conflict
 from experiments.choices import GC_RUN_TERMINAL_STATES, CheckpointState, GCReason
 from experiments.file_globs import (
     MAX_GLOB_CHARS,
@@ -28,7 +29,7 @@ from experiments.file_globs import (
 )
 from experiments.models import Checkpoint, GCRun
 from experiments.registry import checkpoint_registered_refusal
-from experiments.services import start_gc_run
+from experiments.services import check_not_deleting, start_gc_run
 
 #: States whose files may be partly deleted (the GC candidates, and ERROR as a retry).
 DELETABLE_STATES = (
@@ -38,7 +39,7 @@ DELETABLE_STATES = (
 )
 
 
-class FilesNotDeletable(Exception):
+class FilesNotDeletable(Conflict):
     """The checkpoint's files may not be deleted now (protected, registered, busy): a 409."""
 
 
@@ -61,9 +62,10 @@ def refusal_reason(checkpoint: Checkpoint) -> str | None:
 def delete_files(checkpoint: Checkpoint, globs) -> GCRun:
     """Start a FILES run deleting the checkpoint's files matched by ``globs``.
 
-    GlobError for bad globs or globs matching no file; FilesNotDeletable when the
-    checkpoint is refused (``refusal_reason``).
+    Conflict when the experiment is being deleted; GlobError for bad globs or globs
+    matching no file; FilesNotDeletable when the checkpoint is refused (``refusal_reason``).
     """
+    check_not_deleting(checkpoint.experiment)
     globs = check_globs(globs)
     checkpoint = (
         Checkpoint.objects.select_for_update().select_related("experiment").get(pk=checkpoint.pk)

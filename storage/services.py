@@ -16,22 +16,19 @@ from django.db import transaction
 
 from ckptweb.limits import MAX_FIELD_BYTES, InvalidInput, parse_json
 from storage.archive import TarPlan, iter_archive
-from storage.backends import get_backend
+from storage.backends import STORAGE_FIELDS, get_backend
 from storage.backends.base import (
     FileNotFoundInStorage,
     StorageBackend,
     StorageError,
     StoredFile,
 )
-from storage.choices import PLAIN_FIELDS, SECRET_FIELDS
-from storage.models import StorageConfig, url_credentials
+from storage.models import StorageConfig, credential_fields
 from storage.paths import UnsafePath, check_relative_path
 
 logger = logging.getLogger(__name__)
 
 PREVIEW_LIMIT = 1024 * 1024
-#: Every field a ``checkpoint_storage`` section may set.
-STORAGE_FIELDS = (*PLAIN_FIELDS, *SECRET_FIELDS)
 METADATA_FILE = "metadata.json"
 #: Files shown as text: source code, configs and logs.
 TEXT_EXTENSIONS = frozenset(
@@ -250,15 +247,6 @@ def default_storage() -> StorageConfig:
         storage.is_default = True
         storage.save(update_fields=["is_default"])
     return storage
-
-
-def credential_fields(fields: dict[str, str]) -> list[str]:
-    """The storage fields that carry credentials (secrets, or a URL with userinfo)."""
-    found = [key for key in SECRET_FIELDS if fields.get(key)]
-    for key in ("endpoint_url", "account_url"):
-        if url_credentials(fields.get(key, "")):
-            found.append(key)
-    return found
 
 
 def storage_for_spec(spec, may_add: bool = True) -> StorageConfig:
