@@ -21,6 +21,7 @@ from ckptweb.limits import (
     check_size,
     printable,
 )
+from ckptweb.policy import DELETE_EVERYTHING, POLICY_FIELDS, Policy
 from experiments.choices import (
     EXPERIMENT_TERMINAL_STATES,
     CheckpointState,
@@ -36,8 +37,6 @@ from experiments.config import (
     parse_experiment_config,
 )
 from experiments.models import (
-    DEFAULT_POLICY,
-    POLICY_FIELDS,
     Checkpoint,
     Experiment,
     GCRun,
@@ -45,7 +44,6 @@ from experiments.models import (
     Validation,
 )
 from experiments.registry import checkpoint_registered_refusal, experiment_registered_refusal
-from experiments.retention import Policy
 from storage.models import StorageConfig
 from storage.paths import UnsafePath, check_relative_path
 
@@ -124,8 +122,7 @@ def storage_for_spec(spec: StorageSpec, may_add: bool = True) -> StorageConfig:
 def apply_master_config(spec: StorageSpec) -> StorageConfig:
     """Make ``spec`` the default storage (the master config), with its default save_*."""
     fields = {key: spec.fields.get(key, "") for key in STORAGE_FIELDS}
-    policy = dict(DEFAULT_POLICY)
-    policy.update(spec.policy)
+    policy = Policy.from_mapping(spec.policy).as_dict()
     with transaction.atomic():
         StorageConfig.objects.filter(is_default=True).exclude(name="default").update(
             is_default=False
@@ -321,7 +318,7 @@ def start_gc_run(
     queued before a policy change never deletes what the new policy keeps.
     """
     if policy is None:
-        policy = Policy(**experiment.gc_policy)
+        policy = experiment.gc_policy
     run = GCRun.objects.create(
         experiment=experiment,
         reason=reason,
@@ -391,7 +388,7 @@ def delete_experiment(experiment: Experiment) -> GCRun:
     return start_gc_run(
         experiment,
         GCReason.EXPERIMENT_DELETED,
-        policy=Policy(save_experiment_best=0, save_trial_best=0, save_trial_latest=0),
+        policy=DELETE_EVERYTHING,
     )
 
 

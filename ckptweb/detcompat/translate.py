@@ -70,7 +70,7 @@ def checkpoint_storage(experiment: Experiment) -> dict:
             if name == "endpoint_url" and (urlsplit(value).username or urlsplit(value).password):
                 continue
             section[name] = value
-    section.update(experiment.gc_policy)
+    section.update(experiment.gc_policy.as_dict())
     return section
 
 

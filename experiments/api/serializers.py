@@ -9,11 +9,11 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ckptweb.policy import MAX_POLICY_VALUE
 from experiments.choices import CheckpointState, ExperimentState, GCRunState, TrialState
 from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
 
 MAX_STEPS = 2**63 - 1
-MAX_POLICY_VALUE = 2**31 - 1
 
 
 def contains_nul(value) -> bool:
@@ -329,11 +329,17 @@ class PreviewCheckpointSerializer(serializers.Serializer):
 
 
 class GCPreviewSerializer(serializers.Serializer):
-    """What a GC policy would keep and delete (DESIGN.md ``gc-preview``); ids descending."""
+    """What a GC policy would keep and delete (DESIGN.md ``gc-preview``); ids descending.
+
+    The id lists and ``reclaimed_bytes`` cover every candidate; ``checkpoints`` is one page.
+    """
 
     policy = GCPolicySerializer()
     retained_ids = serializers.ListField(child=serializers.IntegerField())
     deleted_ids = serializers.ListField(child=serializers.IntegerField())
     reclaimed_bytes = serializers.IntegerField()
     metric_name = serializers.CharField()
-    checkpoints = PreviewCheckpointSerializer(many=True)
+    count = serializers.IntegerField(help_text="Candidates in all pages of checkpoints.")
+    checkpoints = PreviewCheckpointSerializer(
+        many=True, help_text="One page (page, page_size), ids descending."
+    )

@@ -80,6 +80,40 @@ def test_bad_preview_values_are_400_naming_the_field(alice_api, experiment, fiel
     assert field in response.json()["message"]
 
 
+def test_preview_pages_checkpoints_and_keeps_the_lists_whole(alice_api, spec_example):
+    experiment, ids = spec_example
+    url = f"/api/v1/experiments/{experiment.pk}/gc-preview?save_trial_latest=1"
+    whole = alice_api.get(url).json()
+    assert whole["count"] == 10 and len(whole["checkpoints"]) == 10
+    body = alice_api.get(url + "&page=2&page_size=3").json()
+    assert body["count"] == 10
+    assert [c["id"] for c in body["checkpoints"]] == sorted(ids, reverse=True)[3:6]
+    for key in ("retained_ids", "deleted_ids", "reclaimed_bytes", "metric_name", "policy"):
+        assert body[key] == whole[key]
+    assert alice_api.get(url + "&page=5&page_size=3").json()["checkpoints"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "limit"),
+    [
+        ("page_size=1001", "page_size", "1000"),
+        ("page_size=0", "page_size", "1000"),
+        ("page_size=x", "page_size", "1000"),
+        ("page=0", "page", "1 to"),
+        ("page=-1", "page", "1 to"),
+        ("page=99999999999999999999", "page", "1 to"),
+    ],
+)
+def test_bad_preview_pages_are_400_naming_the_field_and_limit(
+    alice_api, experiment, query, field, limit
+):
+    response = alice_api.get(f"/api/v1/experiments/{experiment.pk}/gc-preview?{query}")
+    assert response.status_code == 400
+    body = response.json()
+    assert field in body and limit in body[field][0]
+    assert field in body["message"]
+
+
 def test_put_policy_saves_and_starts_a_run(alice_api, experiment):
     body = {"save_experiment_best": 3, "save_trial_best": 0, "save_trial_latest": 2}
     response = alice_api.put(f"/api/v1/experiments/{experiment.pk}/gc-policy", body, format="json")
@@ -101,7 +135,7 @@ def test_put_policy_saves_and_starts_a_run(alice_api, experiment):
         "finished_at",
     }
     experiment.refresh_from_db()
-    assert experiment.gc_policy == body
+    assert experiment.gc_policy.as_dict() == body
     assert alice_api.get(f"/api/v1/gc-runs/{run['id']}").json()["policy"] == body
 
 

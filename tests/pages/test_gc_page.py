@@ -89,7 +89,7 @@ def test_owner_applies_a_policy(alice_client, spec_example, django_capture_on_co
     assert response.status_code == 302 and response["Location"] == url
     assert len(callbacks) == 1, "the GC run is enqueued on commit"
     spec_example.refresh_from_db()
-    assert spec_example.gc_policy == policy_params((2, 1, 0))
+    assert spec_example.gc_policy.as_dict() == policy_params((2, 1, 0))
     run = GCRun.objects.get()
     assert run.policy == policy_params((2, 1, 0)) and run.reason == "POLICY_CHANGED"
 
