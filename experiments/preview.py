@@ -145,13 +145,6 @@ def gc_preview(
         for row in rows
     ]
     return GCPreview(
-        policy=policy,
-        metric_name=experiment.searcher_metric,
-        retained_ids=retained_ids,
-        deleted_ids=deleted_ids,
-        reclaimed_bytes=reclaimed,
-        page=page,
-        page_size=page_size,
-        checkpoints=checkpoints,
-        kept=kept,
-    )
+        policy, experiment.searcher_metric, retained_ids, deleted_ids, reclaimed,
+        page, page_size, checkpoints, kept,
+    )  # fmt: skip
