@@ -6,10 +6,10 @@ resource checks, GC) live in ``experiments.services`` and ``experiments.retentio
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
-from ckptweb.policy import MAX_POLICY_VALUE
+from ckptweb.policy import MAX_POLICY_VALUE, POLICY_FIELDS
 from experiments.choices import CheckpointState, ExperimentState, GCRunState, TrialState
 from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
 
@@ -343,3 +343,22 @@ class GCPreviewSerializer(serializers.Serializer):
     checkpoints = PreviewCheckpointSerializer(
         many=True, help_text="One page (page, page_size), ids descending."
     )
+
+
+#: The query parameters of ``gc-preview``: a policy (missing values are the current one's)
+#: and the page of ``checkpoints`` (``experiments.preview.page_params``).
+GC_PREVIEW_PARAMETERS = [
+    *(
+        OpenApiParameter(
+            field, int, description="Defaults to the experiment's current policy.", required=False
+        )
+        for field in POLICY_FIELDS
+    ),
+    OpenApiParameter("page", int, description="Page of checkpoints, from 1.", required=False),
+    OpenApiParameter(
+        "page_size",
+        int,
+        description="Rows of checkpoints per page: 1 to 1000, default 200.",
+        required=False,
+    ),
+]

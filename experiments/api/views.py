@@ -18,7 +18,7 @@ from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 
 from ckptweb.api import FastJSONRenderer
-from ckptweb.policy import POLICY_FIELDS, InvalidPolicy, Policy
+from ckptweb.policy import InvalidPolicy, Policy
 from experiments import services
 from experiments.api import serializers as s
 from experiments.api.permissions import IsOwnerOrStaffOrReadOnly
@@ -151,29 +151,7 @@ class ExperimentViewSet(
             raise Conflict(str(exc)) from None
         return Response({"gc_run": s.GCRunSerializer(run).data}, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(
-        parameters=[
-            *(
-                OpenApiParameter(
-                    field,
-                    int,
-                    description="Defaults to the experiment's current policy.",
-                    required=False,
-                )
-                for field in POLICY_FIELDS
-            ),
-            OpenApiParameter(
-                "page", int, description="Page of checkpoints, from 1.", required=False
-            ),
-            OpenApiParameter(
-                "page_size",
-                int,
-                description="Rows of ``checkpoints`` per page: 1 to 1000, default 200.",
-                required=False,
-            ),
-        ],
-        responses={200: s.GCPreviewSerializer},
-    )
+    @extend_schema(parameters=s.GC_PREVIEW_PARAMETERS, responses={200: s.GCPreviewSerializer})
     @action(
         detail=True,
         methods=["get"],
