@@ -22,6 +22,7 @@ from ckptweb.limits import (
     check_size,
     printable,
 )
+from ckptweb.policy import DELETE_EVERYTHING, POLICY_FIELDS, Policy
 from experiments.choices import (
     EXPERIMENT_TERMINAL_STATES,
     CheckpointState,
@@ -37,8 +38,6 @@ from experiments.config import (
     parse_experiment_config,
 )
 from experiments.models import (
-    DEFAULT_POLICY,
-    POLICY_FIELDS,
     Checkpoint,
     Experiment,
     GCRun,
@@ -46,7 +45,6 @@ from experiments.models import (
     Validation,
 )
 from experiments.registry import checkpoint_registered_refusal, experiment_registered_refusal
-from experiments.retention import Policy
 from storage.models import StorageConfig
 from storage.paths import UnsafePath, check_relative_path
 
@@ -134,8 +132,7 @@ def storage_for_spec(spec: StorageSpec, may_add: bool = True) -> StorageConfig:
 def apply_master_config(spec: StorageSpec) -> StorageConfig:
     """Make ``spec`` the default storage (the master config), with its default save_*."""
     fields = {key: spec.fields.get(key, "") for key in STORAGE_FIELDS}
-    policy = dict(DEFAULT_POLICY)
-    policy.update(spec.policy)
+    policy = Policy.from_mapping(spec.policy).as_dict()
     with transaction.atomic():
         StorageConfig.objects.filter(is_default=True).exclude(name="default").update(
             is_default=False
@@ -334,7 +331,7 @@ def start_gc_run(
     queued before a policy change never deletes what the new policy keeps.
     """
     if policy is None:
-        policy = Policy(**experiment.gc_policy)
+        policy = experiment.gc_policy
     run = GCRun.objects.create(
         experiment=experiment,
         reason=reason,
@@ -405,7 +402,7 @@ def delete_experiment(experiment: Experiment) -> GCRun:
     return start_gc_run(
         experiment,
         GCReason.EXPERIMENT_DELETED,
-        policy=Policy(save_experiment_best=0, save_trial_best=0, save_trial_latest=0),
+        policy=DELETE_EVERYTHING,
     )
 
 
