@@ -101,6 +101,7 @@ def experiment_set_gc_policy(client: Client, args) -> None:
         save_experiment_best=args.save_experiment_best,
         save_trial_best=args.save_trial_best,
         save_trial_latest=args.save_trial_latest,
+        page_size=1000,  # the id lists are whole; rows are one page, newest first
     )
     policy = preview["policy"]
     rows = [
@@ -124,9 +125,9 @@ def experiment_set_gc_policy(client: Client, args) -> None:
         f" and keep {len(preview['retained_ids'])}."
     )
     hidden = 0
-    if len(rows) > PREVIEW_ROWS:  # a long experiment: list only some of what goes
+    if preview["count"] > PREVIEW_ROWS:  # a long experiment: list only some of what goes
         deleted = [row for row in rows if row[-1] == "DELETE"]
-        hidden = len(rows) - min(len(deleted), PREVIEW_ROWS)
+        hidden = preview["count"] - min(len(deleted), PREVIEW_ROWS)
         rows = deleted[:PREVIEW_ROWS]
     print_table(
         [

@@ -29,8 +29,8 @@ from ckptweb.limits import ByteSum
 from ckptweb.units import human_bytes
 from experiments.compare import MAX_COMPARED, MIN_COMPARED
 from experiments.models import Checkpoint
+from experiments.queries import can_manage
 from experiments.services import CheckpointProtected, delete_checkpoint
-from experiments.views import can_manage
 from storage.archive import FORMATS
 from storage.backends.base import StorageError
 from storage.bundles import foldered_archive, safe_name

@@ -20,8 +20,7 @@ from django.core.exceptions import ValidationError
 
 from ckptweb import safe_yaml
 from ckptweb.limits import MAX_CONFIG_NODES, InvalidInput, check_json
-from experiments.models import POLICY_FIELDS
-from experiments.retention import InvalidPolicy, parse_policy_value
+from ckptweb.policy import POLICY_FIELDS, InvalidPolicy, parse_policy_value
 from storage.backends import SECRET_FIELDS, STORAGE_FIELDS, URL_FIELDS
 from storage.choices import StorageType
 from storage.models import REDACTED, StorageConfig, redact_url

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from ckptweb.errors import Conflict
 from experiments import partial_deletion
 from experiments.models import Checkpoint
-from experiments.views import can_manage
+from experiments.queries import can_manage
 
 
 def globs_from(data) -> list[str]:

@@ -21,6 +21,7 @@ from ckptweb.limits import (
     check_size,
     printable,
 )
+from ckptweb.policy import DELETE_EVERYTHING, POLICY_FIELDS, Policy
 from experiments import gc
 from experiments.choices import (
     EXPERIMENT_TERMINAL_STATES,
@@ -30,7 +31,6 @@ from experiments.choices import (
 )
 from experiments.config import ConfigError, parse_experiment_config
 from experiments.models import (
-    POLICY_FIELDS,
     Checkpoint,
     Experiment,
     GCRun,
@@ -38,7 +38,6 @@ from experiments.models import (
     Validation,
 )
 from experiments.registry import checkpoint_registered_refusal, experiment_registered_refusal
-from experiments.retention import Policy
 from storage.choices import RUN_ACTIVE_STATES
 from storage.paths import UnsafePath, check_relative_path
 from storage.services import storage_for_spec
@@ -258,7 +257,7 @@ def start_gc_run(
     queued before a policy change never deletes what the new policy keeps.
     """
     if policy is None:
-        policy = Policy(**experiment.gc_policy)
+        policy = experiment.gc_policy
     run = GCRun.objects.create(
         experiment=experiment,
         reason=reason,
@@ -323,7 +322,7 @@ def delete_experiment(experiment: Experiment) -> GCRun:
     return start_gc_run(
         experiment,
         GCReason.EXPERIMENT_DELETED,
-        policy=Policy(save_experiment_best=0, save_trial_best=0, save_trial_latest=0),
+        policy=DELETE_EVERYTHING,
     )
 
 

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from ckptweb.policy import POLICY_FIELDS, Policy
 from storage.backends import BACKENDS, SECRET_FIELDS, STORAGE_FIELDS, URL_FIELDS
 from storage.backends.azure import CONNECTION_STRING_SECRETS, parse_connection_string
 from storage.choices import ScanItemKind, ScanItemResolution, StorageType
@@ -154,13 +155,9 @@ class StorageConfig(models.Model):
             text = text.replace(value, "***")
         return text
 
-    def default_policy(self) -> dict[str, int]:
+    def default_policy(self) -> Policy:
         """The ``save_*`` GC policy experiments on this storage get when they set none."""
-        return {
-            "save_experiment_best": self.save_experiment_best,
-            "save_trial_best": self.save_trial_best,
-            "save_trial_latest": self.save_trial_latest,
-        }
+        return Policy.from_mapping({field: getattr(self, field) for field in POLICY_FIELDS})
 
 
 # --- reconciliation: scans of a storage against the database -------------------------------

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 
 from ckptweb.limits import MAX_FIELD_BYTES, InvalidInput, parse_json
+from ckptweb.policy import Policy
 from storage.archive import TarPlan, iter_archive
 from storage.backends import STORAGE_FIELDS, get_backend
 from storage.backends.base import (
@@ -289,8 +290,7 @@ def storage_for_spec(spec, may_add: bool = True) -> StorageConfig:
 def apply_master_config(spec) -> StorageConfig:
     """Make ``spec`` (a validated ``checkpoint_storage``) the default storage, with its save_*."""
     fields = {key: spec.fields.get(key, "") for key in STORAGE_FIELDS}
-    policy = StorageConfig().default_policy()
-    policy.update(spec.policy)
+    policy = Policy.from_mapping(spec.policy).as_dict()
     with transaction.atomic():
         StorageConfig.objects.filter(is_default=True).exclude(name="default").update(
             is_default=False

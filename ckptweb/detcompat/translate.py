@@ -70,7 +70,7 @@ def checkpoint_storage(experiment: Experiment) -> dict:
             if name in backend.url_parameters and url_credentials(value):
                 continue  # userinfo, or a SAS query in an Azure account_url
             section[name] = value
-    section.update(experiment.gc_policy)
+    section.update(experiment.gc_policy.as_dict())
     return section
 
 

@@ -27,9 +27,10 @@ from ckptweb.detcompat.base import (
     int_param,
     json_body,
 )
+from ckptweb.policy import InvalidPolicy, Policy
 from experiments import partial_deletion, services
 from experiments.models import Experiment
-from experiments.retention import InvalidPolicy, Policy, deleted_checkpoints
+from experiments.preview import gc_preview
 from storage import services as storage_services
 from storage.api.base import logged
 
@@ -133,7 +134,7 @@ class ExperimentView(DetView):
             raise ValidationError({f"checkpointStorage.{extra[0]}": ["cannot be changed."]})
         values = {POLICY_NAMES[name]: value for name, value in section.items()}
         try:
-            policy = Policy.from_values(values, fallback=experiment.gc_policy)
+            policy = Policy.from_mapping(values, fallback=experiment.gc_policy)
         except InvalidPolicy as exc:
             camel = {snake: camel for camel, snake in POLICY_NAMES.items()}[exc.field]
             raise ValidationError({f"checkpointStorage.{camel}": [str(exc)]}) from None
@@ -295,10 +296,10 @@ class PreviewGCView(DetView):
     def get(self, request, experiment_id):
         experiment = get_experiment(experiment_id)
         try:
-            policy = Policy.from_values(request.query_params, fallback=experiment.gc_policy)
+            policy = Policy.from_mapping(request.query_params, fallback=experiment.gc_policy)
         except InvalidPolicy as exc:
             raise ValidationError({exc.field: [str(exc)]}) from None
-        ids = deleted_checkpoints(experiment, policy)
+        ids = gc_preview(experiment, policy, page_size=1).deleted_ids
         doomed = list(checkpoints_queryset().filter(pk__in=ids).order_by("trial_id", "id"))
         metrics = translate.validation_metrics(doomed)
         rows = [

@@ -19,6 +19,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from ckptweb.api import FastJSONRenderer
+from ckptweb.policy import InvalidPolicy, Policy
 from experiments import services
 from experiments.api import serializers as s
 from experiments.api.permissions import IsOwnerOrStaffOrReadOnly
@@ -31,8 +32,8 @@ from experiments.filters import (
     ValidationFilterSet,
 )
 from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
+from experiments.preview import gc_preview, page_params
 from experiments.registry import versions_prefetch
-from experiments.retention import InvalidPolicy, Policy, gc_preview
 
 
 class ApiSchema(AutoSchema):
@@ -130,18 +131,7 @@ class ExperimentViewSet(
         run = services.delete_experiment(self.get_object())
         return Response({"gc_run": s.GCRunSerializer(run).data}, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                field,
-                int,
-                description="Defaults to the experiment's current policy.",
-                required=False,
-            )
-            for field in ("save_experiment_best", "save_trial_best", "save_trial_latest")
-        ],
-        responses={200: s.GCPreviewSerializer},
-    )
+    @extend_schema(parameters=s.GC_PREVIEW_PARAMETERS, responses={200: s.GCPreviewSerializer})
     @action(
         detail=True,
         methods=["get"],
@@ -150,13 +140,15 @@ class ExperimentViewSet(
         renderer_classes=[FastJSONRenderer],
     )
     def gc_preview(self, request, pk=None):
-        """What a policy would keep and delete; missing values are the current policy's."""
+        """What a policy would keep and delete; missing values are the current policy's.
+
+        The id lists and bytes are whole; checkpoints is one page of them (page, page_size),
+        ids descending, and count is the number of candidates.
+        """
         experiment = self.get_object()
-        try:
-            policy = Policy.from_values(request.query_params, fallback=experiment.gc_policy)
-        except InvalidPolicy as exc:
-            raise report_error(exc) from None
-        return Response(gc_preview(experiment, policy))
+        policy = Policy.from_mapping(request.query_params, fallback=experiment.gc_policy)
+        page, page_size = page_params(request.query_params)
+        return Response(gc_preview(experiment, policy, page, page_size).as_dict())
 
     @extend_schema(
         request=s.GCPolicySerializer,

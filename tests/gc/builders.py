@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ckptweb.policy import Policy
 from experiments import services
 from experiments.choices import CheckpointState
 from experiments.demo import SPEC_TABLE  # (trial, steps, metric) of checkpoints 1..10
 from experiments.models import Checkpoint, Experiment
-from experiments.retention import Policy, ranked_candidates
+from experiments.retention import ranked_candidates
 from tests.spec import SPEC_POLICIES  # noqa: F401 - used by the GC tests
 
 # Every checkpoint gets these files (relative path -> content).
