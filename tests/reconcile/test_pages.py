@@ -5,17 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.test import Client
 
 from storage import reconcile
 from storage.models import StorageScan
-
-
-@pytest.fixture
-def staff_client(staff):
-    client = Client()
-    client.force_login(staff)
-    return client
 
 
 @pytest.fixture
