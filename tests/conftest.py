@@ -27,14 +27,15 @@ def missing_service(reason: str):
 
 def wait_for(condition, timeout: float = 60, message: str = "condition", log=None, every=0.05):
     """Poll ``condition()`` until it is truthy and return its value; on timeout fail,
-    quoting ``log()`` (a server's or worker's log) when given."""
+    quoting the end of ``log()`` (a server's or worker's log) when given."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(every)
-    pytest.fail(f"timed out after {timeout}s waiting for {message}\n{log() if log else ''}")
+    tail = log()[-6000:] if log else ""
+    pytest.fail(f"timed out after {timeout}s waiting for {message}\n{tail}")
 
 
 # --- personas -----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from tests.gc.builders import (
     add_checkpoint,
     assert_gc_invariant,
     expected_files,
-    make_experiment,
+    experiment_on,
     policy_of,
 )
 
@@ -64,7 +64,7 @@ class StuckFiles:
 
 def build(owner, store, example) -> tuple[Experiment, list[Checkpoint], set[int]]:
     """The generated experiment; returns it, its checkpoints and the ids of stuck ones."""
-    experiment = make_experiment(owner, store, policy=example["policy"])
+    experiment = experiment_on(owner, store, policy=example["policy"])
     checkpoints, stuck = [], set()
     for rows in example["trials"]:
         trial = services.create_trial(experiment)

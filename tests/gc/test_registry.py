@@ -152,11 +152,11 @@ example_st = st.fixed_dictionaries(
 )
 
 
-@settings(
-    max_examples=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+#: Each example builds the spec's experiment with files: slow, and on function fixtures.
+SLOW_EXAMPLES = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=SLOW_EXAMPLES)
 @given(example=example_st)
 def test_registrations_never_shrink_the_retained_set(alice, fs_store, example):
     experiment, labels = spec_example(alice, fs_store)
