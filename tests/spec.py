@@ -35,6 +35,17 @@ def saved_text(saved: list[int]) -> str:
 SPEC_POLICIES_TEXT = [(policy, saved_text(saved)) for policy, saved in SPEC_POLICIES]
 
 
+#: The spec's PyTorch checkpoint layout (Determined's): the files of every checkpoint, and
+#: the keys of the dict that ``state-dict.pth`` holds.
+PYTORCH_FILES = {"state-dict.pth", "metadata.json", "code/model_def.py", "code/const.yaml"}
+PYTORCH_STATE_KEYS = {
+    "models_state_dict",
+    "optimizers_state_dict",
+    "lr_schedulers_state_dict",
+    "callbacks",
+}
+
+
 def spec_checkpoints(experiment) -> dict:
     """The example's checkpoints in the spec's numbering: {1..10: Checkpoint}.
 

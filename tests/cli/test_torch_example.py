@@ -19,6 +19,7 @@ from experiments.models import Checkpoint, Experiment, ModelVersion
 from storage.models import StorageConfig
 from tests.conftest import missing_service
 from tests.factories import client_for
+from tests.spec import PYTORCH_STATE_KEYS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -107,12 +108,7 @@ def test_train_register_gc_download_by_name_and_predict(
 
     # Rebuilt from code/model_def.py, weights loaded safely: identical predictions.
     state = torch.load(directory / "state-dict.pth", map_location="cpu", weights_only=True)
-    assert set(state) == {
-        "models_state_dict",
-        "optimizers_state_dict",
-        "lr_schedulers_state_dict",
-        "callbacks",
-    }
+    assert set(state) == PYTORCH_STATE_KEYS
     model = load_module(directory / "code" / "model_def.py").build_model()
     model.load_state_dict(state["models_state_dict"][0])
     model.eval()

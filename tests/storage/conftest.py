@@ -118,6 +118,10 @@ def shared_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("shared")
 
 
+#: The session fixture of each object store's test server.
+SERVERS = {"s3": "moto_server", "gcs": "gcs_server", "azure": "azurite_server"}
+
+
 def make_store(kind: str, request, host: Path, prefix: str) -> Store:
     """Build a Store of ``kind``; S3/GCS/Azure start their server (or skip) on first use."""
     from storage.models import StorageConfig
@@ -129,32 +133,19 @@ def make_store(kind: str, request, host: Path, prefix: str) -> Store:
             name=name, type="shared_fs", host_path=str(host), storage_path="ckpts"
         )
         return Store(kind, config, root=host / "ckpts")
+    server = request.getfixturevalue(SERVERS[kind])
     if kind == "s3":
-        server = request.getfixturevalue("moto_server")
-        config = StorageConfig.objects.create(
-            name=name,
-            type="s3",
-            bucket=BUCKET,
-            prefix=prefix,
-            endpoint_url=server.endpoint,
-            access_key=ACCESS_KEY,
-            secret_key=SECRET_KEY,
-        )
-        return Store(kind, config, admin=s3_admin_client(server.endpoint))
-    if kind == "azure":
-        server = request.getfixturevalue("azurite_server")
-        config = StorageConfig.objects.create(
-            name=name,
-            type="azure",
-            container=BUCKET,
-            prefix=prefix,
-            connection_string=server.connection_string,
-        )
+        fields = {"bucket": BUCKET, "endpoint_url": server.endpoint}
+        fields.update(access_key=ACCESS_KEY, secret_key=SECRET_KEY)
+        admin = s3_admin_client(server.endpoint)
+    elif kind == "azure":
+        fields = {"container": BUCKET, "connection_string": server.connection_string}
         admin = azure_admin_client(server.connection_string).get_container_client(BUCKET)
-        return Store(kind, config, admin=admin)
-    request.getfixturevalue("gcs_server")
-    config = StorageConfig.objects.create(name=name, type="gcs", bucket=BUCKET, prefix=prefix)
-    return Store(kind, config, admin=gcs_admin_client())
+    else:
+        fields = {"bucket": BUCKET}
+        admin = gcs_admin_client()
+    config = StorageConfig.objects.create(name=name, type=kind, prefix=prefix, **fields)
+    return Store(kind, config, admin=admin)
 
 
 @pytest.fixture(params=["shared_fs", "s3", "gcs", "azure"])
@@ -174,25 +165,21 @@ def isolated_store(request, db, tmp_path):
     return lambda kind: make_store(kind, request, tmp_path, unique_prefix())
 
 
-@pytest.fixture
-def fs_store(isolated_store) -> Store:
-    """A shared_fs Store for tests that are about HTTP, not about a backend."""
-    return isolated_store("shared_fs")
+def isolated_store_of(kind: str):
+    """A fixture giving a Store of ``kind`` in a location of its own."""
+
+    @pytest.fixture
+    def isolated(isolated_store) -> Store:
+        return isolated_store(kind)
+
+    return isolated
 
 
-@pytest.fixture
-def s3_store(isolated_store) -> Store:
-    return isolated_store("s3")
-
-
-@pytest.fixture
-def gcs_store(isolated_store) -> Store:
-    return isolated_store("gcs")
-
-
-@pytest.fixture
-def azure_store(isolated_store) -> Store:
-    return isolated_store("azure")
+#: ``fs_store`` serves the tests that are about HTTP, not about a backend.
+fs_store = isolated_store_of("shared_fs")
+s3_store = isolated_store_of("s3")
+gcs_store = isolated_store_of("gcs")
+azure_store = isolated_store_of("azure")
 
 
 # --- checkpoints ---------------------------------------------------------------------------
