@@ -14,9 +14,11 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from ckptweb.policy import Policy
 from experiments.choices import GC_CANDIDATE_STATES
 from experiments.models import Checkpoint, Experiment
-from experiments.retention import Policy, gc_preview, ranked_candidates
+from experiments.preview import gc_preview
+from experiments.retention import ranked_candidates
 
 TARGET_RATIO = 2.0
 TARGET_MS = 300
@@ -57,8 +59,8 @@ def explain(experiment: Experiment, policy: Policy) -> str:
 def breakdown(experiment: Experiment, policy: Policy, runs: int) -> dict:
     """Where the preview's time goes: ranking query + Python, dict building, JSON encoding."""
     ranked = median(time_runs(lambda: ranked_candidates(experiment, policy), runs, warmup=0))
-    built = median(time_runs(lambda: gc_preview(experiment, policy), runs, warmup=0))
-    body = gc_preview(experiment, policy)
+    built = median(time_runs(lambda: gc_preview(experiment, policy).as_dict(), runs, warmup=0))
+    body = gc_preview(experiment, policy).as_dict()
     encoded = median(time_runs(lambda: json.dumps(body), runs, warmup=0))
     return {
         "ranked_candidates_ms": ms(ranked),
@@ -76,9 +78,9 @@ def run(experiment_id: int, token: str, runs: int) -> tuple[list[Result], dict]:
         runs,
     )
     experiment = Experiment.objects.select_related("storage").get(pk=experiment_id)
-    policy = Policy(**experiment.gc_policy)
+    policy = experiment.gc_policy
     response = preview_request(client, experiment_id, token)
-    rows = len(response.json()["checkpoints"])
+    rows = response.json()["count"]
     preview_ms, select_ms = ms(median(subject)), ms(median(baseline))
     ratio = median(subject) / median(baseline)
     detail = {

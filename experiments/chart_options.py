@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from experiments.charts import chart_checkpoints, metric_chart, validation_lines
+from experiments.chart_data import chart_checkpoints, validation_lines
+from experiments.charts import metric_chart
 from experiments.models import Experiment, Trial, Validation
 from experiments.retention import candidates
 

@@ -1,14 +1,12 @@
 """Server-side SVG chart of a validation metric against steps or time (no JS library).
 
-The data is bounded by the database, not by Python: ``validation_lines`` and
-``chart_checkpoints`` fetch at most about ``MAX_POINTS`` validations and ``MAX_MARKERS``
-checkpoints whatever the size of the experiment — every row when there are few, otherwise a
-sample chosen in SQL (``MOD(id, k) = 0`` with ``k`` from a COUNT, plus each trial's first and
-last validation so every trial keeps its line, and the checkpoints the policy keeps).
 ``metric_chart`` lays out one line per trial plus a marker per checkpoint — kept ones filled,
 those the policy would delete hollow and red — and thins lines further to the page's budget.
-Any reported metric can be drawn (``experiments.chart_options`` reads the page's choice),
-on a linear or log10 scale, in a colour-blind-safe palette of 12 (dashed past the sixth).
+Its input is bounded by the database (``experiments.chart_data``: at most about
+``MAX_POINTS`` validations and ``MAX_MARKERS`` checkpoints whatever the size of the
+experiment). Any reported metric can be drawn (``experiments.chart_options`` reads the
+page's choice), on a linear or log10 scale, in a colour-blind-safe palette of 12 (dashed
+past the sixth).
 """
 
 from __future__ import annotations
@@ -17,9 +15,6 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery
-from django.db.models.fields.json import KeyTransform
-from django.db.models.functions import Mod
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
@@ -34,13 +29,8 @@ from experiments.chart_axes import (  # noqa: F401 - nice_ticks, downsample: re-
     stride,
     tick_label,
 )
-from experiments.models import Validation
+from experiments.chart_data import MAX_MARKERS, MAX_POINTS, ChartCheckpoint, Lines, Markers
 
-MAX_POINTS = 2000
-MAX_MARKERS = 2000
-#: At most this many retained checkpoints are named in the marker query (an ``IN`` list;
-#: SQLite allows 999 parameters); the rest of the markers are a sample of all candidates.
-MAX_KEPT_MARKERS = 800
 MAX_LEGEND = 12
 #: Colour-blind-safe (Okabe & Ito, then Paul Tol's muted scheme): 12 distinct hues on
 #: white. Trials past the sixth are also dashed, so no two of 12 lines look alike.
@@ -63,18 +53,6 @@ DASHED_FROM = 6
 WIDTH, HEIGHT = 760, 300
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 64, 16, 14, 62
 LANE_OFFSET = 30  # the "no metric" lane sits this far below the plot
-
-
-@dataclass(frozen=True)
-class ChartCheckpoint:
-    """What the chart needs of a checkpoint: where it goes and whether it is kept."""
-
-    id: int
-    trial_id: int
-    steps_completed: int
-    validation_metric: float | None
-    keep: bool | None  # None: not a GC candidate (already deleted, deleting, error)
-    report_time: float | None = None  # POSIX seconds, for the time axis
 
 
 @dataclass
@@ -189,113 +167,6 @@ class Chart:
             for m in self.kept_markers
         )
         return mark_safe("".join(deleted) + "".join(kept))  # noqa: S308 - titles escaped
-
-
-@dataclass
-class Lines:
-    """``{trial_id: [(x, metric), …]}`` and whether the database sampled the rows.
-
-    ``x`` is steps, or POSIX seconds of the report on the time axis; ``by_steps`` gives
-    each trial's value at a step, to place checkpoints on a metric other than the searcher's.
-    """
-
-    points: dict[int, list[tuple[float, float]]]
-    sampled: bool = False
-    by_steps: dict[int, dict[int, float]] = field(default_factory=dict)
-
-
-def validation_lines(
-    metric_name: str,
-    validations: QuerySet,
-    trials: QuerySet,
-    count: int | None = None,
-    max_points: int = MAX_POINTS,
-    x_axis: str = "steps",
-) -> Lines:
-    """The searcher metric of ``validations`` per trial, at most about ``max_points`` rows.
-
-    ``trials`` are the trials those validations belong to and ``count`` the number of
-    validations if the caller knows it (else one COUNT query). With at most ``max_points``
-    validations every one is read and the latest at a step wins. With more, the database
-    returns every ``k``-th row by id (``k`` from the count) plus each trial's first and last
-    validation by steps (one index probe per trial), so every trial keeps a line spanning
-    its steps; that is at most ``max_points / 2 + 2 × trials`` rows. Two queries when
-    ``count`` is not given, one otherwise. Values that are not finite numbers are skipped.
-    """
-    if count is None:
-        count = validations.count()
-    rows = validations.annotate(value=KeyTransform(metric_name, "metrics"))
-    sampled = count > max_points
-    if sampled:
-        k = -(-count // max(max_points // 2, 1))
-        of_trial = Validation.objects.filter(trial=OuterRef("pk")).values("id")
-        first = trials.order_by().values(
-            v=Subquery(of_trial.order_by("steps_completed", "-id")[:1])
-        )
-        last = trials.order_by().values(
-            v=Subquery(of_trial.order_by("-steps_completed", "-id")[:1])
-        )
-        rows = rows.annotate(bucket=Mod("id", k)).filter(
-            Q(bucket=0) | Q(id__in=first) | Q(id__in=last)
-        )
-    lines: dict[int, dict[int, float]] = {}
-    times: dict[tuple[int, int], float] = {}
-    for trial_id, steps, value, reported in rows.order_by(
-        "trial_id", "steps_completed", "id"
-    ).values_list("trial_id", "steps_completed", "value", "report_time"):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        if not math.isfinite(value):
-            continue
-        lines.setdefault(trial_id, {})[steps] = float(value)
-        times[(trial_id, steps)] = reported.timestamp()
-    if x_axis == "time":
-        points = {
-            t: sorted((times[(t, steps)], v) for steps, v in p.items()) for t, p in lines.items()
-        }
-    else:
-        points = {trial_id: sorted(p.items()) for trial_id, p in lines.items()}
-    return Lines(points, sampled, lines)
-
-
-@dataclass
-class Markers:
-    """The checkpoints to mark on a chart and whether the database sampled them."""
-
-    checkpoints: list[ChartCheckpoint]
-    sampled: bool = False
-
-
-def chart_checkpoints(
-    candidates: QuerySet,
-    kept: dict[int, int] | set[int],
-    count: int,
-    max_markers: int = MAX_MARKERS,
-) -> Markers:
-    """At most about ``max_markers`` of the GC ``candidates``, with their verdicts, in one query.
-
-    ``kept`` is the retained set of the policy (``retention.retained``) and ``count`` the
-    number of candidates (an upper bound will do). With at most ``max_markers`` candidates
-    every one is read. With more, the retained ones (up to ``MAX_KEPT_MARKERS`` of them,
-    evenly spread by id) and every ``k``-th candidate by id make up the markers, so kept
-    checkpoints stay visible however few they are.
-    """
-    rows = candidates.order_by("id")
-    sampled = count > max_markers
-    if sampled:
-        named = sorted(kept)
-        if len(named) > MAX_KEPT_MARKERS:
-            step = len(named) / MAX_KEPT_MARKERS
-            named = [named[int(i * step)] for i in range(MAX_KEPT_MARKERS)]
-        k = -(-count // max(max_markers - len(named), 1))
-        rows = rows.annotate(bucket=Mod("id", k)).filter(Q(bucket=0) | Q(id__in=named))
-    markers = [
-        ChartCheckpoint(pk, trial_id, steps, metric, pk in kept, reported.timestamp())
-        for pk, trial_id, steps, metric, reported in rows.values_list(
-            "id", "trial_id", "steps_completed", "validation_metric", "report_time"
-        )
-    ]
-    return Markers(markers, sampled)
 
 
 def metric_chart(

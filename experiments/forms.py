@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django import forms
 
+from ckptweb.policy import POLICY_FIELDS, InvalidPolicy, Policy
 from experiments.choices import ExperimentState
-from experiments.models import POLICY_FIELDS, Experiment
-from experiments.retention import InvalidPolicy, Policy
+from experiments.models import Experiment
 
 POLICY_HELP = {
     "save_experiment_best": "Best checkpoints over all trials",
@@ -43,7 +43,7 @@ class GCPolicyForm(forms.Form):
 
     def __init__(self, experiment: Experiment, *args, **kwargs):
         self.experiment = experiment
-        kwargs.setdefault("initial", experiment.gc_policy)
+        kwargs.setdefault("initial", experiment.gc_policy.as_dict())
         super().__init__(*args, **kwargs)
         self.policy: Policy | None = None
         for name in POLICY_FIELDS:
@@ -65,7 +65,7 @@ class GCPolicyForm(forms.Form):
             return data
         values = {name: data.get(name) for name in POLICY_FIELDS}
         try:
-            self.policy = Policy.from_values(values, fallback=self.experiment.gc_policy)
+            self.policy = Policy.from_mapping(values, fallback=self.experiment.gc_policy)
         except InvalidPolicy as exc:
             self.add_error(exc.field if exc.field in self.fields else None, str(exc))
         return data

@@ -63,6 +63,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ckptweb.limits import add_bytes
+from ckptweb.policy import DELETE_EVERYTHING, Policy
 from experiments.choices import (
     GC_RUN_TERMINAL_STATES,
     CheckpointState,
@@ -76,7 +77,7 @@ from experiments.partial_deletion import (
     remaining_files,
     resume_orphaned_deletions,
 )
-from experiments.retention import Policy, pinned, ranked_candidates
+from experiments.retention import pinned, ranked_candidates
 from storage.backends.base import StorageError, TransientStorageError
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,6 @@ CLAIMABLE_STATES = (
 ACTIVE_RUN_STATES = (GCRunState.PENDING, GCRunState.RUNNING)
 #: Runs that delete (files of) the one checkpoint named on the run, whatever the policy.
 SINGLE_CHECKPOINT_REASONS = (GCReason.CHECKPOINT_DELETED, GCReason.FILES)
-DELETE_EVERYTHING = Policy(save_experiment_best=0, save_trial_best=0, save_trial_latest=0)
 
 
 def batch_size() -> int:
@@ -193,9 +193,7 @@ def effective_policy(experiment: Experiment) -> Policy:
     The experiment's policy is read when the run starts, so a run queued before a policy
     change never deletes what the new policy keeps.
     """
-    if experiment.state == ExperimentState.DELETING:
-        return DELETE_EVERYTHING
-    return Policy(**experiment.gc_policy)
+    return experiment.applied_policy
 
 
 def deletion_set(run: GCRun, experiment: Experiment, policy: Policy) -> list[int]:
@@ -226,7 +224,7 @@ def claim_checkpoints(run: GCRun) -> int:
         )
         _beat(run.pk)
         if run.reason in SINGLE_CHECKPOINT_REASONS:
-            policy = Policy(**run.policy)  # not used: the run deletes the one checkpoint
+            policy = run.gc_policy  # not used: the run deletes the one checkpoint
         else:
             policy = effective_policy(experiment)
         ids = deletion_set(run, experiment, policy)

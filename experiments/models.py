@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from ckptweb.policy import DEFAULT_POLICY, DELETE_EVERYTHING, POLICY_FIELDS, Policy
 from experiments.choices import (
     CheckpointState,
     ExperimentState,
@@ -17,8 +18,6 @@ from experiments.choices import (
 # GC candidates (experiments.choices.GC_CANDIDATE_STATES), as partial-index conditions.
 CANDIDATE = Q(state__in=["COMPLETED", "PARTIALLY_DELETED"])
 CANDIDATE_WITH_METRIC = CANDIDATE & Q(validation_metric__isnull=False)
-DEFAULT_POLICY = {"save_experiment_best": 0, "save_trial_best": 1, "save_trial_latest": 1}
-POLICY_FIELDS = tuple(DEFAULT_POLICY)
 
 
 class Experiment(models.Model):
@@ -63,13 +62,19 @@ class Experiment(models.Model):
         return f"#{self.pk} {self.name}"
 
     @property
-    def gc_policy(self) -> dict[str, int]:
+    def gc_policy(self) -> Policy:
         """The effective GC policy: own values, else the storage's defaults, else 0/1/1."""
         fallback = self.storage.default_policy() if self.storage_id else DEFAULT_POLICY
-        return {
-            field: getattr(self, field) if getattr(self, field) is not None else fallback[field]
-            for field in POLICY_FIELDS
-        }
+        return Policy.from_mapping(
+            {field: getattr(self, field) for field in POLICY_FIELDS}, fallback
+        )
+
+    @property
+    def applied_policy(self) -> Policy:
+        """The policy a GC run applies now: 0/0/0 while DELETING, else ``gc_policy``."""
+        if self.state == ExperimentState.DELETING:
+            return DELETE_EVERYTHING
+        return self.gc_policy
 
 
 class Trial(models.Model):
@@ -254,6 +259,11 @@ class GCRun(models.Model):
 
     def __str__(self) -> str:
         return f"GC run {self.pk} of experiment {self.experiment_id}"
+
+    @property
+    def gc_policy(self) -> Policy:
+        """``policy`` (the recorded ``as_dict()``) as a Policy, e.g. to print "0/1/1"."""
+        return Policy.from_mapping(self.policy or {})
 
 
 from experiments.models_registry import Model, ModelVersion  # noqa: E402  (registers them)

@@ -4,8 +4,8 @@
 Anyone signed in looks; registering into a model is for its owner and staff (a model that
 does not exist yet is created by the registration, owned by whoever registers). Rules and
 messages come from ``experiments.registry``; the download buttons and the load snippet are
-the checkpoint page's (``experiments.views.download_links``-style URLs of the model route,
-``detect_format`` and ``load_snippet``).
+the checkpoint page's (``experiments.checkpoint_files.download_links``-style URLs of the
+model route, ``detect_format`` and ``load_snippet``).
 """
 
 from __future__ import annotations
@@ -128,10 +128,7 @@ def checkpoint_register(request, uuid):
         version = registry.register_version(
             model, checkpoint, request.user, request.POST.get("comment", "")
         )
-    except registry.RegistryError as exc:
-        messages.error(request, f"Not registered: {exc}")
-        return back
-    except registry.RegistryConflict as exc:
+    except (registry.RegistryError, registry.RegistryConflict) as exc:
         messages.error(request, f"Not registered: {exc}")
         return back
     messages.success(

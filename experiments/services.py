@@ -12,6 +12,7 @@ import yaml
 from django.conf import settings
 from django.db import transaction
 
+from ckptweb.errors import Conflict
 from ckptweb.limits import (
     MAX_INT,
     MAX_PATH_LENGTH,
@@ -21,6 +22,7 @@ from ckptweb.limits import (
     check_size,
     printable,
 )
+from ckptweb.policy import DELETE_EVERYTHING, POLICY_FIELDS, Policy
 from experiments.choices import (
     EXPERIMENT_TERMINAL_STATES,
     CheckpointState,
@@ -36,8 +38,6 @@ from experiments.config import (
     parse_experiment_config,
 )
 from experiments.models import (
-    DEFAULT_POLICY,
-    POLICY_FIELDS,
     Checkpoint,
     Experiment,
     GCRun,
@@ -45,7 +45,6 @@ from experiments.models import (
     Validation,
 )
 from experiments.registry import checkpoint_registered_refusal, experiment_registered_refusal
-from experiments.retention import Policy
 from storage.models import StorageConfig
 from storage.paths import UnsafePath, check_relative_path
 
@@ -62,8 +61,17 @@ def _storable(value, field: str, **limits):
         raise ReportError(exc.field, exc.message) from None
 
 
-class CheckpointProtected(Exception):
-    """A protected (or registered) checkpoint cannot be deleted."""
+class CheckpointProtected(Conflict):
+    """A protected (or registered) checkpoint cannot be deleted (a 409)."""
+
+
+def check_not_deleting(experiment: Experiment) -> None:
+    """Nothing may be added to or changed in an experiment that is being deleted (Conflict).
+
+    The one place of the rule: every service that adds to or changes an experiment calls it.
+    """
+    if experiment.state == ExperimentState.DELETING:
+        raise Conflict(f"experiment {experiment.pk} is being deleted.")
 
 
 # --- storage -------------------------------------------------------------------------------
@@ -124,8 +132,7 @@ def storage_for_spec(spec: StorageSpec, may_add: bool = True) -> StorageConfig:
 def apply_master_config(spec: StorageSpec) -> StorageConfig:
     """Make ``spec`` the default storage (the master config), with its default save_*."""
     fields = {key: spec.fields.get(key, "") for key in STORAGE_FIELDS}
-    policy = dict(DEFAULT_POLICY)
-    policy.update(spec.policy)
+    policy = Policy.from_mapping(spec.policy).as_dict()
     with transaction.atomic():
         StorageConfig.objects.filter(is_default=True).exclude(name="default").update(
             is_default=False
@@ -174,6 +181,7 @@ def create_experiment(
 
 def create_trial(experiment: Experiment, hparams: dict | None = None) -> Trial:
     """Add a trial to ``experiment``."""
+    check_not_deleting(experiment)
     if hparams is not None and not isinstance(hparams, dict):
         raise ReportError("hparams", "hparams must be a JSON object.")
     _storable(hparams, "hparams")
@@ -245,6 +253,7 @@ def report_validation(trial: Trial, steps_completed: int, metrics: dict) -> Vali
 
     The latest validation reported at a step wins, whether the checkpoint came first or not.
     """
+    check_not_deleting(trial.experiment)
     check_metrics(metrics)
     with transaction.atomic():
         validation = Validation.objects.create(
@@ -283,6 +292,7 @@ def report_checkpoint(
     uuid: str | uuid_lib.UUID | None = None,
 ) -> Checkpoint:
     """Record a checkpoint whose files are already on the experiment's storage."""
+    check_not_deleting(trial.experiment)
     resources = check_resources(resources)
     metadata = check_metadata(metadata)
     if uuid is None:
@@ -321,7 +331,7 @@ def start_gc_run(
     queued before a policy change never deletes what the new policy keeps.
     """
     if policy is None:
-        policy = Policy(**experiment.gc_policy)
+        policy = experiment.gc_policy
     run = GCRun.objects.create(
         experiment=experiment,
         reason=reason,
@@ -342,6 +352,7 @@ def _enqueue_gc_run(run_id: int) -> None:
 @transaction.atomic
 def set_gc_policy(experiment: Experiment, policy: Policy, user=None) -> GCRun:
     """Save a new GC policy on ``experiment`` and start a GC run with it (by ``user``)."""
+    check_not_deleting(experiment)
     for field, value in policy.as_dict().items():
         setattr(experiment, field, value)
     experiment.save(update_fields=[*POLICY_FIELDS, "updated_at"])
@@ -351,8 +362,7 @@ def set_gc_policy(experiment: Experiment, policy: Policy, user=None) -> GCRun:
 @transaction.atomic
 def set_experiment_state(experiment: Experiment, state: str) -> GCRun | None:
     """Change the state; reaching a terminal state starts a GC run."""
-    if experiment.state == ExperimentState.DELETING:
-        raise ReportError("state", "the experiment is being deleted.")
+    check_not_deleting(experiment)
     if state == ExperimentState.DELETING:
         raise ReportError("state", "use DELETE to delete an experiment.")
     previous = experiment.state
@@ -371,6 +381,7 @@ def delete_experiment(experiment: Experiment) -> GCRun:
     deletes a protected checkpoint, so the experiment could never finish deleting.
     """
     experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    check_not_deleting(experiment)
     protected = (
         experiment.checkpoints.filter(protected=True)
         .exclude(state=CheckpointState.DELETED)
@@ -391,14 +402,21 @@ def delete_experiment(experiment: Experiment) -> GCRun:
     return start_gc_run(
         experiment,
         GCReason.EXPERIMENT_DELETED,
-        policy=Policy(save_experiment_best=0, save_trial_best=0, save_trial_latest=0),
+        policy=DELETE_EVERYTHING,
     )
 
 
 @transaction.atomic
 def delete_checkpoint(checkpoint: Checkpoint, user=None) -> GCRun:
-    """Start a run (by ``user``) that deletes one checkpoint's files. Protected ones raise."""
+    """Start a run (by ``user``) that deletes one checkpoint's files.
+
+    Conflict when its experiment is being deleted or its files are already (being) deleted;
+    CheckpointProtected (a Conflict) when it is protected or registered.
+    """
     checkpoint = Checkpoint.objects.select_for_update().get(pk=checkpoint.pk)
+    check_not_deleting(checkpoint.experiment)
+    if checkpoint.state in (CheckpointState.DELETED, CheckpointState.DELETING):
+        raise Conflict(f"checkpoint {checkpoint.uuid} is already {checkpoint.state}.")
     if checkpoint.protected:
         raise CheckpointProtected(f"checkpoint {checkpoint.uuid} is protected; unprotect it first.")
     if refusal := checkpoint_registered_refusal(checkpoint):
@@ -423,6 +441,7 @@ __all__ = [
     "ReportError",
     "active_gc_run",
     "apply_master_config",
+    "check_not_deleting",
     "create_experiment",
     "create_trial",
     "default_storage",

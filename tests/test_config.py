@@ -109,7 +109,7 @@ def test_config_must_be_a_mapping():
 def test_no_storage_section_uses_the_default(alice, default_storage):
     experiment = services.create_experiment(alice, BASE)
     assert experiment.storage == default_storage
-    assert experiment.gc_policy == {
+    assert experiment.gc_policy.as_dict() == {
         "save_experiment_best": 0,
         "save_trial_best": 1,
         "save_trial_latest": 1,
@@ -139,7 +139,7 @@ def test_policy_from_config_and_storage_default(alice, default_storage):
         alice, BASE + "checkpoint_storage: {save_experiment_best: 3}\n"
     )
     assert experiment.storage == default_storage
-    assert experiment.gc_policy == {
+    assert experiment.gc_policy.as_dict() == {
         "save_experiment_best": 3,
         "save_trial_best": 1,
         "save_trial_latest": 4,
@@ -165,7 +165,7 @@ def test_apply_master_config_command(tmp_path, settings):
     call_command("apply_master_config")  # idempotent
     storage = StorageConfig.objects.get(is_default=True)
     assert storage.host_path == str(tmp_path)
-    assert storage.default_policy() == {
+    assert storage.default_policy().as_dict() == {
         "save_experiment_best": 0,
         "save_trial_best": 2,
         "save_trial_latest": 1,

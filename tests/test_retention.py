@@ -4,20 +4,24 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from experiments.choices import CheckpointState
-from experiments.models import Checkpoint, Trial
-from experiments.retention import (
-    InvalidPolicy,
-    Policy,
-    deleted_checkpoints,
-    gc_preview,
-    ranked_candidates,
-    retained,
-    retained_checkpoints,
-    retention_summary,
-)
+from ckptweb.policy import DELETE_EVERYTHING, InvalidPolicy, Policy
+from experiments.choices import CheckpointState, ExperimentState
+from experiments.models import Checkpoint, Experiment, Trial
+from experiments.preview import gc_preview
+from experiments.retention import ranked_candidates, retained
 from tests.factories import bulk_checkpoints, make_experiment
+from tests.retention_oracle import reference_retained
 from tests.spec import SPEC_POLICIES
+
+
+def retained_checkpoints(experiment, policy: Policy) -> list[int]:
+    """Ids the policy keeps, descending (the preview's whole list)."""
+    return gc_preview(experiment, policy).retained_ids
+
+
+def deleted_checkpoints(experiment, policy: Policy) -> list[int]:
+    """Ids the policy deletes, descending (the preview's whole list)."""
+    return gc_preview(experiment, policy).deleted_ids
 
 
 @pytest.fixture
@@ -49,35 +53,37 @@ def test_it_decides_in_one_query(spec_example, django_assert_num_queries):
 
 
 @pytest.mark.django_db
-def test_summary_counts_without_listing(spec_example, django_assert_num_queries):
+def test_preview_counts_in_four_queries(spec_example, django_assert_num_queries):
     experiment, spec_to_db = spec_example
     sizes = dict(Checkpoint.objects.values_list("id", "size_bytes"))
-    with django_assert_num_queries(2):
-        summary = retention_summary(experiment, Policy(0, 1, 1))
+    # The retained set, the (id, size) pairs, one page of rows, the versions pinning them.
+    with django_assert_num_queries(4):
+        preview = gc_preview(experiment, Policy(0, 1, 1))
     kept = {spec_to_db[n] for n in (10, 7, 5)}
-    assert set(summary["retained_ids"]) == kept
-    assert (summary["retained_count"], summary["deleted_count"]) == (3, 7)
-    assert summary["reclaimed_bytes"] == sum(v for k, v in sizes.items() if k not in kept)
+    assert set(preview.retained_ids) == kept
+    assert (preview.retained_count, preview.deleted_count, preview.count) == (3, 7, 10)
+    assert preview.reclaimed_bytes == sum(v for k, v in sizes.items() if k not in kept)
 
 
 @pytest.mark.django_db
-def test_preview_shape_and_reclaimed_bytes(spec_example):
+def test_preview_pages_rows_but_not_the_id_lists(spec_example):
     experiment, spec_to_db = spec_example
-    preview = gc_preview(experiment, Policy(2, 0, 0))
-    assert set(preview) >= {
-        "retained_ids",
-        "deleted_ids",
-        "reclaimed_bytes",
-        "metric_name",
-        "checkpoints",
-    }
-    assert preview["retained_ids"] == [spec_to_db[8], spec_to_db[7]]
-    assert preview["deleted_ids"] == sorted(preview["deleted_ids"], reverse=True)
-    sizes = dict(Checkpoint.objects.values_list("id", "size_bytes"))
-    assert preview["reclaimed_bytes"] == sum(sizes[pk] for pk in preview["deleted_ids"]) > 0
-    assert preview["metric_name"] == "validation_loss"
-    row = next(c for c in preview["checkpoints"] if c["id"] == spec_to_db[7])
-    assert row["validation_metric"] == 0.2 and row["keep"] is True
+    everything = gc_preview(experiment, Policy(0, 1, 1))
+    first = gc_preview(experiment, Policy(0, 1, 1), page=1, page_size=4)
+    last = gc_preview(experiment, Policy(0, 1, 1), page=3, page_size=4)
+    past = gc_preview(experiment, Policy(0, 1, 1), page=4, page_size=4)
+    for preview in (first, last, past):
+        assert preview.retained_ids == everything.retained_ids
+        assert preview.deleted_ids == everything.deleted_ids
+        assert preview.reclaimed_bytes == everything.reclaimed_bytes
+        assert preview.count == 10
+    ids = sorted(spec_to_db.values(), reverse=True)
+    assert [row.id for row in first.checkpoints] == ids[:4]
+    assert [row.id for row in last.checkpoints] == ids[8:]
+    assert past.checkpoints == []
+    assert [row.keep for row in everything.checkpoints] == [
+        pk in everything.retained_ids for pk in ids
+    ]
 
 
 @pytest.mark.django_db
@@ -108,14 +114,51 @@ def test_larger_is_better(alice, default_storage):
 )
 def test_policy_rejects_bad_values(bad):
     with pytest.raises(InvalidPolicy) as info:
-        Policy.from_values(bad)
+        Policy.from_mapping(bad)
     assert info.value.field == "save_trial_best"
     assert "save_trial_best" in str(info.value)
 
 
 def test_policy_fills_missing_values_from_fallback():
-    policy = Policy.from_values({"save_trial_best": "3"}, fallback={"save_experiment_best": 2})
+    policy = Policy.from_mapping({"save_trial_best": "3"}, fallback={"save_experiment_best": 2})
     assert policy == Policy(save_experiment_best=2, save_trial_best=3, save_trial_latest=1)
+    fallback = Policy(4, 5, 6)
+    assert Policy.from_mapping({"save_trial_latest": ""}, fallback=fallback) == fallback
+
+
+def test_policy_formats_itself():
+    policy = Policy(2, 0, 1)
+    assert str(policy) == policy.text == "2/0/1"
+    assert f"policy {Policy()}" == "policy 0/1/1"
+    assert str(DELETE_EVERYTHING) == "0/0/0"
+    assert policy.as_dict() == {
+        "save_experiment_best": 2,
+        "save_trial_best": 0,
+        "save_trial_latest": 1,
+    }
+    assert Policy.from_mapping(policy.as_dict()) == policy
+
+
+@pytest.mark.parametrize("bad", [-1, True, "1", 1.5, 2**31])
+def test_policy_refuses_a_bad_value_when_built(bad):
+    with pytest.raises(InvalidPolicy) as info:
+        Policy(0, 1, bad)
+    assert info.value.field == "save_trial_latest"
+
+
+@pytest.mark.django_db
+def test_experiment_policy_falls_back_to_storage_then_default(alice, default_storage):
+    experiment = make_experiment(alice, default_storage)
+    assert experiment.gc_policy == Policy(0, 1, 1)
+    default_storage.save_experiment_best, default_storage.save_trial_latest = 3, 4
+    default_storage.save()
+    assert default_storage.default_policy() == Policy(3, 1, 4)
+    experiment = Experiment.objects.select_related("storage").get(pk=experiment.pk)
+    assert experiment.gc_policy == Policy(3, 1, 4)
+    experiment.save_trial_latest = 0
+    assert experiment.gc_policy == experiment.applied_policy == Policy(3, 1, 0)
+    experiment.state = ExperimentState.DELETING
+    assert experiment.applied_policy == DELETE_EVERYTHING
 
 
 # --- property tests against a pure-Python reference ----------------------------------------
@@ -138,30 +181,6 @@ checkpoint_rows = st.tuples(
 )
 experiments = st.lists(st.lists(checkpoint_rows, max_size=8), min_size=1, max_size=4)
 policies = st.tuples(*(st.integers(min_value=0, max_value=4) for _ in range(3)))
-
-
-def reference_retained(rows, smaller_is_better, policy):
-    """DESIGN.md's retention rules, written plainly over (id, trial, steps, metric, protected)."""
-    exp_best, trial_best, latest = policy
-    candidates = [
-        r
-        for r in rows
-        if r["state"] in (CheckpointState.COMPLETED, CheckpointState.PARTIALLY_DELETED)
-    ]
-
-    def best_key(r):
-        metric = r["metric"] if smaller_is_better else -r["metric"]
-        return (metric, r["steps"], r["id"])
-
-    with_metric = [r for r in candidates if r["metric"] is not None]
-    keep = {r["id"] for r in sorted(with_metric, key=best_key)[:exp_best]}
-    for trial in {r["trial"] for r in candidates}:
-        mine = [r for r in candidates if r["trial"] == trial]
-        mine_metric = [r for r in mine if r["metric"] is not None]
-        keep |= {r["id"] for r in sorted(mine_metric, key=best_key)[:trial_best]}
-        keep |= {r["id"] for r in sorted(mine, key=lambda r: (-r["steps"], -r["id"]))[:latest]}
-    keep |= {r["id"] for r in candidates if r["protected"]}
-    return sorted(keep, reverse=True)
 
 
 def build(owner, storage, trials_rows, smaller_is_better):

@@ -18,7 +18,6 @@ from rest_framework.response import Response
 from ckptweb.detcompat import translate
 from ckptweb.detcompat.auth import INVALID_CREDENTIALS, det_login, issue_token, revoke_token
 from ckptweb.detcompat.base import (
-    Conflict,
     DetView,
     checkpoints_of,
     checkpoints_queryset,
@@ -28,12 +27,12 @@ from ckptweb.detcompat.base import (
     int_param,
     json_body,
 )
+from ckptweb.policy import InvalidPolicy, Policy
 from experiments import partial_deletion, services
-from experiments.api.views import ensure_not_deleting
 from experiments.models import Experiment
-from experiments.retention import InvalidPolicy, Policy, deleted_checkpoints
+from experiments.preview import gc_preview
 from storage import services as storage_services
-from storage.api.views import logged
+from storage.api.base import logged
 
 #: What ``GET info`` reports; the client compares ``version`` with its own (PEP 440).
 DET_VERSION = "0.38.1"
@@ -135,11 +134,10 @@ class ExperimentView(DetView):
             raise ValidationError({f"checkpointStorage.{extra[0]}": ["cannot be changed."]})
         values = {POLICY_NAMES[name]: value for name, value in section.items()}
         try:
-            policy = Policy.from_values(values, fallback=experiment.gc_policy)
+            policy = Policy.from_mapping(values, fallback=experiment.gc_policy)
         except InvalidPolicy as exc:
             camel = {snake: camel for camel, snake in POLICY_NAMES.items()}[exc.field]
             raise ValidationError({f"checkpointStorage.{camel}": [str(exc)]}) from None
-        ensure_not_deleting(experiment)
         services.set_gc_policy(experiment, policy)
         experiment.refresh_from_db()
         return Response({"experiment": translate.experiment_json(experiment)})
@@ -232,10 +230,7 @@ class CheckpointsView(DetView):
             for checkpoint in checkpoints_of(request, json_body(request)):
                 if checkpoint.state in ("DELETED", "DELETING"):
                     continue
-                try:
-                    services.delete_checkpoint(checkpoint)
-                except services.CheckpointProtected as exc:
-                    raise Conflict(str(exc)) from None
+                services.delete_checkpoint(checkpoint)
         return Response({})
 
 
@@ -269,10 +264,8 @@ class CheckpointsRemoveFilesView(DetView):
                 ]
                 for checkpoint in matching or checkpoints[:1]:
                     partial_deletion.delete_files(checkpoint, globs)
-            except partial_deletion.GlobError as exc:
+            except partial_deletion.GlobError as exc:  # Determined's name for the field
                 raise ValidationError({"checkpointGlobs": [str(exc)]}) from None
-            except partial_deletion.FilesNotDeletable as exc:
-                raise Conflict(str(exc)) from None
         return Response({})
 
 
@@ -303,10 +296,10 @@ class PreviewGCView(DetView):
     def get(self, request, experiment_id):
         experiment = get_experiment(experiment_id)
         try:
-            policy = Policy.from_values(request.query_params, fallback=experiment.gc_policy)
+            policy = Policy.from_mapping(request.query_params, fallback=experiment.gc_policy)
         except InvalidPolicy as exc:
             raise ValidationError({exc.field: [str(exc)]}) from None
-        ids = deleted_checkpoints(experiment, policy)
+        ids = gc_preview(experiment, policy, page_size=1).deleted_ids
         doomed = list(checkpoints_queryset().filter(pk__in=ids).order_by("trial_id", "id"))
         metrics = translate.validation_metrics(doomed)
         rows = [

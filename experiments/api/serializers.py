@@ -6,14 +6,14 @@ resource checks, GC) live in ``experiments.services`` and ``experiments.retentio
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
+from ckptweb.policy import MAX_POLICY_VALUE, POLICY_FIELDS
 from experiments.choices import CheckpointState, ExperimentState, GCRunState, TrialState
 from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
 
 MAX_STEPS = 2**63 - 1
-MAX_POLICY_VALUE = 2**31 - 1
 
 
 def contains_nul(value) -> bool:
@@ -329,11 +329,36 @@ class PreviewCheckpointSerializer(serializers.Serializer):
 
 
 class GCPreviewSerializer(serializers.Serializer):
-    """What a GC policy would keep and delete (DESIGN.md ``gc-preview``); ids descending."""
+    """What a GC policy would keep and delete (DESIGN.md ``gc-preview``); ids descending.
+
+    The id lists and ``reclaimed_bytes`` cover every candidate; ``checkpoints`` is one page.
+    """
 
     policy = GCPolicySerializer()
     retained_ids = serializers.ListField(child=serializers.IntegerField())
     deleted_ids = serializers.ListField(child=serializers.IntegerField())
     reclaimed_bytes = serializers.IntegerField()
     metric_name = serializers.CharField()
-    checkpoints = PreviewCheckpointSerializer(many=True)
+    count = serializers.IntegerField(help_text="Candidates in all pages of checkpoints.")
+    checkpoints = PreviewCheckpointSerializer(
+        many=True, help_text="One page (page, page_size), ids descending."
+    )
+
+
+#: The query parameters of ``gc-preview``: a policy (missing values are the current one's)
+#: and the page of ``checkpoints`` (``experiments.preview.page_params``).
+GC_PREVIEW_PARAMETERS = [
+    *(
+        OpenApiParameter(
+            field, int, description="Defaults to the experiment's current policy.", required=False
+        )
+        for field in POLICY_FIELDS
+    ),
+    OpenApiParameter("page", int, description="Page of checkpoints, from 1.", required=False),
+    OpenApiParameter(
+        "page_size",
+        int,
+        description="Rows of checkpoints per page: 1 to 1000, default 200.",
+        required=False,
+    ),
+]

@@ -134,7 +134,7 @@ def test_set_gc_policy_previews_confirms_and_follows(run_ckpt, populated, defaul
     assert "SUCCEEDED" in result.stdout
     assert "Deleted 4 checkpoints" in result.stdout
     experiment.refresh_from_db()
-    assert experiment.gc_policy == {
+    assert experiment.gc_policy.as_dict() == {
         "save_experiment_best": 1,
         "save_trial_best": 0,
         "save_trial_latest": 0,
@@ -157,7 +157,7 @@ def test_set_gc_policy_yes_keeps_unset_values(run_ckpt, populated):
     assert result.returncode == 0, result.stderr
     assert "This policy will delete 0 checkpoints (0 B)" in result.stdout
     experiment = Experiment.objects.get(pk=experiment.pk)
-    assert experiment.gc_policy == {
+    assert experiment.gc_policy.as_dict() == {
         "save_experiment_best": 0,
         "save_trial_best": 1,
         "save_trial_latest": 5,

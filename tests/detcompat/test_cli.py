@@ -140,7 +140,7 @@ def test_set_gc_policy_yes_leaves_the_spec_row(det, alice, default_storage):
     result = det("e", "set", "gc-policy", experiment.pk, *policy, "--yes")
     assert result.returncode == 0, result.stderr
     experiment.refresh_from_db()
-    assert experiment.gc_policy == {
+    assert experiment.gc_policy.as_dict() == {
         "save_experiment_best": 2,
         "save_trial_best": 1,
         "save_trial_latest": 1,

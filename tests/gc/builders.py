@@ -12,10 +12,11 @@ from pathlib import Path
 
 from django.utils import timezone
 
+from ckptweb.policy import Policy
 from experiments import gc, services
 from experiments.choices import CheckpointState, GCReason, GCRunState
 from experiments.models import Checkpoint, Experiment, GCRun
-from experiments.retention import Policy, ranked_candidates
+from experiments.retention import ranked_candidates
 from tests.spec import (
     SPEC_POLICIES,  # noqa: F401 - used by the GC tests
     SPEC_TABLE,  # (trial, steps, metric) of checkpoints 1..10

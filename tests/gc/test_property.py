@@ -1,5 +1,9 @@
 """Property: for any experiment and policy, GC keeps exactly what the policy retains.
 
+What the policy retains is the independent oracle's answer (``tests.retention_oracle``,
+plain Python over the generated rows), not ``experiments.retention``'s, so a bug in the
+ranking fails here.
+
 Eager and in-process (SQLite or PostgreSQL), with real files on a shared_fs directory.
 Some checkpoints are made undeletable; after GC and after the sweep (with the fault gone):
 files on storage == files of the non-DELETED checkpoints, every retained checkpoint is
@@ -19,7 +23,6 @@ from hypothesis import strategies as st
 from experiments import gc, services
 from experiments.choices import CheckpointState, GCReason
 from experiments.models import Checkpoint, Experiment
-from experiments.retention import ranked_candidates
 from storage.backends.shared_fs import SharedFSBackend
 from storage.models import StorageConfig
 from tests.gc.builders import (
@@ -30,6 +33,7 @@ from tests.gc.builders import (
     experiment_on,
     policy_of,
 )
+from tests.retention_oracle import reference_retained
 
 pytestmark = pytest.mark.django_db
 
@@ -62,21 +66,34 @@ class StuckFiles:
         self.original(full)
 
 
-def build(owner, store, example) -> tuple[Experiment, list[Checkpoint], set[int]]:
-    """The generated experiment; returns it, its checkpoints and the ids of stuck ones."""
+def build(owner, store, example) -> tuple[Experiment, list[Checkpoint], set[int], list[dict]]:
+    """The generated experiment; returns it, its checkpoints, the ids of stuck ones and
+    the oracle's rows (what was generated, not what the database ranks)."""
     experiment = experiment_on(owner, store, policy=example["policy"])
-    checkpoints, stuck = [], set()
-    for rows in example["trials"]:
+    checkpoints, stuck, rows = [], set(), []
+    for generated in example["trials"]:
         trial = services.create_trial(experiment)
-        for index, row in enumerate(rows):
+        for index, row in enumerate(generated):
             files = {f"part-{n}.bin": bytes([n]) * (n + 1) for n in range(row["files"])}
-            checkpoint = add_checkpoint(trial, store, 100 * (index + 1), row["metric"], files)
-            if len(checkpoints) in example["protect"]:
+            steps = 100 * (index + 1)
+            checkpoint = add_checkpoint(trial, store, steps, row["metric"], files)
+            protected = len(checkpoints) in example["protect"]
+            if protected:
                 Checkpoint.objects.filter(pk=checkpoint.pk).update(protected=True)
             if row["stuck"] and files:
                 stuck.add(checkpoint.pk)
             checkpoints.append(checkpoint)
-    return experiment, checkpoints, stuck
+            rows.append(
+                {
+                    "id": checkpoint.pk,
+                    "trial": trial.pk,
+                    "steps": steps,
+                    "metric": row["metric"],
+                    "state": "COMPLETED",
+                    "protected": protected,
+                }
+            )
+    return experiment, checkpoints, stuck, rows
 
 
 @settings(
@@ -92,9 +109,10 @@ def test_gc_keeps_exactly_what_the_policy_retains(alice, monkeypatch, example):
     monkeypatch.setattr(SharedFSBackend, "remove_file", staticmethod(stuck_files.remove_file))
     try:
         store = SharedFSStore(root)
-        experiment, checkpoints, stuck = build(alice, store, example)
+        experiment, checkpoints, stuck, rows = build(alice, store, example)
         policy = policy_of(example["policy"])
-        keep = {c.id for c in ranked_candidates(experiment, policy) if c.keep}
+        # The experiment's searcher metric is a loss (smaller is better, see experiment_on).
+        keep = set(reference_retained(rows, True, example["policy"]))
         stuck_files.dirs = {f"{root}/{c.uuid}/" for c in checkpoints if c.pk in stuck}
 
         run = services.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy)

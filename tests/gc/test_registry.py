@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from experiments import gc, registry, services
 from experiments.choices import CheckpointState, ExperimentState, GCReason, GCRunState
 from experiments.models import Checkpoint, Experiment, GCRun
-from experiments.retention import gc_preview, ranked_candidates, retained_checkpoints
+from experiments.preview import gc_preview
+from experiments.retention import ranked_candidates
 from tests.gc.builders import (
     SPEC_POLICIES,
     assert_gc_invariant,
@@ -35,7 +36,7 @@ def test_the_spec_example_keeps_its_row_plus_the_registered_9(alice, fs_store, m
     """Checkpoint 9 has no metric and is not latest: (2,1,1) would delete it."""
     experiment, labels = spec_example(alice, fs_store)
     registry.register_version(model, labels[9], alice)
-    kept = retained_checkpoints(experiment, policy_of((2, 1, 1)))
+    kept = gc_preview(experiment, policy_of((2, 1, 1))).retained_ids
     by_id = {c.pk: label for label, c in labels.items()}
     assert [by_id[pk] for pk in kept] == [10, 9, 8, 7, 5]
 
@@ -63,7 +64,7 @@ def test_the_preview_says_why(alice, fs_store, model):
     other = registry.create_model(alice, "bert")
     registry.register_version(other, labels[9], alice)
     Checkpoint.objects.filter(pk=labels[1].pk).update(protected=True)
-    preview = gc_preview(experiment, policy_of((0, 0, 0)))
+    preview = gc_preview(experiment, policy_of((0, 0, 0))).as_dict()
     rows = {row["id"]: row for row in preview["checkpoints"]}
     assert rows[labels[9].pk]["keep"] and rows[labels[3].pk]["keep"]
     assert rows[labels[9].pk]["reason"] == "registered as bert v1, resnet-prod v2"
@@ -88,7 +89,7 @@ def test_the_api_preview_lists_it_kept_with_the_reason(alice, alice_api, fs_stor
 def test_a_checkpoint_registered_after_the_preview_is_not_deleted(alice, fs_store, model):
     """The run decided nothing yet when it was queued: its claim sees the new version."""
     experiment, labels = spec_example(alice, fs_store)
-    preview = gc_preview(experiment, policy_of((0, 0, 0)))
+    preview = gc_preview(experiment, policy_of((0, 0, 0))).as_dict()
     assert labels[9].pk in preview["deleted_ids"]
     run = services.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy_of((0, 0, 0)))
     Experiment.objects.filter(pk=experiment.pk).update(
@@ -173,7 +174,7 @@ def test_registrations_never_shrink_the_retained_set(alice, fs_store, example):
         registered = {labels[n].pk for n in example["registered"]}
         assert before <= after
         assert after == before | registered
-        preview = gc_preview(experiment, policy)
+        preview = gc_preview(experiment, policy).as_dict()
         assert set(preview["retained_ids"]) == after
         for row in preview["checkpoints"]:
             if row["id"] in registered:

@@ -88,7 +88,7 @@ def test_owner_applies_a_policy(alice_client, spec_example, django_capture_on_co
     assert response.status_code == 302 and response["Location"] == url
     assert len(callbacks) == 1, "the GC run is enqueued on commit"
     spec_example.refresh_from_db()
-    assert spec_example.gc_policy == policy_params((2, 1, 0))
+    assert spec_example.gc_policy.as_dict() == policy_params((2, 1, 0))
     run = GCRun.objects.get()
     assert run.policy == policy_params((2, 1, 0)) and run.reason == "POLICY_CHANGED"
 
@@ -109,6 +109,16 @@ def test_invalid_post_saves_nothing(alice_client, spec_example):
     response = alice_client.post(url, {**policy_params((0, 1, 1)), "save_trial_latest": "-2"})
     assert response.status_code == 400
     assert "save_trial_latest must be a non-negative integer" in response.content.decode()
+    assert not GCRun.objects.exists()
+
+
+def test_a_post_while_the_experiment_is_deleted_is_a_409_on_the_form(alice_client, spec_example):
+    spec_example.state = "DELETING"
+    spec_example.save(update_fields=["state"])
+    url = reverse("experiments:gc", args=[spec_example.pk])
+    response = alice_client.post(url, policy_params((0, 1, 1)))
+    assert response.status_code == 409
+    assert f"experiment {spec_example.pk} is being deleted." in response.content.decode()
     assert not GCRun.objects.exists()
 
 

@@ -37,9 +37,7 @@ class Command(BaseCommand):
             raise CommandError(f"{path}: {exc.message}") from None
         except ValidationError as exc:
             raise CommandError(f"{path}: {'; '.join(exc.messages)}") from None
-        policy = storage.default_policy()
         self.stdout.write(
             f"Default storage: {storage.type} at {storage.location}; default policy "
-            f"{policy['save_experiment_best']}/{policy['save_trial_best']}/"
-            f"{policy['save_trial_latest']}."
+            f"{storage.default_policy()}."
         )

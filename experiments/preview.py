@@ -1,0 +1,150 @@
+"""The GC preview: what a policy would keep and delete, without changing anything.
+
+One function, ``gc_preview``, serves the API's ``gc-preview`` (DESIGN.md "Scale contract"),
+the GC page and its live-preview partial, the ``ckpt`` CLI (through the API) and the
+Determined layer's ``preview_gc``. Its cost does not grow with what a page shows:
+
+* the retained set is one query (``retention.retained``: a UNION of windowed selects);
+* the whole id lists and the reclaimed bytes come from one narrow query of the candidates'
+  ``(id, size_bytes)`` pairs — tuples, no row objects or dicts per checkpoint;
+* the ``checkpoints`` rows are one page, read with LIMIT/OFFSET, plus one query of the
+  model versions that pin them (the "registered as NAME vN" reason).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ckptweb.limits import InvalidInput
+from ckptweb.policy import Policy
+from experiments.models import Experiment
+from experiments.registry import registered_versions
+from experiments.retention import CANDIDATE_COLUMNS, RankedCheckpoint, candidates, retained
+
+DEFAULT_PAGE_SIZE = 200
+MAX_PAGE_SIZE = 1000
+#: Largest page number accepted (keeps OFFSET within a 64-bit integer on every database).
+MAX_PAGE = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class PreviewRow(RankedCheckpoint):
+    """One candidate checkpoint of a preview page, with its verdict and what pins it."""
+
+    registered_as: str = ""  # "a v1, b v2": the model versions that pin it
+
+    @property
+    def reason(self) -> str | None:
+        """Why it is always kept: "registered as NAME vN", "protected"; else None."""
+        if self.registered_as:
+            return f"registered as {self.registered_as}"
+        return "protected" if self.protected else None
+
+    def as_dict(self) -> dict:
+        """The API's representation (``PreviewCheckpointSerializer``)."""
+        return {
+            "id": self.id,
+            "uuid": self.uuid,
+            "trial_id": self.trial_id,
+            "steps_completed": self.steps_completed,
+            "validation_metric": self.validation_metric,
+            "size_bytes": self.size_bytes,
+            "keep": self.keep,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class GCPreview:
+    """What ``policy`` keeps and deletes: whole id lists (descending) and one page of rows."""
+
+    policy: Policy
+    metric_name: str
+    retained_ids: list[int]
+    deleted_ids: list[int]
+    reclaimed_bytes: int
+    page: int
+    page_size: int
+    checkpoints: list[PreviewRow]
+    kept: dict[int, int] = field(repr=False)  # {id: size_bytes} of the retained set
+
+    @property
+    def count(self) -> int:
+        """Number of candidates (every page together)."""
+        return len(self.retained_ids) + len(self.deleted_ids)
+
+    @property
+    def retained_count(self) -> int:
+        return len(self.retained_ids)
+
+    @property
+    def deleted_count(self) -> int:
+        return len(self.deleted_ids)
+
+    @property
+    def rows_hidden(self) -> int:
+        """Candidates not on this page."""
+        return max(0, self.count - len(self.checkpoints))
+
+    def as_dict(self) -> dict:
+        """The ``gc-preview`` API body (``GCPreviewSerializer``), plain enough for orjson."""
+        return {
+            "policy": self.policy.as_dict(),
+            "retained_ids": self.retained_ids,
+            "deleted_ids": self.deleted_ids,
+            "reclaimed_bytes": self.reclaimed_bytes,
+            "metric_name": self.metric_name,
+            "count": self.count,
+            "checkpoints": [row.as_dict() for row in self.checkpoints],
+        }
+
+
+def _bounded(params, name: str, default: int, maximum: int) -> int:
+    """``params[name]`` as an int in 1..maximum (``default`` if absent), else InvalidInput."""
+    text = params.get(name)
+    if text is None or text == "":
+        return default
+    text = str(text).strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or not 1 <= int(text) <= maximum:
+        raise InvalidInput(name, f"{name} must be an integer from 1 to {maximum}.")
+    return int(text)
+
+
+def page_params(params) -> tuple[int, int]:
+    """``(page, page_size)`` from ``?page=`` and ``?page_size=`` (default 1 and 200).
+
+    Raises InvalidInput naming the field and its limit: page_size is at most 1000.
+    """
+    page = _bounded(params, "page", 1, MAX_PAGE)
+    page_size = _bounded(params, "page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    return page, page_size
+
+
+def gc_preview(
+    experiment: Experiment, policy: Policy, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE
+) -> GCPreview:
+    """What ``policy`` would keep and delete in ``experiment``; page ``page`` of the rows.
+
+    Four queries, whatever the size of the experiment (see the module docstring). Rows are
+    ids descending; a page past the last is empty.
+    """
+    kept = retained(experiment, policy)
+    retained_ids, deleted_ids, reclaimed = [], [], 0
+    ordered = candidates(experiment).order_by("-id")
+    for pk, size in ordered.values_list("id", "size_bytes"):
+        if pk in kept:
+            retained_ids.append(pk)
+        else:
+            deleted_ids.append(pk)
+            reclaimed += size
+    offset = (page - 1) * page_size
+    rows = list(ordered.values_list(*CANDIDATE_COLUMNS)[offset : offset + page_size])
+    registered = registered_versions(row[0] for row in rows)
+    checkpoints = [
+        PreviewRow.from_row(row, kept, registered_as=", ".join(registered.get(row[0], [])))
+        for row in rows
+    ]
+    return GCPreview(
+        policy, experiment.searcher_metric, retained_ids, deleted_ids, reclaimed,
+        page, page_size, checkpoints, kept,
+    )  # fmt: skip

@@ -1,0 +1,168 @@
+"""Read-side queries of the dashboard pages: experiment rows, totals, verdicts, validations.
+
+Query counts do not grow with the number of checkpoints: the experiment list annotates
+each row with correlated subqueries (one query for the page), totals are one aggregate,
+and a page's GC verdicts come from ``retention.retained`` — the small retained set, where a
+candidate not in it is deleted — never from a list of every candidate.
+"""
+
+from __future__ import annotations
+
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Count,
+    F,
+    FloatField,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    Subquery,
+    When,
+)
+from django.db.models.functions import Coalesce
+
+from ckptweb.limits import ByteSum
+from experiments.api.permissions import is_owner_or_staff
+from experiments.choices import GC_CANDIDATE_STATES, CheckpointState
+from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
+
+LIVE = ~Q(state=CheckpointState.DELETED)
+EXPERIMENT_SORTS = {
+    "name": ["name"],
+    "owner": ["owner__username"],
+    "state": ["state"],
+    "trials": ["n_trials"],
+    "checkpoints": ["n_live"],
+    "bytes": ["live_bytes"],
+    # Grouped by metric, then best first: a loss and an accuracy never share one scale.
+    "best": ["searcher_metric", "best_score"],
+    "created": ["created_at"],
+}
+
+
+def can_manage(user, experiment: Experiment) -> bool:
+    """Owners and staff may change an experiment; everyone else only looks."""
+    return is_owner_or_staff(user, experiment)
+
+
+def _per_experiment(queryset, aggregate, output_field):
+    """A correlated subquery: ``aggregate`` over ``queryset`` rows of the outer experiment."""
+    rows = queryset.filter(experiment=OuterRef("pk")).order_by().values("experiment")
+    return Subquery(rows.annotate(v=aggregate).values("v")[:1], output_field=output_field)
+
+
+def _count_per_experiment(queryset):
+    return Coalesce(_per_experiment(queryset, Count("id"), IntegerField()), 0)
+
+
+def experiments_with_trial_count():
+    """Experiments (owner and storage joined), each with ``n_trials``."""
+    return Experiment.objects.select_related("owner", "storage").annotate(
+        n_trials=_count_per_experiment(Trial.objects)
+    )
+
+
+def experiment_rows(q: str | None, state: str | None, sort: str):
+    """Experiments with trial and checkpoint counts, bytes on storage and best metric."""
+    live = Checkpoint.objects.filter(LIVE)
+    measured = Checkpoint.objects.filter(validation_metric__isnull=False)
+    rows = (
+        Experiment.objects.select_related("owner", "storage")
+        .annotate(
+            n_trials=_count_per_experiment(Trial.objects),
+            n_live=_count_per_experiment(live),
+            n_deleted=_count_per_experiment(
+                Checkpoint.objects.filter(state=CheckpointState.DELETED)
+            ),
+            live_bytes=Coalesce(_per_experiment(live, ByteSum("size_bytes"), BigIntegerField()), 0),
+            best_metric=Case(
+                When(
+                    smaller_is_better=True,
+                    then=_per_experiment(measured, Min("validation_metric"), FloatField()),
+                ),
+                default=_per_experiment(measured, Max("validation_metric"), FloatField()),
+            ),
+        )
+        .annotate(
+            # Smaller is better for every experiment's score: ascending is best first.
+            best_score=Case(
+                When(smaller_is_better=True, then=F("best_metric")),
+                default=-F("best_metric"),
+                output_field=FloatField(),
+            )
+        )
+    )
+    if q:
+        rows = rows.filter(
+            Q(name__icontains=q) | Q(description__icontains=q) | Q(owner__username__icontains=q)
+        )
+    if state:
+        rows = rows.filter(state=state)
+    descending = sort.startswith("-")
+    fields = EXPERIMENT_SORTS.get(sort.lstrip("-"), ["created_at"])
+    order = [
+        F(f).desc(nulls_last=True) if descending else F(f).asc(nulls_last=True) for f in fields
+    ]
+    return rows.order_by(*order, "-id")
+
+
+def checkpoint_totals(experiment: Experiment) -> dict:
+    """Counts and bytes of an experiment's checkpoints, live, deleted and GC candidates.
+
+    One query; ``candidates`` (COMPLETED or PARTIALLY_DELETED) minus the retained set is
+    what the current policy would delete.
+    """
+    return experiment.checkpoints.aggregate(
+        live=Count("id", filter=LIVE),
+        deleted=Count("id", filter=Q(state=CheckpointState.DELETED)),
+        live_bytes=Coalesce(ByteSum("size_bytes", filter=LIVE), 0),
+        protected=Count("id", filter=Q(protected=True)),
+        candidates=Count("id", filter=Q(state__in=GC_CANDIDATE_STATES)),
+    )
+
+
+def trial_checkpoint_counts(trial: Trial) -> dict:
+    """``{"live": n, "deleted": n}`` of a trial's checkpoints (one query)."""
+    return trial.checkpoints.aggregate(
+        live=Count("id", filter=LIVE), deleted=Count("id", filter=~LIVE)
+    )
+
+
+def trial_validation_stats(trial: Trial) -> dict:
+    """``{"count": n, "latest": steps}`` of a trial's validations (one query)."""
+    return trial.validations.aggregate(count=Count("id"), latest=Max("steps_completed"))
+
+
+def verdict(checkpoint, kept: dict[int, int]) -> bool | None:
+    """Kept (True) or deleted (False) under the policy whose retained set is ``kept``.
+
+    None for a checkpoint that is no GC candidate (DELETED, DELETING, ERROR).
+    """
+    if checkpoint.state not in GC_CANDIDATE_STATES:
+        return None
+    return checkpoint.id in kept
+
+
+def mark_verdicts(checkpoints, kept: dict[int, int]) -> None:
+    """Set ``keep`` (``verdict``) on each checkpoint of a page."""
+    for checkpoint in checkpoints:
+        checkpoint.keep = verdict(checkpoint, kept)
+
+
+def checkpoint_validation(checkpoint: Checkpoint) -> Validation | None:
+    """The validation at the checkpoint's ``steps_completed`` (latest reported wins)."""
+    return (
+        Validation.objects.filter(
+            trial_id=checkpoint.trial_id, steps_completed=checkpoint.steps_completed
+        )
+        .order_by("-id")
+        .first()
+    )
+
+
+def latest_run(experiment: Experiment) -> GCRun | None:
+    """The experiment's most recent GC run, or None."""
+    return experiment.gc_runs.order_by("-id").first()
