@@ -27,6 +27,7 @@ from pathlib import Path
 
 import requests
 
+from ckptweb.client_batch import BatchCalls
 from ckptweb.client_registry import RegistryCalls
 from ckptweb.units import human_bytes
 
@@ -70,7 +71,7 @@ def _error_message(response: requests.Response) -> tuple[str, dict]:
     return " ".join(str(message).split()), body if isinstance(body, dict) else {}
 
 
-class Client(RegistryCalls):
+class Client(BatchCalls, RegistryCalls):
     """The ckptweb REST API (``/api/v1/``) over one ``requests`` session.
 
     The model registry's calls come from ``ckptweb.client_registry.RegistryCalls``.
