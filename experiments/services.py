@@ -10,7 +10,7 @@ import uuid as uuid_lib
 
 import yaml
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from ckptweb.limits import (
     MAX_INT,
@@ -313,12 +313,20 @@ def report_checkpoint(
     metadata: dict | None = None,
     uuid: str | uuid_lib.UUID | None = None,
 ) -> Checkpoint:
-    """Record a checkpoint whose files are already on the experiment's storage."""
+    """Record a checkpoint whose files are already on the experiment's storage.
+
+    One transaction (link, insert); a uuid already taken is found by the unique index,
+    not by a query before every insert.
+    """
     checkpoint = new_checkpoint(trial, steps_completed, resources, metadata, uuid)
-    if Checkpoint.objects.filter(uuid=checkpoint.uuid).exists():
-        raise duplicate_uuid(checkpoint.uuid)
-    link_validation(checkpoint)
-    checkpoint.save()
+    try:
+        with transaction.atomic():
+            link_validation(checkpoint)
+            checkpoint.save()
+    except IntegrityError:
+        if Checkpoint.objects.filter(uuid=checkpoint.uuid).exists():
+            raise duplicate_uuid(checkpoint.uuid) from None
+        raise
     return checkpoint
 
 

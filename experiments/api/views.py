@@ -8,7 +8,6 @@ protected or already-deleting object is a 409.
 
 from __future__ import annotations
 
-from django.db import transaction
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -269,7 +268,7 @@ class TrialChildMixin(ApiViewMixin):
     def get_trial(self) -> Trial:
         if not hasattr(self, "_trial"):
             self._trial = generics.get_object_or_404(
-                Trial.objects.select_related("experiment__owner", "experiment__storage"),
+                Trial.objects.select_related("experiment"),
                 pk=self.kwargs["trial_id"],
             )
             self.check_object_permissions(self.request, self._trial)
@@ -328,8 +327,7 @@ class TrialCheckpointList(TrialChildMixin, generics.ListCreateAPIView):
         data.is_valid(raise_exception=True)
         ensure_not_deleting(trial.experiment)
         try:
-            with transaction.atomic():
-                checkpoint = services.report_checkpoint(trial, **data.validated_data)
+            checkpoint = services.report_checkpoint(trial, **data.validated_data)
         except services.ReportError as exc:
             raise report_error(exc) from None
         return Response(
