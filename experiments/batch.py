@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Case, FloatField, Value, When
 
 from ckptweb.limits import InvalidInput
@@ -95,12 +95,20 @@ def link_validations(trial: Trial, checkpoints: Sequence[Checkpoint]) -> None:
             checkpoint.validation_metric = services.searcher_metric_of(trial.experiment, metrics)
 
 
-@transaction.atomic
 def report_checkpoints(trial: Trial, items: Sequence[Mapping]) -> list[Checkpoint]:
-    """Record ``items`` as checkpoints of ``trial`` in one transaction; all or none."""
-    checkpoints = checked_checkpoints(trial, items)
-    link_validations(trial, checkpoints)
-    return Checkpoint.objects.bulk_create(checkpoints, batch_size=INSERT_BATCH)
+    """Record ``items`` as checkpoints of ``trial`` in one transaction; all or none.
+
+    A uuid taken by a concurrent report between the check and the insert is refused by
+    the unique index; the check then runs again and names it.
+    """
+    try:
+        with transaction.atomic():
+            checkpoints = checked_checkpoints(trial, items)
+            link_validations(trial, checkpoints)
+            return Checkpoint.objects.bulk_create(checkpoints, batch_size=INSERT_BATCH)
+    except IntegrityError:
+        checked_checkpoints(trial, items)
+        raise
 
 
 @transaction.atomic

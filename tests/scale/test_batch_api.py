@@ -184,3 +184,22 @@ def test_items_must_be_a_list(alice_api, trial):
     response = alice_api.post(checkpoints_url(trial), {"items": {"a": 1}}, format="json")
     assert response.status_code == 400
     assert response.json()["message"].startswith("items")
+
+
+def test_a_uuid_taken_meanwhile_is_named_not_a_500(alice_api, trial, monkeypatch):
+    from experiments import batch
+
+    taken = services.report_checkpoint(trial, 1).uuid
+    checks = iter([[], None])  # the first check misses it, as if reported concurrently
+    real = Checkpoint.objects.filter
+
+    def filter_missing_once(*args, **kwargs):
+        if "uuid__in" in kwargs and next(checks, None) == []:
+            return Checkpoint.objects.none()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batch.Checkpoint.objects, "filter", filter_missing_once)
+    response = post(alice_api, checkpoints_url(trial), [report(2), report(3, uuid=str(taken))])
+    assert response.status_code == 400
+    assert "already exists" in response.json()["items"]["1"]["uuid"][0]
+    assert Checkpoint.objects.count() == 1
