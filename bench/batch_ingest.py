@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from common import Result, curve, size_label
-from data import bench_user, create_experiment, shared_fs_storage
+from data import bench_user, reporting_experiment
 from server import gunicorn
 
 from experiments.batch import MAX_BATCH
@@ -60,11 +60,7 @@ def client(url: str, token: str, batches: list[tuple[int, bytes]]) -> None:
 
 def run(env: dict[str, str], work, size: int) -> list[Result]:
     """Report ``size`` checkpoints in batches; checkpoints per second."""
-    root = work / "batch_fs"
-    root.mkdir(parents=True, exist_ok=True)
-    storage = shared_fs_storage("bench-batch", str(root))
-    experiment = create_experiment(f"batch-{size}", storage, TRIALS)
-    trial_ids = list(experiment.trials.order_by("id").values_list("id", flat=True))
+    experiment, trial_ids = reporting_experiment(f"batch-{size}", work / "batch_fs", TRIALS)
     _user, token = bench_user()
     batches = bodies(trial_ids, size)
     with gunicorn(env, work, workers=2, threads=4) as server:

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from common import Result, curve, median, size_label
-from data import bench_user, create_experiment, shared_fs_storage
+from data import bench_user, create_experiment, reporting_experiment, shared_fs_storage
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -59,11 +59,7 @@ def client(url: str, token: str, trial_ids: list[int], indexes: range) -> list[f
 
 def run(env: dict[str, str], work, count: int) -> list[Result]:
     """Report ``count`` checkpoints; checkpoints per second and per-request latency."""
-    root = work / "ingest_fs"
-    root.mkdir(parents=True, exist_ok=True)
-    storage = shared_fs_storage("bench-ingest", str(root))
-    experiment = create_experiment(f"ingest-{count}", storage, TRIALS)
-    trial_ids = list(experiment.trials.order_by("id").values_list("id", flat=True))
+    experiment, trial_ids = reporting_experiment(f"ingest-{count}", work / "ingest_fs", TRIALS)
     _user, token = bench_user()
     with gunicorn(env, work, workers=2, threads=4) as server:
         with requests.Session() as session:  # boot both workers before timing

@@ -12,7 +12,7 @@ as the single reports.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -81,55 +81,55 @@ def parsed_items(serializer_class, request) -> list[dict]:
 
 
 class BatchView(TrialChildMixin, generics.GenericAPIView):
-    """Shared by both batch endpoints: load and authorize the trial, refuse when deleting."""
+    """A batch endpoint: load and authorize the trial, refuse when deleting, parse the
+    items with ``serializer_class``, store them with ``report`` and answer with
+    ``created_serializer``."""
 
-    def writable_trial(self):
+    report = None  # experiments.batch.report_checkpoints or report_validations
+    created_serializer = None
+
+    def post(self, request, *args, **kwargs):
         trial = self.get_trial()
         ensure_not_deleting(trial.experiment)
-        return trial
+        items = parsed_items(self.serializer_class, request)
+        try:
+            created = type(self).report(trial, items)
+        except batch.BatchError as exc:
+            raise items_error(exc.errors) from None
+        body = {"items": self.created_serializer(created, many=True).data}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+def batch_schema(name: str, request, response):
+    """The OpenAPI operation of one batch endpoint."""
+    return extend_schema(
+        operation_id=f"v1_trials_{name}_batch_create",
+        request=request,
+        responses={201: response, 400: BATCH_400, 409: ERROR_409},
+    )
 
 
 @extend_schema(tags=["trials"], parameters=[TRIAL_ID])
+@extend_schema_view(
+    post=batch_schema("checkpoints", CheckpointBatchSerializer, CheckpointBatchCreatedSerializer)
+)
 class TrialCheckpointBatch(BatchView):
-    """Report up to 1,000 checkpoints of a trial at once."""
+    """Report up to 1,000 checkpoints of a trial at once:
+    ``{"items": [{uuid?, steps_completed, resources, metadata}]}``."""
 
     serializer_class = CheckpointBatchSerializer
-
-    @extend_schema(
-        operation_id="v1_trials_checkpoints_batch_create",
-        request=CheckpointBatchSerializer,
-        responses={201: CheckpointBatchCreatedSerializer, 400: BATCH_400, 409: ERROR_409},
-    )
-    def post(self, request, *args, **kwargs):
-        """Report checkpoints: ``{"items": [{uuid?, steps_completed, resources, metadata}]}``."""
-        trial = self.writable_trial()
-        items = parsed_items(CheckpointBatchSerializer, request)
-        try:
-            checkpoints = batch.report_checkpoints(trial, items)
-        except batch.BatchError as exc:
-            raise items_error(exc.errors) from None
-        body = {"items": s.CheckpointCreatedSerializer(checkpoints, many=True).data}
-        return Response(body, status=status.HTTP_201_CREATED)
+    report = batch.report_checkpoints
+    created_serializer = s.CheckpointCreatedSerializer
 
 
 @extend_schema(tags=["trials"], parameters=[TRIAL_ID])
+@extend_schema_view(
+    post=batch_schema("validations", ValidationBatchSerializer, ValidationBatchSerializer)
+)
 class TrialValidationBatch(BatchView):
-    """Report up to 1,000 validations of a trial at once."""
+    """Report up to 1,000 validations of a trial at once:
+    ``{"items": [{steps_completed, metrics}]}``."""
 
     serializer_class = ValidationBatchSerializer
-
-    @extend_schema(
-        operation_id="v1_trials_validations_batch_create",
-        request=ValidationBatchSerializer,
-        responses={201: ValidationBatchSerializer, 400: BATCH_400, 409: ERROR_409},
-    )
-    def post(self, request, *args, **kwargs):
-        """Report validations: ``{"items": [{steps_completed, metrics}]}``."""
-        trial = self.writable_trial()
-        items = parsed_items(ValidationBatchSerializer, request)
-        try:
-            validations = batch.report_validations(trial, items)
-        except batch.BatchError as exc:
-            raise items_error(exc.errors) from None
-        body = {"items": s.ValidationSerializer(validations, many=True).data}
-        return Response(body, status=status.HTTP_201_CREATED)
+    report = batch.report_validations
+    created_serializer = s.ValidationSerializer
