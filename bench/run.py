@@ -203,9 +203,11 @@ class Bench:
 
     def batch(self) -> None:
         import batch_ingest
+        import ceiling
 
         for size in self.capped("batch"):
             self.results += batch_ingest.run(self.env, self.work, size)
+        self.results += ceiling.run(self.work, 2_000, 20_000)
 
     def gcrun(self) -> None:
         import gc_worker
