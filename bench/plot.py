@@ -50,7 +50,7 @@ def plot(results: list[Result], path: Path) -> bool:
         axis.set_xlabel("checkpoints")
         axis.grid(True, which="both", alpha=0.3)
         for size, value in points:
-            axis.annotate(f"{value:g}", (size, max(value, 1e-3)), fontsize=8)
+            axis.annotate(f"{value:.4g}", (size, max(value, 1e-3)), fontsize=8)
     for axis in list(axes.flat)[len(data) :]:
         axis.set_visible(False)
     figure.tight_layout()
