@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 
 from django.db import IntegrityError, transaction
 from django.db.models import Case, FloatField, Value, When
+from django.db.models.functions import Cast
 
 from ckptweb.limits import InvalidInput
 from experiments import services
@@ -131,10 +132,9 @@ def report_validations(trial: Trial, items: Sequence[Mapping]) -> list[Validatio
         item["steps_completed"]: services.searcher_metric_of(trial.experiment, item["metrics"])
         for item in items  # in order: the latest report at a step wins
     }
+    # Cast: a CASE whose branches are all NULL (no searcher metric) is text to PostgreSQL.
+    whens = [When(steps_completed=step, then=Value(m)) for step, m in metric_at.items()]
     Checkpoint.objects.filter(trial=trial, steps_completed__in=list(metric_at)).update(
-        validation_metric=Case(
-            *(When(steps_completed=step, then=Value(m)) for step, m in metric_at.items()),
-            output_field=FloatField(),
-        )
+        validation_metric=Cast(Case(*whens, output_field=FloatField()), FloatField())
     )
     return validations

@@ -203,3 +203,12 @@ def test_a_uuid_taken_meanwhile_is_named_not_a_500(alice_api, trial, monkeypatch
     assert response.status_code == 400
     assert "already exists" in response.json()["items"]["1"]["uuid"][0]
     assert Checkpoint.objects.count() == 1
+
+
+def test_validations_without_the_searcher_metric_clear_it(alice_api, trial):
+    services.report_validation(trial, 100, {"loss": 0.5})
+    post(alice_api, checkpoints_url(trial), [report(100)])
+    items = [{"steps_completed": 100, "metrics": {"acc": 1}}]  # the latest has no "loss"
+    response = post(alice_api, validations_url(trial), items)
+    assert response.status_code == 201, response.json()
+    assert Checkpoint.objects.get().validation_metric is None
