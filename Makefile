@@ -58,9 +58,12 @@ run: migrate
 worker: install
 	$(BIN)/celery -A ckptweb worker --beat --loglevel INFO
 
+# Layers (pyproject's import-linter contracts) and no import cycle between modules.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m tests.architecture
 
 format: install
 	$(BIN)/ruff check --fix .

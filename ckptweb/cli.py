@@ -21,107 +21,24 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
-import time
 
+from ckptweb.cli_checkpoints import add_checkpoint_commands
+from ckptweb.cli_common import (
+    CommandError,
+    confirm,
+    follow_gc_run,
+    metric_text,
+    non_negative,
+    print_table,
+)
 from ckptweb.cli_models import add_model_commands
 from ckptweb.cli_storage import add_storage_commands
 from ckptweb.client import ApiError, Client, human_size
-from ckptweb.direct_download import DEFAULT_PARALLEL, download_direct
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 #: ``set gc-policy`` lists at most this many candidates before asking.
 PREVIEW_ROWS = 20
-
-
-class CommandError(Exception):
-    """A failure to report on one line and exit 1."""
-
-
-# --- output helpers ------------------------------------------------------------------------
-
-
-def print_table(headers: list[str], rows: list[list], out=None) -> None:
-    """Left-aligned columns separated by two spaces, with a header rule."""
-    out = out or sys.stdout
-    cells = [[str(value) for value in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in cells:
-        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
-    print(line, file=out)
-    print("  ".join("-" * w for w in widths), file=out)
-    for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
-
-
-def metric_text(value) -> str:
-    return "-" if value is None else f"{value:.6g}"
-
-
-def confirm(question: str, assume_yes: bool) -> bool:
-    """Ask on the terminal (or read a line from stdin); EOF means no."""
-    if assume_yes:
-        return True
-    print(f"{question} [y/N] ", end="", flush=True)
-    answer = sys.stdin.readline()
-    if not answer:
-        print()
-    return answer.strip().lower() in ("y", "yes")
-
-
-class ProgressBar:
-    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
-
-    def __init__(self, label: str, stream=None):
-        self.label = label
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty()
-        self.last = 0.0
-
-    def __call__(self, done: int, total: int | None) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self.last < 0.1 and (total is None or done < total):
-            return
-        self.last = now
-        if total:
-            width = 30
-            filled = int(width * done / total)
-            bar = "#" * filled + "." * (width - filled)
-            text = f"\r{self.label} [{bar}] {100 * done // total:3d}% "
-            text += f"{human_size(done)} / {human_size(total)}"
-        else:
-            text = f"\r{self.label} {human_size(done)}"
-        self.stream.write(text.ljust(79))
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def follow_gc_run(client: Client, run: dict) -> dict:
-    """Print a GC run's progress until it ends; CommandError if it FAILED."""
-
-    def show(current: dict) -> None:
-        print(
-            f"GC run {current['id']}: {current['state']} — deleted {current['deleted']}"
-            f"/{current['total']}, failed {current['failed']}"
-        )
-
-    run = client.wait_for_gc_run(run["id"], on_change=show)
-    if run["state"] == "FAILED":
-        first = run["errors"][0] if run["errors"] else {}
-        detail = f" (first: {first.get('checkpoint')}: {first.get('error')})" if first else ""
-        raise CommandError(
-            f"GC run {run['id']} failed: {run['failed']} checkpoint(s) could not be deleted{detail}"
-        )
-    print(f"Deleted {run['deleted']} checkpoints ({human_size(run['reclaimed_bytes'])}).")
-    return run
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -233,116 +150,7 @@ def experiment_set_gc_policy(client: Client, args) -> None:
     follow_gc_run(client, run)
 
 
-def checkpoint_describe(client: Client, args) -> None:
-    """``ckpt checkpoint describe UUID``"""
-    c = client.get_checkpoint(args.uuid)
-    fields = [
-        ("UUID", c["uuid"]),
-        ("Experiment ID", c["experiment_id"]),
-        ("Trial ID", c["trial_id"]),
-        ("Steps completed", c["steps_completed"]),
-        ("State", c["state"]),
-        ("Validation metric", metric_text(c["validation_metric"])),
-        ("Size", f"{human_size(c['size_bytes'])} ({c['size_bytes']} bytes)"),
-        ("Protected", "yes" if c["protected"] else "no"),
-        ("Registered as", ", ".join(c.get("model_versions") or []) or "-"),
-        ("Reported", c["report_time"]),
-    ]
-    for label, value in fields:
-        print(f"{label + ':':<19}{value}")
-    print("Resources:")
-    for path, size in sorted(c["resources"].items()):
-        print(f"  {path}  {size}")
-    print("Metadata:")
-    print("  " + json.dumps(c["metadata"], indent=2, sort_keys=True).replace("\n", "\n  "))
-
-
-def checkpoint_download(client: Client, args) -> None:
-    """``ckpt checkpoint download UUID [-o DIR] [--direct]``, or ``--best EXPERIMENT_ID``."""
-    uuid = args.uuid
-    if args.best:
-        if not uuid.isdigit():
-            raise CommandError(f"--best takes an experiment id (a number), not {uuid!r}.")
-        c = client.best_checkpoint(int(uuid), args.trial)
-        print(
-            f"Best checkpoint of experiment {uuid}"
-            f"{f' trial {args.trial}' if args.trial is not None else ''}: {c['uuid']} "
-            f"(trial {c['trial_id']}, {c['steps_completed']} steps, "
-            f"metric {metric_text(c['validation_metric'])})"
-        )
-        uuid = c["uuid"]
-    elif args.trial is not None:
-        raise CommandError("--trial only applies with --best EXPERIMENT_ID.")
-    bar = ProgressBar(uuid[:8])
-    try:
-        if args.direct:
-            target = download_direct(
-                client,
-                uuid,
-                args.output,
-                parallel=args.parallel,
-                progress=bar,
-                retries=args.retries,
-            )
-        else:
-            target = client.download_checkpoint(
-                uuid, args.output, progress=bar, retries=args.retries
-            )
-    finally:
-        bar.close()
-    print(f"Downloaded checkpoint to {target}")
-
-
-def checkpoint_delete(client: Client, args) -> None:
-    """``ckpt checkpoint delete UUID [--yes]``"""
-    c = client.get_checkpoint(args.uuid)
-    question = (
-        f"Delete checkpoint {c['uuid']} (trial {c['trial_id']}, {c['steps_completed']} steps, "
-        f"{human_size(c['size_bytes'])})?"
-    )
-    if not confirm(question, args.yes):
-        raise CommandError("aborted; nothing was changed")
-    follow_gc_run(client, client.delete_checkpoint(c["uuid"]))
-
-
-def checkpoint_rm(client: Client, args) -> None:
-    """``ckpt checkpoint rm UUID --glob G…``: delete the files the globs match."""
-    c = client.get_checkpoint(args.uuid)
-    globs = args.glob
-    question = f"Delete the files of checkpoint {c['uuid']} matching {' '.join(globs)}?"
-    if not confirm(question, args.yes):
-        raise CommandError("aborted; nothing was changed")
-    run = client.request("POST", f"checkpoints/{c['uuid']}/rm", json={"globs": globs})["gc_run"]
-    run = client.wait_for_gc_run(run["id"])
-    if run["state"] == "FAILED":
-        first = run["errors"][0] if run["errors"] else {}
-        raise CommandError(f"GC run {run['id']} failed: {first.get('error', 'unknown error')}")
-    after = client.get_checkpoint(c["uuid"])
-    print(
-        f"Deleted {len(c['resources']) - len(after['resources'])} file(s) "
-        f"({human_size(run['reclaimed_bytes'])}); checkpoint is {after['state']}."
-    )
-
-
 # --- parser --------------------------------------------------------------------------------
-
-
-def non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
-    return value
-
-
-def positive(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    value = non_negative(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -400,68 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     gc.set_defaults(handler=experiment_set_gc_policy)
 
-    checkpoint = groups.add_parser("checkpoint", aliases=["c"], help="checkpoints")
-    c_commands = checkpoint.add_subparsers(dest="command", metavar="COMMAND")
-    c_commands.required = True
-
-    describe = c_commands.add_parser("describe", parents=[connection], help="show one checkpoint")
-    describe.add_argument("uuid", metavar="UUID")
-    describe.set_defaults(handler=checkpoint_describe)
-
-    download = c_commands.add_parser(
-        "download", parents=[connection], help="download and extract into DIR/<uuid>/"
-    )
-    download.add_argument(
-        "uuid", metavar="UUID", help="a checkpoint UUID (an experiment id with --best)"
-    )
-    download.add_argument(
-        "--best",
-        action="store_true",
-        help="download the best live checkpoint of experiment UUID by its searcher metric",
-    )
-    download.add_argument(
-        "--trial", type=non_negative, metavar="T", help="with --best: the best of trial T"
-    )
-    download.add_argument(
-        "-o", "--output", default=".", metavar="DIR", help="parent directory (default: .)"
-    )
-    download.add_argument(
-        "--retries",
-        type=non_negative,
-        default=3,
-        help="resume an interrupted download this many times (default: 3)",
-    )
-    download.add_argument(
-        "--direct",
-        action="store_true",
-        help="fetch the files straight from the object store with presigned URLs "
-        "(falls back to the server's stream on shared_fs)",
-    )
-    download.add_argument(
-        "--parallel",
-        type=positive,
-        default=DEFAULT_PARALLEL,
-        metavar="N",
-        help=f"connections of a --direct download (default: {DEFAULT_PARALLEL})",
-    )
-    download.set_defaults(handler=checkpoint_download)
-
-    delete = c_commands.add_parser(
-        "delete", parents=[connection], help="delete a checkpoint's files"
-    )
-    delete.add_argument("uuid", metavar="UUID")
-    delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    delete.set_defaults(handler=checkpoint_delete)
-
-    rm = c_commands.add_parser(
-        "rm", parents=[connection], help="delete the files of a checkpoint matching globs"
-    )
-    rm.add_argument("uuid", metavar="UUID")
-    rm.add_argument(
-        "--glob", action="append", required=True, metavar="G", help='e.g. "code/**" (repeatable)'
-    )
-    rm.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    rm.set_defaults(handler=checkpoint_rm)
+    add_checkpoint_commands(groups, parents=[connection])
     add_model_commands(groups, parents=[connection])
     add_storage_commands(groups, parents=[connection])
     return parser

@@ -12,17 +12,8 @@ exactly like ``ckpt checkpoint download``, with the same resume and size checks.
 
 from __future__ import annotations
 
+from ckptweb.cli_common import ProgressBar, metric_text, print_table
 from ckptweb.client import ApiError, Client, human_size
-
-
-def _metric(value) -> str:
-    return "-" if value is None else f"{value:.6g}"
-
-
-def _table(headers: list[str], rows: list[list]) -> None:
-    from ckptweb.cli import print_table
-
-    print_table(headers, rows)
 
 
 def model_list(client: Client, args) -> None:
@@ -36,11 +27,11 @@ def model_list(client: Client, args) -> None:
                 ",".join(model["labels"]) or "-",
                 model["owner"],
                 f"v{latest['version']}" if latest else "-",
-                _metric(latest.get("validation_metric")),
+                metric_text(latest.get("validation_metric")),
                 latest.get("checkpoint", "-"),
             ]
         )
-    _table(["Name", "Labels", "Owner", "Latest", "Metric", "Checkpoint"], rows)
+    print_table(["Name", "Labels", "Owner", "Latest", "Metric", "Checkpoint"], rows)
 
 
 def model_describe(client: Client, args) -> None:
@@ -58,7 +49,7 @@ def model_describe(client: Client, args) -> None:
             v["checkpoint"],
             v["experiment_id"],
             v["steps_completed"],
-            _metric(v["validation_metric"]),
+            metric_text(v["validation_metric"]),
             human_size(v["size_bytes"]),
             v["state"],
             v["registered_by"] or "-",
@@ -66,7 +57,7 @@ def model_describe(client: Client, args) -> None:
         ]
         for v in model["versions"]
     ]
-    _table(
+    print_table(
         [
             "Version",
             "Checkpoint",
@@ -97,8 +88,6 @@ def model_register(client: Client, args) -> None:
 
 def model_download(client: Client, args) -> None:
     """``ckpt model download NAME [VERSION] [-o DIR]``"""
-    from ckptweb.cli import ProgressBar
-
     bar = ProgressBar(f"{args.name} {args.version}")
     try:
         target = client.download_model_version(

@@ -14,6 +14,7 @@ import sys
 import time
 from urllib.parse import quote
 
+from ckptweb.cli_common import confirm
 from ckptweb.client import ApiError, Client, human_size
 
 TERMINAL_STATES = ("SUCCEEDED", "FAILED")
@@ -82,8 +83,6 @@ def latest_scan(client: Client, name: str) -> dict:
 
 def storage_delete_orphans(client: Client, args) -> None:
     """Preview the orphans of the latest (or given) scan, confirm, delete, follow progress."""
-    from ckptweb.cli import confirm
-
     scan_id = args.scan or latest_scan(client, args.name)["id"]
     preview = client.request("GET", f"storage-scans/{scan_id}/delete-orphans")
     if not preview["count"]:

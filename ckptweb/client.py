@@ -11,16 +11,14 @@ environment (``CKPTWEB_URL``, ``CKPTWEB_TOKEN``)::
     api.report_validation(trial["id"], 100, {"loss": 0.42})
     api.report_checkpoint(trial["id"], 100, resources={"state-dict.pth": 1234})
 
-Every failed call raises ``ApiError`` whose message is the server's one-line ``message``.
+Every failed call raises ``ApiError`` (``ckptweb.client_errors``) whose message is the
+server's one-line ``message``. Downloads (resume, extraction, size checks) are
+``ckptweb.download``; the registry's calls ``ckptweb.client_registry``.
 """
 
 from __future__ import annotations
 
 import os
-import posixpath
-import re
-import shutil
-import tarfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,47 +26,18 @@ from pathlib import Path
 import requests
 
 from ckptweb.client_batch import BatchCalls
+from ckptweb.client_errors import ApiError, DownloadInterrupted, network_reason, response_error
 from ckptweb.client_registry import RegistryCalls
+from ckptweb.download import Progress, download_archive
 from ckptweb.units import human_bytes
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-CHUNK_SIZE = 1024 * 1024
 GC_RUN_TERMINAL_STATES = ("SUCCEEDED", "FAILED")
-
-Progress = Callable[[int, int | None], None]
-
-
-class ApiError(Exception):
-    """A request failed: ``status`` is the HTTP status (None for network errors)."""
-
-    def __init__(self, message: str, status: int | None = None, body: dict | None = None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.body = body or {}
-
-
-class DownloadInterrupted(ApiError):
-    """The archive stream broke off; the ``.part`` file keeps what arrived, to resume."""
 
 
 def human_size(size: int | None) -> str:
     """``1536`` → ``1.5 KiB`` (``ckptweb.units``, as the pages say it)."""
     return "-" if size is None else human_bytes(size)
-
-
-def _error_message(response: requests.Response) -> tuple[str, dict]:
-    """The server's one-line ``message`` (or a short fallback) and the JSON body."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    message = body.get("message") if isinstance(body, dict) else None
-    if not message:
-        message = f"HTTP {response.status_code} {response.reason or ''}".strip()
-    if response.status_code == 401:
-        message += " (set CKPTWEB_TOKEN or pass --token)"
-    return " ".join(str(message).split()), body if isinstance(body, dict) else {}
 
 
 class Client(BatchCalls, RegistryCalls):
@@ -99,10 +68,9 @@ class Client(BatchCalls, RegistryCalls):
 
     def request(self, method: str, path: str, **kwargs) -> dict:
         """One JSON call; raises ApiError with the server's message on any failure."""
-        response = self._send(method, self.api_url(path), **kwargs)
+        response = self.send(method, self.api_url(path), **kwargs)
         if response.status_code >= 400:
-            message, body = _error_message(response)
-            raise ApiError(message, response.status_code, body)
+            raise response_error(response)
         if response.status_code == 204 or not response.content:
             return {}
         try:
@@ -113,12 +81,14 @@ class Client(BatchCalls, RegistryCalls):
                 response.status_code,
             ) from None
 
-    def _send(self, method: str, url: str, **kwargs) -> requests.Response:
+    def send(self, method: str, url: str, **kwargs) -> requests.Response:
+        """One request of the session (any status); ApiError only when the server is
+        unreachable."""
         kwargs.setdefault("timeout", self.timeout)
         try:
             return self.session.request(method, url, **kwargs)
         except requests.RequestException as exc:
-            raise ApiError(f"cannot reach {self.url}: {_network_reason(exc)}") from None
+            raise ApiError(f"cannot reach {self.url}: {network_reason(exc)}") from None
 
     def paginate(self, path: str, params: dict | None = None) -> Iterator[dict]:
         """Every result of a paginated list, following ``next`` links."""
@@ -128,10 +98,9 @@ class Client(BatchCalls, RegistryCalls):
             yield from page.get("results", [])
             if not page.get("next"):
                 return
-            response = self._send("GET", page["next"])
+            response = self.send("GET", page["next"])
             if response.status_code >= 400:
-                message, body = _error_message(response)
-                raise ApiError(message, response.status_code, body)
+                raise response_error(response)
             page = response.json()
 
     # --- experiments ---------------------------------------------------------------------
@@ -293,192 +262,8 @@ class Client(BatchCalls, RegistryCalls):
         checkpoint's ``resources``. Returns the directory.
         """
         checkpoint = self.get_checkpoint(uuid)
-        return self._download(
-            checkpoint, f"checkpoints/{checkpoint['uuid']}/download", output_dir, progress, retries
-        )
-
-    def _download(
-        self,
-        checkpoint: dict,
-        archive_path: str,
-        output_dir: str | os.PathLike,
-        progress: Progress | None,
-        retries: int,
-    ) -> Path:
-        """Fetch the tar at ``archive_path`` (resumable) and extract it into ``<uuid>/``."""
-        uuid = checkpoint["uuid"]
-        output = Path(output_dir)
-        target = output / uuid
-        if target.exists() and any(target.iterdir()):
-            raise ApiError(f"{target} already exists and is not empty; remove it first")
-        output.mkdir(parents=True, exist_ok=True)
-        part = output / f"{uuid}.tar.part"
-        attempt = 0
-        while True:
-            try:
-                self._fetch_archive(uuid, archive_path, part, progress)
-                break
-            except DownloadInterrupted:
-                attempt += 1
-                if attempt > retries:
-                    raise
-                time.sleep(min(0.2 * 2**attempt, 5))
-        try:
-            extract_checkpoint(part, target, uuid, checkpoint.get("resources") or {})
-        finally:
-            part.unlink(missing_ok=True)
-            _etag_path(part).unlink(missing_ok=True)
-        return target
-
-    def _fetch_archive(
-        self, uuid: str, archive_path: str, part: Path, progress: Progress | None
-    ) -> None:
-        """Bring ``part`` to the complete archive, resuming from its current size."""
-        offset = part.stat().st_size if part.exists() else 0
-        etag_file = _etag_path(part)
-        headers = {"Accept": "application/x-tar"}
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
-            if etag_file.exists():
-                headers["If-Range"] = etag_file.read_text().strip()
-        url = self.api_url(archive_path)
-        response = self._send("GET", url, headers=headers, stream=True)
-        with response:
-            if response.status_code == 416 and offset:
-                total = _content_range_total(response.headers.get("Content-Range", ""))
-                if total == offset:
-                    return  # the .part already holds everything
-                part.unlink()
-                raise DownloadInterrupted("partial download no longer matches; starting over")
-            if response.status_code >= 400:
-                message, body = _error_message(response)
-                raise ApiError(message, response.status_code, body)
-            if response.status_code == 206:
-                start = _content_range_start(response.headers.get("Content-Range", ""))
-                if start != offset:
-                    part.unlink()
-                    raise DownloadInterrupted("server resumed at the wrong offset; starting over")
-                total = _content_range_total(response.headers.get("Content-Range", ""))
-                mode = "ab"
-            else:
-                offset = 0
-                length = response.headers.get("Content-Length")
-                total = int(length) if length and length.isdigit() else None
-                mode = "wb"
-            if response.headers.get("ETag"):
-                etag_file.write_text(response.headers["ETag"])
-            done = offset
-            try:
-                with open(part, mode) as out:
-                    for chunk in response.iter_content(CHUNK_SIZE):
-                        out.write(chunk)
-                        done += len(chunk)
-                        if progress:
-                            progress(done, total)
-            except requests.RequestException:
-                raise DownloadInterrupted(
-                    f"download of {uuid} interrupted after {done} bytes; run again to resume"
-                ) from None
-            except OSError as exc:
-                raise ApiError(f"cannot write {part}: {exc.strerror or exc}") from None
-            if total is not None and done != total:
-                raise DownloadInterrupted(
-                    f"download of {uuid} interrupted after {done} of {total} bytes; "
-                    "run again to resume"
-                )
-
-
-def _network_reason(exc: requests.RequestException) -> str:
-    """A short reason for a network failure: ``connection refused``, ``timed out``…"""
-    text = str(exc)
-    match = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
-    if match:
-        return match.group(1).strip().lower()
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    return type(exc).__name__
-
-
-def _etag_path(part: Path) -> Path:
-    return part.with_name(part.name + ".etag")
-
-
-def _content_range_start(value: str) -> int | None:
-    """``bytes 100-199/200`` → 100."""
-    try:
-        return int(value.split()[1].split("-")[0])
-    except (IndexError, ValueError):
-        return None
-
-
-def _content_range_total(value: str) -> int | None:
-    """``bytes 100-199/200`` or ``bytes */200`` → 200."""
-    try:
-        return int(value.rsplit("/", 1)[1])
-    except (IndexError, ValueError):
-        return None
-
-
-def _member_path(name: str, uuid: str) -> str:
-    """A tar member's path inside the checkpoint, or ValueError when it is unsafe."""
-    path = name[2:] if name.startswith("./") else name
-    if path.startswith(uuid + "/"):
-        path = path[len(uuid) + 1 :]
-    normalised = posixpath.normpath(path) if path else ""
-    if (
-        not path
-        or path.startswith("/")
-        or "\\" in path
-        or normalised.startswith("..")
-        or any(part in ("", ".", "..") for part in path.rstrip("/").split("/"))
-    ):
-        raise ValueError(f"unsafe path in archive: {name!r}")
-    return normalised
-
-
-def extract_checkpoint(archive: Path, target: Path, uuid: str, resources: dict) -> None:
-    """Extract a checkpoint tar into ``target`` (regular files only, paths kept inside),
-    then check each file's size against ``resources``. Leaves nothing behind on failure."""
-    staging = target.with_name(f".{target.name}.extracting")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        sizes = {}
-        with tarfile.open(archive, "r:") as tar:
-            for member in tar:
-                if member.isdir():
-                    continue
-                if not member.isfile():
-                    raise ApiError(f"archive entry {member.name!r} is not a regular file")
-                try:
-                    relative = _member_path(member.name, uuid)
-                except ValueError as exc:
-                    raise ApiError(str(exc)) from None
-                destination = staging / relative
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                source = tar.extractfile(member)
-                with source, open(destination, "wb") as out:
-                    shutil.copyfileobj(source, out, CHUNK_SIZE)
-                sizes[relative] = destination.stat().st_size
-        check_sizes(sizes, resources)
-        if target.exists():
-            target.rmdir()  # empty (checked before downloading)
-        staging.rename(target)
-    except tarfile.TarError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise ApiError(f"the downloaded archive is damaged: {exc}") from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def check_sizes(sizes: dict[str, int], resources: dict[str, int]) -> None:
-    """Every resource is present with its recorded size; raise ApiError otherwise."""
-    for path, expected in sorted(resources.items()):
-        if path not in sizes:
-            raise ApiError(f"{path} is missing from the downloaded checkpoint")
-        if sizes[path] != expected:
-            raise ApiError(f"{path} is {sizes[path]} bytes, but the checkpoint records {expected}")
+        path = f"checkpoints/{checkpoint['uuid']}/download"
+        return download_archive(self, checkpoint, path, output_dir, progress, retries)
 
 
 def write_checkpoint_files(directory: str | os.PathLike, files: dict[str, bytes]) -> dict:
@@ -511,8 +296,6 @@ __all__ = [
     "ApiError",
     "Client",
     "DownloadInterrupted",
-    "check_sizes",
-    "extract_checkpoint",
     "human_size",
     "shared_fs_checkpoint_dir",
     "write_checkpoint_files",

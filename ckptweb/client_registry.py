@@ -1,7 +1,7 @@
 """The model registry's calls of ``ckptweb.client.Client`` (kept apart to keep it short).
 
-``RegistryCalls`` is a mixin: it uses the client's ``request``, ``paginate``,
-``get_checkpoint`` and ``_download`` (the resumable, size-checked checkpoint download).
+``RegistryCalls`` is a mixin: it uses the client's ``request``, ``paginate`` and
+``get_checkpoint``, and ``ckptweb.download`` (the resumable, size-checked download).
 Names are quoted into the URL path; version is a number or ``latest``.
 """
 
@@ -11,6 +11,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
+
+from ckptweb.download import download_archive
 
 
 class RegistryCalls:
@@ -71,4 +73,4 @@ class RegistryCalls:
         found = self.get_model_version(name, version)
         checkpoint = self.get_checkpoint(found["checkpoint"])
         path = f"models/{quote(name, safe='')}/versions/{found['version']}/download"
-        return self._download(checkpoint, path, output_dir, progress, retries)
+        return download_archive(self, checkpoint, path, output_dir, progress, retries)

@@ -29,15 +29,8 @@ from pathlib import Path
 
 import requests
 
-from ckptweb.client import (
-    CHUNK_SIZE,
-    ApiError,
-    Client,
-    Progress,
-    _content_range_start,
-    _member_path,
-    check_sizes,
-)
+from ckptweb.client import ApiError, Client
+from ckptweb.download import CHUNK_SIZE, Progress, check_sizes, content_range_start, member_path
 
 DEFAULT_PARALLEL = 8
 #: Files larger than this are fetched in parts of this size, in parallel.
@@ -83,6 +76,19 @@ class DirectDownload:
         self._local = threading.local()
         self._done_bytes = 0
 
+    def run_or_stream(self, stderr=None) -> Path:
+        """``run``; on a storage without direct URLs (a 409, shared_fs), the server's
+        stream instead, saying so on ``stderr``."""
+        try:
+            return self.run()
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            print(f"ckpt: {exc} Falling back to the server's stream.", file=stderr or sys.stderr)
+        return self.client.download_checkpoint(
+            self.uuid, self.output, progress=self.progress, retries=self.retries
+        )
+
     # --- the plan ------------------------------------------------------------------------
 
     def manifest(self) -> list[dict]:
@@ -92,10 +98,7 @@ class DirectDownload:
         )
         files = body.get("files") or []
         for entry in files:
-            try:
-                entry["path"] = _member_path(entry["path"], self.uuid)
-            except ValueError as exc:
-                raise ApiError(str(exc)) from None
+            entry["path"] = member_path(entry["path"], self.uuid)
         return files
 
     def parts(self, files: list[dict]) -> list[Part]:
@@ -239,7 +242,7 @@ class DirectDownload:
             if response.status_code >= 400:
                 raise _ShortRead(f"HTTP {response.status_code} from the storage")
             if response.status_code == 206:
-                start = _content_range_start(response.headers.get("Content-Range", ""))
+                start = content_range_start(response.headers.get("Content-Range", ""))
                 if start != part.start:
                     raise _ShortRead(f"storage answered range start {start}, not {part.start}")
             elif part.start != 0:
@@ -267,24 +270,3 @@ class DirectDownload:
 
 class _ShortRead(Exception):
     """A part's transfer ended early or answered the wrong range (retried)."""
-
-
-def download_direct(
-    client: Client,
-    uuid: str,
-    output_dir: str | os.PathLike = ".",
-    parallel: int = DEFAULT_PARALLEL,
-    progress: Progress | None = None,
-    retries: int = 3,
-    part_size: int = PART_SIZE,
-    stderr=None,
-) -> Path:
-    """Direct download of a checkpoint; on shared_fs, the server's stream with a message."""
-    job = DirectDownload(client, uuid, output_dir, parallel, progress, retries, part_size)
-    try:
-        return job.run()
-    except ApiError as exc:
-        if exc.status != 409:
-            raise
-        print(f"ckpt: {exc} Falling back to the server's stream.", file=stderr or sys.stderr)
-    return client.download_checkpoint(uuid, output_dir, progress=progress, retries=retries)

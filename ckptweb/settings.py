@@ -114,6 +114,11 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The covering indexes (INCLUDE columns) are a PostgreSQL feature; SQLite keeps the key part
+# and ignores the rest, which is all a development database needs, so its warning is noise.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    SILENCED_SYSTEM_CHECKS = ["models.W040"]
+
 # The Determined hasher first: new and upgraded hashes verify for web and `det` logins alike
 # (ckptweb/detcompat/hashers.py); plain PBKDF2 hashes still verify and upgrade at next login.
 PASSWORD_HASHERS = [

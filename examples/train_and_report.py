@@ -136,8 +136,9 @@ def train_trial(api, experiment, trial, lr, args, rng) -> list[dict]:
     return api.report_checkpoints(trial["id"], checkpoints)
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def server_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every example takes: the server, its token, the shared_fs directory."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--url", help="default: $CKPTWEB_URL")
     parser.add_argument("--token", help="default: $CKPTWEB_TOKEN")
     parser.add_argument(
@@ -145,6 +146,11 @@ def parse_args(argv=None):
         default=os.environ.get("CKPTWEB_CHECKPOINT_DIR", "var/checkpoints"),
         help="shared_fs directory for checkpoints (default: $CKPTWEB_CHECKPOINT_DIR)",
     )
+    return parser
+
+
+def parse_args(argv=None):
+    parser = server_parser(__doc__)
     parser.add_argument("--name", default="toy-linear")
     parser.add_argument("--lrs", default="0.3,0.05", help="one trial per learning rate")
     parser.add_argument("--steps", type=int, default=500)
@@ -158,21 +164,24 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def grid_config(name: str, description: str, lrs: list[float], host_path: str) -> dict:
+    """The experiment config of a grid over learning rates, checkpoints on shared_fs."""
+    return {
+        "name": name,
+        "description": description,
+        "searcher": {"name": "grid", "metric": "validation_loss", "smaller_is_better": True},
+        "hyperparameters": {"lr": {"type": "categorical", "vals": lrs}},
+        "checkpoint_storage": {"type": "shared_fs", "host_path": str(Path(host_path).resolve())},
+    }
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     rng = random.Random(args.seed)
     api = Client(url=args.url, token=args.token)
     lrs = [float(lr) for lr in args.lrs.split(",")]
-    config = {
-        "name": args.name,
-        "description": "Linear regression by SGD, one trial per learning rate.",
-        "searcher": {"name": "grid", "metric": "validation_loss", "smaller_is_better": True},
-        "hyperparameters": {"lr": {"type": "categorical", "vals": lrs}},
-        "checkpoint_storage": {
-            "type": "shared_fs",
-            "host_path": str(Path(args.host_path).resolve()),
-        },
-    }
+    description = "Linear regression by SGD, one trial per learning rate."
+    config = grid_config(args.name, description, lrs, args.host_path)
     experiment = api.create_experiment(config)
     print(f"experiment {experiment['id']}: {experiment['name']}")
     for lr in lrs:

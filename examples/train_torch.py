@@ -29,16 +29,18 @@ Needs the ``torch`` extra: ``pip install -e '.[torch]'`` (torch 2.13.0, CPU).
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
-import os
 import sys
 import types
 import uuid
 from pathlib import Path
 
 import torch
+from train_and_report import (  # the sibling example (examples/ is on sys.path)
+    grid_config,
+    server_parser,
+)
 
 from ckptweb.client import ApiError, Client, shared_fs_checkpoint_dir, write_checkpoint_files
 
@@ -176,14 +178,7 @@ def register_best(api: Client, model_name: str, best: dict, experiment: dict) ->
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", help="default: $CKPTWEB_URL")
-    parser.add_argument("--token", help="default: $CKPTWEB_TOKEN")
-    parser.add_argument(
-        "--host-path",
-        default=os.environ.get("CKPTWEB_CHECKPOINT_DIR", "var/checkpoints"),
-        help="shared_fs directory for checkpoints (default: $CKPTWEB_CHECKPOINT_DIR)",
-    )
+    parser = server_parser(__doc__)
     parser.add_argument("--name", default="torch-mlp", help="experiment name")
     parser.add_argument("--model", default="torch-mlp", help="registry model to register into")
     parser.add_argument("--lrs", default="0.01,0.003", help="one trial per learning rate")
@@ -205,16 +200,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)  # bit-for-bit reproducible predictions on CPU
     api = Client(url=args.url, token=args.token)
     lrs = [float(lr) for lr in args.lrs.split(",")]
-    config = {
-        "name": args.name,
-        "description": "A two-layer MLP (PyTorch), one trial per learning rate.",
-        "searcher": {"name": "grid", "metric": "validation_loss", "smaller_is_better": True},
-        "hyperparameters": {"lr": {"type": "categorical", "vals": lrs}},
-        "checkpoint_storage": {
-            "type": "shared_fs",
-            "host_path": str(Path(args.host_path).resolve()),
-        },
-    }
+    description = "A two-layer MLP (PyTorch), one trial per learning rate."
+    config = grid_config(args.name, description, lrs, args.host_path)
     if args.save:
         best, trial_best, latest = (int(n) for n in args.save.split(","))
         config["checkpoint_storage"] |= {

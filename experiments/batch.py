@@ -99,6 +99,7 @@ def report_checkpoints(trial: Trial, items: Sequence[Mapping]) -> list[Checkpoin
     A uuid taken by a concurrent report between the check and the insert is refused by
     the unique index; the check then runs again and names it.
     """
+    services.check_not_deleting(trial.experiment)
     try:
         with transaction.atomic():
             checkpoints = checked_checkpoints(trial, items)
@@ -116,6 +117,7 @@ def report_validations(trial: Trial, items: Sequence[Mapping]) -> list[Validatio
 
     All or none; checkpoints at their steps get the searcher metric of the latest one.
     """
+    services.check_not_deleting(trial.experiment)
     check_batch_size(items)
     errors: dict[int, dict[str, list[str]]] = {}
     for index, item in enumerate(items):

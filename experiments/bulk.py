@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
+from ckptweb.errors import Conflict
 from ckptweb.limits import ByteSum
 from ckptweb.units import human_bytes
 from experiments.compare import MAX_COMPARED, MIN_COMPARED
@@ -85,6 +86,9 @@ def delete_many(checkpoints: list[Checkpoint], user=None) -> tuple[int, list[str
                 delete_checkpoint(checkpoint, user=user)
             except CheckpointProtected:
                 skipped.append(f"{str(checkpoint.uuid)[:8]} is protected")
+                continue
+            except Conflict as exc:  # its experiment is being deleted
+                skipped.append(f"{str(checkpoint.uuid)[:8]}: {exc.message}")
                 continue
             started += 1
     return started, skipped

@@ -22,17 +22,10 @@ from ckptweb import safe_yaml
 from ckptweb.limits import MAX_CONFIG_NODES, InvalidInput, check_json
 from experiments.models import POLICY_FIELDS
 from experiments.retention import InvalidPolicy, parse_policy_value
-from storage.choices import (
-    ALLOWED_FIELDS,
-    PLAIN_FIELDS,
-    SECRET_FIELDS,
-    StorageType,
-    type_field_errors,
-)
-from storage.models import REDACTED, StorageConfig, redact_url, url_credentials
-from storage.paths import UnsafePath, check_relative_path
-
-STORAGE_FIELDS = (*PLAIN_FIELDS, *SECRET_FIELDS)
+from storage.backends import SECRET_FIELDS, STORAGE_FIELDS, URL_FIELDS
+from storage.choices import StorageType
+from storage.models import REDACTED, StorageConfig, redact_url
+from storage.models import credential_fields as stored_credential_fields
 
 
 class ConfigError(InvalidInput):
@@ -101,19 +94,15 @@ def redact(config: dict) -> dict:
         for key in SECRET_FIELDS:
             if storage.get(key):
                 storage[key] = REDACTED
-        for key in ("endpoint_url", "account_url"):
+        for key in URL_FIELDS:
             if isinstance(storage.get(key), str):
                 storage[key] = redact_url(storage[key])
     return clean
 
 
 def credential_fields(spec: StorageSpec) -> list[str]:
-    """The fields of ``spec`` that carry credentials (secrets, or a URL with userinfo)."""
-    fields = [key for key in SECRET_FIELDS if spec.fields.get(key)]
-    for key in ("endpoint_url", "account_url"):
-        if url_credentials(spec.fields.get(key, "")):
-            fields.append(key)
-    return fields
+    """The fields of ``spec`` that carry credentials (``storage.models.credential_fields``)."""
+    return stored_credential_fields(spec.fields)
 
 
 def _string(section: dict, key: str, path: str) -> str:
@@ -157,63 +146,29 @@ def parse_storage_section(section, path: str = "checkpoint_storage") -> StorageS
     spec.type = storage_type.value
     for key in STORAGE_FIELDS:
         value = _string(section, key, f"{path}.{key}")
-        if not value:
-            continue
-        if key not in ALLOWED_FIELDS[storage_type]:
-            raise ConfigError(
-                f"{path}.{key}", f"{path}.{key} does not apply to {storage_type.value} storage."
-            )
-        spec.fields[key] = value
-    problems = type_field_errors(storage_type, spec.fields)
-    if problems:
-        key, problem = next(iter(problems.items()))
-        raise ConfigError(f"{path}.{key}", f"{path}.{key} {problem}")
-    _check_paths(spec, path)
-    _check_model_fields(spec, path)
+        if value:
+            spec.fields[key] = value
+    _check_storage_config(spec, path)
+    if "host_path" in spec.fields:
+        spec.fields["host_path"] = posixpath.normpath(spec.fields["host_path"])
     return spec
 
 
-def _check_model_fields(spec: StorageSpec, path: str) -> None:
-    """The StorageConfig's own validation (lengths, per-type rules) on an unsaved row."""
+def _check_storage_config(spec: StorageSpec, path: str) -> None:
+    """Validate the section as the StorageConfig it would become (unsaved, ``full_clean``).
+
+    The first problem is a ConfigError naming ``<path>.<field>``.
+    """
     candidate = StorageConfig(name="candidate", type=spec.type, **spec.fields)
     try:
         candidate.full_clean(exclude=["name"], validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
         key, messages = next(iter(exc.message_dict.items()))
         name = f"{path}.{key}" if key != "__all__" else path
-        raise ConfigError(name, f"{name}: {messages[0]}") from None
-
-
-def _check_paths(spec: StorageSpec, path: str) -> None:
-    host_path = spec.fields.get("host_path")
-    if host_path is not None:
-        if not host_path.startswith("/"):
-            raise ConfigError(f"{path}.host_path", f"{path}.host_path must be an absolute path.")
-        if ".." in host_path.split("/"):
-            raise ConfigError(f"{path}.host_path", f"{path}.host_path must not contain '..'.")
-        spec.fields["host_path"] = posixpath.normpath(host_path)
-    storage_path = spec.fields.get("storage_path")
-    if storage_path is not None:
-        _check_inside(storage_path, f"{path}.storage_path", "escapes host_path")
-    prefix = spec.fields.get("prefix")
-    if prefix is not None:
-        if ".." in prefix.split("/") or ".." in prefix:
-            raise ConfigError(f"{path}.prefix", f"{path}.prefix must not contain '..'.")
-        _check_inside(prefix, f"{path}.prefix", "is not a safe relative prefix")
-    endpoint = spec.fields.get("endpoint_url")
-    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"{path}.endpoint_url", f"{path}.endpoint_url must start with http:// or https://."
-        )
-
-
-def _check_inside(value: str, field: str, what: str) -> None:
-    if value.startswith("/"):
-        raise ConfigError(field, f"{field} {what}: it must be a relative path.")
-    try:
-        check_relative_path(value.strip("/") if value.strip("/") else "x")
-    except UnsafePath as exc:
-        raise ConfigError(field, f"{field} {what}: {exc}.") from None
+        message = messages[0]
+        if message.startswith(f"{key} "):  # the model's rules name the field first
+            raise ConfigError(name, f"{path}.{message}") from None
+        raise ConfigError(name, f"{name}: {message}") from None
 
 
 def parse_experiment_config(config) -> ExperimentConfig:

@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from ckptweb.errors import Conflict
 from experiments import partial_deletion
 from experiments.models import Checkpoint
 from experiments.views import can_manage
@@ -55,7 +56,7 @@ def checkpoint_rm(request, uuid):
     checkpoint = _managed_checkpoint(request, uuid)
     try:
         run = partial_deletion.delete_files(checkpoint, globs_from(request.POST))
-    except (partial_deletion.GlobError, partial_deletion.FilesNotDeletable) as exc:
+    except (partial_deletion.GlobError, Conflict) as exc:
         messages.error(request, str(exc))
     else:
         run.refresh_from_db()

@@ -31,10 +31,12 @@ from functools import lru_cache
 
 from django.db import transaction
 
+from ckptweb.errors import Conflict
+from ckptweb.limits import InvalidInput
 from experiments.choices import GC_RUN_TERMINAL_STATES, CheckpointState, GCReason
 from experiments.models import Checkpoint, GCRun
 from experiments.registry import checkpoint_registered_refusal
-from experiments.services import start_gc_run
+from experiments.services import check_not_deleting, start_gc_run
 
 #: At most this many globs per request, each at most this long.
 MAX_GLOBS = 100
@@ -48,13 +50,14 @@ DELETABLE_STATES = (
 )
 
 
-class GlobError(ValueError):
-    """A bad list of globs; the message names the offending glob."""
+class GlobError(InvalidInput):
+    """A bad list of globs (a 400 naming ``globs``); the message names the offending glob."""
 
-    field = "globs"
+    def __init__(self, message: str):
+        super().__init__("globs", message)
 
 
-class FilesNotDeletable(Exception):
+class FilesNotDeletable(Conflict):
     """The checkpoint's files may not be deleted now (protected, registered, busy): a 409."""
 
 
@@ -165,9 +168,10 @@ def refusal_reason(checkpoint: Checkpoint) -> str | None:
 def delete_files(checkpoint: Checkpoint, globs) -> GCRun:
     """Start a FILES run deleting the checkpoint's files matched by ``globs``.
 
-    GlobError for bad globs or globs matching no file; FilesNotDeletable when the
-    checkpoint is refused (``refusal_reason``).
+    Conflict when the experiment is being deleted; GlobError for bad globs or globs
+    matching no file; FilesNotDeletable when the checkpoint is refused (``refusal_reason``).
     """
+    check_not_deleting(checkpoint.experiment)
     globs = check_globs(globs)
     checkpoint = (
         Checkpoint.objects.select_for_update().select_related("experiment").get(pk=checkpoint.pk)

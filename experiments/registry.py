@@ -27,6 +27,7 @@ from django.db import transaction
 from django.db.models import OuterRef, Prefetch, Q, Subquery
 
 from ckptweb import limits
+from ckptweb.errors import Conflict
 from ckptweb.limits import InvalidInput
 from experiments.choices import CheckpointState, ExperimentState
 from experiments.models import Checkpoint, Experiment
@@ -51,8 +52,8 @@ class RegistryError(InvalidInput):
     """Bad registry input (a 400); ``field`` names the offending field."""
 
 
-class RegistryConflict(Exception):
-    """The request is valid but the current state forbids it (a 409)."""
+class RegistryConflict(Conflict):
+    """The request is valid but the current state forbids it (a 409): a taken name."""
 
 
 # --- validation ----------------------------------------------------------------------------

@@ -128,10 +128,7 @@ def checkpoint_register(request, uuid):
         version = registry.register_version(
             model, checkpoint, request.user, request.POST.get("comment", "")
         )
-    except registry.RegistryError as exc:
-        messages.error(request, f"Not registered: {exc}")
-        return back
-    except registry.RegistryConflict as exc:
+    except (registry.RegistryError, registry.RegistryConflict) as exc:
         messages.error(request, f"Not registered: {exc}")
         return back
     messages.success(

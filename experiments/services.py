@@ -12,6 +12,7 @@ import yaml
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from ckptweb.errors import Conflict
 from ckptweb.limits import (
     MAX_INT,
     MAX_PATH_LENGTH,
@@ -62,8 +63,17 @@ def _storable(value, field: str, **limits):
         raise ReportError(exc.field, exc.message) from None
 
 
-class CheckpointProtected(Exception):
-    """A protected (or registered) checkpoint cannot be deleted."""
+class CheckpointProtected(Conflict):
+    """A protected (or registered) checkpoint cannot be deleted (a 409)."""
+
+
+def check_not_deleting(experiment: Experiment) -> None:
+    """Nothing may be added to or changed in an experiment that is being deleted (Conflict).
+
+    The one place of the rule: every service that adds to or changes an experiment calls it.
+    """
+    if experiment.state == ExperimentState.DELETING:
+        raise Conflict(f"experiment {experiment.pk} is being deleted.")
 
 
 # --- storage -------------------------------------------------------------------------------
@@ -174,6 +184,7 @@ def create_experiment(
 
 def create_trial(experiment: Experiment, hparams: dict | None = None) -> Trial:
     """Add a trial to ``experiment``."""
+    check_not_deleting(experiment)
     if hparams is not None and not isinstance(hparams, dict):
         raise ReportError("hparams", "hparams must be a JSON object.")
     _storable(hparams, "hparams")
@@ -246,6 +257,7 @@ def report_validation(trial: Trial, steps_completed: int, metrics: dict) -> Vali
 
     The latest validation reported at a step wins, whether the checkpoint came first or not.
     """
+    check_not_deleting(trial.experiment)
     check_metrics(metrics)
     with transaction.atomic():
         validation = Validation.objects.create(
@@ -318,6 +330,7 @@ def report_checkpoint(
     One transaction (link, insert); a uuid already taken is found by the unique index,
     not by a query before every insert.
     """
+    check_not_deleting(trial.experiment)
     checkpoint = new_checkpoint(trial, steps_completed, resources, metadata, uuid)
     try:
         with transaction.atomic():
@@ -368,6 +381,7 @@ def _enqueue_gc_run(run_id: int) -> None:
 @transaction.atomic
 def set_gc_policy(experiment: Experiment, policy: Policy, user=None) -> GCRun:
     """Save a new GC policy on ``experiment`` and start a GC run with it (by ``user``)."""
+    check_not_deleting(experiment)
     for field, value in policy.as_dict().items():
         setattr(experiment, field, value)
     experiment.save(update_fields=[*POLICY_FIELDS, "updated_at"])
@@ -377,8 +391,7 @@ def set_gc_policy(experiment: Experiment, policy: Policy, user=None) -> GCRun:
 @transaction.atomic
 def set_experiment_state(experiment: Experiment, state: str) -> GCRun | None:
     """Change the state; reaching a terminal state starts a GC run."""
-    if experiment.state == ExperimentState.DELETING:
-        raise ReportError("state", "the experiment is being deleted.")
+    check_not_deleting(experiment)
     if state == ExperimentState.DELETING:
         raise ReportError("state", "use DELETE to delete an experiment.")
     previous = experiment.state
@@ -397,6 +410,7 @@ def delete_experiment(experiment: Experiment) -> GCRun:
     deletes a protected checkpoint, so the experiment could never finish deleting.
     """
     experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    check_not_deleting(experiment)
     protected = (
         experiment.checkpoints.filter(protected=True)
         .exclude(state=CheckpointState.DELETED)
@@ -423,8 +437,15 @@ def delete_experiment(experiment: Experiment) -> GCRun:
 
 @transaction.atomic
 def delete_checkpoint(checkpoint: Checkpoint, user=None) -> GCRun:
-    """Start a run (by ``user``) that deletes one checkpoint's files. Protected ones raise."""
+    """Start a run (by ``user``) that deletes one checkpoint's files.
+
+    Conflict when its experiment is being deleted or its files are already (being) deleted;
+    CheckpointProtected (a Conflict) when it is protected or registered.
+    """
     checkpoint = Checkpoint.objects.select_for_update().get(pk=checkpoint.pk)
+    check_not_deleting(checkpoint.experiment)
+    if checkpoint.state in (CheckpointState.DELETED, CheckpointState.DELETING):
+        raise Conflict(f"checkpoint {checkpoint.uuid} is already {checkpoint.state}.")
     if checkpoint.protected:
         raise CheckpointProtected(f"checkpoint {checkpoint.uuid} is protected; unprotect it first.")
     if refusal := checkpoint_registered_refusal(checkpoint):
@@ -449,6 +470,7 @@ __all__ = [
     "ReportError",
     "active_gc_run",
     "apply_master_config",
+    "check_not_deleting",
     "create_experiment",
     "create_trial",
     "default_storage",

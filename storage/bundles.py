@@ -3,10 +3,9 @@
 ``checkpoint_folder`` names a checkpoint's folder ``<experiment>-trial<T>-step<S>-<uuid8>``
 (the experiment name reduced to letters, digits, ``.``, ``_`` and ``-``), so ``tar xf`` or
 unzip puts everything in one directory named after the checkpoint instead of scattering
-files into the current one. ``FolderedArchive`` offers the interface of
-``services.CheckpointArchive`` (``files``, ``tar_plan``, ``stream``, ``stream_tar_range``)
-over several checkpoints: each archive path is ``<folder>/<relpath>`` and the opener maps it
-back to the checkpoint's own storage, so the streaming archive code is reused unchanged.
+files into the current one. ``FolderedArchive`` is a ``services.CheckpointArchive``
+over several checkpoints: each archive path is ``<folder>/<relpath>`` and the opener maps
+it back to the checkpoint's own storage, so the streaming archive code is reused unchanged.
 The API's default layout stays relative to the checkpoint root (scripts rely on it); the
 named folder is asked for with ``?folder=1`` and used by the dashboard's buttons.
 """
@@ -14,10 +13,7 @@ named folder is asked for with ``?folder=1`` and used by the dashboard's buttons
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 
-from storage.archive import TarPlan, iter_archive
 from storage.backends.base import StoredFile
 from storage.services import CheckpointArchive, checkpoint_archive
 
@@ -39,43 +35,27 @@ def checkpoint_folder(checkpoint) -> str:
     )
 
 
-@dataclass
-class FolderedArchive:
-    """Several checkpoints' files, each checkpoint under its own folder."""
+class FolderedArchive(CheckpointArchive):
+    """Several checkpoints' files, each checkpoint under its own folder.
 
-    parts: dict[str, CheckpointArchive]  # folder -> that checkpoint's archive
-    files: list[StoredFile] = field(init=False)
+    A ``CheckpointArchive`` whose opener maps ``<folder>/<relpath>`` back to the folder's
+    checkpoint; its ``checkpoint`` is the first one (download logs name it).
+    """
 
-    def __post_init__(self):
-        self.files = [
+    def __init__(self, parts: dict[str, CheckpointArchive]):
+        self.parts = parts  # folder -> that checkpoint's archive
+        files = [
             StoredFile(f"{folder}/{f.path}", f.size, f.modified, f.etag)
-            for folder, archive in self.parts.items()
+            for folder, archive in parts.items()
             for f in archive.files
         ]
-
-    @property
-    def checkpoint(self):
-        """The first checkpoint (download logs name it)."""
-        return next(iter(self.parts.values())).checkpoint
-
-    @property
-    def tar_plan(self) -> TarPlan:
-        if not hasattr(self, "_plan"):
-            self._plan = TarPlan(self.files)
-        return self._plan
+        first = next(iter(parts.values()))
+        super().__init__(checkpoint=first.checkpoint, files=files, backend=first.backend)
 
     def open(self, path: str, start: int, end: int):
         """Opener for archive generators: ``<folder>/<relpath>`` of the folder's checkpoint."""
         folder, _, relative = path.partition("/")
         return self.parts[folder].open(relative, start, end)
-
-    def stream(self, fmt: str) -> Iterator[bytes]:
-        """The whole archive in ``fmt`` (tar, tgz, zip)."""
-        return iter_archive(fmt, self.files, self.open)
-
-    def stream_tar_range(self, start: int, end: int) -> Iterator[bytes]:
-        """Bytes ``[start, end)`` of the plain tar."""
-        return self.tar_plan.iter_bytes(self.open, start, end)
 
 
 def foldered_archive(checkpoints) -> FolderedArchive:

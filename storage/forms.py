@@ -3,7 +3,7 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
-from storage.choices import ALLOWED_FIELDS, SECRET_FIELDS
+from storage.backends import BACKENDS, SECRET_FIELDS, STORAGE_FIELDS, URL_FIELDS
 from storage.models import StorageConfig, redact_url
 
 
@@ -13,9 +13,6 @@ class SecretInput(forms.PasswordInput):
     def __init__(self, attrs=None):
         super().__init__(attrs={"autocomplete": "new-password", **(attrs or {})})
 
-
-#: URL fields that may carry credentials (userinfo, a SAS query): shown redacted.
-URL_FIELDS = ("endpoint_url", "account_url")
 
 #: Help under each location field of the admin form (the spec's checkpoint_storage keys).
 FIELD_HELP = {
@@ -39,7 +36,12 @@ FIELD_HELP = {
 
 def type_fields() -> dict[str, list[str]]:
     """Each storage type's own fields; the admin shows only the chosen type's."""
-    return {str(kind): list(fields) for kind, fields in ALLOWED_FIELDS.items()}
+    return {kind: list(backend.parameters) for kind, backend in BACKENDS.items()}
+
+
+def types_using(name: str) -> str:
+    """``"s3"``, ``"s3 / gcs"``: the storage types that have field ``name``."""
+    return " / ".join(kind for kind, backend in BACKENDS.items() if name in backend.parameters)
 
 
 class StorageConfigForm(forms.ModelForm):
@@ -62,17 +64,7 @@ class StorageConfigForm(forms.ModelForm):
         fields = [
             "name",
             "type",
-            "host_path",
-            "storage_path",
-            "bucket",
-            "prefix",
-            "endpoint_url",
-            "access_key",
-            "secret_key",
-            "container",
-            "connection_string",
-            "account_url",
-            "credential",
+            *STORAGE_FIELDS,
             "is_default",
             "save_experiment_best",
             "save_trial_best",
@@ -89,53 +81,45 @@ class StorageConfigForm(forms.ModelForm):
             stored = bool(self.instance.pk and getattr(self.instance, name))
             field = self.fields[name]
             field.initial = ""
-            field.help_text = f"s3 only. Currently: {'set' if stored else 'not set'}. " + (
-                "Leave blank to keep it." if stored else "Optional."
+            field.help_text = (
+                f"{types_using(name)} only. Currently: {'set' if stored else 'not set'}. "
+                + ("Leave blank to keep it." if stored else "Optional.")
             )
 
         for name in URL_FIELDS:
             if self.instance.pk and getattr(self.instance, name):
                 self.initial[name] = redact_url(getattr(self.instance, name))
 
+    def clean(self):
+        """Write-only values: secrets left blank and redacted URLs keep the stored ones."""
+        cleaned = super().clean()
+        for name in SECRET_FIELDS:
+            if name not in self._errors:
+                cleaned[name] = self._clean_secret(name)
+        for name in URL_FIELDS:
+            if name not in self._errors:
+                cleaned[name] = self._clean_url(name)
+        return cleaned
+
+    def _stored(self, name: str) -> str:
+        """The value of ``name`` in the database ('' for a new config)."""
+        if not self.instance.pk:
+            return ""
+        return StorageConfig.objects.filter(pk=self.instance.pk).values_list(name, flat=True)[0]
+
     def _clean_url(self, name: str) -> str:
         """Credentials in a URL are write-only: the redacted URL sent back keeps them."""
         value = self.cleaned_data.get(name, "")
-        if self.instance.pk:
-            stored = StorageConfig.objects.filter(pk=self.instance.pk).values_list(name, flat=True)[
-                0
-            ]
-            if stored and value == redact_url(stored):
-                return stored
+        stored = self._stored(name)
+        if stored and value == redact_url(stored):
+            return stored
         return value
-
-    def clean_endpoint_url(self) -> str:
-        return self._clean_url("endpoint_url")
-
-    def clean_account_url(self) -> str:
-        return self._clean_url("account_url")
 
     def _clean_secret(self, name: str) -> str:
         """The new secret, the stored one when left blank, or '' when cleared."""
-        value = self.cleaned_data.get(name, "")
         if self.data.get(f"clear_{name}") in ("on", "true", "1", "True"):
             return ""
-        if value:
-            return value
-        if self.instance.pk:
-            return StorageConfig.objects.filter(pk=self.instance.pk).values_list(name, flat=True)[0]
-        return ""
-
-    def clean_access_key(self) -> str:
-        return self._clean_secret("access_key")
-
-    def clean_secret_key(self) -> str:
-        return self._clean_secret("secret_key")
-
-    def clean_connection_string(self) -> str:
-        return self._clean_secret("connection_string")
-
-    def clean_credential(self) -> str:
-        return self._clean_secret("credential")
+        return self.cleaned_data.get(name, "") or self._stored(name)
 
     def _get_validation_exclusions(self):
         """Skip the single-default constraint: saving a new default unsets the old one."""

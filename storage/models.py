@@ -6,15 +6,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from storage.choices import (
-    CONNECTION_STRING_SECRETS,
-    PLAIN_FIELDS,
-    SECRET_FIELDS,
-    StorageType,
-    parse_connection_string,
-    type_field_errors,
-)
-from storage.paths import UnsafePath, check_relative_path
+from storage.backends import BACKENDS, SECRET_FIELDS, STORAGE_FIELDS, URL_FIELDS
+from storage.backends.azure import CONNECTION_STRING_SECRETS, parse_connection_string
+from storage.choices import StorageType
 
 #: What a page, a response or a stored config shows instead of a secret.
 REDACTED = "********"
@@ -45,15 +39,22 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts)
 
 
+def credential_fields(fields: dict[str, str]) -> list[str]:
+    """The names among ``fields`` that carry credentials: secrets, or a URL with some."""
+    names = [name for name in SECRET_FIELDS if fields.get(name)]
+    return names + [name for name in URL_FIELDS if url_credentials(fields.get(name) or "")]
+
+
 class StorageConfig(models.Model):
     """One checkpoint storage location: a shared file system path, an S3 or a GCS bucket,
     or an Azure Blob Storage container.
 
     Exactly one row is the default (the spec's "master configuration"); it also carries the
-    default ``save_*`` GC policy for experiments that set none. The ``SECRET_FIELDS``
+    default ``save_*`` GC policy for experiments that set none. Which fields each type
+    uses is declared by its backend class (``storage.backends``); the secret ones
     (``access_key``, ``secret_key``, ``connection_string``, ``credential``) are
     write-only: no page, API response, log line or error shows them, nor the AccountKey
-    inside a connection string.
+    inside a connection string, nor credentials inside a URL field.
     """
 
     Type = StorageType
@@ -92,28 +93,14 @@ class StorageConfig(models.Model):
         return f"{self.name} ({self.type})"
 
     def clean(self):
-        """Per-type validation: required fields present, foreign fields blank, safe paths."""
-        errors = {}
-        try:
-            storage_type = StorageType(self.type)
-        except ValueError:
-            raise ValidationError({"type": f"Unknown storage type {self.type!r}."}) from None
-        values = {name: getattr(self, name) for name in (*PLAIN_FIELDS, *SECRET_FIELDS)}
-        for name, problem in type_field_errors(storage_type, values).items():
-            errors[name] = f"{name} {problem}"
-        if self.host_path and not self.host_path.startswith("/"):
-            errors["host_path"] = "host_path must be an absolute path."
-        for field in ("storage_path", "prefix"):
-            value = getattr(self, field).strip("/")
-            if value:
-                try:
-                    check_relative_path(value)
-                except UnsafePath as exc:
-                    errors[field] = f"{field}: {exc}"
-        if self.endpoint_url and not self.endpoint_url.startswith(("http://", "https://")):
-            errors["endpoint_url"] = "endpoint_url must start with http:// or https://."
+        """The rules its type's backend declares: required fields, others blank, safe paths."""
+        backend = BACKENDS.get(self.type)
+        if backend is None:
+            raise ValidationError({"type": f"Unknown storage type {self.type!r}."})
+        values = {name: getattr(self, name) for name in STORAGE_FIELDS}
+        errors = backend.parameter_errors(values)
         if errors:
-            raise ValidationError(errors)
+            raise ValidationError({name: f"{name} {problem}" for name, problem in errors.items()})
 
     @property
     def location(self) -> str:
@@ -155,7 +142,8 @@ class StorageConfig(models.Model):
         values = [getattr(self, name) for name in SECRET_FIELDS]
         pairs = parse_connection_string(self.connection_string)
         values += [pairs.get(key, "") for key in CONNECTION_STRING_SECRETS]
-        values += url_credentials(self.endpoint_url) + url_credentials(self.account_url)
+        for name in URL_FIELDS:
+            values += url_credentials(getattr(self, name))
         # Longest first, so that a key inside the connection string cannot survive in part.
         return sorted({value for value in values if value}, key=len, reverse=True)
 

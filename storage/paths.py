@@ -1,4 +1,9 @@
-"""Path safety: nothing a user sends may escape ``<root>/<uuid>/``."""
+"""Path safety: nothing a user sends may escape ``<root>/<uuid>/``.
+
+``check_relative_path`` is the one rule for every relative path (resource paths, object
+keys, prefixes, archive members); callers that need a yes/no use ``is_safe_relative_path``.
+Pure Python: no Django import, so the client can use it too.
+"""
 
 import posixpath
 
@@ -33,3 +38,15 @@ def check_relative_path(path: str) -> str:
     if normalised == ".." or normalised.startswith(("../", "/")):
         raise UnsafePath("path escapes its root")
     return normalised
+
+
+def is_safe_relative_path(path: str) -> bool:
+    """True when ``path`` passes ``check_relative_path`` unchanged (already normalised).
+
+    For listings, where an object key that is not exactly a safe path is skipped rather
+    than refused.
+    """
+    try:
+        return check_relative_path(path) == path
+    except UnsafePath:
+        return False

@@ -2,7 +2,8 @@
 
 ``DetView`` is the base of every route: Determined Bearer tokens, JSON always (whatever
 ``Accept`` says, since the download route's Accept names the archive), ckptweb's own
-error statuses in Determined's body ``{"message": m, "error": {"error": m}}``, and no
+error statuses in Determined's body ``{"message": m, "error": {"error": m}}`` (the services'
+``InvalidInput`` and ``Conflict`` included, through ``ckptweb.api.exception_handler``), and no
 place in ckptweb's OpenAPI schema. Request bodies are read by ``json_body`` whatever their
 Content-Type (Determined's bindings send none).
 """
@@ -23,10 +24,10 @@ from rest_framework.views import APIView
 
 from ckptweb.api import exception_handler
 from ckptweb.detcompat.auth import DetBearerAuthentication
+from experiments import services
 from experiments.api.permissions import IsOwnerOrStaffOrReadOnly, is_owner_or_staff
-from experiments.api.views import ensure_not_deleting
 from experiments.models import Checkpoint, Experiment
-from storage.api.views import JSONErrorsNegotiation, api_exception
+from storage.api.base import JSONErrorsNegotiation, api_exception
 
 #: Most uuids in one delete or rm request.
 MAX_UUIDS = 1000
@@ -125,7 +126,11 @@ class UuidListSerializer(serializers.Serializer):
 
 
 def checkpoints_of(request, data: dict) -> list[Checkpoint]:
-    """The checkpoints named in ``checkpointUuids``, each one the user may change."""
+    """The checkpoints named in ``checkpointUuids``, each one the user may change.
+
+    All or nothing: one in an experiment being deleted refuses the whole request (the
+    services' rule, checked for each before any is changed).
+    """
     body = UuidListSerializer(data=data)
     body.is_valid(raise_exception=True)
     uuids = list(dict.fromkeys(body.validated_data["checkpointUuids"]))
@@ -134,7 +139,7 @@ def checkpoints_of(request, data: dict) -> list[Checkpoint]:
         if key not in found:
             raise NotFound(f"checkpoint {key} not found.")
         ensure_may_change(request, found[key])
-        ensure_not_deleting(found[key].experiment)
+        services.check_not_deleting(found[key].experiment)
     return [found[key] for key in uuids]
 
 
@@ -151,10 +156,3 @@ class DetView(APIView):
 
     def get_exception_handler(self):
         return det_exception_handler
-
-
-class Conflict(PermissionDenied):
-    """409: the checkpoint's state forbids the request (protected, deleting)."""
-
-    status_code = 409
-    default_code = "conflict"

@@ -9,12 +9,11 @@ int64 values (``resources`` sizes) as strings.
 from __future__ import annotations
 
 import copy
-from urllib.parse import urlsplit
 
 from experiments.choices import CheckpointState, ExperimentState
 from experiments.models import Checkpoint, Experiment, Validation
 from storage.backends import BACKENDS
-from storage.choices import SECRET_FIELDS
+from storage.models import url_credentials
 
 #: ckptweb checkpoint state -> Determined's; DELETING (files being removed) has no
 #: Determined counterpart and shows as the nearest one, STATE_PARTIALLY_DELETED.
@@ -56,8 +55,9 @@ def checkpoint_storage(experiment: Experiment) -> dict:
     """The experiment's ``checkpoint_storage`` section without any secret.
 
     Only the backend's non-sensitive parameters are given (never ``access_key`` or
-    ``secret_key``), and an ``endpoint_url`` carrying credentials is left out, so a
-    Determined client reading storage directly uses its own credentials.
+    ``secret_key``), and a URL parameter carrying credentials (``endpoint_url`` userinfo,
+    a SAS query in ``account_url``) is left out, so a Determined client reading storage
+    directly uses its own credentials.
     """
     storage = experiment.storage
     backend = BACKENDS.get(storage.type)
@@ -65,10 +65,10 @@ def checkpoint_storage(experiment: Experiment) -> dict:
     if backend is not None:
         for name in backend.parameters:
             value = getattr(storage, name, "")
-            if name in backend.sensitive_parameters or name in SECRET_FIELDS or not value:
+            if name in backend.sensitive_parameters or not value:
                 continue
-            if name == "endpoint_url" and (urlsplit(value).username or urlsplit(value).password):
-                continue
+            if name in backend.url_parameters and url_credentials(value):
+                continue  # userinfo, or a SAS query in an Azure account_url
             section[name] = value
     section.update(experiment.gc_policy)
     return section

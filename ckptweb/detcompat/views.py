@@ -18,7 +18,6 @@ from rest_framework.response import Response
 from ckptweb.detcompat import translate
 from ckptweb.detcompat.auth import INVALID_CREDENTIALS, det_login, issue_token, revoke_token
 from ckptweb.detcompat.base import (
-    Conflict,
     DetView,
     checkpoints_of,
     checkpoints_queryset,
@@ -29,11 +28,10 @@ from ckptweb.detcompat.base import (
     json_body,
 )
 from experiments import partial_deletion, services
-from experiments.api.views import ensure_not_deleting
 from experiments.models import Experiment
 from experiments.retention import InvalidPolicy, Policy, deleted_checkpoints
 from storage import services as storage_services
-from storage.api.views import logged
+from storage.api.base import logged
 
 #: What ``GET info`` reports; the client compares ``version`` with its own (PEP 440).
 DET_VERSION = "0.38.1"
@@ -139,7 +137,6 @@ class ExperimentView(DetView):
         except InvalidPolicy as exc:
             camel = {snake: camel for camel, snake in POLICY_NAMES.items()}[exc.field]
             raise ValidationError({f"checkpointStorage.{camel}": [str(exc)]}) from None
-        ensure_not_deleting(experiment)
         services.set_gc_policy(experiment, policy)
         experiment.refresh_from_db()
         return Response({"experiment": translate.experiment_json(experiment)})
@@ -232,10 +229,7 @@ class CheckpointsView(DetView):
             for checkpoint in checkpoints_of(request, json_body(request)):
                 if checkpoint.state in ("DELETED", "DELETING"):
                     continue
-                try:
-                    services.delete_checkpoint(checkpoint)
-                except services.CheckpointProtected as exc:
-                    raise Conflict(str(exc)) from None
+                services.delete_checkpoint(checkpoint)
         return Response({})
 
 
@@ -269,10 +263,8 @@ class CheckpointsRemoveFilesView(DetView):
                 ]
                 for checkpoint in matching or checkpoints[:1]:
                     partial_deletion.delete_files(checkpoint, globs)
-            except partial_deletion.GlobError as exc:
+            except partial_deletion.GlobError as exc:  # Determined's name for the field
                 raise ValidationError({"checkpointGlobs": [str(exc)]}) from None
-            except partial_deletion.FilesNotDeletable as exc:
-                raise Conflict(str(exc)) from None
         return Response({})
 
 

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 
 from experiments import batch
 from experiments.api import serializers as s
-from experiments.api.views import ERROR_409, TRIAL_ID, TrialChildMixin, ensure_not_deleting
+from experiments.api.views import ERROR_409, TRIAL_ID, TrialChildMixin
 
 ITEMS_HELP = f"1 to {batch.MAX_BATCH:,} reports, stored in one transaction (all or none)."
 
@@ -81,7 +81,7 @@ def parsed_items(serializer_class, request) -> list[dict]:
 
 
 class BatchView(TrialChildMixin, generics.GenericAPIView):
-    """A batch endpoint: load and authorize the trial, refuse when deleting, parse the
+    """A batch endpoint: load and authorize the trial, parse the
     items with ``serializer_class``, store them with ``report`` and answer with
     ``created_serializer``."""
 
@@ -89,8 +89,7 @@ class BatchView(TrialChildMixin, generics.GenericAPIView):
     created_serializer = None
 
     def post(self, request, *args, **kwargs):
-        trial = self.get_trial()
-        ensure_not_deleting(trial.experiment)
+        trial = self.get_parent()
         items = parsed_items(self.serializer_class, request)
         try:
             created = type(self).report(trial, items)

@@ -29,7 +29,7 @@ class BestCheckpointView(ExperimentChildMixin, generics.GenericAPIView):
         return Checkpoint.objects.none()
 
     def get(self, request, experiment_id):
-        experiment = self.get_experiment()
+        experiment = self.get_parent()
         trial = request.query_params.get("trial")
         if trial is not None:
             if not trial.isdigit() or int(trial) > MAX_ID:

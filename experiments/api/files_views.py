@@ -1,7 +1,8 @@
 """REST view of partial deletion: ``POST checkpoints/{uuid}/rm {globs: [...]}`` -> 202.
 
 Thin: DRF validates the body's shape, ``experiments.partial_deletion.delete_files`` owns
-every rule (glob syntax, protection, state) and starts the FILES GC run.
+every rule (glob syntax, protection, state) and starts the FILES GC run; its GlobError is
+a 400 naming ``globs`` and its Conflicts are 409s (``ckptweb.api.exception_handler``).
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ import uuid as uuid_lib
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from experiments import partial_deletion
 from experiments.api import serializers as s
-from experiments.api.views import ERROR_409, ApiViewMixin, Conflict, ensure_not_deleting
+from experiments.api.views import ERROR_409, ApiViewMixin, validated
 from experiments.models import Checkpoint
 
 
@@ -50,13 +51,6 @@ class CheckpointFilesDelete(ApiViewMixin, generics.GenericAPIView):
         except (ValueError, Checkpoint.DoesNotExist):
             raise NotFound(f"no checkpoint {uuid[:80]!r}.") from None
         self.check_object_permissions(request, checkpoint)
-        data = self.get_serializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        ensure_not_deleting(checkpoint.experiment)
-        try:
-            run = partial_deletion.delete_files(checkpoint, data.validated_data["globs"])
-        except partial_deletion.GlobError as exc:
-            raise ValidationError({"globs": [str(exc)]}) from None
-        except partial_deletion.FilesNotDeletable as exc:
-            raise Conflict(str(exc)) from None
+        data = validated(self.get_serializer_class(), request)
+        run = partial_deletion.delete_files(checkpoint, data["globs"])
         return Response({"gc_run": s.GCRunSerializer(run).data}, status=status.HTTP_202_ACCEPTED)

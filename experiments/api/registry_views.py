@@ -3,7 +3,8 @@
 Thin: each view loads its objects, checks permissions (any signed-in user reads; the
 model's owner or staff change it; registering needs only read access to the checkpoint)
 and calls ``experiments.registry``. Its RegistryError is a 400 naming the field, a
-RegistryConflict a 409. A version's download is the checkpoint download view itself
+RegistryConflict a 409 (both in ``ckptweb.api.exception_handler``). A version's download
+is the checkpoint download view itself
 (``storage.api.views.CheckpointDownloadView.archive_response``), so formats, Range and
 resume are the same.
 """
@@ -19,7 +20,7 @@ from rest_framework.response import Response
 from experiments import registry
 from experiments.api import registry_serializers as rs
 from experiments.api.permissions import IsOwnerOrStaffOrReadOnly
-from experiments.api.views import ERROR_409, ApiSchema, Conflict
+from experiments.api.views import ERROR_409, ApiSchema, validated
 from experiments.filters import ModelFilterSet
 from experiments.models import Checkpoint, Model, ModelVersion
 from storage.api.views import ARCHIVE_RESPONSES, CheckpointDownloadView
@@ -32,11 +33,6 @@ MODEL_NAME = OpenApiParameter("name", str, OpenApiParameter.PATH, description="M
 VERSION = OpenApiParameter(
     "version", str, OpenApiParameter.PATH, description="Version number, or `latest`."
 )
-
-
-def registry_error(exc: registry.RegistryError) -> ValidationError:
-    """A registry field error as a DRF 400 ``{field: [message]}``."""
-    return ValidationError({exc.field: [str(exc)]})
 
 
 class IsModelOwnerOrStaffOrReadOnly(IsOwnerOrStaffOrReadOnly):
@@ -127,26 +123,16 @@ class ModelViewSet(
     )
     def create(self, request):
         """Create a model; you become its owner. A taken name is a 409."""
-        data = rs.ModelCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        try:
-            model = registry.create_model(request.user, **data.validated_data)
-        except registry.RegistryError as exc:
-            raise registry_error(exc) from None
-        except registry.RegistryConflict as exc:
-            raise Conflict(str(exc)) from None
+        data = validated(rs.ModelCreateSerializer, request)
+        model = registry.create_model(request.user, **data)
         return Response(self.detail_data(model), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=rs.ModelUpdateSerializer, responses={200: rs.ModelDetailSerializer})
     def partial_update(self, request, name=None):
         """Change the description and/or labels (owner or staff)."""
         model = self.get_model()
-        data = rs.ModelUpdateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        try:
-            registry.update_model(model, **data.validated_data)
-        except registry.RegistryError as exc:
-            raise registry_error(exc) from None
+        data = validated(rs.ModelUpdateSerializer, request)
+        registry.update_model(model, **data)
         return Response(self.detail_data(model))
 
     @extend_schema(responses={204: None})
@@ -178,23 +164,15 @@ class ModelVersionList(RegistryViewMixin, generics.ListCreateAPIView):
     def post(self, request, *args, **kwargs):
         """Register a COMPLETED checkpoint (any you can read) as the model's next version."""
         model = self.get_model()
-        data = rs.ModelVersionCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(rs.ModelVersionCreateSerializer, request)
         checkpoint = (
-            Checkpoint.objects.select_related("experiment")
-            .filter(uuid=data.validated_data["checkpoint"])
-            .first()
+            Checkpoint.objects.select_related("experiment").filter(uuid=data["checkpoint"]).first()
         )
         if checkpoint is None:
             raise ValidationError(
-                {"checkpoint": [f"no checkpoint with uuid {data.validated_data['checkpoint']}."]}
+                {"checkpoint": [f"no checkpoint with uuid {data['checkpoint']}."]}
             )
-        try:
-            version = registry.register_version(
-                model, checkpoint, request.user, data.validated_data.get("comment")
-            )
-        except registry.RegistryError as exc:
-            raise registry_error(exc) from None
+        version = registry.register_version(model, checkpoint, request.user, data.get("comment"))
         version.checkpoint = checkpoint
         return Response(rs.ModelVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 

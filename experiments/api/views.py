@@ -2,25 +2,26 @@
 
 Thin by design: each view loads its object (``select_related`` so lists stay at a fixed
 number of queries), checks permissions, and calls ``experiments.services`` or
-``experiments.retention``. Service errors become 400 responses naming the field; a
-protected or already-deleting object is a 409.
+``experiments.retention``. The services own the rules: their ``InvalidInput`` errors
+become 400 responses naming the field and their ``Conflict`` (a protected or
+already-deleting object) a 409, both in ``ckptweb.api.exception_handler``.
 """
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from ckptweb.api import FastJSONRenderer
 from experiments import services
 from experiments.api import serializers as s
 from experiments.api.permissions import IsOwnerOrStaffOrReadOnly
-from experiments.choices import CheckpointState, ExperimentState
 from experiments.config import ConfigError
 from experiments.filters import (
     CheckpointFilterSet,
@@ -32,14 +33,6 @@ from experiments.filters import (
 from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
 from experiments.registry import versions_prefetch
 from experiments.retention import InvalidPolicy, Policy, gc_preview
-
-
-class Conflict(APIException):
-    """409: the request is valid but the object's state forbids it."""
-
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The object's current state does not allow this."
-    default_code = "conflict"
 
 
 class ApiSchema(AutoSchema):
@@ -60,15 +53,16 @@ class ApiSchema(AutoSchema):
 ERROR_409 = OpenApiResponse(s.ErrorSerializer, description="State forbids it.")
 
 
-def report_error(exc: services.ReportError | InvalidPolicy) -> ValidationError:
-    """A service's field error as a DRF 400 ``{field: [message]}``."""
+def validated(serializer_class, request) -> dict:
+    """The request body validated by ``serializer_class`` (a 400 naming the field if not)."""
+    data = serializer_class(data=request.data)
+    data.is_valid(raise_exception=True)
+    return data.validated_data
+
+
+def report_error(exc: InvalidPolicy) -> ValidationError:
+    """A policy field error as a DRF 400 ``{field: [message]}``."""
     return ValidationError({exc.field: [str(exc)]})
-
-
-def ensure_not_deleting(experiment: Experiment) -> None:
-    """Nothing may be added to or changed in an experiment that is being deleted."""
-    if experiment.state == ExperimentState.DELETING:
-        raise Conflict(f"experiment {experiment.pk} is being deleted.")
 
 
 class ApiViewMixin:
@@ -104,13 +98,12 @@ class ExperimentViewSet(
     @extend_schema(request=s.ExperimentCreateSerializer, responses={201: s.ExperimentSerializer})
     def create(self, request):
         """Create an experiment from a config (YAML text or object); you become its owner."""
-        data = s.ExperimentCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(s.ExperimentCreateSerializer, request)
         try:
             experiment = services.create_experiment(
                 request.user,
-                data.validated_data["config"],
-                data.validated_data.get("name"),
+                data["config"],
+                data.get("name"),
                 may_add_storage=request.user.is_staff,
             )
         except ConfigError as exc:
@@ -127,26 +120,14 @@ class ExperimentViewSet(
     def partial_update(self, request, pk=None):
         """Change the state; reaching a terminal state starts a GC run (in ``gc_run``)."""
         experiment = self.get_object()
-        data = s.ExperimentStateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        ensure_not_deleting(experiment)
-        try:
-            experiment.gc_run = services.set_experiment_state(
-                experiment, data.validated_data["state"]
-            )
-        except services.ReportError as exc:
-            raise report_error(exc) from None
+        data = validated(s.ExperimentStateSerializer, request)
+        experiment.gc_run = services.set_experiment_state(experiment, data["state"])
         return Response(s.ExperimentStateResultSerializer(experiment).data)
 
     @extend_schema(responses={202: s.GCRunEnvelopeSerializer, 409: ERROR_409})
     def destroy(self, request, pk=None):
         """Delete all the experiment's files, then its rows; follow ``gc_run``."""
-        experiment = self.get_object()
-        ensure_not_deleting(experiment)
-        try:
-            run = services.delete_experiment(experiment)
-        except services.CheckpointProtected as exc:
-            raise Conflict(str(exc)) from None
+        run = services.delete_experiment(self.get_object())
         return Response({"gc_run": s.GCRunSerializer(run).data}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
@@ -185,42 +166,64 @@ class ExperimentViewSet(
     def gc_policy(self, request, pk=None):
         """Set the GC policy and start a run that applies it."""
         experiment = self.get_object()
-        data = s.GCPolicySerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        ensure_not_deleting(experiment)
-        run = services.set_gc_policy(experiment, Policy(**data.validated_data), user=request.user)
+        data = validated(s.GCPolicySerializer, request)
+        run = services.set_gc_policy(experiment, Policy(**data), user=request.user)
         return Response({"gc_run": s.GCRunSerializer(run).data}, status=status.HTTP_202_ACCEPTED)
 
 
-class ExperimentChildMixin(ApiViewMixin):
-    """Views under ``experiments/{experiment_id}/``: load and authorize the experiment once."""
+class ChildViewMixin(ApiViewMixin):
+    """Views under a parent object's URL: the parent is loaded and authorized once.
 
-    def get_experiment(self) -> Experiment:
-        if not hasattr(self, "_experiment"):
-            self._experiment = generics.get_object_or_404(
-                Experiment.objects.select_related("owner", "storage"),
-                pk=self.kwargs["experiment_id"],
+    Subclasses name ``parent_kwarg`` and ``parent_queryset``; list views give
+    ``children(parent)``, the ordered queryset they list.
+    """
+
+    parent_kwarg: str
+    parent_queryset: QuerySet
+
+    def children(self, parent):
+        raise NotImplementedError
+
+    def get_parent(self):
+        if not hasattr(self, "_parent"):
+            self._parent = generics.get_object_or_404(
+                self.parent_queryset, pk=self.kwargs[self.parent_kwarg]
             )
-            self.check_object_permissions(self.request, self._experiment)
-        return self._experiment
+            self.check_object_permissions(self.request, self._parent)
+        return self._parent
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.get_serializer_class().Meta.model.objects.none()
+        return self.children(self.get_parent())
+
+
+class ExperimentChildMixin(ChildViewMixin):
+    """Views under ``experiments/{experiment_id}/``."""
+
+    parent_kwarg = "experiment_id"
+    parent_queryset = Experiment.objects.select_related("owner", "storage")
 
 
 EXPERIMENT_ID = OpenApiParameter("experiment_id", int, OpenApiParameter.PATH)
 TRIAL_ID = OpenApiParameter("trial_id", int, OpenApiParameter.PATH)
 
 
-@extend_schema(tags=["experiments"], parameters=[EXPERIMENT_ID])
-class ExperimentCheckpointList(ExperimentChildMixin, generics.ListAPIView):
-    """An experiment's checkpoints: ``?state=&trial=&ordering=``, metric nulls last."""
+class CheckpointListMixin:
+    """The checkpoints of the parent (experiment or trial), newest first, with versions."""
 
     serializer_class = s.CheckpointSerializer
     filterset_class = CheckpointFilterSet
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Checkpoint.objects.none()
-        checkpoints = Checkpoint.objects.filter(experiment=self.get_experiment())
+    def children(self, parent):
+        field = self.parent_kwarg.removesuffix("_id")
+        checkpoints = Checkpoint.objects.filter(**{field: parent})
         return checkpoints.prefetch_related(versions_prefetch()).order_by("-id")
+
+
+@extend_schema(tags=["experiments"], parameters=[EXPERIMENT_ID])
+class ExperimentCheckpointList(CheckpointListMixin, ExperimentChildMixin, generics.ListAPIView):
+    """An experiment's checkpoints: ``?state=&trial=&ordering=``, metric nulls last."""
 
 
 @extend_schema(tags=["experiments"], parameters=[EXPERIMENT_ID])
@@ -230,22 +233,15 @@ class ExperimentTrialList(ExperimentChildMixin, generics.ListCreateAPIView):
     serializer_class = s.TrialSerializer
     filterset_class = TrialFilterSet
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Trial.objects.none()
-        return Trial.objects.filter(experiment=self.get_experiment()).order_by("id")
+    def children(self, experiment):
+        return Trial.objects.filter(experiment=experiment).order_by("id")
 
     @extend_schema(responses={201: s.TrialSerializer, 409: ERROR_409})
     def post(self, request, *args, **kwargs):
         """Add a trial with its hyperparameters."""
-        experiment = self.get_experiment()
-        data = self.get_serializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        ensure_not_deleting(experiment)
-        try:
-            trial = services.create_trial(experiment, data.validated_data.get("hparams"))
-        except services.ReportError as exc:
-            raise report_error(exc) from None
+        experiment = self.get_parent()
+        data = validated(self.get_serializer_class(), request)
+        trial = services.create_trial(experiment, data.get("hparams"))
         return Response(s.TrialSerializer(trial).data, status=status.HTTP_201_CREATED)
 
 
@@ -262,17 +258,11 @@ class TrialViewSet(ApiViewMixin, mixins.RetrieveModelMixin, viewsets.GenericView
         return Trial.objects.select_related("experiment").order_by("id")
 
 
-class TrialChildMixin(ApiViewMixin):
-    """Views under ``trials/{trial_id}/``: load and authorize the trial once."""
+class TrialChildMixin(ChildViewMixin):
+    """Views under ``trials/{trial_id}/``."""
 
-    def get_trial(self) -> Trial:
-        if not hasattr(self, "_trial"):
-            self._trial = generics.get_object_or_404(
-                Trial.objects.select_related("experiment"),
-                pk=self.kwargs["trial_id"],
-            )
-            self.check_object_permissions(self.request, self._trial)
-        return self._trial
+    parent_kwarg = "trial_id"
+    parent_queryset = Trial.objects.select_related("experiment")
 
 
 @extend_schema(tags=["trials"], parameters=[TRIAL_ID])
@@ -282,39 +272,21 @@ class TrialValidationList(TrialChildMixin, generics.ListCreateAPIView):
     serializer_class = s.ValidationSerializer
     filterset_class = ValidationFilterSet
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Validation.objects.none()
-        return Validation.objects.filter(trial=self.get_trial()).order_by("steps_completed", "id")
+    def children(self, trial):
+        return Validation.objects.filter(trial=trial).order_by("steps_completed", "id")
 
     @extend_schema(responses={201: s.ValidationSerializer, 409: ERROR_409})
     def post(self, request, *args, **kwargs):
         """Report validation metrics; checkpoints at the same steps get their metric."""
-        trial = self.get_trial()
-        data = self.get_serializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        ensure_not_deleting(trial.experiment)
-        try:
-            validation = services.report_validation(
-                trial, data.validated_data["steps_completed"], data.validated_data["metrics"]
-            )
-        except services.ReportError as exc:
-            raise report_error(exc) from None
+        trial = self.get_parent()
+        data = validated(self.get_serializer_class(), request)
+        validation = services.report_validation(trial, data["steps_completed"], data["metrics"])
         return Response(s.ValidationSerializer(validation).data, status=status.HTTP_201_CREATED)
 
 
 @extend_schema(tags=["trials"], parameters=[TRIAL_ID])
-class TrialCheckpointList(TrialChildMixin, generics.ListCreateAPIView):
+class TrialCheckpointList(CheckpointListMixin, TrialChildMixin, generics.ListCreateAPIView):
     """A trial's checkpoints; POST reports one whose files are already on storage."""
-
-    serializer_class = s.CheckpointSerializer
-    filterset_class = CheckpointFilterSet
-
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Checkpoint.objects.none()
-        checkpoints = Checkpoint.objects.filter(trial=self.get_trial())
-        return checkpoints.prefetch_related(versions_prefetch()).order_by("-id")
 
     @extend_schema(
         request=s.CheckpointReportSerializer,
@@ -322,14 +294,9 @@ class TrialCheckpointList(TrialChildMixin, generics.ListCreateAPIView):
     )
     def post(self, request, *args, **kwargs):
         """Report a checkpoint: ``{uuid?, steps_completed, resources, metadata}``."""
-        trial = self.get_trial()
-        data = s.CheckpointReportSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        ensure_not_deleting(trial.experiment)
-        try:
-            checkpoint = services.report_checkpoint(trial, **data.validated_data)
-        except services.ReportError as exc:
-            raise report_error(exc) from None
+        trial = self.get_parent()
+        data = validated(s.CheckpointReportSerializer, request)
+        checkpoint = services.report_checkpoint(trial, **data)
         return Response(
             s.CheckpointCreatedSerializer(checkpoint).data, status=status.HTTP_201_CREATED
         )
@@ -353,14 +320,10 @@ class CheckpointViewSet(ApiViewMixin, mixins.RetrieveModelMixin, viewsets.Generi
     def partial_update(self, request, uuid=None):
         """Replace the metadata (a JSON object of at most 1 MiB) and/or set ``protected``."""
         checkpoint = self.get_object()
-        data = s.CheckpointUpdateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        changes = dict(data.validated_data)
-        try:
-            if "metadata" in changes:
-                changes["metadata"] = services.check_metadata(request.data["metadata"])
-        except services.ReportError as exc:
-            raise report_error(exc) from None
+        data = validated(s.CheckpointUpdateSerializer, request)
+        changes = dict(data)
+        if "metadata" in changes:
+            changes["metadata"] = services.check_metadata(request.data["metadata"])
         if changes:
             Checkpoint.objects.filter(pk=checkpoint.pk).update(**changes)
             for field, value in changes.items():
@@ -370,14 +333,7 @@ class CheckpointViewSet(ApiViewMixin, mixins.RetrieveModelMixin, viewsets.Generi
     @extend_schema(responses={202: s.GCRunEnvelopeSerializer, 409: ERROR_409})
     def destroy(self, request, uuid=None):
         """Delete the checkpoint's files (a GC run); a protected checkpoint is a 409."""
-        checkpoint = self.get_object()
-        ensure_not_deleting(checkpoint.experiment)
-        if checkpoint.state in (CheckpointState.DELETED, CheckpointState.DELETING):
-            raise Conflict(f"checkpoint {checkpoint.uuid} is already {checkpoint.state}.")
-        try:
-            run = services.delete_checkpoint(checkpoint, user=request.user)
-        except services.CheckpointProtected as exc:
-            raise Conflict(str(exc)) from None
+        run = services.delete_checkpoint(self.get_object(), user=request.user)
         return Response({"gc_run": s.GCRunSerializer(run).data}, status=status.HTTP_202_ACCEPTED)
 
 

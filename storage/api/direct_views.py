@@ -12,7 +12,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from storage import direct
-from storage.api.views import CheckpointStreamView
+from storage.api.base import CheckpointStreamView
 
 
 class ExpiresSerializer(serializers.Serializer):

@@ -1,15 +1,14 @@
 """Checkpoint downloads: the whole checkpoint as tar/tgz/zip, or one file, streamed.
 
 Both answer Range requests where the length is known up front (plain tar, single files),
-so interrupted downloads resume. Errors are JSON ``{"message": ...}`` without secrets.
+so interrupted downloads resume. Errors are JSON ``{"message": ...}`` without secrets
+(``storage.api.base``).
 """
 
 from __future__ import annotations
 
-import logging
 import mimetypes
 import posixpath
-from collections.abc import Iterator
 
 from django.http import (
     FileResponse,
@@ -17,28 +16,17 @@ from django.http import (
     HttpResponseRedirect,
     StreamingHttpResponse,
 )
-from django.shortcuts import get_object_or_404
 from django.utils.http import http_date, parse_http_date_safe
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
-from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.renderers import JSONRenderer
-from rest_framework.views import APIView
 
-from experiments.models import Checkpoint
-from storage import bundles, services, untrusted
+from storage import bundles, direct, services, untrusted
+from storage.api.base import CheckpointStreamView, RangeNotSatisfiable, logged
+from storage.api.direct_views import expires_seconds
 from storage.archive import FORMATS
-from storage.backends.base import (
-    CHUNK_SIZE,
-    DirectDownloadUnsupported,
-    FileNotFoundInStorage,
-    StorageError,
-    TransientStorageError,
-)
-from storage.paths import UnsafePath, check_relative_path
-
-logger = logging.getLogger(__name__)
+from storage.backends.base import CHUNK_SIZE
+from storage.paths import check_relative_path
 
 # Types the standard table lacks but checkpoints often contain.
 mimetypes.add_type("application/yaml", ".yaml")
@@ -58,76 +46,7 @@ ACCEPT_FORMATS = {
 WILDCARDS = ("*/*", "application/*")
 
 
-# --- errors --------------------------------------------------------------------------------
-
-
-class Gone(exceptions.APIException):
-    """410: the checkpoint's files are deleted or being deleted."""
-
-    status_code = 410
-    default_detail = "The checkpoint's files are gone."
-
-
-class RangeNotSatisfiable(exceptions.APIException):
-    """416: the requested range starts past the end of the content."""
-
-    status_code = 416
-    default_detail = "The requested range is not satisfiable."
-
-    def __init__(self, size: int):
-        super().__init__(f"The requested range starts beyond the end ({size} bytes).")
-        self.size = size
-
-
-class StorageUnavailable(exceptions.APIException):
-    """503: the storage failed in a way worth retrying."""
-
-    status_code = 503
-    default_detail = "The checkpoint storage is temporarily unavailable."
-
-
-class NoDirectURLs(exceptions.APIException):
-    """409: the storage cannot hand out direct URLs (shared_fs)."""
-
-    status_code = 409
-    default_detail = "This storage has no direct URLs."
-
-
-class StorageFailed(exceptions.APIException):
-    """502: the storage answered with an error."""
-
-    status_code = 502
-    default_detail = "The checkpoint storage failed."
-
-
-def api_exception(exc: Exception) -> Exception:
-    """Map storage-layer exceptions to DRF exceptions (status + message)."""
-    if isinstance(exc, UnsafePath):
-        return exceptions.ParseError(f"path: {exc}")
-    if isinstance(exc, services.CheckpointGone):
-        return Gone(str(exc))
-    if isinstance(exc, FileNotFoundInStorage):
-        return exceptions.NotFound(str(exc))
-    if isinstance(exc, DirectDownloadUnsupported):
-        return NoDirectURLs(str(exc))
-    if isinstance(exc, TransientStorageError):
-        return StorageUnavailable(str(exc))
-    if isinstance(exc, StorageError):
-        return StorageFailed(str(exc))
-    return exc
-
-
 # --- negotiation and ranges ----------------------------------------------------------------
-
-
-class JSONErrorsNegotiation(BaseContentNegotiation):
-    """Always render errors as JSON: the Accept header chooses the archive, not a renderer."""
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
-
-    def select_parser(self, request, parsers):
-        return parsers[0] if parsers else None
 
 
 def _accepted_types(accept: str) -> list[str]:
@@ -214,42 +133,7 @@ def _validator_matches(value: str, etag: str | None, modified: float | None) -> 
     return date is not None and modified is not None and int(modified) == date
 
 
-def logged(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
-    """Pass chunks through; log (secret-free) why a stream broke off mid-way."""
-    try:
-        yield from chunks
-    except StorageError as exc:
-        logger.warning("Download of %s aborted: %s", what, exc)
-        raise
-
-
 # --- views ---------------------------------------------------------------------------------
-
-
-class CheckpointStreamView(APIView):
-    """Base of the download views: JSON errors, 401 for anonymous, storage error mapping."""
-
-    renderer_classes = [JSONRenderer]
-    content_negotiation_class = JSONErrorsNegotiation
-
-    def get_authenticate_header(self, request):
-        """Answer 401 (not 403) to anonymous clients, inviting token authentication."""
-        return "Token"
-
-    def handle_exception(self, exc):
-        exc = api_exception(exc)
-        response = super().handle_exception(exc)
-        if isinstance(exc, RangeNotSatisfiable):
-            response["Content-Range"] = f"bytes */{exc.size}"
-        if isinstance(exc, StorageUnavailable):
-            response["Retry-After"] = "30"
-        return response
-
-    def get_checkpoint(self, uuid) -> Checkpoint:
-        """The checkpoint with its experiment and storage, or 404."""
-        return get_object_or_404(
-            Checkpoint.objects.select_related("experiment__storage"), uuid=uuid
-        )
 
 
 ARCHIVE_RESPONSES = {
@@ -384,9 +268,6 @@ class CheckpointFileView(CheckpointStreamView):
     @staticmethod
     def redirect(request, checkpoint, relative: str) -> HttpResponseRedirect:
         """302 to a presigned URL of the file (``?expires=`` seconds, default 1 h)."""
-        from storage import direct
-        from storage.api.direct_views import expires_seconds
-
         url = direct.checkpoint_file_url(checkpoint, relative, expires_seconds(request))
         response = HttpResponseRedirect(url)
         response["Cache-Control"] = "no-store"

@@ -18,32 +18,43 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import logging
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from storage.backends.base import (
-    DeleteResult,
     DirectDownloadUnsupported,
     FileNotFoundInStorage,
-    ObjectStoreBackend,
     StorageError,
     StoredFile,
     StreamReader,
     TransientStorageError,
-    check_uuid,
 )
-from storage.choices import parse_connection_string
-from storage.paths import UnsafePath, check_relative_path
-
-logger = logging.getLogger(__name__)
+from storage.backends.object_store import ObjectStoreBackend
+from storage.choices import StorageType
+from storage.paths import check_relative_path
 
 #: Bytes per download request; also the most a download holds in memory.
 CHUNK_BYTES = 4 * 1024 * 1024
 #: The Blob Batch API accepts at most 256 sub-requests per batch.
 BATCH_LIMIT = 256
+
+
+#: Connection-string keys whose values are secret (scrubbed from any text).
+CONNECTION_STRING_SECRETS = ("AccountKey", "SharedAccessSignature")
+
+
+def parse_connection_string(text: str) -> dict[str, str]:
+    """The ``Key=Value;`` pairs of an Azure Storage connection string (keys as written).
+
+    Values may contain ``=`` (base64 keys end in it); empty segments are ignored.
+    """
+    pairs = {}
+    for segment in text.split(";"):
+        key, sep, value = segment.strip().partition("=")
+        if sep and key.strip():
+            pairs[key.strip()] = value.strip()
+    return pairs
 
 
 def account_name_of(url: str) -> str:
@@ -102,9 +113,31 @@ def _first_line(text: str) -> str:
 class AzureBackend(ObjectStoreBackend):
     """Blobs under ``<prefix>/<uuid>/`` of one container; deletes in Blob Batch requests."""
 
+    storage_type = StorageType.AZURE
     parameters = ("container", "prefix", "connection_string", "account_url", "credential")
+    required_parameters = ("container",)
+    exclusive_parameters = (("connection_string", "account_url"),)
     sensitive_parameters = ("connection_string", "credential")
+    url_parameters = ("account_url",)
     delete_batch_size = BATCH_LIMIT
+
+    @classmethod
+    def parameter_errors(cls, values: dict[str, str]) -> dict[str, str]:
+        """The common rules; ``credential`` only with ``account_url``; a real connection string."""
+        errors = super().parameter_errors(values)
+        if values.get("credential") and not values.get("account_url"):
+            errors.setdefault(
+                "credential", "needs account_url (a connection string carries its own key)."
+            )
+        connection_string = values.get("connection_string")
+        if connection_string and "connection_string" not in errors:
+            pairs = parse_connection_string(connection_string)
+            if not (pairs.get("AccountName") or pairs.get("BlobEndpoint")):
+                errors["connection_string"] = (
+                    "is not an Azure Storage connection string "
+                    "(expected AccountName=...;AccountKey=... or BlobEndpoint=... pairs)."
+                )
+        return errors
 
     @property
     def service(self):
@@ -116,10 +149,6 @@ class AzureBackend(ObjectStoreBackend):
     @property
     def container(self):
         return self.service.get_container_client(self.config.container)
-
-    def blob_name(self, checkpoint_uuid, path: str) -> str:
-        """The blob name of one checked relative path."""
-        return self.checkpoint_prefix(checkpoint_uuid) + check_relative_path(path)
 
     # Errors -------------------------------------------------------------------------
 
@@ -148,22 +177,13 @@ class AzureBackend(ObjectStoreBackend):
             self.scrub(f"Azure {action} failed: {type(exc).__name__}: {_first_line(str(exc))}")
         )
 
-    @contextmanager
-    def errors(self, action: str):
-        """Re-raise anything from the SDK as a StorageError describing ``action``."""
-        try:
-            yield
-        except StorageError:
-            raise
-        except Exception as exc:
-            raise self.translate(exc, action) from None
-
     # Reads --------------------------------------------------------------------------
 
-    def iter_blobs(self, prefix: str) -> Iterator:
-        """Blobs under ``prefix``, streamed page by page."""
+    def iter_entries(self, prefix: str) -> Iterator[StoredFile]:
+        """Every blob under ``prefix``, in name order, streamed page by page."""
         with self.errors(f"listing {prefix or '/'}"):
-            yield from self.container.list_blobs(name_starts_with=prefix)
+            for blob in self.container.list_blobs(name_starts_with=prefix):
+                yield self._stored(blob, blob.name)
 
     @staticmethod
     def _stored(blob, relative: str) -> StoredFile:
@@ -177,20 +197,10 @@ class AzureBackend(ObjectStoreBackend):
             etag=etag,
         )
 
-    def list_files(self, checkpoint_uuid: str) -> list[StoredFile]:
-        """Blobs under the checkpoint prefix whose relative names are safe paths."""
-        prefix = self.checkpoint_prefix(checkpoint_uuid)
-        files = []
-        for blob in self.iter_blobs(prefix):
-            relative = self._safe_relative(blob.name, prefix)
-            if relative is not None:
-                files.append(self._stored(blob, relative))
-        return sorted(files, key=lambda stored: stored.path)
-
     def stat(self, checkpoint_uuid: str, path: str) -> StoredFile:
         """The properties of one blob."""
         relative = check_relative_path(path)
-        name = self.blob_name(checkpoint_uuid, path)
+        name = self.object_key(checkpoint_uuid, path)
         try:
             with self.errors(f"reading {relative}"):
                 properties = self.container.get_blob_client(name).get_blob_properties()
@@ -201,7 +211,7 @@ class AzureBackend(ObjectStoreBackend):
     def open(self, checkpoint_uuid: str, path: str, start: int = 0, end: int | None = None):
         """A streamed (ranged) download, fetched 4 MiB at a time as it is read."""
         relative = check_relative_path(path)
-        name = self.blob_name(checkpoint_uuid, path)
+        name = self.object_key(checkpoint_uuid, path)
         if end is not None and end <= start:
             self.stat(checkpoint_uuid, path)  # still 404 for a missing file
             return StreamReader(lambda n: b"", 0)
@@ -250,7 +260,7 @@ class AzureBackend(ObjectStoreBackend):
         from azure.storage.blob import BlobSasPermissions, generate_blob_sas
 
         relative = check_relative_path(path)
-        name = self.blob_name(checkpoint_uuid, relative)
+        name = self.object_key(checkpoint_uuid, relative)
         account, key = self.account_key()
         now = datetime.now(UTC)
         with self.errors(f"signing {relative}"):
@@ -267,43 +277,7 @@ class AzureBackend(ObjectStoreBackend):
 
     # Deletes ------------------------------------------------------------------------
 
-    def delete_checkpoints(self, checkpoint_uuids: Iterable[str]) -> DeleteResult:
-        """Delete all blobs under each checkpoint prefix, 256 deletes per batch request."""
-        result = DeleteResult()
-        batch: list[str] = []
-        totals: dict[str, int] = {}
-        for checkpoint_uuid in checkpoint_uuids:
-            name = str(checkpoint_uuid)
-            try:
-                prefix = self.checkpoint_prefix(name)
-                name = check_uuid(name)
-                totals[name] = 0
-                for blob in self.iter_blobs(prefix):
-                    totals[name] += 1
-                    batch.append(blob.name)
-                    if len(batch) >= self.delete_batch_size:
-                        self._flush(batch, result)
-            except (StorageError, UnsafePath) as exc:
-                result.errors[name] = str(exc)
-        self._flush(batch, result)
-        self._summarize(result, totals)
-        return result
-
-    def _flush(self, batch: list[str], result: DeleteResult) -> None:
-        """Send one batch request deleting ``batch`` and record per-blob errors."""
-        if not batch:
-            return
-        names = list(batch)
-        batch.clear()
-        result.requests += 1
-        try:
-            failures = self.delete_blobs(names)
-        except StorageError as exc:
-            failures = dict.fromkeys(names, str(exc))
-        result.deleted_files += len(names) - len(failures)
-        result.object_errors.update(failures)
-
-    def delete_blobs(self, names: list[str]) -> dict[str, str]:
+    def delete_objects(self, names: list[str]) -> dict[str, str]:
         """One Blob Batch request deleting ``names``; ``{name: error}`` for the refused.
 
         A 404 means the blob is already gone, which is what a delete wants.

@@ -1,22 +1,26 @@
-"""The interface every storage backend implements.
+"""The interface every storage backend implements, and the fields each one declares.
 
 A backend is built from a StorageConfig and only ever touches ``<root>/<uuid>/``: every
 relative path goes through ``storage.paths.check_relative_path`` before it is used, and
 every checkpoint name through ``check_uuid``.
+
+Each backend class declares the StorageConfig fields of its type (``parameters``), which
+of them are required, secret (``sensitive_parameters``) or URLs that may carry credentials
+(``url_parameters``), and ``parameter_errors`` checks a set of values against them. That
+declaration is the only one: the admin form, redaction, ``StorageConfig.clean`` and the
+experiment-config parser all read it (through ``storage.backends``).
 """
 
 from __future__ import annotations
 
 import abc
-import logging
 import uuid as uuid_lib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from storage.paths import UnsafePath, check_relative_path
-
-logger = logging.getLogger(__name__)
+from storage.choices import StorageType
+from storage.paths import UnsafePath
 
 #: Size of one streamed read: big enough to be efficient, small enough to bound memory.
 CHUNK_SIZE = 1024 * 1024
@@ -46,6 +50,34 @@ class StoredFile:
     size: int
     modified: float | None = None  # POSIX timestamp
     etag: str | None = None
+
+
+@dataclass
+class ListedDirectory:
+    """One top-level directory of a storage listing: its name, files and last write time.
+
+    ``newest_modified`` is the latest mtime of its files (and, on a file system, of the
+    directory itself and its subdirectories), a POSIX timestamp; None when unknown.
+    ``files`` holds only safe relative paths; ``unsafe`` counts objects skipped for
+    unsafe names (they still count towards ``newest_modified``).
+    """
+
+    name: str
+    files: list[StoredFile] = field(default_factory=list)
+    newest_modified: float | None = None
+    unsafe: int = 0
+
+    def touch(self, modified: float | None) -> None:
+        """Record a write time, keeping the newest."""
+        if modified is None:
+            return
+        if self.newest_modified is None or modified > self.newest_modified:
+            self.newest_modified = modified
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes of the directory's files."""
+        return sum(stored.size for stored in self.files)
 
 
 @dataclass
@@ -165,17 +197,49 @@ def clamp_range(start: int, end: int | None, size: int) -> tuple[int, int]:
 class StorageBackend(abc.ABC):
     """Operations on one StorageConfig's checkpoint directories."""
 
-    #: StorageConfig fields this backend uses, and those of them that are secret.
+    #: The ``StorageConfig.type`` this class serves.
+    storage_type: StorageType
+    #: StorageConfig fields of this type, in form order; every other field stays blank.
     parameters: tuple[str, ...] = ()
+    #: Those that must be set.
+    required_parameters: tuple[str, ...] = ()
+    #: Groups of parameters of which exactly one must be set.
+    exclusive_parameters: tuple[tuple[str, ...], ...] = ()
+    #: Write-only parameters: never rendered, returned, logged or quoted in an error.
     sensitive_parameters: tuple[str, ...] = ()
+    #: URL parameters; credentials inside them (userinfo, a SAS query) count as secrets.
+    url_parameters: tuple[str, ...] = ()
 
     def __init__(self, config):
         self.config = config
 
-    @staticmethod
-    def relative_path(path: str) -> str:
-        """``path`` normalised if it stays inside a checkpoint directory, else UnsafePath."""
-        return check_relative_path(path)
+    @classmethod
+    def parameter_errors(cls, values: dict[str, str]) -> dict[str, str]:
+        """``{field: problem}`` for ``values`` (blank values count as unset) of this type.
+
+        Problems are phrased after the field name, e.g. ``"is required for s3 storage."``;
+        the caller prefixes the name (``bucket``, ``checkpoint_storage.bucket``). Never
+        quotes a value, so secrets stay out of error text.
+        """
+        kind = cls.storage_type.value
+        errors = {}
+        for name in cls.required_parameters:
+            if not values.get(name):
+                errors[name] = f"is required for {kind} storage."
+        for name, value in values.items():
+            if value and name not in cls.parameters:
+                errors[name] = f"does not apply to {kind} storage."
+        for group in cls.exclusive_parameters:
+            given = [name for name in group if values.get(name)]
+            if len(given) != 1:
+                names = " or ".join(group)
+                problem = "give only one of" if given else "is required: give exactly one of"
+                errors.setdefault(given[-1] if given else group[0], f"{problem} {names}.")
+        for name in cls.url_parameters:
+            url = values.get(name)
+            if url and not url.startswith(("http://", "https://")):
+                errors.setdefault(name, "must start with http:// or https://.")
+        return errors
 
     def scrub(self, text: str) -> str:
         """``text`` with this config's secrets replaced by ``***``."""
@@ -206,14 +270,14 @@ class StorageBackend(abc.ABC):
         not in ``errors``.
         """
 
+    @abc.abstractmethod
     def delete_files(self, checkpoint_uuid: str, paths: Iterable[str]) -> DeleteResult:
         """Delete some files of one checkpoint (partial deletion); report those that stay.
 
         ``object_errors`` maps each relative path that could not be deleted to its error,
         and ``errors[uuid]`` summarizes them; a path that was already absent counts as
-        deleted. Every path goes through ``relative_path`` first.
+        deleted. Every path goes through ``check_relative_path`` first.
         """
-        raise StorageError(f"{type(self).__name__} cannot delete single files")
 
     @abc.abstractmethod
     def check_connection(self) -> None:
@@ -230,85 +294,18 @@ class StorageBackend(abc.ABC):
             "through the server (use the download or files routes)."
         )
 
+    @abc.abstractmethod
     def iter_checkpoint_dirs(self) -> Iterator[str]:
         """Names of the top-level ``<uuid>/`` directories, streamed (for imports and scans).
 
         Every top-level directory name is yielded, UUID or not, so that a scan can report
         what it skipped and why.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
+    def iter_directories(self) -> Iterator[ListedDirectory]:
+        """Every top-level directory of the storage with its files, sorted by name, streamed.
 
-class ObjectStoreBackend(StorageBackend):
-    """Shared parts of the object-store backends (S3, GCS): keys ``<prefix>/<uuid>/<path>``."""
-
-    @property
-    def base_prefix(self) -> str:
-        """``<prefix>/`` (checked), or empty for the bucket root."""
-        prefix = self.config.prefix.strip("/")
-        return f"{check_relative_path(prefix)}/" if prefix else ""
-
-    def checkpoint_prefix(self, checkpoint_uuid) -> str:
-        """``<prefix>/<uuid>/``."""
-        return f"{self.base_prefix}{check_uuid(checkpoint_uuid)}/"
-
-    def object_key(self, checkpoint_uuid, path: str) -> str:
-        """``<prefix>/<uuid>/<path>`` for a checked relative path."""
-        return self.checkpoint_prefix(checkpoint_uuid) + check_relative_path(path)
-
-    def delete_objects(self, keys: list[str]) -> dict[str, str]:
-        """One batch delete request; ``{key: error}`` for the keys the store refused."""
-        raise NotImplementedError
-
-    def delete_files(self, checkpoint_uuid: str, paths: Iterable[str]) -> DeleteResult:
-        """Delete the objects of ``paths`` in batches of ``delete_batch_size`` keys."""
-        result = DeleteResult()
-        name = str(checkpoint_uuid)
-        keys: dict[str, str] = {}  # key -> relative path
-        try:
-            for path in paths:
-                keys[self.object_key(name, path)] = path
-        except UnsafePath as exc:
-            result.errors[name] = str(exc)
-            return result
-        ordered = list(keys)
-        for start in range(0, len(ordered), self.delete_batch_size):
-            batch = ordered[start : start + self.delete_batch_size]
-            result.requests += 1
-            try:
-                failures = self.delete_objects(batch)
-            except StorageError as exc:
-                failures = dict.fromkeys(batch, str(exc))
-            result.deleted_files += len(batch) - len(failures)
-            result.object_errors.update({keys[key]: error for key, error in failures.items()})
-        if result.object_errors:
-            result.errors[name] = summarize_object_errors(result.object_errors, len(keys))
-        return result
-
-    @staticmethod
-    def _safe_relative(name: str, prefix: str) -> str | None:
-        """The name relative to the checkpoint prefix, or None for markers and unsafe names."""
-        relative = name[len(prefix) :]
-        if not name.startswith(prefix) or not relative or relative.endswith("/"):
-            return None
-        try:
-            if check_relative_path(relative) == relative:
-                return relative
-        except UnsafePath:
-            pass
-        logger.warning("Skipping object %r: not a safe relative path", name)
-        return None
-
-    def _summarize(self, result: DeleteResult, totals: dict[str, int]) -> None:
-        """Fold per-object errors into one line per checkpoint."""
-        for checkpoint_uuid, total in totals.items():
-            if checkpoint_uuid in result.errors:
-                continue
-            prefix = self.checkpoint_prefix(checkpoint_uuid)
-            failed = {
-                name[len(self.base_prefix) :]: error
-                for name, error in result.object_errors.items()
-                if name.startswith(prefix)
-            }
-            if failed:
-                result.errors[checkpoint_uuid] = summarize_object_errors(failed, total)
+        Memory is bounded by the largest directory (plus, on shared_fs, the top-level
+        names), never by the whole listing: scans rely on it.
+        """

@@ -12,27 +12,15 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import quote
 
-from storage.backends.base import (
-    DeleteResult,
-    DirectDownloadUnsupported,
-    FileNotFoundInStorage,
-    ObjectStoreBackend,
-    StorageError,
-    StoredFile,
-    StreamReader,
-    TransientStorageError,
-    check_uuid,
-)
-from storage.paths import UnsafePath, check_relative_path
-
-logger = logging.getLogger(__name__)
+from storage.backends import base
+from storage.backends.object_store import ObjectStoreBackend
+from storage.choices import StorageType
+from storage.paths import check_relative_path
 
 #: HTTP timeouts (connect, read) for streamed downloads.
 DOWNLOAD_TIMEOUT = (10, 60)
@@ -93,10 +81,13 @@ def _error_message(response) -> str:
 
 
 class GCSBackend(ObjectStoreBackend):
-    """Objects under ``<prefix>/<uuid>/``; deletes through JSON-API batch requests."""
+    """Objects under ``<prefix>/<uuid>/``; ranged listings, JSON-API batch deletes."""
 
+    storage_type = StorageType.GCS
     parameters = ("bucket", "prefix")
+    required_parameters = ("bucket",)
     delete_batch_size = 100  # GCS accepts at most 100 calls per batch request
+    ranged_listing = True
 
     @property
     def client(self):
@@ -107,13 +98,9 @@ class GCSBackend(ObjectStoreBackend):
     def bucket(self):
         return self.client.bucket(self.config.bucket)
 
-    def object_name(self, checkpoint_uuid, path: str) -> str:
-        """The object name of one checked relative path."""
-        return self.checkpoint_prefix(checkpoint_uuid) + check_relative_path(path)
-
     # Errors -------------------------------------------------------------------------
 
-    def translate(self, exc: Exception, action: str) -> StorageError:
+    def translate(self, exc: Exception, action: str) -> base.StorageError:
         """Map google-cloud / requests exceptions to a secret-free StorageError subclass."""
         import requests
         from google.api_core import exceptions as api
@@ -121,58 +108,58 @@ class GCSBackend(ObjectStoreBackend):
 
         message = self.scrub(f"GCS {action} failed: {exc}")
         if isinstance(exc, api.NotFound):
-            return FileNotFoundInStorage(message)
+            return base.FileNotFoundInStorage(message)
         if isinstance(exc, api.TooManyRequests | api.ServerError | api.RetryError):
-            return TransientStorageError(message)
+            return base.TransientStorageError(message)
         if isinstance(exc, requests.ConnectionError | requests.Timeout | auth.TransportError):
-            return TransientStorageError(message)
+            return base.TransientStorageError(message)
         if isinstance(exc, auth.DefaultCredentialsError):
-            return StorageError(f"GCS {action} failed: no Application Default Credentials")
-        return StorageError(message)
-
-    @contextmanager
-    def errors(self, action: str):
-        """Re-raise anything from the client library as a StorageError about ``action``."""
-        try:
-            yield
-        except StorageError:
-            raise
-        except Exception as exc:
-            raise self.translate(exc, action) from None
+            return base.StorageError(f"GCS {action} failed: no Application Default Credentials")
+        return base.StorageError(message)
 
     # Reads --------------------------------------------------------------------------
 
-    def iter_blobs(self, prefix: str) -> Iterator:
-        """Blobs under ``prefix``, streamed page by page."""
+    def iter_entries(self, prefix: str) -> Iterator[base.StoredFile]:
+        """Every blob under ``prefix``, in name order, streamed page by page."""
         with self.errors(f"listing {prefix or '/'}"):
-            yield from self.client.list_blobs(self.config.bucket, prefix=prefix, retry=_retry())
+            for blob in self.client.list_blobs(self.config.bucket, prefix=prefix, retry=_retry()):
+                yield self._stored(blob, blob.name)
 
-    def list_files(self, checkpoint_uuid: str) -> list[StoredFile]:
-        """Blobs under the checkpoint prefix whose relative names are safe paths."""
-        prefix = self.checkpoint_prefix(checkpoint_uuid)
-        files = []
-        for blob in self.iter_blobs(prefix):
-            relative = self._safe_relative(blob.name, prefix)
-            if relative is not None:
-                files.append(self._stored(blob, relative))
-        return sorted(files, key=lambda stored: stored.path)
+    def list_range(self, start_after: str, max_keys: int) -> tuple[list[str], bool]:
+        """One page of the base prefix from ``startOffset`` (inclusive), ``maxResults`` long.
+
+        Only the first page is read: its next-page token says whether more follow. (The
+        gcp-storage-emulator ignores both parameters and sends everything in one page.)
+        """
+        base = self.base_prefix
+        with self.errors(f"listing {base or '/'}"):
+            blobs = self.client.list_blobs(
+                self.config.bucket,
+                prefix=base,
+                start_offset=start_after,
+                page_size=max_keys,
+                retry=_retry(),
+            )
+            page = next(blobs.pages, None)
+            names = [blob.name for blob in page] if page is not None else []
+        return names, blobs.next_page_token is not None
 
     @staticmethod
-    def _stored(blob, relative: str) -> StoredFile:
-        return StoredFile(
+    def _stored(blob, relative: str) -> base.StoredFile:
+        return base.StoredFile(
             path=relative,
             size=int(blob.size or 0),
             modified=blob.updated.timestamp() if blob.updated else None,
             etag=f'"{blob.etag}"' if blob.etag else None,
         )
 
-    def stat(self, checkpoint_uuid: str, path: str) -> StoredFile:
+    def stat(self, checkpoint_uuid: str, path: str) -> base.StoredFile:
         """Metadata of one blob."""
         relative = check_relative_path(path)
         with self.errors(f"reading {relative}"):
-            blob = self.bucket.get_blob(self.object_name(checkpoint_uuid, path), retry=_retry())
+            blob = self.bucket.get_blob(self.object_key(checkpoint_uuid, path), retry=_retry())
         if blob is None:
-            raise FileNotFoundInStorage(f"{relative} not found")
+            raise base.FileNotFoundInStorage(f"{relative} not found")
         return self._stored(blob, relative)
 
     def media_url(self, name: str) -> str:
@@ -186,10 +173,10 @@ class GCSBackend(ObjectStoreBackend):
     def open(self, checkpoint_uuid: str, path: str, start: int = 0, end: int | None = None):
         """One streamed media GET (ranged when asked); stored bytes, never transcoded."""
         relative = check_relative_path(path)
-        name = self.object_name(checkpoint_uuid, path)
+        name = self.object_key(checkpoint_uuid, path)
         if end is not None and end <= start:
             self.stat(checkpoint_uuid, path)
-            return StreamReader(lambda n: b"", 0)
+            return base.StreamReader(lambda n: b"", 0)
         headers = {"Accept-Encoding": "gzip"}  # send stored bytes as they are
         if start or end is not None:
             headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
@@ -199,26 +186,26 @@ class GCSBackend(ObjectStoreBackend):
             )
         return self._reader(response, relative, bool(start or end is not None))
 
-    def _reader(self, response, relative: str, ranged: bool) -> StreamReader:
+    def _reader(self, response, relative: str, ranged: bool) -> base.StreamReader:
         """Check the download's status and wrap its raw body."""
         status = response.status_code
         if status == 416:
             response.close()
-            return StreamReader(lambda n: b"", 0)
+            return base.StreamReader(lambda n: b"", 0)
         if status >= 400:
             message = _error_message(response)
             response.close()
             error = f"GCS reading {relative} failed: HTTP {status}: {message}"
             if status == 404:
-                raise FileNotFoundInStorage(f"{relative} not found")
+                raise base.FileNotFoundInStorage(f"{relative} not found")
             if status == 429 or status >= 500:
-                raise TransientStorageError(self.scrub(error))
-            raise StorageError(self.scrub(error))
+                raise base.TransientStorageError(self.scrub(error))
+            raise base.StorageError(self.scrub(error))
         if ranged and status != 206:
             response.close()
-            raise StorageError(f"GCS reading {relative} failed: the server ignored Range")
+            raise base.StorageError(f"GCS reading {relative} failed: the server ignored Range")
         raw = response.raw
-        return StreamReader(
+        return base.StreamReader(
             functools.partial(raw.read, decode_content=False),
             int(response.headers.get("Content-Length", 0)),
             close=response.close,
@@ -235,7 +222,7 @@ class GCSBackend(ObjectStoreBackend):
         if path:
             with self.errors("loading the service-account key"):
                 return _key_file_credentials(path)
-        raise DirectDownloadUnsupported(
+        raise base.DirectDownloadUnsupported(
             "GCS direct downloads need service-account credentials that can sign URLs: "
             "set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file."
         )
@@ -243,7 +230,7 @@ class GCSBackend(ObjectStoreBackend):
     def signed_url(self, checkpoint_uuid: str, path: str, expires_in: int) -> str:
         """A V4 signed GET URL, signed locally with the service account's key."""
         relative = check_relative_path(path)
-        blob = self.bucket.blob(self.object_name(checkpoint_uuid, relative))
+        blob = self.bucket.blob(self.object_key(checkpoint_uuid, relative))
         emulator = os.environ.get("STORAGE_EMULATOR_HOST", "")
         with self.errors(f"signing {relative}"):
             return blob.generate_signed_url(
@@ -255,42 +242,6 @@ class GCSBackend(ObjectStoreBackend):
             )
 
     # Deletes ------------------------------------------------------------------------
-
-    def delete_checkpoints(self, checkpoint_uuids: Iterable[str]) -> DeleteResult:
-        """Delete all blobs under each checkpoint prefix, 100 deletes per batch request."""
-        result = DeleteResult()
-        batch: list[str] = []
-        totals: dict[str, int] = {}
-        for checkpoint_uuid in checkpoint_uuids:
-            name = str(checkpoint_uuid)
-            try:
-                prefix = self.checkpoint_prefix(name)
-                name = check_uuid(name)
-                totals[name] = 0
-                for blob in self.iter_blobs(prefix):
-                    totals[name] += 1
-                    batch.append(blob.name)
-                    if len(batch) >= self.delete_batch_size:
-                        self._flush(batch, result)
-            except (StorageError, UnsafePath) as exc:
-                result.errors[name] = str(exc)
-        self._flush(batch, result)
-        self._summarize(result, totals)
-        return result
-
-    def _flush(self, batch: list[str], result: DeleteResult) -> None:
-        """Send one batch request deleting ``batch`` and record per-object errors."""
-        if not batch:
-            return
-        names = list(batch)
-        batch.clear()
-        result.requests += 1
-        try:
-            failures = self.delete_objects(names)
-        except StorageError as exc:
-            failures = dict.fromkeys(names, str(exc))
-        result.deleted_files += len(names) - len(failures)
-        result.object_errors.update(failures)
 
     def delete_objects(self, names: list[str]) -> dict[str, str]:
         """One batch request deleting ``names``; returns ``{name: error}`` for failures."""

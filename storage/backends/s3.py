@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import functools
-import logging
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 
 from storage.backends.base import (
-    DeleteResult,
     FileNotFoundInStorage,
-    ObjectStoreBackend,
     StorageError,
     StoredFile,
     StreamReader,
     TransientStorageError,
-    check_uuid,
 )
-from storage.paths import UnsafePath, check_relative_path
-
-logger = logging.getLogger(__name__)
+from storage.backends.object_store import ObjectStoreBackend
+from storage.choices import StorageType
+from storage.paths import check_relative_path
 
 #: S3 error codes worth retrying besides any 5xx.
 TRANSIENT_CODES = {
@@ -59,9 +54,13 @@ def _s3_client(endpoint_url: str, access_key: str, secret_key: str):
 class S3Backend(ObjectStoreBackend):
     """Objects under ``<prefix>/<uuid>/``; deletes in DeleteObjects batches of 1,000 keys."""
 
+    storage_type = StorageType.S3
     parameters = ("bucket", "prefix", "endpoint_url", "access_key", "secret_key")
+    required_parameters = ("bucket",)
     sensitive_parameters = ("access_key", "secret_key")
+    url_parameters = ("endpoint_url",)
     delete_batch_size = 1000
+    ranged_listing = True
 
     @property
     def client(self):
@@ -72,10 +71,6 @@ class S3Backend(ObjectStoreBackend):
     @property
     def bucket(self) -> str:
         return self.config.bucket
-
-    def key(self, checkpoint_uuid, path: str) -> str:
-        """The object key of one checked relative path."""
-        return self.checkpoint_prefix(checkpoint_uuid) + check_relative_path(path)
 
     # Errors -------------------------------------------------------------------------
 
@@ -108,16 +103,6 @@ class S3Backend(ObjectStoreBackend):
             return TransientStorageError(message)
         return StorageError(message)
 
-    @contextmanager
-    def errors(self, action: str):
-        """Re-raise anything from boto3 as a StorageError describing ``action``."""
-        try:
-            yield
-        except StorageError:
-            raise
-        except Exception as exc:
-            raise self.translate(exc, action) from None
-
     # Reads --------------------------------------------------------------------------
 
     def iter_objects(self, prefix: str, delimiter: str = "") -> Iterator[dict]:
@@ -129,27 +114,31 @@ class S3Backend(ObjectStoreBackend):
         with self.errors(f"listing {prefix or '/'}"):
             yield from paginator.paginate(**kwargs)
 
-    def list_files(self, checkpoint_uuid: str) -> list[StoredFile]:
-        """Objects under the checkpoint prefix whose relative keys are safe paths."""
-        prefix = self.checkpoint_prefix(checkpoint_uuid)
-        files = []
+    def iter_entries(self, prefix: str) -> Iterator[StoredFile]:
+        """Every object under ``prefix``, in key order (ListObjectsV2 pages)."""
         for page in self.iter_objects(prefix):
             for obj in page.get("Contents", []):
-                relative = self._safe_relative(obj["Key"], prefix)
-                if relative is not None:
-                    files.append(
-                        StoredFile(
-                            path=relative,
-                            size=obj["Size"],
-                            modified=obj["LastModified"].timestamp(),
-                            etag=obj.get("ETag"),
-                        )
-                    )
-        return sorted(files, key=lambda stored: stored.path)
+                modified = obj.get("LastModified")
+                yield StoredFile(
+                    path=obj["Key"],
+                    size=int(obj.get("Size", 0)),
+                    modified=modified.timestamp() if modified else None,
+                    etag=obj.get("ETag"),
+                )
+
+    def list_range(self, start_after: str, max_keys: int) -> tuple[list[str], bool]:
+        """One ListObjectsV2 of the base prefix with ``StartAfter``."""
+        base = self.base_prefix
+        with self.errors(f"listing {base or '/'}"):
+            page = self.client.list_objects_v2(
+                Bucket=self.bucket, Prefix=base, StartAfter=start_after, MaxKeys=max_keys
+            )
+        keys = [obj["Key"] for obj in page.get("Contents", [])]
+        return keys, bool(page.get("IsTruncated"))
 
     def stat(self, checkpoint_uuid: str, path: str) -> StoredFile:
         """HeadObject of one file."""
-        key = self.key(checkpoint_uuid, path)
+        key = self.object_key(checkpoint_uuid, path)
         with self.errors(f"reading {check_relative_path(path)}"):
             head = self.client.head_object(Bucket=self.bucket, Key=key)
         return StoredFile(
@@ -161,7 +150,7 @@ class S3Backend(ObjectStoreBackend):
 
     def open(self, checkpoint_uuid: str, path: str, start: int = 0, end: int | None = None):
         """One streamed GetObject, ranged when a range is asked for."""
-        key = self.key(checkpoint_uuid, path)
+        key = self.object_key(checkpoint_uuid, path)
         relative = check_relative_path(path)
         if end is not None and end <= start:
             self.stat(checkpoint_uuid, path)  # still 404 for a missing file
@@ -187,123 +176,13 @@ class S3Backend(ObjectStoreBackend):
 
     def signed_url(self, checkpoint_uuid: str, path: str, expires_in: int) -> str:
         """A SigV4 presigned GetObject URL, signed locally by boto3 (no request)."""
-        key = self.key(checkpoint_uuid, path)
+        key = self.object_key(checkpoint_uuid, path)
         with self.errors(f"signing {check_relative_path(path)}"):
             return self.client.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in
             )
 
     # Deletes ------------------------------------------------------------------------
-
-    def delete_checkpoints(self, checkpoint_uuids: Iterable[str]) -> DeleteResult:
-        """Delete all objects under each checkpoint prefix, 1,000 keys per request.
-
-        The keys are found by ``_keys_of`` with ranged listings (see there), so deleting
-        many checkpoints costs about one request per 1,000 objects rather than one
-        listing per checkpoint.
-        """
-        result = DeleteResult()
-        targets: set[str] = set()
-        for checkpoint_uuid in checkpoint_uuids:
-            name = str(checkpoint_uuid)
-            try:
-                targets.add(check_uuid(name))
-            except UnsafePath as exc:
-                result.errors[name] = str(exc)
-        totals = dict.fromkeys(targets, 0)
-        batch: list[tuple[str, str]] = []  # (checkpoint uuid, key)
-        try:
-            for name, key in self._keys_of(sorted(targets)):
-                totals[name] += 1
-                batch.append((name, key))
-                if len(batch) >= self.delete_batch_size:
-                    self._flush(batch, result)
-        except StorageError as exc:
-            # Keys already listed are deleted below; the checkpoints not yet fully listed
-            # are reported failed (they may keep files) and are retried as a whole.
-            listed_through = getattr(exc, "listed_through", "")
-            for name in targets:
-                if name >= listed_through:
-                    result.errors[name] = str(exc)
-        self._flush(batch, result)
-        self._summarize(result, totals)
-        return result
-
-    def _keys_of(self, targets: list[str]) -> Iterator[tuple[str, str]]:
-        """(uuid, key) of every object under the sorted ``targets``' prefixes.
-
-        Ranged listing: ListObjectsV2 of the whole base prefix with ``StartAfter`` just
-        before the next target still to list, at most 1,000 keys a page. A page that runs
-        into other checkpoints' keys is not wasted: it covers every target it passes, and
-        the next request jumps straight to the first target it did not reach. So a sparse
-        set of targets costs one request each (as a listing per checkpoint would), and a
-        dense one about one request per 1,000 objects.
-        """
-        base = self.base_prefix
-        index, start_after = 0, None
-        keys_seen = 0
-        while index < len(targets):
-            # Ask for about as many keys as the remaining targets hold (from the keys per
-            # target seen so far), so a page is not mostly other checkpoints' keys.
-            per_target = keys_seen / index if index else 3
-            max_keys = min(1000, max(16, int(per_target * (len(targets) - index) * 1.25) + 1))
-            if start_after is None:
-                start_after = base + targets[index]  # every "<uuid>/..." key sorts after it
-            try:
-                with self.errors(f"listing {base or '/'}"):
-                    page = self.client.list_objects_v2(
-                        Bucket=self.bucket, Prefix=base, StartAfter=start_after, MaxKeys=max_keys
-                    )
-            except StorageError as exc:
-                exc.listed_through = targets[index]
-                raise
-            contents = page.get("Contents", [])
-            if contents and contents[0]["Key"] <= start_after:
-                # A store that ignores StartAfter: list the rest one checkpoint at a time.
-                yield from self._keys_one_by_one(targets[index:])
-                return
-            wanted = set(targets[index:])
-            for obj in contents:
-                name = obj["Key"][len(base) :].split("/", 1)[0]
-                if name in wanted and obj["Key"].startswith(f"{base}{name}/"):
-                    keys_seen += 1
-                    yield name, obj["Key"]
-            if not page.get("IsTruncated") or not contents:
-                return
-            last_key = contents[-1]["Key"]
-            reached = last_key[len(base) :].split("/", 1)[0]
-            while index < len(targets) and targets[index] < reached:
-                index += 1
-            # Inside a target, continue right after the last key; else jump to the next one.
-            inside = index < len(targets) and targets[index] == reached
-            start_after = last_key if inside else None
-
-    def _keys_one_by_one(self, targets: list[str]) -> Iterator[tuple[str, str]]:
-        """(uuid, key) of each target's objects, one prefix listing per target."""
-        for index, name in enumerate(targets):
-            prefix = self.checkpoint_prefix(name)
-            try:
-                for page in self.iter_objects(prefix):
-                    for obj in page.get("Contents", []):
-                        if obj["Key"].startswith(prefix):
-                            yield name, obj["Key"]
-            except StorageError as exc:
-                exc.listed_through = targets[index]
-                raise
-
-    def _flush(self, batch: list[tuple[str, str]], result: DeleteResult) -> None:
-        """Send one DeleteObjects request for ``batch`` and record its per-key errors."""
-        if not batch:
-            return
-        keys = [key for _uuid, key in batch]
-        result.requests += 1
-        try:
-            failures = self.delete_objects(keys)
-        except StorageError as exc:
-            failures = dict.fromkeys(keys, str(exc))
-        result.deleted_files += len(keys) - len(failures)
-        result.object_errors.update(failures)
-        batch.clear()
 
     def delete_objects(self, keys: list[str]) -> dict[str, str]:
         """One DeleteObjects call; returns ``{key: error}`` for the keys S3 refused."""

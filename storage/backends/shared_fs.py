@@ -11,6 +11,7 @@ from pathlib import Path
 from storage.backends.base import (
     DeleteResult,
     FileNotFoundInStorage,
+    ListedDirectory,
     StorageBackend,
     StorageError,
     StoredFile,
@@ -19,6 +20,7 @@ from storage.backends.base import (
     clamp_range,
     summarize_object_errors,
 )
+from storage.choices import StorageType
 from storage.paths import UnsafePath, check_relative_path
 
 logger = logging.getLogger(__name__)
@@ -32,7 +34,27 @@ def _is_within(path: str, directory: str) -> bool:
 class SharedFSBackend(StorageBackend):
     """A directory tree mounted on this host; symlinks never lead out of a checkpoint."""
 
+    storage_type = StorageType.SHARED_FS
     parameters = ("host_path", "storage_path")
+    required_parameters = ("host_path",)
+
+    @classmethod
+    def parameter_errors(cls, values: dict[str, str]) -> dict[str, str]:
+        """The common rules; an absolute host_path and a storage_path that stays inside it."""
+        errors = super().parameter_errors(values)
+        host_path = values.get("host_path")
+        if host_path and "host_path" not in errors:
+            if not host_path.startswith("/"):
+                errors["host_path"] = "must be an absolute path."
+            elif ".." in host_path.split("/"):
+                errors["host_path"] = "must not contain '..'."
+        storage_path = values.get("storage_path")
+        if storage_path and "storage_path" not in errors:
+            try:
+                check_relative_path(storage_path.rstrip("/"))
+            except UnsafePath as exc:
+                errors["storage_path"] = f"escapes host_path: {exc}."
+        return errors
 
     @property
     def root(self) -> Path:
@@ -215,6 +237,25 @@ class SharedFSBackend(StorageBackend):
         if not os.access(root, os.R_OK | os.W_OK | os.X_OK):
             raise StorageError(f"{root} is not readable and writable by the server")
 
+    def iter_directories(self) -> Iterator[ListedDirectory]:
+        """Each directory under the root (symlinks excluded), walked one at a time, by name.
+
+        Only the top-level names are sorted in memory; each directory is then walked on
+        its own.
+        """
+        root = self.root
+        try:
+            with os.scandir(root) as entries:
+                names = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StorageError(f"cannot list {root}: {exc.strerror}") from None
+        for name in names:
+            listed = _walk_directory(os.path.join(root, name), name)
+            if listed is not None:
+                yield listed
+
     def iter_checkpoint_dirs(self) -> Iterator[str]:
         """Names of the directories directly under the root (symlinks excluded)."""
         try:
@@ -224,3 +265,46 @@ class SharedFSBackend(StorageBackend):
                         yield entry.name
         except OSError as exc:
             raise StorageError(f"cannot list {self.root}: {exc.strerror}") from None
+
+
+def _walk_directory(base: str, name: str) -> ListedDirectory | None:
+    """The files of one directory, walked with scandir; None if it vanished meanwhile.
+
+    Symlinked files count only when they resolve inside the directory; symlinked
+    directories are never entered.
+    """
+    listed = ListedDirectory(name)
+    real_base = None
+    pending = [base]
+    while pending:
+        dirpath = pending.pop()
+        try:
+            listed.touch(os.stat(dirpath).st_mtime)
+            with os.scandir(dirpath) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                        continue
+                    if entry.is_symlink():
+                        real_base = real_base or os.path.realpath(base)
+                        if not _is_within(os.path.realpath(entry.path), real_base):
+                            listed.unsafe += 1
+                            continue
+                    try:
+                        if not entry.is_file():
+                            continue
+                        stat = entry.stat()
+                    except OSError:
+                        continue  # dangling symlink, or removed meanwhile
+                    relative = entry.path[len(base) + 1 :].replace(os.sep, "/")
+                    listed.touch(stat.st_mtime)
+                    listed.files.append(
+                        StoredFile(path=relative, size=stat.st_size, modified=stat.st_mtime)
+                    )
+        except FileNotFoundError:
+            if dirpath == base:
+                return None
+        except OSError as exc:
+            raise StorageError(f"cannot list {dirpath}: {exc.strerror}") from None
+    listed.files.sort(key=lambda stored: stored.path)
+    return listed

@@ -5,7 +5,10 @@ import uuid
 
 import pytest
 
+from ckptweb.errors import Conflict
+from experiments import partial_deletion, services
 from experiments.models import Checkpoint, Validation
+from experiments.retention import Policy
 
 pytestmark = pytest.mark.django_db
 
@@ -189,3 +192,57 @@ def test_nothing_is_reported_into_a_deleting_experiment(alice_api, experiment, t
     )
     assert response.status_code == 409
     assert "deleted" in response.json()["message"]
+
+
+DELETING_WRITES = {
+    "trial": ("post", "/api/v1/experiments/{e}/trials", {"hparams": {}}),
+    "validation": (
+        "post",
+        "/api/v1/trials/{t}/validations",
+        {"steps_completed": 1, "metrics": {"loss": 1}},
+    ),
+    "checkpoint": ("post", "/api/v1/trials/{t}/checkpoints", {"steps_completed": 1}),
+    "state": ("patch", "/api/v1/experiments/{e}", {"state": "ACTIVE"}),
+    "gc-policy": (
+        "put",
+        "/api/v1/experiments/{e}/gc-policy",
+        {"save_experiment_best": 1, "save_trial_best": 1, "save_trial_latest": 1},
+    ),
+    "delete": ("delete", "/api/v1/experiments/{e}", None),
+    "delete-checkpoint": ("delete", "/api/v1/checkpoints/{c}", None),
+    "rm": ("post", "/api/v1/checkpoints/{c}/rm", {"globs": ["*"]}),
+}
+
+
+@pytest.mark.parametrize("write", DELETING_WRITES)
+def test_every_write_into_a_deleting_experiment_is_the_same_409(
+    alice_api, experiment, trial, checkpoint, write
+):
+    experiment.state = "DELETING"
+    experiment.save()
+    method, url, body = DELETING_WRITES[write]
+    url = url.format(e=experiment.pk, t=trial.pk, c=checkpoint.uuid)
+    response = getattr(alice_api, method)(url, body, format="json")
+    assert response.status_code == 409, response.content
+    message = f"experiment {experiment.pk} is being deleted."
+    assert response.json() == {"detail": message, "message": message}
+
+
+def test_the_services_refuse_a_deleting_experiment_themselves(experiment, trial, checkpoint):
+    experiment.state = "DELETING"
+    experiment.save()
+    trial.experiment = experiment
+    calls = [
+        lambda: services.create_trial(experiment),
+        lambda: services.report_validation(trial, 1, {"loss": 1.0}),
+        lambda: services.report_checkpoint(trial, 1),
+        lambda: services.set_experiment_state(experiment, "PAUSED"),  # was a 400
+        lambda: services.set_gc_policy(experiment, Policy(1, 1, 1)),
+        lambda: services.delete_experiment(experiment),
+        lambda: services.delete_checkpoint(checkpoint),
+        lambda: partial_deletion.delete_files(checkpoint, ["*"]),
+    ]
+    for call in calls:
+        checkpoint.experiment = experiment
+        with pytest.raises(Conflict, match=f"experiment {experiment.pk} is being deleted"):
+            call()

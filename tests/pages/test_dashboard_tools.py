@@ -6,7 +6,7 @@ import uuid as uuid_lib
 
 import pytest
 
-from experiments.models import Checkpoint
+from experiments.models import Checkpoint, Experiment, GCRun
 
 pytestmark = pytest.mark.django_db
 
@@ -103,6 +103,17 @@ def test_bulk_delete_asks_first_with_the_bytes(alice_client, spec_example):
     assert response.status_code == 200 and 'id="bulk-confirm"' in html
     assert f'data-bytes="{sum(c.size_bytes for c in chosen)}"' in html
     assert not Checkpoint.objects.filter(state="DELETED").exists()  # nothing happened yet
+
+
+def test_bulk_delete_skips_the_checkpoints_of_a_deleting_experiment(alice_client, spec_example):
+    chosen = list(spec_example.checkpoints.filter(state="COMPLETED").order_by("id")[:2])
+    Experiment.objects.filter(pk=spec_example.pk).update(state="DELETING")
+    runs = GCRun.objects.count()
+    data = {"action": "delete", "checkpoints": [str(c.uuid) for c in chosen], "confirm": "1"}
+    response = alice_client.post("/checkpoints/bulk/", {**data, "next": "/"}, follow=True)
+    assert "Deleting 0 checkpoint(s)." in response.content.decode()
+    assert f"experiment {spec_example.pk} is being deleted" in response.content.decode()
+    assert GCRun.objects.count() == runs
 
 
 def test_experiment_page_offers_the_best_checkpoint(alice_client, spec_example):

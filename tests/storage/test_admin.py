@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from storage.backends import SECRET_FIELDS, STORAGE_FIELDS
 from storage.models import StorageConfig
 from tests.storage.conftest import ACCESS_KEY, SECRET_KEY
 
@@ -28,22 +29,10 @@ def s3_config(default_storage):
 
 
 def form_data(config: StorageConfig, **overrides) -> dict:
-    data = {
-        field: getattr(config, field)
-        for field in (
-            "name",
-            "type",
-            "host_path",
-            "storage_path",
-            "bucket",
-            "prefix",
-            "endpoint_url",
-            "save_experiment_best",
-            "save_trial_best",
-            "save_trial_latest",
-        )
-    }
-    data.update(access_key="", secret_key="")
+    """What the change form posts for ``config``: its values, secret boxes left empty."""
+    policy = ("save_experiment_best", "save_trial_best", "save_trial_latest")
+    data = {name: getattr(config, name) for name in ("name", "type", *STORAGE_FIELDS, *policy)}
+    data.update(dict.fromkeys(SECRET_FIELDS, ""))
     if config.is_default:
         data["is_default"] = "on"
     data.update(overrides)

@@ -200,13 +200,13 @@ def test_it_deletes_in_batches_of_256(azure_store, monkeypatch):
     for index in range(300):
         azure_store.put(checkpoint_uuid, f"shard-{index:03}.bin", b"x")
     sizes = []
-    original = AzureBackend.delete_blobs
+    original = AzureBackend.delete_objects
 
     def counting(self, names):
         sizes.append(len(names))
         return original(self, names)
 
-    monkeypatch.setattr(AzureBackend, "delete_blobs", counting)
+    monkeypatch.setattr(AzureBackend, "delete_objects", counting)
     result = get_backend(azure_store.config).delete_checkpoints([checkpoint_uuid])
     assert result.ok, result.errors
     assert (result.deleted_files, result.requests, sizes) == (300, 2, [256, 44])

@@ -275,6 +275,51 @@ def test_it_deletes_checkpoints(store, make_checkpoint):
     assert store.exists(kept.uuid, "keep.bin")
 
 
+def count_requests(monkeypatch, backend) -> dict[str, int]:
+    """Count the listing and delete requests a backend sends (one per primitive call)."""
+    counts = {"listings": 0, "deletes": 0}
+
+    def counting(name, kind):
+        original = getattr(backend, name)
+
+        def call(*args, **kwargs):
+            counts[kind] += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(backend, name, call)
+
+    counting("iter_entries", "listings")
+    counting("list_range", "listings")
+    counting("delete_objects", "deletes")
+    return counts
+
+
+def test_deleting_many_checkpoints_costs_few_requests(store, monkeypatch):
+    """40 neighbouring checkpoints of 2 files: S3 and GCS list them by ranges (a page or
+    two, not one listing per checkpoint), Azure lists each once; every store deletes them
+    in one batch. shared_fs counts one removal per checkpoint."""
+    names = sorted(str(uuid_lib.uuid4()) for _ in range(40))
+    for name in names:
+        store.put_files(name, {"a.bin": b"a", "b/c.bin": b"c"})
+    backend = get_backend(store.config)
+    if store.kind == "shared_fs":
+        result = backend.delete_checkpoints(names)
+        assert result.ok, result.errors
+        assert (result.deleted_files, result.requests) == (80, 40)
+        return
+    counts = count_requests(monkeypatch, backend)
+    result = backend.delete_checkpoints(names)
+    assert result.ok, result.errors
+    assert result.deleted_files == 80
+    assert result.requests == counts["deletes"] == 1
+    if backend.ranged_listing:
+        assert counts["listings"] <= 3, counts
+        assert (counts["listings"] + counts["deletes"]) / len(names) <= 0.1
+    else:  # Azure: no listing from a start key
+        assert counts["listings"] == len(names), counts
+    assert all(backend.list_files(name) == [] for name in names)
+
+
 def fail_one_object(monkeypatch, store, backend, doomed_key: str, checkpoint_uuid) -> str:
     """Make deleting one object fail as the provider would report it (per object).
 

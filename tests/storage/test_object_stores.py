@@ -10,8 +10,9 @@ import pytest
 import requests
 
 from storage.backends import get_backend
-from storage.backends.base import StorageError, TransientStorageError
+from storage.backends.base import StorageError, StoredFile, TransientStorageError
 from storage.backends.gcs import batch_errors
+from storage.backends.object_store import ObjectStoreBackend
 from storage.models import StorageConfig
 from tests.storage.conftest import ACCESS_KEY, BUCKET, SECRET_KEY
 
@@ -19,6 +20,15 @@ from tests.storage.conftest import ACCESS_KEY, BUCKET, SECRET_KEY
 def put_many(store, checkpoint_uuid, count: int) -> None:
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(lambda i: store.put(checkpoint_uuid, f"shard-{i:05d}", b"x"), range(count)))
+
+
+def put_checkpoints(store, count: int) -> list[str]:
+    """``count`` new checkpoints of three one-byte files ``f0``-``f2``; their sorted uuids."""
+    names = sorted(str(uuid_lib.uuid4()) for _ in range(count))
+    files = [(name, f"f{i}") for name in names for i in range(3)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda args: store.put(*args, b"x"), files))
+    return names
 
 
 # --- S3 ------------------------------------------------------------------------------------
@@ -54,14 +64,7 @@ def test_s3_lists_many_checkpoints_with_few_requests(s3_store, stride):
     chosen checkpoints' files go, whether they are dense (stride 1) or sparse (stride 7).
     1,200 keys: listings run past one page, so continuing inside a checkpoint and jumping
     to the next one are both exercised."""
-    names = sorted(str(uuid_lib.uuid4()) for _ in range(400))
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        list(
-            pool.map(
-                lambda args: s3_store.put(*args, b"x"),
-                [(name, f"f{i}") for name in names for i in range(3)],
-            )
-        )
+    names = put_checkpoints(s3_store, 400)
     doomed = names[::stride][: 350 if stride == 1 else None]
     backend = get_backend(s3_store.config)
     listings = count_calls(backend, "ListObjectsV2")
@@ -183,6 +186,59 @@ def test_s3_without_keys_uses_the_default_chain(s3_store, monkeypatch):
     backend.check_connection()
 
 
+# --- ranged listings, as real GCS answers them ---------------------------------------------
+
+
+class InclusiveStore(ObjectStoreBackend):
+    """Keys in memory, listed like GCS: from ``startOffset`` inclusive, ``maxResults`` a page.
+
+    (gcp-storage-emulator ignores both, so the jumps of the ranged listing are checked here
+    and against moto, which honours ``StartAfter``.)"""
+
+    storage_type = StorageConfig.Type.GCS
+    parameters = ("bucket", "prefix")
+    delete_batch_size = 100
+    ranged_listing = True
+
+    def __init__(self, keys):
+        super().__init__(StorageConfig(type="gcs", bucket="b", prefix="runs"))
+        self.keys = sorted(keys)
+        self.listings = 0
+
+    def translate(self, exc, action):
+        return StorageError(f"{action}: {exc}")
+
+    def iter_entries(self, prefix):
+        self.listings += 1
+        return iter([StoredFile(key, 1) for key in self.keys if key.startswith(prefix)])
+
+    def list_range(self, start_after, max_keys):
+        self.listings += 1
+        after = [key for key in self.keys if key >= start_after]
+        return after[:max_keys], len(after) > max_keys
+
+    def delete_objects(self, keys):
+        gone = set(keys)
+        self.keys = [key for key in self.keys if key not in gone]
+        return {}
+
+    stat = open = check_connection = iter_checkpoint_dirs = None
+
+
+@pytest.mark.parametrize("stride", [1, 7])
+def test_ranged_listing_with_an_inclusive_start_is_exact(stride):
+    """A start key that is itself listed again (continuing inside a checkpoint) is not
+    deleted twice; dense targets cost a few listings, sparse ones at most one each."""
+    names = sorted(str(uuid_lib.uuid4()) for _ in range(400))
+    store = InclusiveStore(f"runs/{name}/f{i}" for name in names for i in range(3))
+    doomed = names[::stride][: 350 if stride == 1 else None]
+    result = store.delete_checkpoints(doomed)
+    assert result.ok, result.errors
+    assert result.deleted_files == 3 * len(doomed)
+    assert store.listings <= (3 if stride == 1 else len(doomed))
+    assert {key.split("/")[1] for key in store.keys} == set(names) - set(doomed)
+
+
 # --- GCS -----------------------------------------------------------------------------------
 
 
@@ -195,6 +251,41 @@ def test_gcs_deletes_in_batches_of_100(gcs_store, monkeypatch):
     assert result.requests == 2
     assert result.deleted_files == 101
     assert backend.list_files(checkpoint_uuid) == []
+
+
+def sent_requests(backend, monkeypatch) -> list[tuple[str, str]]:
+    """(method, url) of every HTTP request the GCS client sends from now on."""
+    session = backend.client._http
+    original = session.request
+    sent = []
+
+    def request(method, url, *args, **kwargs):
+        sent.append((method, url))
+        return original(method, url, *args, **kwargs)
+
+    monkeypatch.setattr(session, "request", request)
+    return sent
+
+
+def test_gcs_deletes_many_checkpoints_with_ranged_listings(gcs_store, monkeypatch):
+    """Deleting every other one of 150 checkpoints (3 files each): listings by range
+    (``startOffset``/``maxResults``; the emulator answers the whole prefix in one page) and
+    batches of 100 deletes: about 0.05 requests per checkpoint, not one listing each."""
+    names = put_checkpoints(gcs_store, 150)
+    doomed = names[::2]
+    backend = get_backend(gcs_store.config)
+    sent = sent_requests(backend, monkeypatch)
+    result = backend.delete_checkpoints(doomed)
+    assert result.ok, result.errors
+    assert (result.deleted_files, result.requests) == (225, 3)
+    listings = [url for method, url in sent if method == "GET"]
+    batches = [url for method, url in sent if "/batch/" in url]
+    assert len(listings) == 1, listings
+    assert "startOffset=" in listings[0] and "maxResults=" in listings[0]
+    assert len(batches) == 3 and len(sent) == 4
+    assert len(sent) / len(doomed) < 0.06
+    remaining = {entry.path.split("/")[-2] for entry in backend.iter_entries(backend.base_prefix)}
+    assert remaining == set(names) - set(doomed)
 
 
 def fake_response(status: int, body: dict | None = None) -> requests.Response:

@@ -1,0 +1,52 @@
+"""The errors of the Python client (``ckptweb.client``) and how a response becomes one.
+
+Every failed call raises ``ApiError`` whose message is the server's one-line ``message``;
+``ckptweb.client`` and ``ckptweb.download`` both raise it, so it lives below both.
+"""
+
+from __future__ import annotations
+
+import re
+
+import requests
+
+
+class ApiError(Exception):
+    """A request failed: ``status`` is the HTTP status (None for network errors)."""
+
+    def __init__(self, message: str, status: int | None = None, body: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.body = body or {}
+
+
+class DownloadInterrupted(ApiError):
+    """The archive stream broke off; the ``.part`` file keeps what arrived, to resume."""
+
+
+def response_error(response: requests.Response) -> ApiError:
+    """The ApiError of a failed response: the server's one-line ``message`` (or a short
+    fallback), its status and JSON body."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    if not message:
+        message = f"HTTP {response.status_code} {response.reason or ''}".strip()
+    if response.status_code == 401:
+        message += " (set CKPTWEB_TOKEN or pass --token)"
+    body = body if isinstance(body, dict) else {}
+    return ApiError(" ".join(str(message).split()), response.status_code, body)
+
+
+def network_reason(exc: requests.RequestException) -> str:
+    """A short reason for a network failure: ``connection refused``, ``timed out``…"""
+    text = str(exc)
+    match = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if match:
+        return match.group(1).strip().lower()
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    return type(exc).__name__

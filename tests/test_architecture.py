@@ -1,0 +1,33 @@
+"""The layering of DESIGN.md "Layout", checked in the suite as ``make lint`` checks it."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.architecture import cycles, import_graph, loop_in, report
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_no_import_cycle_between_modules():
+    assert report() == []
+
+
+def test_the_cycle_check_finds_a_planted_cycle_lazy_imports_included():
+    graph = import_graph()
+    assert "storage.paths" in graph["storage.backends.base"]
+    # What a function-level ``from storage.backends import base`` inside storage/paths.py
+    # would add to the graph: the loop base -> paths -> base.
+    planted = {**graph, "storage.paths": graph["storage.paths"] | {"storage.backends.base"}}
+    found = [c for c in cycles(planted) if "storage.paths" in c]
+    assert found and "storage.backends.base" in found[0]
+    loop = loop_in(found[0], planted)
+    assert loop[0] == loop[-1] and len(loop) >= 3
+
+
+def test_import_linter_contracts_hold():
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    done = subprocess.run(
+        [str(lint_imports), "--no-cache"], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
