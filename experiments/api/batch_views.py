@@ -12,7 +12,12 @@ as the single reports.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -46,13 +51,33 @@ class ValidationBatchSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {
+                "type": "object",
+                "description": "Item index → field → messages.",
+                "additionalProperties": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The list as a whole (missing, empty, over the limit).",
+            },
+        ]
+    }
+)
+class ItemErrorsField(serializers.JSONField):
+    """``{"3": {"uuid": ["…"]}}`` for refused items, or messages about the whole list."""
+
+
 class BatchErrorSerializer(s.ErrorSerializer):
     """400 of a batch: the refused items by index (``{"3": {"uuid": ["…"]}}``)."""
 
-    items = serializers.DictField(
-        child=serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
-        help_text="Item index → field → messages.",
-    )
+    items = ItemErrorsField()
 
 
 BATCH_400 = OpenApiResponse(BatchErrorSerializer, description="Refused items, by index.")
