@@ -52,6 +52,18 @@ ENDPOINTS = {
         {"steps_completed": 5},
         201,
     ),
+    "trial-checkpoints-batch": (
+        "post",
+        "/api/v1/trials/{t}/checkpoints:batch",
+        {"items": [{"steps_completed": 6}]},
+        201,
+    ),
+    "trial-validations-batch": (
+        "post",
+        "/api/v1/trials/{t}/validations:batch",
+        {"items": [{"steps_completed": 6, "metrics": {"loss": 1}}]},
+        201,
+    ),
     "checkpoint-get": ("get", "/api/v1/checkpoints/{c}", None, 200),
     "checkpoint-patch-metadata": ("patch", "/api/v1/checkpoints/{c}", {"metadata": {"a": 1}}, 200),
     "checkpoint-patch-protected": ("patch", "/api/v1/checkpoints/{c}", {"protected": True}, 200),
