@@ -66,6 +66,38 @@ def ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
 
 
+# --- sizes of the cost curve ---------------------------------------------------------------
+
+SUFFIXES = {"k": 1_000, "m": 1_000_000}
+
+
+def parse_size(text: str) -> int:
+    """``"10k"`` -> 10000, ``"1M"`` -> 1000000, ``"500"`` -> 500 (ValueError otherwise)."""
+    text = text.strip().lower()
+    factor = SUFFIXES.get(text[-1:], 1)
+    number = text[:-1] if text[-1:] in SUFFIXES else text
+    if not number.isdigit() or int(number) == 0:
+        raise ValueError(f"size {text!r}: use a positive number with an optional k or M")
+    return int(number) * factor
+
+
+def size_label(size: int) -> str:
+    """10000 -> ``10k``, 1000000 -> ``1M``, 1500 -> ``1500``."""
+    for suffix, factor in (("M", 1_000_000), ("k", 1_000)):
+        if size % factor == 0:
+            return f"{size // factor}{suffix}"
+    return str(size)
+
+
+def curve(measure: str, size: int, y: float | None = None) -> dict:
+    """The ``detail`` keys that put a result on the plotted cost curve of ``measure``.
+
+    ``y`` is the plotted time when it is not the result's value (a rate plots the seconds
+    the whole size took).
+    """
+    return {"curve": measure, "size": size, "y": y}
+
+
 # --- results -----------------------------------------------------------------------------
 
 

@@ -86,6 +86,13 @@ def create_experiment(name: str, storage: StorageConfig, trials: int) -> Experim
     return experiment
 
 
+def reporting_experiment(name: str, root, trials: int) -> tuple[Experiment, list[int]]:
+    """An empty experiment of ``trials`` on shared_fs under ``root`` to report into; its ids."""
+    root.mkdir(parents=True, exist_ok=True)
+    experiment = create_experiment(name, shared_fs_storage(f"bench-{root.name}", str(root)), trials)
+    return experiment, list(experiment.trials.order_by("id").values_list("id", flat=True))
+
+
 def _insert_rows(experiment_id: int, per_trial: int, seed: float) -> int:
     """Bulk-insert the checkpoints and validations in the database; the checkpoint count."""
     tables = {

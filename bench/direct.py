@@ -78,7 +78,7 @@ def seed(total: int) -> tuple[Checkpoint, object]:
     block = os.urandom(MIB)
     for relative, length in sizes.items():
         data = (block * (length // MIB + 1))[:length]
-        s3.put_object(s3_gc.BUCKET, backend.key(checkpoint.uuid, relative), data)
+        s3.put_object(s3_gc.BUCKET, backend.object_key(checkpoint.uuid, relative), data)
     return checkpoint, moto
 
 

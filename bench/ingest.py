@@ -1,26 +1,36 @@
-"""Benchmark 5: reporting checkpoints through the API (``POST trials/{id}/checkpoints``).
+"""Benchmark 5: reporting checkpoints one by one (``POST trials/{id}/checkpoints``).
 
 ``CLIENTS`` concurrent clients (threads, each a ``requests.Session`` with keep-alive, each
 reporting sequentially like one training job) against gunicorn started like ``make run``
 (2 workers x 4 threads). The checkpoints go round-robin to 10 trials, each with two files
-in ``resources``.
+in ``resources``. ``profile()`` adds where one report's time goes, in this process: its
+SQL queries, Python function calls and the top of a cProfile (the ingest profile of
+docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
 
+import cProfile
+import io
+import pstats
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from common import Result, median
-from data import bench_user, create_experiment, shared_fs_storage
+from common import Result, curve, median, size_label
+from data import bench_user, create_experiment, reporting_experiment, shared_fs_storage
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from server import gunicorn
 
 from experiments.models import Checkpoint
 
 TRIALS = 10
 CLIENTS = 4
+TARGET = 300
+PROFILED = 200
 
 
 def report(session: requests.Session, url: str, trial_id: int, steps: int) -> float:
@@ -49,10 +59,7 @@ def client(url: str, token: str, trial_ids: list[int], indexes: range) -> list[f
 
 def run(env: dict[str, str], work, count: int) -> list[Result]:
     """Report ``count`` checkpoints; checkpoints per second and per-request latency."""
-    root = work / "ingest_fs"
-    root.mkdir(parents=True, exist_ok=True)
-    experiment = create_experiment("ingest", shared_fs_storage("bench-ingest", str(root)), TRIALS)
-    trial_ids = list(experiment.trials.order_by("id").values_list("id", flat=True))
+    experiment, trial_ids = reporting_experiment(f"ingest-{count}", work / "ingest_fs", TRIALS)
     _user, token = bench_user()
     with gunicorn(env, work, workers=2, threads=4) as server:
         with requests.Session() as session:  # boot both workers before timing
@@ -70,17 +77,61 @@ def run(env: dict[str, str], work, count: int) -> list[Result]:
     if stored != count + 1:
         raise RuntimeError(f"{stored} checkpoints stored, expected {count + 1}")
     p95 = statistics.quantiles(latencies, n=20)[-1]
+    rate = round(count / seconds)
     return [
         Result(
             "5 ingest",
-            f"report {count:,} checkpoints ({CLIENTS} keep-alive clients, gunicorn)",
-            round(count / seconds),
+            f"single reports, {size_label(count)} ({CLIENTS} keep-alive clients, gunicorn)",
+            rate,
             "ckpt/s",
-            target="(measured)",
+            target=f">= {TARGET} ckpt/s",
+            met=rate >= TARGET,
             detail={
                 "seconds": round(seconds, 1),
                 "median_ms": round(median(latencies) * 1000, 2),
                 "p95_ms": round(p95 * 1000, 2),
+                **curve("single reports, 4 clients (s)", count, round(seconds, 2)),
             },
         )
     ]
+
+
+def profile() -> dict:
+    """One report's SQL queries and Python calls, and a cProfile of ``PROFILED`` reports."""
+    experiment = create_experiment("ingest-profile", shared_fs_storage("bench-ingest", "/"), 1)
+    trial_id = experiment.trials.get().id
+    _user, token = bench_user()
+    client = Client()
+
+    def post(steps: int) -> None:
+        body = {"steps_completed": steps, "resources": {"a.pth": 1, "b.json": 2}}
+        response = client.post(
+            f"/api/v1/trials/{trial_id}/checkpoints",
+            body,
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Token {token}",
+        )
+        if response.status_code != 201:
+            raise RuntimeError(f"report answered {response.status_code}")
+
+    post(0)
+    with CaptureQueriesContext(connection) as queries:
+        post(1)
+    profiler = cProfile.Profile()
+    start = time.process_time()
+    profiler.enable()
+    for steps in range(2, PROFILED + 2):
+        post(steps)
+    profiler.disable()
+    cpu_ms = (time.process_time() - start) / PROFILED * 1000
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    stats.sort_stats("cumulative").print_stats(r"ckptweb|experiments|rest_framework", 25)
+    return {
+        "single_report": {
+            "queries": [q["sql"][:160] for q in queries.captured_queries],
+            "python_calls_per_report": round(stats.total_calls / PROFILED),
+            "cpu_ms_per_report_in_process_profiled": round(cpu_ms, 2),
+            "cprofile_top": text.getvalue(),
+        }
+    }

@@ -7,7 +7,7 @@ under CaptureQueriesContext (which turns on query logging, so it is not timed).
 
 from __future__ import annotations
 
-from common import Result, median, ms, time_runs
+from common import Result, curve, median, ms, parse_size, time_runs
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -61,7 +61,7 @@ def measure(client: Client, url: str, headers: dict, runs: int) -> dict:
 
 
 def run(user, token: str, experiments: dict[str, int], runs: int) -> list[Result]:
-    """Measure each endpoint at each size (``{"1k": id, "100k": id}``, smallest first)."""
+    """Measure each endpoint at each size (``{"1k": id, "100k": id, …}``, smallest first)."""
     client = page_client(user)
     sizes = list(experiments)
     largest = sizes[-1]
@@ -84,7 +84,7 @@ def run(user, token: str, experiments: dict[str, int], runs: int) -> list[Result
                     "ms",
                     target=target,
                     met=latency <= TARGET_MS if size == largest else None,
-                    detail=measured[size],
+                    detail={**measured[size], **curve(f"{name} (ms)", parse_size(size))},
                 )
             )
         results.append(

@@ -1,22 +1,29 @@
-"""``make bench``: ckptweb's benchmarks at scale (issue 7; targets in docs/PERFORMANCE.md).
+"""``make bench``: ckptweb's benchmarks at scale (issues 7 and 17; targets in docs/PERFORMANCE.md).
 
 Creates the PostgreSQL database ``ckptweb_bench`` (dropped at the end), migrates it with
-``manage.py migrate``, generates data with COPY, then runs the sections:
+``manage.py migrate``, generates data in PostgreSQL (INSERT … SELECT generate_series), then
+runs the sections. The sections marked *curve* run at every size of ``--sizes`` (1k, 10k,
+100k checkpoints; 1M added by ``--full``) so the growth is visible:
 
-1. ``gc`` — GET gc-preview of 1,000 trials x 100 checkpoints vs a bare SELECT;
-2. ``pages`` — experiment page and checkpoints API page at 1k and 100k checkpoints;
+1. ``gc`` (curve) — GET gc-preview vs a bare SELECT of the same candidates;
+2. ``pages`` (curve) — experiment page and checkpoints API page, with query counts;
 3. ``downloads`` — 1 GiB through gunicorn vs cat, tar of 10 files vs tar | cat, peak RSS;
 4. ``s3`` — GC deletes on S3 (moto): batched vs one DeleteObject per file;
-5. ``ingest`` — checkpoints reported per second through the API;
-6. ``direct`` — ``ckpt download --direct`` vs the tar stream, 1 GiB in 8 files on moto,
+5. ``ingest`` (curve, up to 10k) — single reports per second, 4 clients, gunicorn;
+6. ``batch`` (curve) — checkpoints per second through ``checkpoints:batch``, 4 clients;
+7. ``gcrun`` (curve, up to 100k) — a real Celery worker deletes shared_fs and S3 (moto)
+   checkpoints: checkpoints per second and storage requests per checkpoint;
+8. ``direct`` — ``ckpt download --direct`` vs the tar stream, 1 GiB in 8 files on moto,
    and the server's CPU seconds for each.
 
-Prints a table and writes ``bench/results.json``. Generated files live in a temp dir that
-is removed at the end; gunicorn and moto are stopped even when a section fails.
+Prints a table, writes ``bench/results.json`` and plots time against size per measure in
+``bench/results.png``. Generated files live in a temp dir that is removed at the end;
+gunicorn, Celery and moto are stopped even when a section fails.
 
-    python bench/run.py                 # the full run (~10 minutes here)
-    python bench/run.py --quick         # small sizes, for development
-    python bench/run.py --only gc,pages
+    python bench/run.py                 # 1k, 10k, 100k
+    python bench/run.py --full          # and 1M
+    python bench/run.py --quick         # 1k and 10k, small downloads, for development
+    python bench/run.py --only gc,pages --sizes 1k,100k
 """
 
 from __future__ import annotations
@@ -36,30 +43,29 @@ sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent)]
 
 import common  # noqa: E402
 
-SECTIONS = ("gc", "pages", "downloads", "s3", "ingest", "direct")
+SECTIONS = ("gc", "pages", "downloads", "s3", "ingest", "batch", "gcrun", "direct")
+SIZES = (1_000, 10_000, 100_000)
+FULL_SIZE = 1_000_000
+#: The largest size some sections run at (they would take many minutes beyond).
+CAPS = {"ingest": 10_000, "gcrun": 100_000}
 
 FULL = {
-    "trials": 1000,
     "per_trial": 100,
-    "small_trials": 10,
     "runs": 5,
     "download_bytes": common.GIB,
     "s3_checkpoints": 10_000,
     "s3_batched_sample": 500,
     "s3_per_file_sample": 150,
     "s3_runs": 3,
-    "ingest": 10_000,
     "direct_bytes": common.GIB,
     "direct_runs": 3,
 }
 QUICK = FULL | {
-    "trials": 50,
     "runs": 3,
     "download_bytes": 64 * common.MIB,
     "s3_checkpoints": 1000,
     "s3_batched_sample": 100,
     "s3_per_file_sample": 30,
-    "ingest": 300,
     "direct_bytes": 64 * common.MIB,
 }
 
@@ -70,12 +76,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     parser.add_argument("--output", type=Path, default=BENCH_DIR / "results.json")
     parser.add_argument("--keep-db", action="store_true", help="do not drop ckptweb_bench")
+    parser.add_argument("--full", action="store_true", help="add 1M checkpoints to the sizes")
+    parser.add_argument("--sizes", help="comma-separated sizes, e.g. 1k,10k,100k,1M")
+    parser.add_argument(
+        "--gc-max", default="100k", help="largest size of the gcrun section (default 100k)"
+    )
     args = parser.parse_args(argv)
+    args.curve = curve_sizes(args, parser)
+    args.caps = {**CAPS, "gcrun": common.parse_size(args.gc_max)}
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(args.sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     return args
+
+
+def curve_sizes(args: argparse.Namespace, parser) -> list[int]:
+    """The checkpoint counts of the curve sections, smallest first."""
+    if args.sizes:
+        try:
+            return sorted(common.parse_size(text) for text in args.sizes.split(","))
+        except ValueError as exc:
+            parser.error(str(exc))
+    sizes = list(SIZES[:2] if args.quick else SIZES)
+    return sizes + [FULL_SIZE] if args.full else sizes
 
 
 def say(message: str) -> None:
@@ -104,7 +128,7 @@ class Bench:
         self.results: list[common.Result] = []
         self.profiles: dict = {}
         self.failures: dict[str, str] = {}
-        self._big = None
+        self._experiments: dict[str, int] = {}
 
     def section(self, name: str, fn) -> None:
         """Run one section; a failure is recorded and the others still run."""
@@ -120,34 +144,34 @@ class Bench:
         say(f"section {name} took {time.perf_counter() - start:.0f} s")
 
     def experiments(self) -> dict[str, int]:
-        """The two generated experiments (created on first use): size label -> id."""
-        if self._big is None:
+        """One generated experiment per curve size (created on first use): label -> id."""
+        if not self._experiments:
             import data
 
             storage = data.shared_fs_storage("bench-pages", str(self.work / "pages_fs"))
-            s = self.sizes
-            small = data.populate("1k", storage, s["small_trials"], s["per_trial"], seed=0.1)
-            say(f"generating {s['trials'] * s['per_trial']:,} checkpoints …")
-            big = data.populate("big", storage, s["trials"], s["per_trial"], seed=0.2)
-            self._small, self._big = small, big
-        return {
-            self.label(self._small.checkpoints): self._small.id,
-            self.label(self._big.checkpoints): self._big.id,
-        }
+            for size in self.args.curve:
+                label = common.size_label(size)
+                say(f"generating {size:,} checkpoints …")
+                trials = max(1, size // self.sizes["per_trial"])
+                made = data.populate(label, storage, trials, size // trials, seed=size % 97 / 97)
+                self._experiments[label] = made.id
+        return self._experiments
 
-    @staticmethod
-    def label(n: int) -> str:
-        return f"{n // 1000}k" if n % 1000 == 0 else str(n)
+    def capped(self, section: str) -> list[int]:
+        """The curve sizes ``section`` runs at."""
+        return [size for size in self.args.curve if size <= self.args.caps.get(section, size)]
 
     def gc(self) -> None:
         import data
         import gc_preview
 
-        big_id = list(self.experiments().values())[-1]
         _user, token = data.bench_user()
-        results, profile = gc_preview.run(big_id, token, self.sizes["runs"])
-        self.results += results
-        self.profiles.update(profile)
+        experiments = self.experiments()
+        for label, experiment_id in experiments.items():
+            explain = label == list(experiments)[-1]
+            results, profile = gc_preview.run(experiment_id, token, self.sizes["runs"], explain)
+            self.results += results
+            self.profiles.update(profile)
 
     def pages(self) -> None:
         import data
@@ -173,7 +197,22 @@ class Bench:
     def ingest(self) -> None:
         import ingest
 
-        self.results += ingest.run(self.env, self.work, self.sizes["ingest"])
+        for size in self.capped("ingest"):
+            self.results += ingest.run(self.env, self.work, size)
+        self.profiles.update(ingest.profile())
+
+    def batch(self) -> None:
+        import batch_ingest
+        import ceiling
+
+        for size in self.capped("batch"):
+            self.results += batch_ingest.run(self.env, self.work, size)
+        self.results += ceiling.run(self.work, 2_000, 20_000)
+
+    def gcrun(self) -> None:
+        import gc_worker
+
+        self.results += gc_worker.run(self.env, self.work, self.capped("gcrun"))
 
     def direct(self) -> None:
         import direct
@@ -192,6 +231,7 @@ def write_results(bench: Bench, args, seconds: float) -> None:
         "machine": common.machine(),
         "quick": args.quick,
         "sizes": bench.sizes,
+        "curve_sizes": args.curve,
         "seconds": round(seconds),
         "results": [result.as_dict() for result in bench.results],
         "profiles": bench.profiles,
@@ -214,6 +254,15 @@ def main(argv: list[str] | None = None) -> int:
         cleanup(args, work)
     seconds = time.perf_counter() - started
     print(common.format_table(bench.results))
+    try:
+        import plot
+
+        picture = args.output.with_suffix(".png")
+        if plot.plot(bench.results, picture):
+            say(f"plotted {picture}")
+    except Exception:
+        bench.failures["plot"] = traceback.format_exc()
+        say(f"plot FAILED:\n{bench.failures['plot']}")
     write_results(bench, args, seconds)
     say(f"done in {seconds:.0f} s; wrote {args.output}")
     return 1 if bench.failures else 0

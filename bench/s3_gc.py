@@ -163,7 +163,7 @@ def populate(backend, checkpoints: int) -> list[str]:
     s3 = moto_backend()
     for name in uuids:
         for relative in FILES:
-            s3.put_object(BUCKET, backend.key(name, relative), b"x" * 64)
+            s3.put_object(BUCKET, backend.object_key(name, relative), b"x" * 64)
     return uuids
 
 
@@ -180,14 +180,14 @@ def delete_per_file(backend, uuids: list[str]) -> None:
     """The naive way: one DeleteObject request per file."""
     for name in uuids:
         for relative in FILES:
-            backend.client.delete_object(Bucket=BUCKET, Key=backend.key(name, relative))
+            backend.client.delete_object(Bucket=BUCKET, Key=backend.object_key(name, relative))
 
 
 def remaining_objects(backend, uuids: list[str]) -> int:
     """Objects still stored under the given checkpoints' prefixes."""
     s3 = moto_backend()
     bucket = s3.get_bucket(BUCKET)
-    keys = {backend.key(name, relative) for name in uuids for relative in FILES}
+    keys = {backend.object_key(name, relative) for name in uuids for relative in FILES}
     return sum(1 for key in keys if bucket.keys.get(key) is not None)
 
 

@@ -61,6 +61,8 @@ def gunicorn(
         "300",
         "--keep-alive",
         "30",
+        "--access-logfile",  # as ``make run``
+        "-",
     ]
     process = start_process(args, env, log)
     try:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import requests
 
+from ckptweb.client_batch import BatchCalls
 from ckptweb.client_errors import ApiError, DownloadInterrupted, network_reason, response_error
 from ckptweb.client_registry import RegistryCalls
 from ckptweb.download import Progress, download_archive
@@ -39,7 +40,7 @@ def human_size(size: int | None) -> str:
     return "-" if size is None else human_bytes(size)
 
 
-class Client(RegistryCalls):
+class Client(BatchCalls, RegistryCalls):
     """The ckptweb REST API (``/api/v1/``) over one ``requests`` session.
 
     The model registry's calls come from ``ckptweb.client_registry.RegistryCalls``.

@@ -94,6 +94,18 @@ def _join(path: str, key) -> str:
     return f"{path}.{printable(key)}" if path else printable(key)
 
 
+def _path(field: str, trail) -> str:
+    """The text of a ``check_json`` trail: ``metadata.run[2].notes``."""
+    keys = []
+    while trail is not None:
+        trail, key = trail
+        keys.append(key)
+    path = field
+    for key in reversed(keys):
+        path = _join(path, key)
+    return path
+
+
 def _human(size: int) -> str:
     for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
         if size >= scale and size % scale == 0:
@@ -115,26 +127,31 @@ def check_json(
     (``metadata.run.notes: must not contain NUL characters.``). ``max_nodes`` bounds the
     number of values (configs: ``MAX_CONFIG_NODES``).
     """
-    stack = [(value, field, 0)]
+    # Paths are built only for an error: a trail is (parent trail, key), so a valid value
+    # of many keys costs no string formatting (batch ingest checks 1,000 reports at once).
+    stack = [(value, None, 0)]
     nodes = 0
     while stack:
-        item, path, depth = stack.pop()
+        item, trail, depth = stack.pop()
         nodes += 1
         if max_nodes is not None and nodes > max_nodes:
             raise InvalidInput(field, f"{field} has more than {max_nodes:,} values.")
         if isinstance(item, str):
             problem = text_problem(item)
             if problem:
-                raise InvalidInput(field, f"{path}: strings {problem}.")
+                raise InvalidInput(field, f"{_path(field, trail)}: strings {problem}.")
         elif isinstance(item, bool) or item is None:
             continue
         elif isinstance(item, int):
             if not -MAX_INT <= item <= MAX_INT:
                 raise InvalidInput(
-                    field, f"{path}: integers must be within ±(2**63 - 1); use a float or a string."
+                    field,
+                    f"{_path(field, trail)}: integers must be within ±(2**63 - 1); "
+                    "use a float or a string.",
                 )
         elif isinstance(item, float):
             if not math.isfinite(item):
+                path = _path(field, trail)
                 raise InvalidInput(field, f"{path}: numbers must be finite, not {item!r}.")
         elif isinstance(item, dict | list):
             if depth >= max_depth:
@@ -142,16 +159,17 @@ def check_json(
             if isinstance(item, dict):
                 for key, child in item.items():
                     if not isinstance(key, str):
-                        raise InvalidInput(
-                            field, f"{_join(path, str(key))}: keys must be strings, not {key!r}."
-                        )
+                        path = _join(_path(field, trail), str(key))
+                        raise InvalidInput(field, f"{path}: keys must be strings, not {key!r}.")
                     problem = text_problem(key)
                     if problem:
-                        raise InvalidInput(field, f"{_join(path, key)}: keys {problem}.")
-                    stack.append((child, _join(path, key), depth + 1))
+                        path = _join(_path(field, trail), key)
+                        raise InvalidInput(field, f"{path}: keys {problem}.")
+                    stack.append((child, (trail, key), depth + 1))
             else:
-                stack.extend((child, _join(path, i), depth + 1) for i, child in enumerate(item))
+                stack.extend((child, (trail, i), depth + 1) for i, child in enumerate(item))
         else:
+            path = _path(field, trail)
             raise InvalidInput(field, f"{path}: {type(item).__name__} is not a JSON value.")
     if max_bytes is not None:
         size = len(orjson.dumps(value))

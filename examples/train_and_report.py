@@ -12,7 +12,8 @@ PyTorch layout::
     code/model_def.py
     code/const.yaml
 
-The files are written first, then the validation and the checkpoint are reported. The
+The files are written first; each trial's validations and checkpoints are then reported
+in batches (``Client.report_validations`` and ``Client.report_checkpoints``). The
 ``--host-path`` must be a shared_fs storage an admin has configured in ckptweb (only staff
 may add storage locations).
 
@@ -104,10 +105,14 @@ def checkpoint_files(model, lr, steps, config, hparams, val_loss) -> dict[str, b
 
 
 def train_trial(api, experiment, trial, lr, args, rng) -> list[dict]:
-    """Train one trial; validate and checkpoint every ``args.every`` steps."""
+    """Train one trial; validate and checkpoint every ``args.every`` steps.
+
+    The files are written as training goes; the validations and checkpoints are reported
+    at the end of the trial in two batch calls (up to 1,000 reports per request).
+    """
     model = LinearModel()
     train, validation = make_data(200, rng), make_data(50, rng)
-    reported = []
+    validations, checkpoints = [], []
     for step in range(1, args.steps + 1):
         sgd_step(model, rng.sample(train, 16), lr)
         if step % args.every:
@@ -117,14 +122,18 @@ def train_trial(api, experiment, trial, lr, args, rng) -> list[dict]:
         directory = shared_fs_checkpoint_dir(experiment, ckpt_uuid)
         files = checkpoint_files(model, lr, step, experiment["config"], trial["hparams"], val_loss)
         resources = write_checkpoint_files(directory, files)
-        api.report_validation(trial["id"], step, {"validation_loss": val_loss})
-        reported.append(
-            api.report_checkpoint(
-                trial["id"], step, resources=resources, metadata={"lr": lr}, uuid=ckpt_uuid
-            )
+        validations.append({"steps_completed": step, "metrics": {"validation_loss": val_loss}})
+        checkpoints.append(
+            {
+                "steps_completed": step,
+                "resources": resources,
+                "metadata": {"lr": lr},
+                "uuid": ckpt_uuid,
+            }
         )
         print(f"trial {trial['id']} step {step}: validation_loss={val_loss:.4f} {ckpt_uuid}")
-    return reported
+    api.report_validations(trial["id"], validations)
+    return api.report_checkpoints(trial["id"], checkpoints)
 
 
 def server_parser(doc: str) -> argparse.ArgumentParser:

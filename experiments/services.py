@@ -9,7 +9,7 @@ import math
 import uuid as uuid_lib
 
 import yaml
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from ckptweb.errors import Conflict
 from ckptweb.limits import (
@@ -167,7 +167,8 @@ def check_metadata(metadata) -> dict:
     return _storable(metadata, "metadata")
 
 
-def _metric_of(experiment: Experiment, metrics: dict) -> float | None:
+def searcher_metric_of(experiment: Experiment, metrics: dict) -> float | None:
+    """The experiment's searcher metric in ``metrics`` as a float; None when absent."""
     value = metrics.get(experiment.searcher_metric)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -186,7 +187,7 @@ def report_validation(trial: Trial, steps_completed: int, metrics: dict) -> Vali
             trial=trial, steps_completed=steps_completed, metrics=metrics
         )
         Checkpoint.objects.filter(trial=trial, steps_completed=steps_completed).update(
-            validation_metric=_metric_of(trial.experiment, metrics)
+            validation_metric=searcher_metric_of(trial.experiment, metrics)
         )
     return validation
 
@@ -203,11 +204,41 @@ def link_validation(checkpoint: Checkpoint) -> None:
     )
     metric = None
     if validation is not None:
-        metric = _metric_of(checkpoint.trial.experiment, validation.metrics)
+        metric = searcher_metric_of(checkpoint.trial.experiment, validation.metrics)
     if checkpoint.validation_metric != metric:
         checkpoint.validation_metric = metric
         if checkpoint.pk:
             Checkpoint.objects.filter(pk=checkpoint.pk).update(validation_metric=metric)
+
+
+def new_checkpoint(
+    trial: Trial,
+    steps_completed: int,
+    resources: dict | None = None,
+    metadata: dict | None = None,
+    uuid: str | uuid_lib.UUID | None = None,
+) -> Checkpoint:
+    """An unsaved checkpoint of ``trial`` with its resources and metadata checked.
+
+    The checks of every report (single or batch); the uuid's uniqueness and the
+    validation link are the callers' (they differ in how many they do at once).
+    """
+    resources = check_resources(resources)
+    metadata = check_metadata(metadata)
+    return Checkpoint(
+        uuid=uuid_lib.uuid4() if uuid is None else uuid,
+        trial=trial,
+        experiment_id=trial.experiment_id,
+        steps_completed=steps_completed,
+        resources=resources,
+        size_bytes=sum(resources.values()),
+        metadata=metadata,
+    )
+
+
+def duplicate_uuid(uuid) -> ReportError:
+    """The refusal of a reported uuid that a checkpoint already has."""
+    return ReportError("uuid", f"a checkpoint with uuid {uuid} already exists.")
 
 
 def report_checkpoint(
@@ -217,26 +248,21 @@ def report_checkpoint(
     metadata: dict | None = None,
     uuid: str | uuid_lib.UUID | None = None,
 ) -> Checkpoint:
-    """Record a checkpoint whose files are already on the experiment's storage."""
+    """Record a checkpoint whose files are already on the experiment's storage.
+
+    One transaction (link, insert); a uuid already taken is found by the unique index,
+    not by a query before every insert.
+    """
     check_not_deleting(trial.experiment)
-    resources = check_resources(resources)
-    metadata = check_metadata(metadata)
-    if uuid is None:
-        uuid = uuid_lib.uuid4()
-    if Checkpoint.objects.filter(uuid=uuid).exists():
-        raise ReportError("uuid", f"a checkpoint with uuid {uuid} already exists.")
-    checkpoint = Checkpoint(
-        uuid=uuid,
-        trial=trial,
-        experiment_id=trial.experiment_id,
-        steps_completed=steps_completed,
-        resources=resources,
-        size_bytes=sum(resources.values()),
-        metadata=metadata,
-    )
-    checkpoint.trial = trial
-    link_validation(checkpoint)
-    checkpoint.save()
+    checkpoint = new_checkpoint(trial, steps_completed, resources, metadata, uuid)
+    try:
+        with transaction.atomic():
+            link_validation(checkpoint)
+            checkpoint.save()
+    except IntegrityError:
+        if Checkpoint.objects.filter(uuid=checkpoint.uuid).exists():
+            raise duplicate_uuid(checkpoint.uuid) from None
+        raise
     return checkpoint
 
 
@@ -362,6 +388,7 @@ __all__ = [
     "delete_checkpoint",
     "delete_experiment",
     "link_validation",
+    "new_checkpoint",
     "report_checkpoint",
     "report_validation",
     "set_experiment_state",

@@ -1,9 +1,19 @@
-"""Shared fixtures: personas, API clients, storage under tmp_path, service gating."""
+"""Shared fixtures: personas, signed-in clients, storage under tmp_path, the spec's example.
+
+Personas: ``alice`` owns the experiments of a test, ``bob`` is another signed-in user (may
+read, must not change alice's experiments), ``staff`` may change anything and manage
+storage. ``client_for(user, api=...)`` signs any user in; ``<persona>_api`` (API client)
+and ``<persona>_client`` (page client) are the usual ones. Sub-folders' conftests keep
+only what is specific to their folder.
+"""
 
 import os
+import time
 
 import pytest
-from rest_framework.test import APIClient
+
+from tests import factories
+from tests.factories import password_for
 
 REQUIRE_SERVICES = os.environ.get("CKPTWEB_REQUIRE_SERVICES") == "1"
 
@@ -15,51 +25,94 @@ def missing_service(reason: str):
     pytest.skip(reason)
 
 
+def wait_for(condition, timeout: float = 60, message: str = "condition", log=None, every=0.05):
+    """Poll ``condition()`` until it is truthy and return its value; on timeout fail,
+    quoting the end of ``log()`` (a server's or worker's log) when given."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    tail = log()[-6000:] if log else ""
+    pytest.fail(f"timed out after {timeout}s waiting for {message}\n{tail}")
+
+
+# --- personas -----------------------------------------------------------------------------
+
+
 @pytest.fixture
 def alice(django_user_model):
     """The owner of the experiments in a test."""
-    return django_user_model.objects.create_user("alice", password="alice-pass-123")
+    return django_user_model.objects.create_user("alice", password=password_for("alice"))
 
 
 @pytest.fixture
 def bob(django_user_model):
     """Another signed-in user: may read, must not change alice's experiments."""
-    return django_user_model.objects.create_user("bob", password="bob-pass-123")
+    return django_user_model.objects.create_user("bob", password=password_for("bob"))
 
 
 @pytest.fixture
 def staff(django_user_model):
     """A staff member: may change anything and manage storage."""
     return django_user_model.objects.create_user(
-        "staff", password="staff-pass-123", is_staff=True, is_superuser=True
+        "staff", password=password_for("staff"), is_staff=True, is_superuser=True
     )
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """PBKDF2 costs ~0.5 s a user on this machine; tests need no slow hashing."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# --- signed-in clients --------------------------------------------------------------------
+
+
+@pytest.fixture
+def client_for():
+    """``client_for(user, api=False)``: a page (or, with ``api=True``, API) client as ``user``."""
+    return factories.client_for
 
 
 @pytest.fixture
 def api():
     """An anonymous API client."""
-    return APIClient()
+    return factories.client_for(api=True)
 
 
 @pytest.fixture
 def alice_api(alice):
-    client = APIClient()
-    client.force_authenticate(alice)
-    return client
+    return factories.client_for(alice, api=True)
 
 
 @pytest.fixture
 def bob_api(bob):
-    client = APIClient()
-    client.force_authenticate(bob)
-    return client
+    return factories.client_for(bob, api=True)
 
 
 @pytest.fixture
 def staff_api(staff):
-    client = APIClient()
-    client.force_authenticate(staff)
-    return client
+    return factories.client_for(staff, api=True)
+
+
+@pytest.fixture
+def alice_client(alice):
+    return factories.client_for(alice)
+
+
+@pytest.fixture
+def bob_client(bob):
+    return factories.client_for(bob)
+
+
+@pytest.fixture
+def staff_client(staff):
+    return factories.client_for(staff)
+
+
+# --- storage and data ---------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -74,11 +127,36 @@ def default_storage(db, tmp_path):
     )
 
 
+@pytest.fixture
+def spec_example(alice, default_storage):
+    """The spec's example experiment (``manage.py load_demo``'s), owned by alice, with real
+    files on the default shared_fs storage."""
+    from experiments.demo import build_spec_example
+
+    return build_spec_example(alice)
+
+
+@pytest.fixture
+def spec_ids(spec_example):
+    """The example's checkpoint ids in the spec's numbering: {1..10: database id}."""
+    from tests.spec import spec_ids
+
+    return spec_ids(spec_example)
+
+
+@pytest.fixture
+def experiment(alice, default_storage):
+    """alice's experiment on the default storage, metric ``loss`` (smaller is better)."""
+    return factories.make_experiment(alice, default_storage)
+
+
+@pytest.fixture
+def trial(experiment):
+    """A trial of ``experiment`` (hparams ``lr=0.1``)."""
+    from experiments import services
+
+    return services.create_trial(experiment, {"lr": 0.1})
+
+
 # The S3, GCS and Azure test servers, one per session for every package (see tests/servers.py).
 from tests.servers import azurite_server, gcs_server, moto_server  # noqa: E402, F401
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """PBKDF2 costs ~0.5 s a user on this machine; tests need no slow hashing."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

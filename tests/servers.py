@@ -70,6 +70,16 @@ sys.stdin.read()
 # --- servers -------------------------------------------------------------------------------
 
 
+def terminate(process: subprocess.Popen, timeout: float = 5) -> None:
+    """SIGTERM ``process``, then SIGKILL it if it has not exited within ``timeout``."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @dataclass
 class ServerProcess:
     """A server in a child process that exits when its stdin closes."""
@@ -84,12 +94,7 @@ class ServerProcess:
 
     def stop(self) -> None:
         self.process.stdin.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
 
 
 def start_server(name: str, script: str) -> ServerProcess | str:
@@ -163,12 +168,7 @@ class AzuriteServer:
         )
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 

@@ -1,9 +1,13 @@
-"""The spec's GC example table, once for every test that checks it.
+"""The spec's GC example, once for every test that checks it: the table and its numbering.
 
-Policies are (save_experiment_best, save_trial_best, save_trial_latest); the saved checkpoints
-are in the spec's numbering (1..10: trial 1 at steps 100..500, then trial 2), descending.
+``SPEC_TABLE`` (from ``experiments.demo``, which builds the example) lists checkpoints 1..10
+as (trial, steps_completed, validation metric): trial 1 at steps 100..500, then trial 2.
+``SPEC_POLICIES`` are the spec's expected outputs: for each policy (save_experiment_best,
+save_trial_best, save_trial_latest) the saved checkpoints in that numbering, descending.
 The ">= 5" and ">= 3" rows are checked at the bound and beyond it.
 """
+
+from experiments.demo import SPEC_TABLE  # noqa: F401 - the table, for the tests
 
 SPEC_POLICIES = [
     ((0, 0, 0), []),
@@ -29,3 +33,39 @@ def saved_text(saved: list[int]) -> str:
 
 #: The same rows as comma-separated text, for the pages.
 SPEC_POLICIES_TEXT = [(policy, saved_text(saved)) for policy, saved in SPEC_POLICIES]
+
+
+#: The spec's PyTorch checkpoint layout (Determined's): the files of every checkpoint, and
+#: the keys of the dict that ``state-dict.pth`` holds.
+PYTORCH_FILES = {"state-dict.pth", "metadata.json", "code/model_def.py", "code/const.yaml"}
+PYTORCH_STATE_KEYS = {
+    "models_state_dict",
+    "optimizers_state_dict",
+    "lr_schedulers_state_dict",
+    "callbacks",
+}
+
+
+def spec_checkpoints(experiment) -> dict:
+    """The example's checkpoints in the spec's numbering: {1..10: Checkpoint}.
+
+    Matched by trial (in creation order) and steps, so the numbering holds whatever the
+    database ids are.
+    """
+    trials = list(experiment.trials.order_by("id").values_list("id", flat=True))
+    by_position = {(c.trial_id, c.steps_completed): c for c in experiment.checkpoints.all()}
+    return {
+        number: by_position[(trials[trial - 1], steps)]
+        for number, (trial, steps, _metric) in enumerate(SPEC_TABLE, start=1)
+    }
+
+
+def spec_ids(experiment) -> dict[int, int]:
+    """The example's checkpoint database ids in the spec's numbering: {1..10: id}."""
+    return {number: c.pk for number, c in spec_checkpoints(experiment).items()}
+
+
+def db_ids_text(ids: dict[int, int], text: str) -> str:
+    """``"8,7"`` in the spec's numbering as the same checkpoints' database ids, descending."""
+    numbers = [int(n) for n in text.split(",") if n]
+    return ",".join(str(pk) for pk in sorted((ids[n] for n in numbers), reverse=True))

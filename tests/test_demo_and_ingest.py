@@ -11,6 +11,7 @@ from django.core.management import call_command
 from experiments import services
 from experiments.demo import SPEC_EXAMPLE, SPEC_TABLE
 from experiments.models import Checkpoint, Experiment
+from tests.spec import PYTORCH_FILES
 
 CONFIG = {"name": "e", "searcher": {"metric": "loss"}}
 
@@ -53,12 +54,7 @@ def test_load_demo_is_idempotent_and_writes_real_files(
     assert bert.state == "ACTIVE" and bert.trials.filter(state="ACTIVE").count() == 1
     for checkpoint in Checkpoint.objects.exclude(state="DELETED").order_by("id")[:50]:
         directory = Path(default_storage.host_path) / str(checkpoint.uuid)
-        assert set(checkpoint.resources) == {
-            "state-dict.pth",
-            "metadata.json",
-            "code/model_def.py",
-            "code/const.yaml",
-        }
+        assert set(checkpoint.resources) == PYTORCH_FILES
         for relpath, size in checkpoint.resources.items():
             assert (directory / relpath).stat().st_size == size
         assert checkpoint.size_bytes == sum(checkpoint.resources.values())

@@ -6,7 +6,6 @@ from hypothesis import strategies as st
 
 from ckptweb.policy import DELETE_EVERYTHING, InvalidPolicy, Policy
 from experiments.choices import CheckpointState, ExperimentState
-from experiments.demo import SPEC_TABLE, build_spec_example
 from experiments.models import Checkpoint, Experiment, Trial
 from experiments.preview import gc_preview
 from experiments.retention import ranked_candidates, retained
@@ -26,21 +25,9 @@ def deleted_checkpoints(experiment, policy: Policy) -> list[int]:
 
 
 @pytest.fixture
-def spec_example(alice, default_storage):
+def spec_example(spec_example, spec_ids):
     """The spec's example; returns (experiment, map from spec checkpoint id to DB id)."""
-    experiment = build_spec_example(alice)
-    by_key = {
-        (c.trial_id, c.steps_completed): c.id
-        for c in Checkpoint.objects.filter(experiment=experiment)
-    }
-    trial_ids = list(
-        Trial.objects.filter(experiment=experiment).order_by("id").values_list("id", flat=True)
-    )
-    spec_to_db = {
-        number: by_key[(trial_ids[trial - 1], steps)]
-        for number, (trial, steps, _) in enumerate(SPEC_TABLE, start=1)
-    }
-    return experiment, spec_to_db
+    return spec_example, spec_ids
 
 
 @pytest.mark.django_db

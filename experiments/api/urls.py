@@ -3,7 +3,7 @@
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
-from experiments.api import best, files_views, registry_views, views
+from experiments.api import batch_views, best, files_views, registry_views, views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("experiments", views.ExperimentViewSet, basename="experiment")
@@ -39,6 +39,16 @@ urlpatterns = [
         rf"^trials/{ID.format('trial_id')}/checkpoints$",
         views.TrialCheckpointList.as_view(),
         name="trial-checkpoints",
+    ),
+    re_path(
+        rf"^trials/{ID.format('trial_id')}/checkpoints:batch$",
+        batch_views.TrialCheckpointBatch.as_view(),
+        name="trial-checkpoints-batch",
+    ),
+    re_path(
+        rf"^trials/{ID.format('trial_id')}/validations:batch$",
+        batch_views.TrialValidationBatch.as_view(),
+        name="trial-validations-batch",
     ),
     re_path(
         r"^checkpoints/(?P<uuid>[^/]+)/rm$",

@@ -254,7 +254,7 @@ class TrialChildMixin(ChildViewMixin):
     """Views under ``trials/{trial_id}/``."""
 
     parent_kwarg = "trial_id"
-    parent_queryset = Trial.objects.select_related("experiment__owner", "experiment__storage")
+    parent_queryset = Trial.objects.select_related("experiment")
 
 
 @extend_schema(tags=["trials"], parameters=[TRIAL_ID])

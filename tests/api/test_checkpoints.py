@@ -4,7 +4,7 @@ import pytest
 
 from experiments import services
 from experiments.models import Checkpoint, GCRun
-from tests.api.conftest import add_checkpoints
+from tests.factories import add_checkpoints
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ import pytest
 
 from experiments.models import Experiment, GCRun
 from storage.models import StorageConfig
-from tests.api.conftest import make_experiment
+from tests.factories import make_experiment
 
 pytestmark = pytest.mark.django_db
 

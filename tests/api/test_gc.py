@@ -4,40 +4,22 @@ import pytest
 
 from experiments import services
 from experiments.models import GCRun
-from tests.api.conftest import add_checkpoints, make_experiment
 from tests.spec import SPEC_POLICIES as SPEC_TABLE
 
 pytestmark = pytest.mark.django_db
 
-# The spec's example: trial 1 checkpoints 1-5, trial 2 checkpoints 6-10 (index = id order).
-SPEC_ROWS = {
-    1: [(100, None), (200, None), (300, 0.6), (400, 0.5), (500, 0.4)],
-    2: [(100, None), (200, 0.2), (300, 0.3), (400, None), (500, None)],
-}
-
-
-@pytest.fixture
-def spec_example(alice, default_storage):
-    """The spec's example experiment; returns (experiment, [checkpoint ids by spec number])."""
-    experiment = make_experiment(alice, default_storage, name="spec-example")
-    ids = []
-    for rows in SPEC_ROWS.values():
-        trial = services.create_trial(experiment)
-        ids += [c.pk for c in add_checkpoints(trial, rows)]
-    return experiment, ids
-
 
 @pytest.mark.parametrize(("policy", "saved"), SPEC_TABLE)
-def test_preview_matches_the_spec_table(alice_api, spec_example, policy, saved):
-    experiment, ids = spec_example
+def test_preview_matches_the_spec_table(alice_api, spec_example, spec_ids, policy, saved):
+    experiment = spec_example
     query = "save_experiment_best={}&save_trial_best={}&save_trial_latest={}".format(*policy)
     response = alice_api.get(f"/api/v1/experiments/{experiment.pk}/gc-preview?{query}")
     assert response.status_code == 200
     body = response.json()
-    assert body["retained_ids"] == [ids[n - 1] for n in saved]
+    assert body["retained_ids"] == [spec_ids[n] for n in saved]
     deleted = sorted(set(range(1, 11)) - set(saved), reverse=True)
-    assert body["deleted_ids"] == [ids[n - 1] for n in deleted]
-    assert body["metric_name"] == "loss"
+    assert body["deleted_ids"] == [spec_ids[n] for n in deleted]
+    assert body["metric_name"] == "validation_loss"
     assert body["reclaimed_bytes"] == sum(
         c["size_bytes"] for c in body["checkpoints"] if not c["keep"]
     )
@@ -45,17 +27,17 @@ def test_preview_matches_the_spec_table(alice_api, spec_example, policy, saved):
     assert set(body["checkpoints"][0]) == set(row_keys.split())
 
 
-def test_missing_params_default_to_the_current_policy(alice_api, spec_example):
-    experiment, ids = spec_example
+def test_missing_params_default_to_the_current_policy(alice_api, spec_example, spec_ids):
+    experiment = spec_example
     experiment.save_experiment_best = 2
     experiment.save_trial_best = 0
     experiment.save_trial_latest = 0
     experiment.save()
     url = f"/api/v1/experiments/{experiment.pk}/gc-preview"
-    assert alice_api.get(url).json()["retained_ids"] == [ids[7], ids[6]]
+    assert alice_api.get(url).json()["retained_ids"] == [spec_ids[8], spec_ids[7]]
     # only save_trial_latest given: 2/0/1
     body = alice_api.get(url + "?save_trial_latest=1").json()
-    assert body["retained_ids"] == [ids[9], ids[7], ids[6], ids[4]]
+    assert body["retained_ids"] == [spec_ids[10], spec_ids[8], spec_ids[7], spec_ids[5]]
     assert body["policy"] == {
         "save_experiment_best": 2,
         "save_trial_best": 0,
@@ -72,14 +54,14 @@ def test_bad_preview_values_are_400_naming_the_field(alice_api, experiment, fiel
     assert field in response.json()["message"]
 
 
-def test_preview_pages_checkpoints_and_keeps_the_lists_whole(alice_api, spec_example):
-    experiment, ids = spec_example
+def test_preview_pages_checkpoints_and_keeps_the_lists_whole(alice_api, spec_example, spec_ids):
+    experiment = spec_example
     url = f"/api/v1/experiments/{experiment.pk}/gc-preview?save_trial_latest=1"
     whole = alice_api.get(url).json()
     assert whole["count"] == 10 and len(whole["checkpoints"]) == 10
     body = alice_api.get(url + "&page=2&page_size=3").json()
     assert body["count"] == 10
-    assert [c["id"] for c in body["checkpoints"]] == sorted(ids, reverse=True)[3:6]
+    assert [c["id"] for c in body["checkpoints"]] == sorted(spec_ids.values(), reverse=True)[3:6]
     for key in ("retained_ids", "deleted_ids", "reclaimed_bytes", "metric_name", "policy"):
         assert body[key] == whole[key]
     assert alice_api.get(url + "&page=5&page_size=3").json()["checkpoints"] == []

@@ -5,9 +5,9 @@ experiment and its checkpoints; anonymous requests get 401 everywhere.
 """
 
 import pytest
-from rest_framework.test import APIClient
 
 from experiments import services
+from tests.factories import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -52,6 +52,18 @@ ENDPOINTS = {
         {"steps_completed": 5},
         201,
     ),
+    "trial-checkpoints-batch": (
+        "post",
+        "/api/v1/trials/{t}/checkpoints:batch",
+        {"items": [{"steps_completed": 6}]},
+        201,
+    ),
+    "trial-validations-batch": (
+        "post",
+        "/api/v1/trials/{t}/validations:batch",
+        {"items": [{"steps_completed": 6, "metrics": {"loss": 1}}]},
+        201,
+    ),
     "checkpoint-get": ("get", "/api/v1/checkpoints/{c}", None, 200),
     "checkpoint-patch-metadata": ("patch", "/api/v1/checkpoints/{c}", {"metadata": {"a": 1}}, 200),
     "checkpoint-patch-protected": ("patch", "/api/v1/checkpoints/{c}", {"protected": True}, 200),
@@ -82,7 +94,7 @@ def objects(alice, default_storage, tmp_path):
     """alice's experiment, trial, checkpoint (with a file on storage) and GC run."""
     from pathlib import Path
 
-    from tests.api.conftest import make_experiment
+    from tests.factories import make_experiment
 
     experiment = make_experiment(alice, default_storage)
     trial = services.create_trial(experiment)
@@ -96,10 +108,9 @@ def objects(alice, default_storage, tmp_path):
 
 @pytest.fixture
 def clients(alice, bob, staff):
-    result = {"anonymous": APIClient()}
+    result = {"anonymous": client_for(api=True)}
     for name, user in (("bob", bob), ("alice", alice), ("staff", staff)):
-        result[name] = APIClient()
-        result[name].force_authenticate(user)
+        result[name] = client_for(user, api=True)
     return result
 
 

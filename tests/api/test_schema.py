@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from experiments import services
-from tests.api.conftest import add_checkpoints, make_experiment
+from tests.factories import add_checkpoints, make_experiment
 
 
 @pytest.mark.django_db

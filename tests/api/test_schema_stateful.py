@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from experiments import services
-from tests.api.conftest import add_checkpoints, make_experiment
 from tests.api.test_schema import generated_schema
+from tests.factories import add_checkpoints, make_experiment
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.appserver import AppServer
+from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.slow]
 
@@ -24,16 +24,6 @@ HOOKS = str(Path(__file__).with_name("slow_storage_gunicorn.py"))
 FAST_SWEEP = {"CKPTWEB_GC_SWEEP_SECONDS": "1", "CKPTWEB_GC_STALE_SECONDS": "3"}
 CONFIG = {"name": "crash", "searcher": {"metric": "loss"}, "checkpoint_storage": {}}
 CHECKPOINTS = 8
-
-
-def wait_until(condition, timeout: float, message: str, server: AppServer):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {message}\n{server.log_text()[-4000:]}")
 
 
 def states(server: AppServer) -> dict[str, int]:
@@ -84,11 +74,12 @@ def test_a_run_killed_with_its_server_is_resumed_by_the_next(tmp_path):
                 )
 
         threading.Thread(target=put_policy, daemon=True).start()
-        wait_until(
+        wait_for(
             lambda: states(first).get("DELETED", 0) >= 2,
             60,
             "the run to delete a couple of checkpoints",
-            first,
+            log=first.log_text,
+            every=0.1,
         )
         first.kill()
         ((run_id, run_state),) = first.query("SELECT id, state FROM experiments_gcrun")
@@ -96,7 +87,7 @@ def test_a_run_killed_with_its_server_is_resumed_by_the_next(tmp_path):
         assert states(first).get("DELETING", 0) >= 2, states(first)
 
         second.start()
-        wait_until(
+        wait_for(
             lambda: (
                 not second.query(
                     "SELECT 1 FROM experiments_gcrun WHERE state IN ('PENDING', 'RUNNING')"
@@ -105,7 +96,8 @@ def test_a_run_killed_with_its_server_is_resumed_by_the_next(tmp_path):
             ),
             60,
             "the sweep of the new server to finish the dead run's work",
-            second,
+            log=second.log_text,
+            every=0.1,
         )
         runs = dict(second.query("SELECT id, state FROM experiments_gcrun"))
         assert runs[run_id] == "FAILED"  # retired: its heartbeat stopped

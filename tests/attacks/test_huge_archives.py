@@ -15,10 +15,10 @@ import uuid as uuid_lib
 from pathlib import Path
 
 import pytest
-from rest_framework.test import APIClient
 
 from experiments.models import Checkpoint, Experiment, Trial
 from tests.conftest import missing_service
+from tests.factories import client_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
@@ -82,9 +82,7 @@ def client(alice):
     for tool in ("unzip", "tar"):
         if shutil.which(tool) is None:
             missing_service(f"{tool} is not installed (apt-get install {tool})")
-    api = APIClient()
-    api.force_authenticate(alice)
-    return api
+    return client_for(alice, api=True)
 
 
 def test_a_zip_over_4_gib_and_65535_entries_passes_unzip_t(client, huge_checkpoint, tmp_path):

@@ -14,13 +14,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rest_framework.test import APIClient
 
 from experiments import services
 from experiments.models import Checkpoint, Experiment, GCRun, Trial
+from tests.factories import client_for
 
 # Each request commits on its own, as served: a database error in one (PostgreSQL refuses
 # a lone surrogate in JSON) must not poison the others through a shared test transaction.
@@ -220,8 +219,7 @@ def page_urls() -> list[str]:
 def test_arbitrary_json_at_every_write_endpoint(
     alice, bob, staff, targets, django_capture_on_commit_callbacks
 ):
-    api = APIClient(raise_request_exception=False)  # a crash is a 500 answer, as served
-    api.force_authenticate(alice)
+    api = client_for(alice, api=True, raise_request_exception=False)  # a crash is a 500
     endpoints = endpoint_bodies(targets)
     server_errors: list[str] = []
 
@@ -251,8 +249,7 @@ def test_arbitrary_json_at_every_write_endpoint(
     assert Experiment.objects.count() > 1 or Trial.objects.count() > 1  # something got stored
     broken = []
     for user in (alice, bob, staff):
-        client = Client(raise_request_exception=False)
-        client.force_login(user)
+        client = client_for(user, raise_request_exception=False)
         for url in page_urls() + (["/storage/"] if user.is_staff else []):
             response = client.get(url)
             if response.status_code != 200:

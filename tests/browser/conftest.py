@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.conftest import missing_service
+from tests.conftest import missing_service, wait_for
+from tests.factories import password_for
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
@@ -73,16 +74,30 @@ class Session:
         self.page.wait_for_load_state("networkidle")
         return response
 
-    def login(self, username: str, password: str):
-        self.goto("/accounts/login/")
-        self.page.fill("#id_username", username)
-        self.page.fill("#id_password", password)
-        self.page.click("button[type=submit]")
-        self.page.wait_for_url(self.base_url + "/")
+    def login(self, username: str, password: str | None = None):
+        sign_in(self.page, self.base_url, username, password)
 
     def screenshot(self, name: str):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page, base_url: str, username: str, password: str | None = None) -> None:
+    """Sign in through the login form as ``username`` (with the persona's password unless
+    ``password`` is given), landing on the experiments list."""
+    page.goto(base_url + "/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password or password_for(username))
+    page.click("button[type=submit]")
+    page.wait_for_url(base_url + "/")
+
+
+def signed_in_page(browser, base_url: str, username: str, width: int, height: int = 900):
+    """A page of a new browser context ``width`` x ``height``, signed in as ``username``;
+    close it with ``page.context.close()``."""
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    sign_in(page, base_url, username)
+    return page
 
 
 @pytest.fixture
@@ -98,13 +113,7 @@ def session(browser, live_server):
 def finish_gc(run, timeout: float = 60):
     """Wait until GC run ``run`` has finished: run eagerly, or by a worker another test
     module started (tests/gc keeps real Celery workers for the session)."""
-    import time
-
     from experiments.models import GCRun
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if GCRun.objects.filter(pk=run.pk, finished_at__isnull=False).exists():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"GC run {run.pk} did not finish within {timeout}s")
+    finished = GCRun.objects.filter(pk=run.pk, finished_at__isnull=False)
+    wait_for(finished.exists, timeout, f"GC run {run.pk} to finish")

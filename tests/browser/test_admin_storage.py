@@ -11,7 +11,7 @@ def visible(page, field: str) -> bool:
 
 def test_the_form_follows_the_type_and_tests_the_connection(session, staff, default_storage):
     page = session.page
-    session.login("staff", "staff-pass-123")
+    session.login("staff")
     session.goto(f"/admin/storage/storageconfig/{default_storage.pk}/change/")
     assert visible(page, "host_path") and visible(page, "storage_path")
     assert not visible(page, "bucket") and not visible(page, "access_key")
@@ -33,7 +33,7 @@ def test_the_form_follows_the_type_and_tests_the_connection(session, staff, defa
 
 
 def test_every_page_has_the_favicon(session, staff):
-    session.login("staff", "staff-pass-123")
+    session.login("staff")
     for path in ("/", "/admin/"):
         session.goto(path)
         href = session.page.get_attribute('link[rel="icon"]', "href")

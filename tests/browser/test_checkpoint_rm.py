@@ -13,7 +13,7 @@ def test_delete_files_with_a_live_preview(session, alice, default_storage, width
     checkpoint = experiment.checkpoints.order_by("id").first()
     page = session.page
     page.set_viewport_size({"width": width, "height": 900})
-    session.login("alice", "alice-pass-123")
+    session.login("alice")
     session.goto(f"/checkpoints/{checkpoint.uuid}/")
     page.click("#rm-action summary")
     page.fill("#rm-globs", "code/**")

@@ -4,36 +4,13 @@ import tarfile
 
 import pytest
 
-from experiments.demo import SPEC_TABLE, build_spec_example
 from experiments.models import Checkpoint
 from tests.spec import SPEC_POLICIES_TEXT as SPEC_ROWS
+from tests.spec import db_ids_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 FIELDS = ("save_experiment_best", "save_trial_best", "save_trial_latest")
-
-
-@pytest.fixture
-def spec_example(alice, default_storage):
-    return build_spec_example(alice)
-
-
-@pytest.fixture
-def spec_ids(spec_example):
-    """Spec checkpoint number (1..10) -> database id, through trial and steps."""
-    trials = list(spec_example.trials.order_by("id").values_list("id", flat=True))
-    ids = {
-        (trial, steps): pk
-        for pk, trial, steps in spec_example.checkpoints.values_list(
-            "id", "trial_id", "steps_completed"
-        )
-    }
-    return {n: ids[(trials[t - 1], s)] for n, (t, s, _) in enumerate(SPEC_TABLE, start=1)}
-
-
-def as_db_ids(spec_ids, saved: str) -> str:
-    numbers = [int(n) for n in saved.split(",") if n]
-    return ",".join(str(i) for i in sorted((spec_ids[n] for n in numbers), reverse=True))
 
 
 def type_policy(page, values):
@@ -50,7 +27,7 @@ def test_every_page_renders_without_console_errors(session, spec_example, staff)
     assert "/accounts/login/" in page.url
     session.screenshot("login")
 
-    session.login("staff", "staff-pass-123")
+    session.login("staff")
     assert page.locator("#experiments").get_by_text("spec-example").is_visible()
     session.screenshot("experiments")
 
@@ -82,14 +59,14 @@ def test_every_page_renders_without_console_errors(session, spec_example, staff)
 
 def test_gc_preview_follows_the_spec_table(session, spec_example, spec_ids):
     page = session.page
-    session.login("alice", "alice-pass-123")
+    session.login("alice")
     session.goto(f"/experiments/{spec_example.pk}/gc/")
     preview = page.locator("#gc-preview")
-    assert preview.get_attribute("data-retained-ids") == as_db_ids(spec_ids, "10,7,5")
+    assert preview.get_attribute("data-retained-ids") == db_ids_text(spec_ids, "10,7,5")
 
     for values, saved in SPEC_ROWS:
         type_policy(page, values)
-        assert preview.get_attribute("data-retained-ids") == as_db_ids(spec_ids, saved), values
+        assert preview.get_attribute("data-retained-ids") == db_ids_text(spec_ids, saved), values
         deleted = sorted(set(spec_ids.values()) - {spec_ids[int(n)] for n in saved.split(",") if n})
         assert preview.get_attribute("data-deleted-ids") == ",".join(
             str(i) for i in reversed(deleted)
@@ -121,7 +98,7 @@ def test_gc_preview_follows_the_spec_table(session, spec_example, spec_ids):
 
 def test_apply_runs_gc_and_updates_the_table(session, spec_example, spec_ids):
     page = session.page
-    session.login("alice", "alice-pass-123")
+    session.login("alice")
     session.goto(f"/experiments/{spec_example.pk}/gc/")
     type_policy(page, (2, 1, 0))
 
@@ -136,7 +113,7 @@ def test_apply_runs_gc_and_updates_the_table(session, spec_example, spec_ids):
     page.wait_for_selector('#gc-run[data-finished="true"]', timeout=30_000)
     assert page.locator("#gc-run").get_attribute("data-state") == "SUCCEEDED"
     page.wait_for_selector('#gc-preview[data-deleted-ids=""]')
-    kept = as_db_ids(spec_ids, "8,7,5")
+    kept = db_ids_text(spec_ids, "8,7,5")
     assert page.locator("#gc-preview").get_attribute("data-retained-ids") == kept
     session.screenshot("gc-applied")
 
@@ -155,7 +132,7 @@ def test_apply_runs_gc_and_updates_the_table(session, spec_example, spec_ids):
 
 def test_download_a_checkpoint_with_the_button(session, spec_example, tmp_path):
     page = session.page
-    session.login("alice", "alice-pass-123")
+    session.login("alice")
     checkpoint = spec_example.checkpoints.order_by("-id").first()
     session.goto(f"/checkpoints/{checkpoint.uuid}/")
     with page.expect_download() as download_info:

@@ -34,7 +34,7 @@ def test_direct_link_copies_a_working_presigned_url(browser, live_server, s3_che
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     session = Session(context.new_page(), live_server.url)
     try:
-        session.login("alice", "alice-pass-123")
+        session.login("alice")
         session.goto(f"/checkpoints/{s3_checkpoint.uuid}/")
         page = session.page
         buttons = page.locator("button.direct-link")

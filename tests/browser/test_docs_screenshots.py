@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from experiments.models import Experiment
+from tests.browser.conftest import signed_in_page
 
 pytestmark = [
     pytest.mark.browser,
@@ -29,13 +30,7 @@ def test_refresh_the_readme_screenshots(browser, live_server, staff, default_sto
     call_command("load_demo", owner="staff")
     resnet = Experiment.objects.get(name="resnet18-cifar10")
     bert = Experiment.objects.get(name="bert-base-glue-sst2")
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.goto(live_server.url + "/accounts/login/")
-    page.fill("#id_username", "staff")
-    page.fill("#id_password", "staff-pass-123")
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/")
+    page = signed_in_page(browser, live_server.url, "staff", 1400)
 
     def shoot(path: str, name: str, width: int = 1400, height: int | None = None):
         page.set_viewport_size({"width": width, "height": height or 900})
@@ -53,4 +48,4 @@ def test_refresh_the_readme_screenshots(browser, live_server, staff, default_sto
     uuids = ",".join(str(c.uuid) for c in bert.checkpoints.order_by("-validation_metric")[:3])
     shoot(f"/compare/?checkpoints={uuids}", "compare-page.png")
     shoot(f"/experiments/{resnet.pk}/", "experiment-phone.png", width=390, height=1600)
-    context.close()
+    page.context.close()

@@ -6,7 +6,7 @@ from experiments import services
 from experiments.demo import build_spec_example, build_training_experiment
 from storage.models import StorageScan
 from storage.reconcile.scan import execute_scan
-from tests.browser.conftest import SCREENSHOTS, finish_gc
+from tests.browser.conftest import SCREENSHOTS, finish_gc, sign_in, signed_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -61,10 +61,7 @@ def test_no_page_scrolls_sideways(browser, live_server, demo, width):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(live_server.url + "/accounts/login/")
     assert page.evaluate(FITS), "login page"
-    page.fill("#id_username", "staff")
-    page.fill("#id_password", "staff-pass-123")
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/")
+    sign_in(page, live_server.url, "staff")
     too_wide = []
     for path in pages(demo):
         response = page.goto(live_server.url + path)
@@ -82,13 +79,7 @@ def test_no_page_scrolls_sideways(browser, live_server, demo, width):
 
 
 def test_the_top_bar_collapses_on_a_phone(browser, live_server, demo):
-    context = browser.new_context(viewport={"width": 390, "height": 844})
-    page = context.new_page()
-    page.goto(live_server.url + "/accounts/login/")
-    page.fill("#id_username", "staff")
-    page.fill("#id_password", "staff-pass-123")
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/")
+    page = signed_in_page(browser, live_server.url, "staff", 390, 844)
     sign_out = page.get_by_role("button", name="Sign out")
     assert not sign_out.is_visible()
     page.click("#nav-toggle")
@@ -101,20 +92,14 @@ def test_the_top_bar_collapses_on_a_phone(browser, live_server, demo):
     page.fill("#nav-search", str(checkpoint.uuid)[:13].upper())
     page.press("#nav-search", "Enter")
     page.wait_for_url(f"**/checkpoints/{checkpoint.uuid}/")
-    context.close()
+    page.context.close()
 
 
 def test_the_copy_button_does_not_cover_the_snippet(browser, live_server, demo):
-    context = browser.new_context(viewport={"width": 390, "height": 844})
-    page = context.new_page()
-    page.goto(live_server.url + "/accounts/login/")
-    page.fill("#id_username", "staff")
-    page.fill("#id_password", "staff-pass-123")
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/")
+    page = signed_in_page(browser, live_server.url, "staff", 390, 844)
     checkpoint = demo["spec"].checkpoints.order_by("id").last()
     page.goto(f"{live_server.url}/checkpoints/{checkpoint.uuid}/")
     button = page.locator(".copy-btn").bounding_box()
     snippet = page.locator("#load-snippet").bounding_box()
     assert button["y"] + button["height"] <= snippet["y"]
-    context.close()
+    page.context.close()

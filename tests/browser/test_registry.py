@@ -3,21 +3,10 @@ checkpoint kept on the GC page under 0/0/0, and the registry pages fit 390 and 1
 
 import pytest
 
-from experiments.demo import SPEC_TABLE, build_spec_example
 from experiments.models import ModelVersion
+from tests.spec import spec_checkpoints
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def spec_example(alice, default_storage):
-    return build_spec_example(alice)
-
-
-def spec_checkpoint(experiment, number: int):
-    trial_index, steps, _ = SPEC_TABLE[number - 1]
-    trial = experiment.trials.order_by("id")[trial_index - 1]
-    return experiment.checkpoints.get(trial=trial, steps_completed=steps)
 
 
 def assert_fits(session, width: int, path: str, name: str):
@@ -32,8 +21,8 @@ def assert_fits(session, width: int, path: str, name: str):
 
 def test_register_from_the_checkpoint_page_and_see_it_kept(session, spec_example, alice):
     page = session.page
-    session.login("alice", "alice-pass-123")
-    nine = spec_checkpoint(spec_example, 9)  # no metric, not latest: 0/0/0 would delete it
+    session.login("alice")
+    nine = spec_checkpoints(spec_example)[9]  # no metric, not latest: 0/0/0 would delete it
     session.goto(f"/checkpoints/{nine.uuid}/")
     assert page.locator("#register-toggle").inner_text() == "Register as model version…"
     page.fill("#register-model", "resnet-prod")
@@ -70,9 +59,9 @@ def test_the_pages_fit(session, spec_example, alice, width):
     model = registry.create_model(
         alice, "a-rather-long-model-name-for-narrow-screens", "d" * 200, ["vision", "prod"]
     )
-    checkpoint = spec_checkpoint(spec_example, 7)
+    checkpoint = spec_checkpoints(spec_example)[7]
     registry.register_version(model, checkpoint, alice, "comment " * 20)
-    session.login("alice", "alice-pass-123")
+    session.login("alice")
     assert_fits(session, width, "/models/", "models")
     assert_fits(session, width, f"/models/{model.name}/", "model")
     assert_fits(session, width, f"/checkpoints/{checkpoint.uuid}/", "checkpoint-registered")

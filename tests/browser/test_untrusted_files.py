@@ -51,7 +51,7 @@ def pwned(session) -> bool:
 
 
 def test_the_detector_sees_a_script_that_runs(session, staff):
-    session.login("staff", "staff-pass-123")
+    session.login("staff")
     session.page.route(
         session.base_url + "/control.html",
         lambda route: route.fulfill(status=200, content_type="text/html", body=PAYLOAD),
@@ -62,7 +62,7 @@ def test_the_detector_sees_a_script_that_runs(session, staff):
 
 @pytest.mark.parametrize("name", ["evil.html", "evil.svg"])
 def test_an_evil_file_downloads_and_runs_nothing(session, staff, evil_checkpoint, name):
-    session.login("staff", "staff-pass-123")
+    session.login("staff")
     url = f"{session.base_url}/api/v1/checkpoints/{evil_checkpoint.uuid}/files/{name}"
     with (
         session.page.expect_download() as download,
@@ -75,7 +75,7 @@ def test_an_evil_file_downloads_and_runs_nothing(session, staff, evil_checkpoint
 
 
 def test_html_in_a_text_file_shows_as_text(session, staff, evil_checkpoint):
-    session.login("staff", "staff-pass-123")
+    session.login("staff")
     session.goto(f"/api/v1/checkpoints/{evil_checkpoint.uuid}/files/notes.txt")
     assert "<script>" in session.page.inner_text("body")
     assert not pwned(session)

@@ -24,7 +24,7 @@ def after_gc(staff, default_storage):
 
 
 def login(session):
-    session.login("staff", "staff-pass-123")
+    session.login("staff")
 
 
 def rows(page):

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import threading
-import uuid as uuid_lib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,15 +12,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from experiments import services
-from experiments.models import Experiment
+from tests.factories import make_experiment, report_with_files
 
 CKPT = Path(sys.executable).with_name("ckpt")
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """MD5 for persona passwords: PBKDF2 costs ~1 s per user."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -61,31 +54,10 @@ def run_ckpt(ckpt_executable, live_server, token, tmp_path):
     return run
 
 
-def write_checkpoint(storage, trial, steps, files, metric=None, metadata=None):
-    """Files on the shared_fs storage under <uuid>/, then the report (like a trainer)."""
-    ckpt_uuid = uuid_lib.uuid4()
-    root = Path(storage.host_path) / str(ckpt_uuid)
-    for relative, data in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    if metric is not None:
-        services.report_validation(trial, steps, {"loss": metric})
-    return services.report_checkpoint(
-        trial,
-        steps,
-        resources={relative: len(data) for relative, data in files.items()},
-        metadata=metadata or {"steps": steps},
-        uuid=ckpt_uuid,
-    )
-
-
 @pytest.fixture
 def populated(transactional_db, alice, default_storage):
     """alice's experiment: two trials, five checkpoints with real files (two unmeasured)."""
-    experiment = Experiment.objects.create(
-        name="cli-exp", owner=alice, searcher_metric="loss", storage=default_storage
-    )
+    experiment = make_experiment(alice, default_storage, name="cli-exp")
     first = services.create_trial(experiment)
     second = services.create_trial(experiment)
     rows = [
@@ -96,7 +68,7 @@ def populated(transactional_db, alice, default_storage):
         (second, 200, None),
     ]
     checkpoints = [
-        write_checkpoint(
+        report_with_files(
             default_storage,
             trial,
             steps,

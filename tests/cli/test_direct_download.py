@@ -14,7 +14,7 @@ from ckptweb.client import ApiError, Client
 from ckptweb.direct_download import DirectDownload
 from experiments import services
 from experiments.models import Experiment
-from tests.cli.conftest import write_checkpoint
+from tests.factories import report_with_files
 from tests.storage.conftest import make_store, unique_prefix
 from tests.storage.test_direct import gcs_signing_key  # noqa: F401 - fixture
 
@@ -134,7 +134,7 @@ def test_shared_fs_falls_back_to_the_server_stream(run_ckpt, alice, default_stor
     )
     trial = services.create_trial(experiment)
     files = {"a.bin": b"a" * 100, "code/b.py": b"print(1)\n"}
-    checkpoint = write_checkpoint(default_storage, trial, 1, files)
+    checkpoint = report_with_files(default_storage, trial, 1, files)
     result = run_ckpt("checkpoint", "download", checkpoint.uuid, "--direct", "-o", "out")
     assert result.returncode == 0, result.stderr
     assert "shared_fs storage has no direct URLs" in result.stderr

@@ -8,7 +8,8 @@ from django.urls import NoReverseMatch, reverse
 
 from experiments import services
 from experiments.models import Checkpoint
-from tests.cli.conftest import RecordingProxy, write_checkpoint
+from tests.cli.conftest import RecordingProxy
+from tests.factories import report_with_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,7 +38,7 @@ def big_checkpoint(transactional_db, alice, default_storage):
         "code/model_def.py": b"class Net:\n    pass\n",
         "code/const.yaml": b"searcher:\n  metric: loss\n",
     }
-    checkpoint = write_checkpoint(default_storage, trial, 100, files, metric=0.5)
+    checkpoint = report_with_files(default_storage, trial, 100, files, metric=0.5)
     return checkpoint, files
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from experiments.models import Checkpoint, Experiment, Validation
 from storage.models import StorageConfig
+from tests.spec import PYTORCH_FILES, PYTORCH_STATE_KEYS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,21 +56,11 @@ def test_the_example_trains_and_reports(live_server, token, tmp_path, default_st
     assert 2 <= len(kept) <= 4  # default policy 0/1/1 after COMPLETED: best + latest per trial
     for checkpoint in kept:
         directory = host_path / str(checkpoint.uuid)
-        assert set(checkpoint.resources) == {
-            "state-dict.pth",
-            "metadata.json",
-            "code/model_def.py",
-            "code/const.yaml",
-        }
+        assert set(checkpoint.resources) == PYTORCH_FILES
         for relative, size in checkpoint.resources.items():
             assert (directory / relative).stat().st_size == size
         state = pickle.loads((directory / "state-dict.pth").read_bytes())  # noqa: S301
-        assert set(state) == {
-            "models_state_dict",
-            "optimizers_state_dict",
-            "lr_schedulers_state_dict",
-            "callbacks",
-        }
+        assert set(state) == PYTORCH_STATE_KEYS
         metadata = json.loads((directory / "metadata.json").read_text())
         assert metadata["steps_completed"] == checkpoint.steps_completed
     for checkpoint in checkpoints:

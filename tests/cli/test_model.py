@@ -8,7 +8,8 @@ import pytest
 
 from experiments import registry
 from experiments.models import ModelVersion
-from tests.cli.conftest import RecordingProxy, write_checkpoint
+from tests.cli.conftest import RecordingProxy
+from tests.factories import report_with_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,7 +64,7 @@ def test_download_by_name_is_byte_identical_and_resumes(
         "metadata.json": b'{"framework": "torch"}',
         "code/model_def.py": b"class Net:\n    pass\n",
     }
-    checkpoint = write_checkpoint(default_storage, trial, 900, files, metric=0.1)
+    checkpoint = report_with_files(default_storage, trial, 900, files, metric=0.1)
     model = registry.create_model(alice, "resnet-prod")
     registry.register_version(model, checkpoint, alice)
     out = tmp_path / "out"

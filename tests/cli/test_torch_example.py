@@ -18,6 +18,8 @@ import pytest
 from experiments.models import Checkpoint, Experiment, ModelVersion
 from storage.models import StorageConfig
 from tests.conftest import missing_service
+from tests.factories import client_for
+from tests.spec import PYTORCH_STATE_KEYS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -89,10 +91,7 @@ def test_train_register_gc_download_by_name_and_predict(
     # Deleting the checkpoint or its experiment is refused while the version pins it.
     refused = run_ckpt("checkpoint", "delete", best.uuid, "--yes")
     assert refused.returncode == 1 and "mlp-prod v1" in refused.stderr
-    from rest_framework.test import APIClient
-
-    api = APIClient()  # in-process: a kept-alive socket to live_server would hold a DB session
-    api.force_authenticate(alice)
+    api = client_for(alice, api=True)  # in-process: a socket to live_server holds a DB session
     conflict = api.delete(f"/api/v1/experiments/{experiment.pk}")
     assert conflict.status_code == 409 and "mlp-prod v1" in conflict.json()["message"]
     assert {p.name for p in host_path.iterdir()} == {str(best.uuid)}
@@ -109,12 +108,7 @@ def test_train_register_gc_download_by_name_and_predict(
 
     # Rebuilt from code/model_def.py, weights loaded safely: identical predictions.
     state = torch.load(directory / "state-dict.pth", map_location="cpu", weights_only=True)
-    assert set(state) == {
-        "models_state_dict",
-        "optimizers_state_dict",
-        "lr_schedulers_state_dict",
-        "callbacks",
-    }
+    assert set(state) == PYTORCH_STATE_KEYS
     model = load_module(directory / "code" / "model_def.py").build_model()
     model.load_state_dict(state["models_state_dict"][0])
     model.eval()
@@ -126,10 +120,7 @@ def test_train_register_gc_download_by_name_and_predict(
     assert metadata["steps_completed"] == best.steps_completed
 
     # The checkpoint page's load snippet, run verbatim in a shell.
-    from django.test import Client as PageClient
-
-    pages = PageClient()
-    pages.force_login(alice)
+    pages = client_for(alice)
     page = pages.get(f"/checkpoints/{best.uuid}/").content.decode()
     snippet = html.unescape(
         re.search(r'<pre class="code" id="load-snippet">(.*?)</pre>', page, re.S).group(1)

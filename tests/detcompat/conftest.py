@@ -23,7 +23,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DET_VENV = ROOT / "var" / "det-venv"  # made by `make det-venv`
 DET = DET_VENV / "bin" / "det"
 DET_PYTHON = DET_VENV / "bin" / "python"
-PASSWORD = "Alice-pass-123"
 
 
 @pytest.fixture(scope="session")
@@ -53,11 +52,6 @@ def _fast_password_hashing(settings):
         "tests.detcompat.hashers.FastPBKDF2Hasher",
         "django.contrib.auth.hashers.MD5PasswordHasher",
     ]
-
-
-@pytest.fixture
-def fast_password_hashing(_fast_password_hashing):
-    """Shadows the storage tests' MD5-only fixture of the same name."""
 
 
 @pytest.fixture
@@ -104,22 +98,29 @@ def alice_token(transactional_db, alice):
     return issue_token(alice)
 
 
+def run_detached(argv, env, cwd, timeout, input=None) -> subprocess.CompletedProcess:
+    """Run ``argv`` with text output captured and no controlling terminal (so getpass
+    reads stdin)."""
+    return subprocess.run(
+        argv,
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        start_new_session=True,
+    )
+
+
 @pytest.fixture
 def det(det_venv, det_env, master, alice, alice_token, tmp_path):
     """Run ``det -m MASTER ARGS`` (as alice unless ``user``/``token`` say otherwise)."""
 
     def run(*args, input="", user="alice", token=None, timeout=120):
         env = det_env(user=user, token=alice_token if token is None else token)
-        return subprocess.run(
-            [str(DET), "-m", master, *map(str, args)],
-            env=env,
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=tmp_path,
-            start_new_session=True,  # no controlling terminal: getpass reads stdin
-        )
+        argv = [str(DET), "-m", master, *map(str, args)]
+        return run_detached(argv, env, tmp_path, timeout, input=input)
 
     return run
 
@@ -130,14 +131,6 @@ def det_python(det_venv, det_env, tmp_path):
 
     def run(code: str, timeout=120, **env_extra):
         env = {**det_env(), **env_extra}
-        return subprocess.run(
-            [str(DET_PYTHON), "-c", textwrap.dedent(code)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=tmp_path,
-            start_new_session=True,
-        )
+        return run_detached([str(DET_PYTHON), "-c", textwrap.dedent(code)], env, tmp_path, timeout)
 
     return run

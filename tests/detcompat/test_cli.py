@@ -17,10 +17,11 @@ from tests.detcompat.helpers import (
     spec_example,
     tree,
 )
+from tests.factories import password_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ALICE_PASSWORD = "alice-pass-123"
+ALICE_PASSWORD = password_for("alice")
 
 
 def test_user_login_reads_the_password_from_stdin_and_logout_revokes_that_token(

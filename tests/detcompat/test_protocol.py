@@ -15,10 +15,11 @@ from ckptweb.detcompat.hashers import det_prehash
 from ckptweb.detcompat.models import DetToken
 from experiments.models import Checkpoint
 from tests.detcompat.helpers import spec_example
+from tests.factories import password_for
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "alice-pass-123"
+PASSWORD = password_for("alice")
 
 
 def post_raw(client, url, body: bytes, content_type: str | None = None, **headers):
@@ -244,10 +245,9 @@ def test_rm_of_several_checkpoints_skips_those_without_matches(
     assert refused.status_code == 400 and "match no file" in det_error(refused)
 
 
-def test_admin_lists_tokens_without_their_digest(staff, alice):
+def test_admin_lists_tokens_without_their_digest(staff_client, alice):
     issue_token(alice)
-    client = Client()
-    client.force_login(staff)
+    client = staff_client
     listing = client.get("/admin/detcompat/dettoken/")
     assert listing.status_code == 200 and "alice" in listing.content.decode()
     row = DetToken.objects.get()

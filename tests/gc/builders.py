@@ -7,15 +7,20 @@ the same scenario and the same invariant check run on all three.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
+from django.utils import timezone
+
 from ckptweb.policy import Policy
-from experiments import services
-from experiments.choices import CheckpointState
-from experiments.demo import SPEC_TABLE  # (trial, steps, metric) of checkpoints 1..10
-from experiments.models import Checkpoint, Experiment
+from experiments import gc, services
+from experiments.choices import CheckpointState, GCReason, GCRunState
+from experiments.models import Checkpoint, Experiment, GCRun
 from experiments.retention import ranked_candidates
-from tests.spec import SPEC_POLICIES  # noqa: F401 - used by the GC tests
+from tests.spec import (
+    SPEC_POLICIES,  # noqa: F401 - used by the GC tests
+    SPEC_TABLE,  # (trial, steps, metric) of checkpoints 1..10
+)
 
 # Every checkpoint gets these files (relative path -> content).
 CHECKPOINT_FILES = {
@@ -96,7 +101,7 @@ class S3Store(FileStore):
         return found
 
 
-def make_experiment(owner, store: FileStore, policy=(0, 1, 1), name="gc-test") -> Experiment:
+def experiment_on(owner, store: FileStore, policy=(0, 1, 1), name="gc-test") -> Experiment:
     """An experiment on ``store``'s storage, created through the services, with a policy."""
     best, trial_best, latest = policy
     config = {
@@ -127,7 +132,7 @@ def add_checkpoint(trial, store: FileStore, steps: int, metric: float | None, fi
 
 def spec_example(owner, store: FileStore, policy=(0, 1, 1)) -> tuple[Experiment, dict]:
     """The spec's example experiment; returns it and ``{label 1..10: Checkpoint}``."""
-    experiment = make_experiment(owner, store, policy)
+    experiment = experiment_on(owner, store, policy)
     trials = {1: services.create_trial(experiment), 2: services.create_trial(experiment)}
     labels = {}
     for label, (trial, steps, metric) in enumerate(SPEC_TABLE, start=1):
@@ -182,6 +187,26 @@ def assert_retained_intact(experiment: Experiment, policy: Policy, store: FileSt
             checkpoint = Checkpoint.objects.get(pk=ranked.id)
             assert checkpoint.state == CheckpointState.COMPLETED
             assert expected_files([checkpoint]) <= present
+
+
+def crashed_run(experiment, minutes_ago: int = 60) -> GCRun:
+    """A run whose worker died right after claiming its checkpoints (heartbeat stopped)."""
+    run = services.start_gc_run(experiment, GCReason.POLICY_CHANGED)
+    GCRun.objects.filter(pk=run.pk).update(state=GCRunState.RUNNING)
+    gc.claim_checkpoints(run)
+    GCRun.objects.filter(pk=run.pk).update(
+        heartbeat=timezone.now() - timedelta(minutes=minutes_ago)
+    )
+    return run
+
+
+def failed_checkpoint(checkpoint, run=None, remove=(), store=None):
+    """Put ``checkpoint`` in ERROR as a failed deletion leaves it, minus ``remove`` files."""
+    for path in remove:
+        (store.root / str(checkpoint.uuid) / path).unlink()
+    Checkpoint.objects.filter(pk=checkpoint.pk).update(
+        state=CheckpointState.ERROR, error="permission denied", gc_run=run
+    )
 
 
 class GCSStore(FileStore):

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import missing_service
+from tests.conftest import wait_for as poll
 from tests.gc.builders import SharedFSStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,12 +29,6 @@ WORKER_SETTINGS = "tests.gc.worker_settings"
 #: Seconds the test worker pauses before each storage delete call (see worker_hooks), so a
 #: test can stop the storage or kill the worker while a run is between batches.
 DELETE_DELAY = "0.5"
-
-
-@pytest.fixture
-def alice(django_user_model):
-    """The experiments' owner; no password, so no slow hashing in every GC test."""
-    return django_user_model.objects.create(username="alice")
 
 
 @pytest.fixture
@@ -225,12 +220,5 @@ def reset_broker_pool(app) -> None:
 
 
 def wait_for(condition, timeout: float = 60, message: str = "condition", workers=None):
-    """Poll ``condition()`` until it is truthy; fail with the worker log on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    log = workers.log_text()[-6000:] if workers else ""
-    pytest.fail(f"timed out after {timeout}s waiting for {message}\n{log}")
+    """Poll ``condition()`` until it is truthy; fail with the workers' log on timeout."""
+    return poll(condition, timeout, message, log=workers.log_text if workers else None)

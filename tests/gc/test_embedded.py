@@ -17,11 +17,12 @@ from experiments.models import GCRun
 from tests.gc.builders import (
     assert_gc_invariant,
     assert_retained_intact,
+    crashed_run,
+    failed_checkpoint,
     labels_in_state,
     policy_of,
     spec_example,
 )
-from tests.gc.test_sweep import crashed_run, failed_checkpoint
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from rest_framework.test import APIClient
 
 from experiments.choices import CheckpointState, GCReason, GCRunState
 from experiments.models import Experiment, GCRun
@@ -30,23 +29,16 @@ def gcs_store(gcs_server):
     return GCSStore(gcs_admin_client(), BUCKET, f"gc-{uuid.uuid4().hex[:10]}")
 
 
-@pytest.fixture
-def owner_api(alice):
-    client = APIClient()
-    client.force_authenticate(alice)
-    return client
-
-
-def test_a_policy_run_on_gcs(alice, gcs_store, owner_api, run_on_commit):
+def test_a_policy_run_on_gcs(alice, gcs_store, alice_api, run_on_commit):
     experiment, labels = spec_example(alice, gcs_store, policy=(0, 1, 1))
     assert len(gcs_store.listing()) == 30
     body = {"save_experiment_best": 2, "save_trial_best": 1, "save_trial_latest": 1}
     with run_on_commit():
-        response = owner_api.put(
+        response = alice_api.put(
             f"/api/v1/experiments/{experiment.pk}/gc-policy", body, format="json"
         )
     assert response.status_code == 202, response.json()
-    run = owner_api.get(f"/api/v1/gc-runs/{response.json()['gc_run']['id']}").json()
+    run = alice_api.get(f"/api/v1/gc-runs/{response.json()['gc_run']['id']}").json()
     assert run["state"] == GCRunState.SUCCEEDED, run
     assert (run["total"], run["deleted"], run["failed"]) == (6, 6, 0)
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 8, 7, 5]
@@ -55,22 +47,22 @@ def test_a_policy_run_on_gcs(alice, gcs_store, owner_api, run_on_commit):
 
 
 def test_deleting_an_experiment_on_gcs_removes_files_then_rows(
-    alice, gcs_store, owner_api, run_on_commit
+    alice, gcs_store, alice_api, run_on_commit
 ):
     experiment, labels = spec_example(alice, gcs_store)
     with run_on_commit():
-        response = owner_api.delete(f"/api/v1/experiments/{experiment.pk}")
+        response = alice_api.delete(f"/api/v1/experiments/{experiment.pk}")
     assert response.status_code == 202, response.json()
     assert gcs_store.listing() == set()
     assert not Experiment.objects.filter(pk=experiment.pk).exists()
-    assert owner_api.get(f"/api/v1/experiments/{experiment.pk}").status_code == 404
+    assert alice_api.get(f"/api/v1/experiments/{experiment.pk}").status_code == 404
 
 
 @pytest.mark.parametrize("state", ["COMPLETED", "CANCELED", "ERROR"])
-def test_every_terminal_state_triggers_gc(alice, fs_store, owner_api, run_on_commit, state):
+def test_every_terminal_state_triggers_gc(alice, fs_store, alice_api, run_on_commit, state):
     experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
     with run_on_commit():
-        response = owner_api.patch(
+        response = alice_api.patch(
             f"/api/v1/experiments/{experiment.pk}", {"state": state}, format="json"
         )
     assert response.status_code == 200, response.json()
@@ -81,11 +73,11 @@ def test_every_terminal_state_triggers_gc(alice, fs_store, owner_api, run_on_com
     assert_gc_invariant(fs_store)
 
 
-def test_a_second_terminal_state_starts_no_second_run(alice, fs_store, owner_api, run_on_commit):
+def test_a_second_terminal_state_starts_no_second_run(alice, fs_store, alice_api, run_on_commit):
     experiment, _labels = spec_example(alice, fs_store, policy=(0, 0, 1))
     url = f"/api/v1/experiments/{experiment.pk}"
     with run_on_commit():
-        owner_api.patch(url, {"state": "CANCELED"}, format="json")
-        response = owner_api.patch(url, {"state": "ERROR"}, format="json")
+        alice_api.patch(url, {"state": "CANCELED"}, format="json")
+        response = alice_api.patch(url, {"state": "ERROR"}, format="json")
     assert response.status_code == 200, response.json()
     assert GCRun.objects.filter(experiment=experiment).count() == 1

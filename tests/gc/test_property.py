@@ -30,7 +30,7 @@ from tests.gc.builders import (
     add_checkpoint,
     assert_gc_invariant,
     expected_files,
-    make_experiment,
+    experiment_on,
     policy_of,
 )
 from tests.retention_oracle import reference_retained
@@ -69,7 +69,7 @@ class StuckFiles:
 def build(owner, store, example) -> tuple[Experiment, list[Checkpoint], set[int], list[dict]]:
     """The generated experiment; returns it, its checkpoints, the ids of stuck ones and
     the oracle's rows (what was generated, not what the database ranks)."""
-    experiment = make_experiment(owner, store, policy=example["policy"])
+    experiment = experiment_on(owner, store, policy=example["policy"])
     checkpoints, stuck, rows = [], set(), []
     for generated in example["trials"]:
         trial = services.create_trial(experiment)
@@ -111,7 +111,7 @@ def test_gc_keeps_exactly_what_the_policy_retains(alice, monkeypatch, example):
         store = SharedFSStore(root)
         experiment, checkpoints, stuck, rows = build(alice, store, example)
         policy = policy_of(example["policy"])
-        # The experiment's searcher metric is a loss (smaller is better, see make_experiment).
+        # The experiment's searcher metric is a loss (smaller is better, see experiment_on).
         keep = set(reference_retained(rows, True, example["policy"]))
         stuck_files.dirs = {f"{root}/{c.uuid}/" for c in checkpoints if c.pk in stuck}
 

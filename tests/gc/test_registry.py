@@ -74,14 +74,10 @@ def test_the_preview_says_why(alice, fs_store, model):
     assert preview["retained_ids"] == sorted((labels[n].pk for n in (1, 3, 9)), reverse=True)
 
 
-def test_the_api_preview_lists_it_kept_with_the_reason(alice, fs_store, model):
-    from rest_framework.test import APIClient
-
+def test_the_api_preview_lists_it_kept_with_the_reason(alice, alice_api, fs_store, model):
     experiment, labels = spec_example(alice, fs_store)
     registry.register_version(model, labels[9], alice)
-    client = APIClient()
-    client.force_authenticate(alice)
-    body = client.get(
+    body = alice_api.get(
         f"/api/v1/experiments/{experiment.pk}/gc-preview"
         "?save_experiment_best=0&save_trial_best=0&save_trial_latest=0"
     ).json()
@@ -157,11 +153,11 @@ example_st = st.fixed_dictionaries(
 )
 
 
-@settings(
-    max_examples=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+#: Each example builds the spec's experiment with files: slow, and on function fixtures.
+SLOW_EXAMPLES = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=SLOW_EXAMPLES)
 @given(example=example_st)
 def test_registrations_never_shrink_the_retained_set(alice, fs_store, example):
     experiment, labels = spec_example(alice, fs_store)

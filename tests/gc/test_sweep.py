@@ -8,29 +8,20 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from experiments import gc, gc_sweep, services, tasks
+from experiments import gc_sweep, services, tasks
 from experiments.choices import CheckpointState, GCReason, GCRunState
-from experiments.models import Checkpoint, Experiment, GCRun
+from experiments.models import Experiment, GCRun
 from tests.gc.builders import (
     assert_gc_invariant,
     assert_retained_intact,
+    crashed_run,
+    failed_checkpoint,
     labels_in_state,
     policy_of,
     spec_example,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-def crashed_run(experiment, minutes_ago: int = 60) -> GCRun:
-    """A run whose worker died right after claiming its checkpoints (heartbeat stopped)."""
-    run = services.start_gc_run(experiment, GCReason.POLICY_CHANGED)
-    GCRun.objects.filter(pk=run.pk).update(state=GCRunState.RUNNING)
-    gc.claim_checkpoints(run)
-    GCRun.objects.filter(pk=run.pk).update(
-        heartbeat=timezone.now() - timedelta(minutes=minutes_ago)
-    )
-    return run
 
 
 def test_the_sweep_finishes_the_work_of_a_dead_run(alice, fs_store, run_on_commit):
@@ -68,15 +59,6 @@ def test_the_sweep_resends_a_run_that_never_started(alice, fs_store, run_on_comm
     lost.refresh_from_db()
     assert lost.state == GCRunState.SUCCEEDED and lost.deleted == 8
     assert_gc_invariant(fs_store)
-
-
-def failed_checkpoint(checkpoint, run=None, remove=(), store=None):
-    """Put ``checkpoint`` in ERROR as a failed deletion leaves it, minus ``remove`` files."""
-    for path in remove:
-        (store.root / str(checkpoint.uuid) / path).unlink()
-    Checkpoint.objects.filter(pk=checkpoint.pk).update(
-        state=CheckpointState.ERROR, error="permission denied", gc_run=run
-    )
 
 
 def test_an_error_checkpoint_the_policy_still_deletes_is_retried(alice, fs_store, run_on_commit):

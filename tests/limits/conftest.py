@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.test import Client
 
 from experiments.models import Checkpoint, Experiment, Trial
+from tests.factories import client_for
 
 
 def post_raw(client, url: str, text: str | bytes, method: str = "post"):
@@ -53,8 +53,7 @@ def assert_everything_answers(staff, bob):
     def check():
         failures = []
         for user in (staff, bob):
-            client = Client()
-            client.force_login(user)
+            client = client_for(user)
             for url in pages_of_everything():
                 if url == "/storage/" and not user.is_staff:
                     continue

@@ -5,9 +5,9 @@ both reached the database or the paginator unfiltered before.
 """
 
 import pytest
-from django.test import Client
 
 from experiments import services
+from tests.factories import client_for
 from tests.limits.conftest import pages_of_everything
 
 pytestmark = pytest.mark.django_db
@@ -21,8 +21,7 @@ def test_no_query_string_makes_a_500(alice, staff, default_storage):
     trial = services.create_trial(experiment, {})
     services.report_validation(trial, 1, {"loss": 0.5})
     services.report_checkpoint(trial, 1, {"w.bin": 1})
-    client = Client(raise_request_exception=False)
-    client.force_login(staff)
+    client = client_for(staff, raise_request_exception=False)
     failures = []
     for url in pages_of_everything():
         for param in PARAMS:

@@ -11,7 +11,8 @@ from experiments.models import Checkpoint, Experiment
 pytestmark = pytest.mark.django_db
 
 
-def make_experiment(owner, name, metric_values=(), state=None, smaller_is_better=True):
+def experiment_with_metrics(owner, name, metric_values=(), state=None, smaller_is_better=True):
+    """An experiment made through the services, one checkpoint per metric value."""
     experiment = services.create_experiment(
         owner,
         {"name": name, "searcher": {"metric": "loss", "smaller_is_better": smaller_is_better}},
@@ -32,9 +33,9 @@ def row_of(html: str, name: str) -> str:
 
 
 def test_it_shows_counts_bytes_and_best_metric(alice_client, alice, default_storage):
-    experiment = make_experiment(alice, "mnist", [0.9, 0.3, 0.5])
+    experiment = experiment_with_metrics(alice, "mnist", [0.9, 0.3, 0.5])
     Checkpoint.objects.filter(experiment=experiment, steps_completed=1).update(state="DELETED")
-    make_experiment(alice, "higher", [0.7, 0.8], smaller_is_better=False)
+    experiment_with_metrics(alice, "higher", [0.7, 0.8], smaller_is_better=False)
 
     html = alice_client.get(reverse("experiments:list")).content.decode()
 
@@ -47,8 +48,8 @@ def test_it_shows_counts_bytes_and_best_metric(alice_client, alice, default_stor
 
 
 def test_it_searches_and_filters_by_state(alice_client, alice, bob, default_storage):
-    make_experiment(alice, "resnet-a")
-    make_experiment(bob, "bert-b", state="COMPLETED")
+    experiment_with_metrics(alice, "resnet-a")
+    experiment_with_metrics(bob, "bert-b", state="COMPLETED")
     url = reverse("experiments:list")
 
     found = alice_client.get(url, {"q": "resn"}).content.decode()
@@ -65,8 +66,8 @@ def test_it_searches_and_filters_by_state(alice_client, alice, bob, default_stor
 
 
 def test_it_sorts_by_aggregates(alice_client, alice, default_storage):
-    make_experiment(alice, "small", [0.5])
-    make_experiment(alice, "large", [0.5, 0.4, 0.3])
+    experiment_with_metrics(alice, "small", [0.5])
+    experiment_with_metrics(alice, "large", [0.5, 0.4, 0.3])
     url = reverse("experiments:list")
 
     most = alice_client.get(url, {"sort": "-bytes"}).content.decode()
@@ -79,7 +80,7 @@ def test_it_paginates_with_constant_queries(
     alice_client, alice, default_storage, django_assert_max_num_queries
 ):
     for i in range(30):
-        make_experiment(alice, f"exp-{i:02d}", [0.5])
+        experiment_with_metrics(alice, f"exp-{i:02d}", [0.5])
     url = reverse("experiments:list")
     with django_assert_max_num_queries(6):
         first = alice_client.get(url).content.decode()
@@ -94,10 +95,10 @@ def test_empty_state_says_what_to_do(alice_client, alice):
 
 
 def test_best_metric_sorts_best_first_whichever_way_is_better(alice_client, alice, default_storage):
-    make_experiment(alice, "loss-good", [0.1])
-    make_experiment(alice, "loss-bad", [0.5])
-    make_experiment(alice, "acc-good", [0.9], smaller_is_better=False)
-    make_experiment(alice, "acc-bad", [0.6], smaller_is_better=False)
+    experiment_with_metrics(alice, "loss-good", [0.1])
+    experiment_with_metrics(alice, "loss-bad", [0.5])
+    experiment_with_metrics(alice, "acc-good", [0.9], smaller_is_better=False)
+    experiment_with_metrics(alice, "acc-bad", [0.6], smaller_is_better=False)
     html = alice_client.get(reverse("experiments:list"), {"sort": "best"}).content.decode()
     order = sorted(
         ("loss-good", "loss-bad", "acc-good", "acc-bad"), key=lambda name: html.index(f">{name}<")

@@ -7,8 +7,7 @@ from django.urls import reverse
 
 from experiments.models import Experiment, GCRun
 from tests.spec import SPEC_POLICIES_TEXT as SPEC_POLICIES
-
-from .conftest import spec_to_db
+from tests.spec import db_ids_text
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +32,7 @@ def test_preview_matches_the_spec_table(alice_client, spec_example, spec_ids, po
     html = response.content.decode()
     assert response.status_code == 200
     assert 'id="gc-preview"' in html
-    assert attr(html, "data-retained-ids") == spec_to_db(spec_ids, saved)
+    assert attr(html, "data-retained-ids") == db_ids_text(spec_ids, saved)
     kept_numbers = {int(n) for n in saved.split(",") if n}
     deleted_db = sorted((spec_ids[n] for n in range(1, 11) if n not in kept_numbers), reverse=True)
     assert attr(html, "data-deleted-ids") == ",".join(map(str, deleted_db))

@@ -9,6 +9,12 @@ from experiments.models import Checkpoint, ModelVersion
 pytestmark = pytest.mark.django_db
 
 
+def register(client, checkpoint, model: str, **fields):
+    """POST the checkpoint page's "Register as model version" form; the page it lands on."""
+    url = reverse("experiments:checkpoint-register", args=[checkpoint.uuid])
+    return client.post(url, {"model": model, **fields}, follow=True)
+
+
 @pytest.fixture
 def registered(alice, spec_example, spec_ids):
     model = registry.create_model(alice, "resnet-prod", "prod model", ["vision"])
@@ -59,11 +65,7 @@ def test_registering_from_the_checkpoint_page(alice_client, spec_example, spec_i
     url = reverse("experiments:checkpoint", args=[checkpoint.uuid])
     page = alice_client.get(url).content.decode()
     assert "Register as model version…" in page
-    response = alice_client.post(
-        reverse("experiments:checkpoint-register", args=[checkpoint.uuid]),
-        {"model": "resnet-prod", "comment": "from the page"},
-        follow=True,
-    )
+    response = register(alice_client, checkpoint, "resnet-prod", comment="from the page")
     html = response.content.decode()
     assert "Registered as resnet-prod v1" in html
     assert "registered-badge" in html
@@ -73,11 +75,7 @@ def test_registering_from_the_checkpoint_page(alice_client, spec_example, spec_i
 
 def test_a_bad_name_is_a_message_not_a_500(alice_client, spec_example, spec_ids):
     checkpoint = Checkpoint.objects.get(pk=spec_ids[4])
-    response = alice_client.post(
-        reverse("experiments:checkpoint-register", args=[checkpoint.uuid]),
-        {"model": "bad name!"},
-        follow=True,
-    )
+    response = register(alice_client, checkpoint, "bad name!")
     assert response.status_code == 200
     assert "Not registered: name may contain only" in response.content.decode()
     assert not ModelVersion.objects.exists()
@@ -85,11 +83,7 @@ def test_a_bad_name_is_a_message_not_a_500(alice_client, spec_example, spec_ids)
 
 def test_others_cannot_register_into_alices_model(bob_client, registered, spec_ids):
     checkpoint = Checkpoint.objects.get(pk=spec_ids[4])
-    response = bob_client.post(
-        reverse("experiments:checkpoint-register", args=[checkpoint.uuid]),
-        {"model": "resnet-prod"},
-        follow=True,
-    )
+    response = register(bob_client, checkpoint, "resnet-prod")
     assert "Only the owner of resnet-prod" in response.content.decode()
     assert ModelVersion.objects.count() == 1
 

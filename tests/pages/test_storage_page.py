@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from storage.models import StorageConfig
+from tests.factories import s3_storage
 
 pytestmark = pytest.mark.django_db
 
@@ -13,16 +13,9 @@ def test_it_is_staff_only(alice_client, spec_example):
 
 
 def test_it_shows_locations_usage_and_no_secrets(staff_client, spec_example):
-    StorageConfig.objects.create(
-        name="s3-main",
-        type="s3",
-        bucket="ckpts",
-        prefix="team",
-        access_key="AKIASECRETKEY",
-        secret_key="very-secret-key",
-    )
+    s3 = s3_storage("s3-main", bucket="ckpts", prefix="team", endpoint_url="")
     html = staff_client.get(reverse("storage:list")).content.decode()
-    assert "AKIASECRETKEY" not in html and "very-secret-key" not in html
+    assert s3.access_key not in html and s3.secret_key not in html
     assert "s3://ckpts/team" in html
     assert spec_example.storage.location in html
     assert ">spec-example<" in html

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from storage.models import OrphanDeletion, StorageScan
+from tests.factories import s3_storage
 
 
 @pytest.fixture
@@ -98,20 +99,11 @@ def test_storage_can_be_named_and_an_active_scan_is_reused(staff_api, planted):
 
 
 def test_responses_never_show_storage_secrets(staff_api, db):
-    from storage.models import StorageConfig
-
-    config = StorageConfig.objects.create(
-        name="s3-closed",
-        type="s3",
-        bucket="b",
-        endpoint_url="http://127.0.0.1:9",
-        access_key="AKIASECRETACCESS",
-        secret_key="the-secret-key-value",
-    )
+    config = s3_storage("s3-closed")
     scan = StorageScan.objects.create(storage=config)
     from storage.reconcile.scan import execute_scan
 
     execute_scan(scan.pk)
     body = staff_api.get(f"/api/v1/storage-scans/{scan.pk}").content.decode()
     assert '"FAILED"' in body
-    assert "the-secret-key-value" not in body and "AKIASECRETACCESS" not in body
+    assert config.secret_key not in body and config.access_key not in body

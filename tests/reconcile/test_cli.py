@@ -18,7 +18,7 @@ def parse(*argv):
 
 
 @pytest.fixture
-def staff_client(transactional_db, staff, live_server):
+def staff_cli(transactional_db, staff, live_server):
     from rest_framework.authtoken.models import Token
 
     return Client(url=live_server.url, token=Token.objects.create(user=staff).key)
@@ -44,25 +44,25 @@ def run(client, *argv, stdin=""):
     return out.getvalue()
 
 
-def test_scan_prints_the_summary(staff_client, planted):
-    output = run(staff_client, "storage", "scan", planted.store.config.name)
+def test_scan_prints_the_summary(staff_cli, planted):
+    output = run(staff_cli, "storage", "scan", planted.store.config.name)
     assert "SUCCEEDED" in output
     assert "orphaned   1 (2.0 KiB)" in output
 
 
-def test_delete_orphans_asks_then_deletes(staff_client, planted):
+def test_delete_orphans_asks_then_deletes(staff_cli, planted):
     name = planted.store.config.name
-    run(staff_client, "storage", "scan", name)
+    run(staff_cli, "storage", "scan", name)
 
-    declined = run(staff_client, "storage", "delete-orphans", name, stdin="n\n")
+    declined = run(staff_cli, "storage", "delete-orphans", name, stdin="n\n")
     assert planted.orphan in declined and "nothing deleted" in declined
     assert (planted.store.root / planted.orphan).exists()
 
-    output = run(staff_client, "storage", "delete-orphans", name, "--yes")
+    output = run(staff_cli, "storage", "delete-orphans", name, "--yes")
     assert "1 deleted" in output and "2.0 KiB reclaimed" in output
     assert not (planted.store.root / planted.orphan).exists()
     assert (planted.store.root).exists()
-    assert "no orphans left" in run(staff_client, "storage", "delete-orphans", name, "--yes")
+    assert "no orphans left" in run(staff_cli, "storage", "delete-orphans", name, "--yes")
 
 
 def test_non_staff_get_a_clear_error(transactional_db, alice, live_server, planted):
@@ -73,6 +73,6 @@ def test_non_staff_get_a_clear_error(transactional_db, alice, live_server, plant
         run(client, "storage", "scan", planted.store.config.name)
 
 
-def test_delete_orphans_without_a_scan_says_what_to_do(staff_client, planted):
+def test_delete_orphans_without_a_scan_says_what_to_do(staff_cli, planted):
     with pytest.raises(ApiError, match="ckpt storage scan"):
-        run(staff_client, "storage", "delete-orphans", planted.store.config.name, "--yes")
+        run(staff_cli, "storage", "delete-orphans", planted.store.config.name, "--yes")

@@ -5,17 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.test import Client
 
 from storage.models import StorageScan
 from storage.reconcile.scan import execute_scan
-
-
-@pytest.fixture
-def staff_client(staff):
-    client = Client()
-    client.force_login(staff)
-    return client
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 
 from storage.models import ScanItem, StorageScan
 from storage.reconcile.scan import execute_scan, grace_seconds
+from tests.factories import s3_storage
 
 
 def run_scan(store) -> StorageScan:
@@ -152,20 +153,11 @@ def test_checkpoints_reported_after_the_scan_started_are_not_missing(fs_planter,
 
 
 def test_a_scan_that_cannot_list_fails_with_the_reason(db, settings):
-    from storage.models import StorageConfig
-
-    config = StorageConfig.objects.create(
-        name="s3-down",
-        type="s3",
-        bucket="b",
-        endpoint_url="http://127.0.0.1:9",
-        access_key="AKIAXX",
-        secret_key="very-secret-value",
-    )
+    config = s3_storage("s3-down")
     scan = StorageScan.objects.create(storage=config)
     scan = execute_scan(scan.pk, final_attempt=True)
     assert scan.state == "FAILED"
-    assert scan.error and "very-secret-value" not in scan.error
+    assert scan.error and config.secret_key not in scan.error
 
 
 def test_a_finished_scan_is_not_run_again(fs_planter):

@@ -74,10 +74,13 @@ def test_the_determined_view_leaves_out_every_url_with_credentials():
     from types import SimpleNamespace
 
     from ckptweb.detcompat.translate import checkpoint_storage
+    from ckptweb.policy import DELETE_EVERYTHING, POLICY_FIELDS
 
     def section(**fields):
         storage = StorageConfig(name="x", **fields)
-        return checkpoint_storage(SimpleNamespace(storage=storage, gc_policy={}))
+        found = checkpoint_storage(SimpleNamespace(storage=storage, gc_policy=DELETE_EVERYTHING))
+        assert {name: found.pop(name) for name in POLICY_FIELDS} == DELETE_EVERYTHING.as_dict()
+        return found
 
     sas = "https://acct.blob.core.windows.net/?sv=2024&sig=SECRETSIG"
     assert section(type="azure", container="c", account_url=sas, credential="k") == {

@@ -7,7 +7,6 @@ checks storage with the provider's own client (``Store.exists``), not through ou
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 from experiments.choices import CheckpointState, GCReason
 from experiments.models import Checkpoint, GCRun
@@ -23,16 +22,6 @@ FILES = {
 }
 
 
-@pytest.fixture
-def client_of():
-    def make(user):
-        client = APIClient()
-        client.force_authenticate(user)
-        return client
-
-    return make
-
-
 def rm(client, checkpoint, globs, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         return client.post(
@@ -42,12 +31,15 @@ def rm(client, checkpoint, globs, django_capture_on_commit_callbacks):
 
 @pytest.mark.parametrize("kind", ["shared_fs", "s3", "gcs"])
 def test_rm_deletes_the_matching_files_on_each_backend(
-    kind, isolated_store, make_checkpoint, alice, client_of, django_capture_on_commit_callbacks
+    kind, isolated_store, make_checkpoint, alice, client_for, django_capture_on_commit_callbacks
 ):
     store = isolated_store(kind)
     checkpoint = make_checkpoint(store, FILES)
     response = rm(
-        client_of(alice), checkpoint, ["code/**", "**/*.tmp"], django_capture_on_commit_callbacks
+        client_for(alice, api=True),
+        checkpoint,
+        ["code/**", "**/*.tmp"],
+        django_capture_on_commit_callbacks,
     )
     assert response.status_code == 202, response.content
     run = GCRun.objects.get(pk=response.json()["gc_run"]["id"])
@@ -70,17 +62,19 @@ def test_rm_deletes_the_matching_files_on_each_backend(
         assert (store.root / str(checkpoint.uuid)).is_dir()
 
     # Deleting the rest leaves nothing: DELETED.
-    response = rm(client_of(alice), checkpoint, ["*"], django_capture_on_commit_callbacks)
+    response = rm(
+        client_for(alice, api=True), checkpoint, ["*"], django_capture_on_commit_callbacks
+    )
     assert response.status_code == 202
     checkpoint.refresh_from_db()
     assert (checkpoint.state, checkpoint.resources, checkpoint.size_bytes) == ("DELETED", {}, 0)
     assert not store.exists(checkpoint.uuid, "model.pth")
-    api = client_of(alice).get(f"/api/v1/checkpoints/{checkpoint.uuid}").json()
+    api = client_for(alice, api=True).get(f"/api/v1/checkpoints/{checkpoint.uuid}").json()
     assert (api["state"], api["resources"], api["size_bytes"]) == ("DELETED", {}, 0)
 
 
 def test_resources_change_only_for_files_storage_confirms(
-    fs_store, make_checkpoint, alice, client_of, monkeypatch, django_capture_on_commit_callbacks
+    fs_store, make_checkpoint, alice, client_for, monkeypatch, django_capture_on_commit_callbacks
 ):
     checkpoint = make_checkpoint(fs_store, FILES)
     original = SharedFSBackend.remove_file
@@ -91,7 +85,9 @@ def test_resources_change_only_for_files_storage_confirms(
         original(full)
 
     monkeypatch.setattr(SharedFSBackend, "remove_file", staticmethod(refuse_util))
-    response = rm(client_of(alice), checkpoint, ["code/**"], django_capture_on_commit_callbacks)
+    response = rm(
+        client_for(alice, api=True), checkpoint, ["code/**"], django_capture_on_commit_callbacks
+    )
     assert response.status_code == 202
     run = GCRun.objects.get(pk=response.json()["gc_run"]["id"])
     assert run.state == "FAILED" and run.failed == 1
@@ -107,7 +103,9 @@ def test_resources_change_only_for_files_storage_confirms(
 
     # Nothing went at all: ERROR, files and resources untouched.
     untouched = make_checkpoint(fs_store, {"code/lib/util.py": b"u", "keep": b"k"})
-    response = rm(client_of(alice), untouched, ["code/**"], django_capture_on_commit_callbacks)
+    response = rm(
+        client_for(alice, api=True), untouched, ["code/**"], django_capture_on_commit_callbacks
+    )
     untouched.refresh_from_db()
     assert untouched.state == CheckpointState.ERROR
     assert untouched.resources == {"code/lib/util.py": 1, "keep": 1}
@@ -124,10 +122,12 @@ def test_resources_change_only_for_files_storage_confirms(
     ],
 )
 def test_bad_globs_are_400_naming_globs(
-    fs_store, make_checkpoint, alice, client_of, globs, message, django_capture_on_commit_callbacks
+    fs_store, make_checkpoint, alice, client_for, globs, message, django_capture_on_commit_callbacks
 ):
     checkpoint = make_checkpoint(fs_store, FILES)
-    response = rm(client_of(alice), checkpoint, globs, django_capture_on_commit_callbacks)
+    response = rm(
+        client_for(alice, api=True), checkpoint, globs, django_capture_on_commit_callbacks
+    )
     assert response.status_code == 400, response.content
     body = response.json()
     assert "globs" in body
@@ -137,37 +137,43 @@ def test_bad_globs_are_400_naming_globs(
 
 
 def test_protected_is_409_and_non_owner_403(
-    fs_store, make_checkpoint, alice, bob, staff, client_of, django_capture_on_commit_callbacks
+    fs_store, make_checkpoint, alice, bob, staff, client_for, django_capture_on_commit_callbacks
 ):
     checkpoint = make_checkpoint(fs_store, FILES)
-    response = rm(client_of(bob), checkpoint, ["*.tmp"], django_capture_on_commit_callbacks)
+    response = rm(
+        client_for(bob, api=True), checkpoint, ["*.tmp"], django_capture_on_commit_callbacks
+    )
     assert response.status_code == 403
     assert fs_store.exists(checkpoint.uuid, "b.tmp")
 
     Checkpoint.objects.filter(pk=checkpoint.pk).update(protected=True)
-    response = rm(client_of(alice), checkpoint, ["*.tmp"], django_capture_on_commit_callbacks)
+    response = rm(
+        client_for(alice, api=True), checkpoint, ["*.tmp"], django_capture_on_commit_callbacks
+    )
     assert response.status_code == 409
     assert "protected" in response.json()["message"]
     assert fs_store.exists(checkpoint.uuid, "b.tmp")
 
     Checkpoint.objects.filter(pk=checkpoint.pk).update(protected=False)
-    response = rm(client_of(staff), checkpoint, ["*.tmp"], django_capture_on_commit_callbacks)
+    response = rm(
+        client_for(staff, api=True), checkpoint, ["*.tmp"], django_capture_on_commit_callbacks
+    )
     assert response.status_code == 202
     assert not fs_store.exists(checkpoint.uuid, "b.tmp")
 
 
-def test_unknown_or_malformed_uuid_is_a_json_404(alice, client_of, db):
+def test_unknown_or_malformed_uuid_is_a_json_404(alice, client_for, db):
     for name in ["not-a-uuid", "00000000-0000-0000-0000-000000000000"]:
-        response = client_of(alice).post(
+        response = client_for(alice, api=True).post(
             f"/api/v1/checkpoints/{name}/rm", {"globs": ["*"]}, format="json"
         )
         assert response.status_code == 404
         assert response["Content-Type"].startswith("application/json")
 
 
-def test_deleted_checkpoint_is_409(fs_store, make_checkpoint, alice, client_of, db):
+def test_deleted_checkpoint_is_409(fs_store, make_checkpoint, alice, client_for, db):
     checkpoint = make_checkpoint(fs_store, FILES, state="DELETED")
-    response = client_of(alice).post(
+    response = client_for(alice, api=True).post(
         f"/api/v1/checkpoints/{checkpoint.uuid}/rm", {"globs": ["*"]}, format="json"
     )
     assert response.status_code == 409

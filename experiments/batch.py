@@ -1,0 +1,142 @@
+"""Batch ingest: up to ``MAX_BATCH`` checkpoint or validation reports of one trial at once.
+
+DESIGN.md "Scale contract". Every item meets the rules of a single report (the same
+``experiments.services`` checks: ``new_checkpoint``, ``check_metrics``), and every refusal
+is collected under the item's index, so one answer names all the bad items. The batch is
+one transaction: one bad item stores nothing.
+
+Queries do not grow with the batch: a checkpoint batch reads the existing uuids once and
+the trial's validations at the batch's steps once, then inserts with one ``bulk_create``;
+a validation batch inserts with one ``bulk_create`` and gives its metrics to the
+checkpoints at its steps with one ``UPDATE … CASE``. Either order of reporting links a
+checkpoint to the latest validation at its step, as for single reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from django.db import IntegrityError, transaction
+from django.db.models import Case, FloatField, Value, When
+from django.db.models.functions import Cast
+
+from ckptweb.limits import InvalidInput
+from experiments import services
+from experiments.models import Checkpoint, Trial, Validation
+
+MAX_BATCH = 1000
+
+
+class BatchError(Exception):
+    """Refused items of a batch: ``errors`` maps an item's index to ``{field: [message]}``."""
+
+    def __init__(self, errors: Mapping[int, Mapping[str, list[str]]]):
+        self.errors = dict(sorted(errors.items()))
+        index, fields = next(iter(self.errors.items()))
+        field, messages = next(iter(fields.items()))
+        self.message = f"items[{index}].{field}: {messages[0]}"
+        super().__init__(self.message)
+
+
+def check_batch_size(items: Sequence) -> None:
+    """A batch has 1 to ``MAX_BATCH`` items (InvalidInput naming ``items`` otherwise)."""
+    if not items:
+        raise InvalidInput("items", "items must hold at least one report.")
+    if len(items) > MAX_BATCH:
+        raise InvalidInput(
+            "items", f"items holds {len(items):,} reports; a batch holds at most {MAX_BATCH:,}."
+        )
+
+
+def _refusal(errors: dict, index: int, exc: InvalidInput) -> None:
+    field = exc.field.split(".", 1)[0].split("[", 1)[0]
+    errors.setdefault(index, {}).setdefault(field, []).append(exc.message)
+
+
+def checked_checkpoints(trial: Trial, items: Sequence[Mapping]) -> list[Checkpoint]:
+    """Unsaved checkpoints of ``items`` (each ``{steps_completed, resources?, metadata?,
+    uuid?}``), or BatchError naming every refused item by index."""
+    check_batch_size(items)
+    errors: dict[int, dict[str, list[str]]] = {}
+    checkpoints: list[Checkpoint] = []
+    first_of: dict[str, int] = {}
+    for index, item in enumerate(items):
+        try:
+            checkpoint = services.new_checkpoint(trial, **item)
+        except InvalidInput as exc:
+            _refusal(errors, index, exc)
+            continue
+        key = str(checkpoint.uuid)
+        if key in first_of:
+            message = f"uuid {key} is also items[{first_of[key]}]'s."
+            errors.setdefault(index, {}).setdefault("uuid", []).append(message)
+        first_of.setdefault(key, index)
+        checkpoints.append(checkpoint)
+    existing = Checkpoint.objects.filter(uuid__in=[c.uuid for c in checkpoints])
+    for uuid in existing.values_list("uuid", flat=True):
+        _refusal(errors, first_of[str(uuid)], services.duplicate_uuid(uuid))
+    if errors:
+        raise BatchError(errors)
+    return checkpoints
+
+
+def link_validations(trial: Trial, checkpoints: Sequence[Checkpoint]) -> None:
+    """Give unsaved ``checkpoints`` the searcher metric of the latest validation at their step."""
+    steps = {checkpoint.steps_completed for checkpoint in checkpoints}
+    latest: dict[int, dict] = {}
+    validations = Validation.objects.filter(trial=trial, steps_completed__in=steps)
+    for step, metrics in validations.order_by("id").values_list("steps_completed", "metrics"):
+        latest[step] = metrics  # ordered by id: the latest report wins
+    for checkpoint in checkpoints:
+        metrics = latest.get(checkpoint.steps_completed)
+        if metrics is not None:
+            checkpoint.validation_metric = services.searcher_metric_of(trial.experiment, metrics)
+
+
+def report_checkpoints(trial: Trial, items: Sequence[Mapping]) -> list[Checkpoint]:
+    """Record ``items`` as checkpoints of ``trial`` in one transaction; all or none.
+
+    A uuid taken by a concurrent report between the check and the insert is refused by
+    the unique index; the check then runs again and names it.
+    """
+    services.check_not_deleting(trial.experiment)
+    try:
+        with transaction.atomic():
+            checkpoints = checked_checkpoints(trial, items)
+            link_validations(trial, checkpoints)
+            # One INSERT on PostgreSQL; Django splits it where SQLite's parameter limit bites.
+            return Checkpoint.objects.bulk_create(checkpoints)
+    except IntegrityError:
+        checked_checkpoints(trial, items)
+        raise
+
+
+@transaction.atomic
+def report_validations(trial: Trial, items: Sequence[Mapping]) -> list[Validation]:
+    """Record ``items`` (each ``{steps_completed, metrics}``) as validations of ``trial``.
+
+    All or none; checkpoints at their steps get the searcher metric of the latest one.
+    """
+    services.check_not_deleting(trial.experiment)
+    check_batch_size(items)
+    errors: dict[int, dict[str, list[str]]] = {}
+    for index, item in enumerate(items):
+        try:
+            services.check_metrics(item["metrics"])
+        except InvalidInput as exc:
+            _refusal(errors, index, exc)
+    if errors:
+        raise BatchError(errors)
+    validations = Validation.objects.bulk_create(
+        [Validation(trial=trial, **item) for item in items]
+    )
+    metric_at = {
+        item["steps_completed"]: services.searcher_metric_of(trial.experiment, item["metrics"])
+        for item in items  # in order: the latest report at a step wins
+    }
+    # Cast: a CASE whose branches are all NULL (no searcher metric) is text to PostgreSQL.
+    whens = [When(steps_completed=step, then=Value(m)) for step, m in metric_at.items()]
+    Checkpoint.objects.filter(trial=trial, steps_completed__in=list(metric_at)).update(
+        validation_metric=Cast(Case(*whens, output_field=FloatField()), FloatField())
+    )
+    return validations
