@@ -73,20 +73,29 @@ def indexed_listing() -> None:
         def __init__(self, keys: dict):
             self.keys = keys
 
+    def keys_from(bucket, first: int, prefix: str, limit: int | None = None) -> Matching:
+        """The bucket's live keys in name order from index ``first`` while they match."""
+        matching = {}
+        for name in sorted_names(bucket)[first:]:
+            if prefix and not name.startswith(prefix):
+                break
+            key = bucket.keys.get(name)
+            if key is not None:
+                matching[name] = key
+                if limit is not None and len(matching) > limit:
+                    break
+        return Matching(matching)
+
+    def sorted_names(bucket) -> list[str]:
+        count, names = indexes.get(id(bucket), (-1, []))
+        if count != len(bucket.keys):
+            names = sorted(bucket.keys.keys())
+            indexes[id(bucket)] = (len(bucket.keys), names)
+        return names
+
     def list_objects(self, bucket, prefix, delimiter, marker, max_keys):
         if prefix and isinstance(bucket, FakeBucket):
-            count, names = indexes.get(id(bucket), (-1, []))
-            if count != len(bucket.keys):
-                names = sorted(bucket.keys.keys())
-                indexes[id(bucket)] = (len(bucket.keys), names)
-            matching = {}
-            for name in names[bisect.bisect_left(names, prefix) :]:
-                if not name.startswith(prefix):
-                    break
-                key = bucket.keys.get(name)
-                if key is not None:
-                    matching[name] = key
-            bucket = Matching(matching)
+            bucket = keys_from(bucket, bisect.bisect_left(sorted_names(bucket), prefix), prefix)
         return original(self, bucket, prefix, delimiter, marker, max_keys)
 
     original_v2 = S3Backend.list_objects_v2
@@ -100,20 +109,8 @@ def indexed_listing() -> None:
             and not continuation_token
             and isinstance(bucket, FakeBucket)
         ):
-            count, names = indexes.get(id(bucket), (-1, []))
-            if count != len(bucket.keys):
-                names = sorted(bucket.keys.keys())
-                indexes[id(bucket)] = (len(bucket.keys), names)
-            matching = {}
-            for name in names[bisect.bisect_right(names, start_after) :]:
-                if prefix and not name.startswith(prefix):
-                    break
-                key = bucket.keys.get(name)
-                if key is not None:
-                    matching[name] = key
-                    if len(matching) > (max_keys or 1000):
-                        break
-            bucket = Matching(matching)
+            first = bisect.bisect_right(sorted_names(bucket), start_after)
+            bucket = keys_from(bucket, first, prefix, max_keys or 1000)
         return original_v2(
             self, bucket, prefix, delimiter, continuation_token, start_after, max_keys
         )

@@ -44,6 +44,7 @@ def model_list(request):
         request,
         "experiments/model_list.html",
         {
+            "heading": "Models",
             "page": page,
             "search": request.GET.get("search", ""),
             "label": request.GET.get("label", ""),

@@ -80,6 +80,7 @@ def experiment_list(request):
         request,
         "experiments/experiment_list.html",
         {
+            "heading": "Experiments",
             "form": form,
             "page": page,
             "filtered": bool(filters.get("q") or filters.get("state")),

@@ -62,5 +62,5 @@ def storage_list(request):
     return render(
         request,
         "storage/storage_list.html",
-        {"storages": storages, "experiments_listed": EXPERIMENTS_LISTED},
+        {"heading": "Storage", "storages": storages, "experiments_listed": EXPERIMENTS_LISTED},
     )
