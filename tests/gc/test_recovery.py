@@ -33,6 +33,16 @@ pytestmark = pytest.mark.django_db
 # --- the periodic sweep ----------------------------------------------------------------------
 
 
+def assert_completed_again_under_0_0_2(experiment, labels, fs_store):
+    """Label 9 (an ERROR checkpoint with all its files) is COMPLETED again, kept by (0, 0, 2)."""
+    labels[9].refresh_from_db()
+    assert (labels[9].state, labels[9].error) == (CheckpointState.COMPLETED, "")
+    assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 9, 5, 4]
+    experiment.refresh_from_db()
+    assert_retained_intact(experiment, policy_of((0, 0, 2)), fs_store)
+    assert_gc_invariant(fs_store)
+
+
 def test_the_sweep_finishes_the_work_of_a_dead_run(alice, fs_store, run_on_commit):
     experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
     dead = crashed_run(experiment)
@@ -89,12 +99,7 @@ def test_an_intact_error_checkpoint_now_retained_is_completed_again(alice, fs_st
     Experiment.objects.filter(pk=experiment.pk).update(save_trial_latest=2)  # now kept
     with run_on_commit():
         gc_sweep.sweep()
-    labels[9].refresh_from_db()
-    assert (labels[9].state, labels[9].error) == (CheckpointState.COMPLETED, "")
-    assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 9, 5, 4]
-    experiment.refresh_from_db()
-    assert_retained_intact(experiment, policy_of((0, 0, 2)), fs_store)
-    assert_gc_invariant(fs_store)
+    assert_completed_again_under_0_0_2(experiment, labels, fs_store)
 
 
 def test_a_damaged_error_checkpoint_now_retained_keeps_what_is_left(alice, fs_store, run_on_commit):
@@ -165,12 +170,7 @@ def test_a_policy_run_completes_an_error_checkpoint_it_now_keeps(alice, fs_store
         run = services.set_gc_policy(experiment, policy_of((0, 0, 2)))
     run.refresh_from_db()
     assert run.state == GCRunState.SUCCEEDED
-    labels[9].refresh_from_db()
-    assert (labels[9].state, labels[9].error) == (CheckpointState.COMPLETED, "")
-    assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 9, 5, 4]
-    experiment.refresh_from_db()
-    assert_retained_intact(experiment, policy_of((0, 0, 2)), fs_store)
-    assert_gc_invariant(fs_store)
+    assert_completed_again_under_0_0_2(experiment, labels, fs_store)
 
 
 def test_an_unexpected_error_ends_the_run_and_the_sweep_takes_over(
