@@ -1,4 +1,5 @@
-"""Benchmark 1: ``GET gc-preview`` of a big experiment vs a bare SELECT of the same rows.
+"""Benchmark 1: ``GET gc-preview`` of a big experiment vs a bare SELECT of the same rows,
+and the GC page's live preview (the htmx partial each keystroke of the policy form fetches).
 
 Both go through Django's one database connection in this process: the preview through the
 test Client (token-authenticated, every middleware), the baseline as a raw cursor query
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 
 from common import Result, curve, interleaved, median, ms, size_label, time_runs
+from data import bench_user
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -22,6 +24,8 @@ from experiments.retention import ranked_candidates
 
 TARGET_RATIO = 2.0
 TARGET_MS = 300
+#: The smallest candidate count the targets apply to.
+TARGET_FROM = 100_000
 
 BARE_SELECT = (
     f"SELECT id, trial_id, steps_completed, validation_metric FROM {Checkpoint._meta.db_table}"
@@ -43,6 +47,23 @@ def preview_request(client: Client, experiment_id: int, token: str):
     )
     if response.status_code != 200:
         raise RuntimeError(f"gc-preview answered {response.status_code}: {response.content[:200]}")
+    return response
+
+
+def page_preview_request(client: Client, experiment: Experiment):
+    """The GC page's live preview: the htmx GET of ``#gc-preview`` for the typed policy."""
+    policy = experiment.gc_policy
+    response = client.get(
+        f"/experiments/{experiment.pk}/gc/preview/",
+        {
+            "save_experiment_best": policy.save_experiment_best,
+            "save_trial_best": policy.save_trial_best,
+            "save_trial_latest": policy.save_trial_latest,
+        },
+        HTTP_HX_REQUEST="true",
+    )
+    if response.status_code != 200 or b"gc-errors" in response.content[:200]:
+        raise RuntimeError(f"GC page preview answered {response.status_code}")
     return response
 
 
@@ -94,6 +115,11 @@ def run(experiment_id: int, token: str, runs: int, explain_query: bool = True):
         "select_ms": [ms(s) for s in baseline],
         **breakdown(experiment, policy, runs=2),
     }
+    page_client = Client()
+    page_client.force_login(bench_user()[0])
+    page_runs = time_runs(lambda: page_preview_request(page_client, experiment), runs)
+    page_ms = ms(median(page_runs))
+    page_bytes = len(page_preview_request(page_client, experiment).content)
     results = [
         Result(
             "1 gc-preview",
@@ -102,8 +128,9 @@ def run(experiment_id: int, token: str, runs: int, explain_query: bool = True):
             "ms",
             baseline=select_ms,
             ratio=ratio,
-            target=f"<= {TARGET_RATIO:g}x",
-            met=ratio <= TARGET_RATIO,
+            # Issue 17's targets are at 100k and 1M: below, fixed request costs dominate.
+            target=f"<= {TARGET_RATIO:g}x" if rows >= TARGET_FROM else "",
+            met=ratio <= TARGET_RATIO if rows >= TARGET_FROM else None,
             detail={**detail, **curve("gc-preview (ms)", rows)},
         ),
         Result(
@@ -115,11 +142,16 @@ def run(experiment_id: int, token: str, runs: int, explain_query: bool = True):
         ),
         Result(
             "1 gc-preview",
-            f"GET gc-preview latency @ {label}",
-            preview_ms,
+            f"GC page live preview (HTML partial) @ {label}",
+            page_ms,
             "ms",
-            target=f"< {TARGET_MS} ms",
-            met=preview_ms < TARGET_MS,
+            target=f"<= {TARGET_MS} ms" if rows >= TARGET_FROM else "",
+            met=page_ms <= TARGET_MS if rows >= TARGET_FROM else None,
+            detail={
+                "page_ms": [ms(s) for s in page_runs],
+                "response_bytes": page_bytes,
+                **curve("GC page live preview (ms)", rows),
+            },
         ),
     ]
     profile = {f"explain_ranked_candidates_{label}": explain(experiment, policy)}
