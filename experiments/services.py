@@ -13,11 +13,13 @@ from django.db import IntegrityError, transaction
 
 from ckptweb.errors import Conflict
 from ckptweb.limits import (
+    MAX_FIELD_BYTES,
     MAX_INT,
     MAX_PATH_LENGTH,
     MAX_RESOURCES,
     InvalidInput,
     check_json,
+    check_json_bytes,
     check_size,
     printable,
 )
@@ -47,9 +49,16 @@ class ReportError(InvalidInput):
     """Bad reported data; ``field`` names the offending field."""
 
 
-def _storable(value, field: str, **limits):
-    """``value`` checked by ``ckptweb.limits.check_json``, its refusal as a ReportError."""
+def _storable(value, field: str, walked: bool = False, **limits):
+    """``value`` checked by ``ckptweb.limits.check_json``, its refusal as a ReportError.
+
+    ``walked``: the API's parser already walked the value with ``check_json`` (every
+    request body is), so only its size is left to check: one walk per value.
+    """
     try:
+        if walked:
+            max_bytes = limits.get("max_bytes", MAX_FIELD_BYTES)
+            return value if max_bytes is None else check_json_bytes(value, field, max_bytes)
         return check_json(value, field, **limits)
     except InvalidInput as exc:
         raise ReportError(exc.field, exc.message) from None
@@ -128,7 +137,7 @@ def check_metrics(metrics) -> dict:
     return metrics
 
 
-def check_resources(resources) -> dict[str, int]:
+def check_resources(resources, walked: bool = False) -> dict[str, int]:
     """Resources map safe relative paths to non-negative integer sizes."""
     if resources is None:
         return {}
@@ -138,7 +147,7 @@ def check_resources(resources) -> dict[str, int]:
         raise ReportError("resources", f"resources has more than {MAX_RESOURCES:,} files.")
     clean = {}
     total = 0
-    _storable(resources, "resources", max_bytes=None)  # bounded by MAX_RESOURCES instead
+    _storable(resources, "resources", walked, max_bytes=None)  # bounded by MAX_RESOURCES
     for path, size in resources.items():
         if len(path) > MAX_PATH_LENGTH:
             raise ReportError(
@@ -158,13 +167,13 @@ def check_resources(resources) -> dict[str, int]:
     return clean
 
 
-def check_metadata(metadata) -> dict:
+def check_metadata(metadata, walked: bool = False) -> dict:
     """User metadata must be a storable JSON object (``ckptweb.limits``: at most 1 MiB)."""
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):
         raise ReportError("metadata", "metadata must be a JSON object.")
-    return _storable(metadata, "metadata")
+    return _storable(metadata, "metadata", walked)
 
 
 def searcher_metric_of(experiment: Experiment, metrics: dict) -> float | None:
@@ -217,14 +226,16 @@ def new_checkpoint(
     resources: dict | None = None,
     metadata: dict | None = None,
     uuid: str | uuid_lib.UUID | None = None,
+    walked: bool = False,
 ) -> Checkpoint:
     """An unsaved checkpoint of ``trial`` with its resources and metadata checked.
 
     The checks of every report (single or batch); the uuid's uniqueness and the
     validation link are the callers' (they differ in how many they do at once).
+    ``walked``: the values came through the API's parser (see ``_storable``).
     """
-    resources = check_resources(resources)
-    metadata = check_metadata(metadata)
+    resources = check_resources(resources, walked)
+    metadata = check_metadata(metadata, walked)
     return Checkpoint(
         uuid=uuid_lib.uuid4() if uuid is None else uuid,
         trial=trial,
