@@ -258,14 +258,15 @@ def report_checkpoint(
     resources: dict | None = None,
     metadata: dict | None = None,
     uuid: str | uuid_lib.UUID | None = None,
+    walked: bool = False,
 ) -> Checkpoint:
     """Record a checkpoint whose files are already on the experiment's storage.
 
     One transaction (link, insert); a uuid already taken is found by the unique index,
-    not by a query before every insert.
+    not by a query before every insert. ``walked``: as ``new_checkpoint``'s.
     """
     check_not_deleting(trial.experiment)
-    checkpoint = new_checkpoint(trial, steps_completed, resources, metadata, uuid)
+    checkpoint = new_checkpoint(trial, steps_completed, resources, metadata, uuid, walked)
     try:
         with transaction.atomic():
             link_validation(checkpoint)

@@ -16,8 +16,9 @@ from __future__ import annotations
 import uuid as uuid_lib
 
 from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
 
-from experiments.api.serializers import MAX_STEPS
+from experiments.api.serializers import MAX_STEPS, CheckpointReportSerializer
 
 _INT = serializers.IntegerField.default_error_messages
 _FIELD = serializers.Field.default_error_messages
@@ -120,3 +121,16 @@ def checkpoint_report(item) -> tuple[dict, dict]:
         except _Refused as exc:
             errors[name] = exc.detail
     return ({}, errors) if errors else (report, {})
+
+
+def checked_report(request) -> dict:
+    """The single report's body checked by ``checkpoint_report`` (a 400 naming the fields
+    as the serializer's); a body that is not an object gets the serializer's own 400."""
+    if not isinstance(request.data, dict):
+        body = CheckpointReportSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return body.validated_data
+    report, errors = checkpoint_report(request.data)
+    if errors:
+        raise ValidationError(errors)
+    return report
