@@ -120,17 +120,20 @@ def report_checkpoints(
 
 
 @transaction.atomic
-def report_validations(trial: Trial, items: Sequence[Mapping]) -> list[Validation]:
+def report_validations(
+    trial: Trial, items: Sequence[Mapping], walked: bool = False
+) -> list[Validation]:
     """Record ``items`` (each ``{steps_completed, metrics}``) as validations of ``trial``.
 
     All or none; checkpoints at their steps get the searcher metric of the latest one.
+    ``walked``: as ``checked_checkpoints``'.
     """
     services.check_not_deleting(trial.experiment)
     check_batch_size(items)
     errors: dict[int, dict[str, list[str]]] = {}
     for index, item in enumerate(items):
         try:
-            services.check_metrics(item["metrics"])
+            services.check_metrics(item["metrics"], walked)
         except InvalidInput as exc:
             _refusal(errors, index, exc)
     if errors:

@@ -13,13 +13,11 @@ from django.db import IntegrityError, transaction
 
 from ckptweb.errors import Conflict
 from ckptweb.limits import (
-    MAX_FIELD_BYTES,
     MAX_INT,
     MAX_PATH_LENGTH,
     MAX_RESOURCES,
     InvalidInput,
     check_json,
-    check_json_bytes,
     check_size,
     printable,
 )
@@ -49,16 +47,9 @@ class ReportError(InvalidInput):
     """Bad reported data; ``field`` names the offending field."""
 
 
-def _storable(value, field: str, walked: bool = False, **limits):
-    """``value`` checked by ``ckptweb.limits.check_json``, its refusal as a ReportError.
-
-    ``walked``: the API's parser already walked the value with ``check_json`` (every
-    request body is), so only its size is left to check: one walk per value.
-    """
+def _storable(value, field: str, **limits):
+    """``value`` checked by ``ckptweb.limits.check_json``, its refusal as a ReportError."""
     try:
-        if walked:
-            max_bytes = limits.get("max_bytes", MAX_FIELD_BYTES)
-            return value if max_bytes is None else check_json_bytes(value, field, max_bytes)
         return check_json(value, field, **limits)
     except InvalidInput as exc:
         raise ReportError(exc.field, exc.message) from None
@@ -123,11 +114,11 @@ def create_trial(experiment: Experiment, hparams: dict | None = None) -> Trial:
     return Trial.objects.create(experiment=experiment, hparams=hparams or {})
 
 
-def check_metrics(metrics) -> dict:
+def check_metrics(metrics, walked: bool = False) -> dict:
     """Validation metrics must be a mapping of names to finite numbers."""
     if not isinstance(metrics, dict) or not metrics:
         raise ReportError("metrics", "metrics must be a non-empty object of name: number.")
-    _storable(metrics, "metrics")
+    _storable(metrics, "metrics", walked=walked)
     for name, value in metrics.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             shown = printable(name)
@@ -147,7 +138,7 @@ def check_resources(resources, walked: bool = False) -> dict[str, int]:
         raise ReportError("resources", f"resources has more than {MAX_RESOURCES:,} files.")
     clean = {}
     total = 0
-    _storable(resources, "resources", walked, max_bytes=None)  # bounded by MAX_RESOURCES
+    _storable(resources, "resources", walked=walked, max_bytes=None)  # bounded by MAX_RESOURCES
     for path, size in resources.items():
         if len(path) > MAX_PATH_LENGTH:
             raise ReportError(
@@ -173,7 +164,7 @@ def check_metadata(metadata, walked: bool = False) -> dict:
         return {}
     if not isinstance(metadata, dict):
         raise ReportError("metadata", "metadata must be a JSON object.")
-    return _storable(metadata, "metadata", walked)
+    return _storable(metadata, "metadata", walked=walked)
 
 
 def searcher_metric_of(experiment: Experiment, metrics: dict) -> float | None:
@@ -232,7 +223,7 @@ def new_checkpoint(
 
     The checks of every report (single or batch); the uuid's uniqueness and the
     validation link are the callers' (they differ in how many they do at once).
-    ``walked``: the values came through the API's parser (see ``_storable``).
+    ``walked``: the API's parser checked the values (``ckptweb.limits.check_json``).
     """
     resources = check_resources(resources, walked)
     metadata = check_metadata(metadata, walked)

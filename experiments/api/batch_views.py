@@ -24,7 +24,7 @@ from rest_framework.response import Response
 
 from experiments import batch
 from experiments.api import serializers as s
-from experiments.api.report_items import checkpoint_report
+from experiments.api.report_items import checkpoint_report, validation_report
 from experiments.api.views import ERROR_409, TRIAL_ID, TrialChildMixin
 
 ITEMS_HELP = f"1 to {batch.MAX_BATCH:,} reports, stored in one transaction (all or none)."
@@ -99,15 +99,16 @@ def well_formed_items(data) -> list | None:
     return None
 
 
-def checked_checkpoint_items(request) -> list[dict]:
-    """The checkpoint reports of the body, each checked by ``checkpoint_report``; a body
-    that is not a list of 1 to ``MAX_BATCH`` items gets the serializer's 400."""
+def checked_items(request, check, serializer_class) -> list[dict]:
+    """The reports of the body, each checked by ``check`` (``report_items``: the
+    serializer's rules without its field tree per item); a body that is not a list of 1
+    to ``MAX_BATCH`` items gets ``serializer_class``'s 400."""
     items = well_formed_items(request.data)
     if items is None:
-        return parsed_items(CheckpointBatchSerializer, request)
+        return parsed_items(serializer_class, request)
     reports, errors = [], {}
     for index, item in enumerate(items):
-        report, refused = checkpoint_report(item)
+        report, refused = check(item)
         if refused:
             errors[index] = refused
         reports.append(report)
@@ -173,7 +174,7 @@ class TrialCheckpointBatch(BatchView):
     created_serializer = s.CheckpointCreatedSerializer
 
     def items(self, request) -> list[dict]:
-        return checked_checkpoint_items(request)
+        return checked_items(request, checkpoint_report, self.serializer_class)
 
     def store(self, trial, items):
         # The parser walked every JSON value of the body: the service does not again.
@@ -191,5 +192,8 @@ class TrialValidationBatch(BatchView):
     serializer_class = ValidationBatchSerializer
     created_serializer = s.ValidationSerializer
 
+    def items(self, request) -> list[dict]:
+        return checked_items(request, validation_report, self.serializer_class)
+
     def store(self, trial, items):
-        return batch.report_validations(trial, items)
+        return batch.report_validations(trial, items, walked=True)

@@ -13,6 +13,7 @@ numbers, depth); the service still applies the per-field rules (1 MiB, paths, si
 
 from __future__ import annotations
 
+import math
 import uuid as uuid_lib
 
 from rest_framework import serializers
@@ -27,6 +28,7 @@ _INVALID_UUID = serializers.UUIDField.default_error_messages["invalid"]
 _NOT_A_DICT = serializers.Serializer.default_error_messages["invalid"]
 _DECIMAL = serializers.IntegerField.re_decimal
 _MAX_STRING = serializers.IntegerField.MAX_STRING_LENGTH
+_FLOAT = serializers.FloatField.default_error_messages
 _MISSING = object()
 
 
@@ -93,6 +95,36 @@ def _resources(value) -> dict:
     return value
 
 
+def _number(value) -> float:
+    """DRF's ``FloatField`` on a present value (True is 1.0 to it)."""
+    if value is None:
+        raise _Refused([_FIELD["null"]])
+    if isinstance(value, str) and len(value) > _MAX_STRING:
+        raise _Refused([_FLOAT["max_string_length"]])
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _Refused([_FLOAT["invalid"]]) from None
+    except OverflowError:
+        raise _Refused([_FLOAT["overflow"]]) from None
+    if not math.isfinite(number):
+        raise _Refused([_FLOAT["invalid"]])
+    return number
+
+
+def _metrics(value) -> dict:
+    """As sent (ints stay ints; the service checks them), after DRF's child ``FloatField``."""
+    errors = {}
+    for name, number in _dict(value).items():
+        try:
+            _number(number)
+        except _Refused as exc:
+            errors[str(name)] = exc.detail
+    if errors:
+        raise _Refused(errors)
+    return value
+
+
 _FIELDS = (
     ("uuid", _uuid, False),
     ("steps_completed", _integer, True),
@@ -101,16 +133,28 @@ _FIELDS = (
 )
 
 
+_VALIDATION_FIELDS = (("steps_completed", _integer, True), ("metrics", _metrics, True))
+
+
 def checkpoint_report(item) -> tuple[dict, dict]:
     """``(report, {})`` for a valid checkpoint report, else ``({}, {field: detail})``
     with DRF's details in its field order; unknown keys are dropped, as DRF does."""
+    return _checked(item, _FIELDS)
+
+
+def validation_report(item) -> tuple[dict, dict]:
+    """As ``checkpoint_report``, for ``ValidationSerializer``'s ``{steps_completed, metrics}``."""
+    return _checked(item, _VALIDATION_FIELDS)
+
+
+def _checked(item, fields) -> tuple[dict, dict]:
     if item is None:  # DRF's detail is a bare list here, which names no field
         return {}, {"non_field_errors": [_FIELD["null"]]}
     if not isinstance(item, dict):
         return {}, {"non_field_errors": [_NOT_A_DICT.format(datatype=type(item).__name__)]}
     report: dict = {}
     errors: dict = {}
-    for name, check, required in _FIELDS:
+    for name, check, required in fields:
         value = item.get(name, _MISSING)
         if value is _MISSING:
             if required:

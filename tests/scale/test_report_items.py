@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
-from experiments.api.report_items import checkpoint_report
-from experiments.api.serializers import MAX_STEPS, CheckpointReportSerializer
+from experiments.api.report_items import checkpoint_report, validation_report
+from experiments.api.serializers import MAX_STEPS, CheckpointReportSerializer, ValidationSerializer
 
 GOOD_UUID = str(uuid.uuid4())
 ITEMS = [
@@ -87,3 +87,34 @@ def test_a_bad_file_size_alone_is_named_not_a_500(alice_api, trial):
     )
     assert response.status_code == 400
     assert response.json()["message"] == "items[1].resources['a']: A valid integer is required."
+
+
+VALIDATIONS = [
+    {"steps_completed": 1, "metrics": {"loss": 0.5, "acc": 1}},
+    {"steps_completed": 1, "metrics": {"loss": True}},
+    {"steps_completed": 1, "metrics": {"loss": "0.5"}},
+    {"steps_completed": 1, "metrics": {"loss": "x", "acc": None, "n": [1]}},
+    {"steps_completed": 1, "metrics": {"loss": "1e999"}},
+    {"steps_completed": 1, "metrics": {"loss": "9" * 1001}},
+    {"steps_completed": 1, "metrics": {}},
+    {"steps_completed": 1, "metrics": []},
+    {"steps_completed": 1, "metrics": None},
+    {"steps_completed": 1},
+    {"metrics": {"loss": 1}},
+    {"steps_completed": "x", "metrics": "y"},
+    {"steps_completed": 1, "metrics": {"loss": 1}, "id": 5, "trial_id": 3},
+    [1],
+]
+
+
+@pytest.mark.parametrize("item", VALIDATIONS, ids=[repr(i)[:40] for i in VALIDATIONS])
+def test_validations_answer_as_the_serializer(item):
+    serializer = ValidationSerializer(data=item)
+    report, errors = validation_report(item)
+    if serializer.is_valid():
+        assert errors == {}
+        assert report == dict(serializer.validated_data)
+    else:
+        assert report == {}
+        assert plain(errors) == plain(serializer.errors)
+        assert list(errors) == list(serializer.errors)
