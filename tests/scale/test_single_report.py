@@ -70,3 +70,25 @@ def test_bad_reports_are_refused_naming_the_field(alice_api, trial, body, messag
     assert response.status_code == 400, response.json()
     assert message in response.json()["message"]
     assert not Checkpoint.objects.exists()
+
+
+def test_a_batch_of_1000_takes_a_fixed_number_of_statements(token_api, trial):
+    # CaptureQueriesContext around a test-client request can see none (request_started
+    # resets the query log), so statements are counted with an execute wrapper.
+    url = f"/api/v1/trials/{trial.pk}/checkpoints:batch"
+    body = {"items": [{"steps_completed": i, "resources": {"a": i}} for i in range(1000)]}
+    response, seen = statements(token_api, url, body)
+    assert response.status_code == 201, response.json()
+    assert [kind for kind in seen if kind != "INSERT"] == [
+        *["SELECT", "SELECT"],  # token, trial
+        *["SAVEPOINT", "SELECT", "SELECT", "RELEASE"],  # uuids taken, validations
+    ]
+    assert 1 <= seen.count("INSERT") <= 20  # one on PostgreSQL; 14 under SQLite's limit
+    items = [{"steps_completed": i, "metrics": {"loss": i}} for i in range(1000)]
+    response, seen = statements(token_api, url.replace("checkpoints", "validations"), items)
+    assert response.status_code == 400  # not an object: nothing stored, no statement beyond
+    response, seen = statements(
+        token_api, url.replace("checkpoints", "validations"), {"items": items}
+    )
+    assert response.status_code == 201
+    assert len(seen) < 20
