@@ -120,13 +120,18 @@ def check_json(
     max_depth: int = MAX_DEPTH,
     max_bytes: int | None = MAX_FIELD_BYTES,
     max_nodes: int | None = None,
+    walked: bool = False,
 ):
     """Return ``value`` if it is a storable JSON value, else raise InvalidInput naming the part.
 
     ``field`` names the value (``metadata``); errors name the path inside it
     (``metadata.run.notes: must not contain NUL characters.``). ``max_nodes`` bounds the
-    number of values (configs: ``MAX_CONFIG_NODES``).
+    number of values (configs: ``MAX_CONFIG_NODES``). ``walked``: the value is part of a
+    request body that ``ckptweb.api.LimitedJSONParser`` checked (every value of it, with
+    ``max_bytes=None``), so only ``max_bytes`` is left: one walk per value.
     """
+    if walked:
+        return check_json_bytes(value, field, max_bytes)
     # Paths are built only for an error: a trail is (parent trail, key), so a valid value
     # of many keys costs no string formatting (batch ingest checks 1,000 reports at once).
     stack = [(value, None, 0)]
@@ -171,14 +176,21 @@ def check_json(
         else:
             path = _path(field, trail)
             raise InvalidInput(field, f"{path}: {type(item).__name__} is not a JSON value.")
-    if max_bytes is not None:
-        size = len(orjson.dumps(value))
-        if size > max_bytes:
-            raise InvalidInput(
-                field,
-                f"{field} is {size:,} bytes of JSON; the limit is {max_bytes:,} bytes "
-                f"({_human(max_bytes)}).",
-            )
+    return check_json_bytes(value, field, max_bytes)
+
+
+def check_json_bytes(value, field: str, max_bytes: int | None = MAX_FIELD_BYTES):
+    """The size rule of ``check_json`` alone (none when ``max_bytes`` is None), for a value
+    whose parts it already checked (the API's parser walks every value of a body)."""
+    if max_bytes is None:
+        return value
+    size = len(orjson.dumps(value))
+    if size > max_bytes:
+        raise InvalidInput(
+            field,
+            f"{field} is {size:,} bytes of JSON; the limit is {max_bytes:,} bytes "
+            f"({_human(max_bytes)}).",
+        )
     return value
 
 

@@ -34,6 +34,9 @@ class BatchError(Exception):
         self.errors = dict(sorted(errors.items()))
         index, fields = next(iter(self.errors.items()))
         field, messages = next(iter(fields.items()))
+        while isinstance(messages, Mapping):  # a field's parts: {"resources": {"a": [...]}}
+            part, messages = next(iter(messages.items()))
+            field = f"{field}[{part!r}]"
         self.message = f"items[{index}].{field}: {messages[0]}"
         super().__init__(self.message)
 
@@ -53,16 +56,19 @@ def _refusal(errors: dict, index: int, exc: InvalidInput) -> None:
     errors.setdefault(index, {}).setdefault(field, []).append(exc.message)
 
 
-def checked_checkpoints(trial: Trial, items: Sequence[Mapping]) -> list[Checkpoint]:
+def checked_checkpoints(
+    trial: Trial, items: Sequence[Mapping], walked: bool = False
+) -> list[Checkpoint]:
     """Unsaved checkpoints of ``items`` (each ``{steps_completed, resources?, metadata?,
-    uuid?}``), or BatchError naming every refused item by index."""
+    uuid?}``), or BatchError naming every refused item by index. ``walked``: the items
+    came through the API's parser, which checked every JSON value in them."""
     check_batch_size(items)
     errors: dict[int, dict[str, list[str]]] = {}
     checkpoints: list[Checkpoint] = []
     first_of: dict[str, int] = {}
     for index, item in enumerate(items):
         try:
-            checkpoint = services.new_checkpoint(trial, **item)
+            checkpoint = services.new_checkpoint(trial, **item, walked=walked)
         except InvalidInput as exc:
             _refusal(errors, index, exc)
             continue
@@ -93,7 +99,9 @@ def link_validations(trial: Trial, checkpoints: Sequence[Checkpoint]) -> None:
             checkpoint.validation_metric = services.searcher_metric_of(trial.experiment, metrics)
 
 
-def report_checkpoints(trial: Trial, items: Sequence[Mapping]) -> list[Checkpoint]:
+def report_checkpoints(
+    trial: Trial, items: Sequence[Mapping], walked: bool = False
+) -> list[Checkpoint]:
     """Record ``items`` as checkpoints of ``trial`` in one transaction; all or none.
 
     A uuid taken by a concurrent report between the check and the insert is refused by
@@ -102,27 +110,30 @@ def report_checkpoints(trial: Trial, items: Sequence[Mapping]) -> list[Checkpoin
     services.check_not_deleting(trial.experiment)
     try:
         with transaction.atomic():
-            checkpoints = checked_checkpoints(trial, items)
+            checkpoints = checked_checkpoints(trial, items, walked)
             link_validations(trial, checkpoints)
             # One INSERT on PostgreSQL; Django splits it where SQLite's parameter limit bites.
             return Checkpoint.objects.bulk_create(checkpoints)
     except IntegrityError:
-        checked_checkpoints(trial, items)
+        checked_checkpoints(trial, items, walked)
         raise
 
 
 @transaction.atomic
-def report_validations(trial: Trial, items: Sequence[Mapping]) -> list[Validation]:
+def report_validations(
+    trial: Trial, items: Sequence[Mapping], walked: bool = False
+) -> list[Validation]:
     """Record ``items`` (each ``{steps_completed, metrics}``) as validations of ``trial``.
 
     All or none; checkpoints at their steps get the searcher metric of the latest one.
+    ``walked``: as ``checked_checkpoints``'.
     """
     services.check_not_deleting(trial.experiment)
     check_batch_size(items)
     errors: dict[int, dict[str, list[str]]] = {}
     for index, item in enumerate(items):
         try:
-            services.check_metrics(item["metrics"])
+            services.check_metrics(item["metrics"], walked)
         except InvalidInput as exc:
             _refusal(errors, index, exc)
     if errors:

@@ -114,11 +114,11 @@ def create_trial(experiment: Experiment, hparams: dict | None = None) -> Trial:
     return Trial.objects.create(experiment=experiment, hparams=hparams or {})
 
 
-def check_metrics(metrics) -> dict:
+def check_metrics(metrics, walked: bool = False) -> dict:
     """Validation metrics must be a mapping of names to finite numbers."""
     if not isinstance(metrics, dict) or not metrics:
         raise ReportError("metrics", "metrics must be a non-empty object of name: number.")
-    _storable(metrics, "metrics")
+    _storable(metrics, "metrics", walked=walked)
     for name, value in metrics.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             shown = printable(name)
@@ -128,7 +128,7 @@ def check_metrics(metrics) -> dict:
     return metrics
 
 
-def check_resources(resources) -> dict[str, int]:
+def check_resources(resources, walked: bool = False) -> dict[str, int]:
     """Resources map safe relative paths to non-negative integer sizes."""
     if resources is None:
         return {}
@@ -138,7 +138,7 @@ def check_resources(resources) -> dict[str, int]:
         raise ReportError("resources", f"resources has more than {MAX_RESOURCES:,} files.")
     clean = {}
     total = 0
-    _storable(resources, "resources", max_bytes=None)  # bounded by MAX_RESOURCES instead
+    _storable(resources, "resources", walked=walked, max_bytes=None)  # bounded by MAX_RESOURCES
     for path, size in resources.items():
         if len(path) > MAX_PATH_LENGTH:
             raise ReportError(
@@ -158,13 +158,13 @@ def check_resources(resources) -> dict[str, int]:
     return clean
 
 
-def check_metadata(metadata) -> dict:
+def check_metadata(metadata, walked: bool = False) -> dict:
     """User metadata must be a storable JSON object (``ckptweb.limits``: at most 1 MiB)."""
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):
         raise ReportError("metadata", "metadata must be a JSON object.")
-    return _storable(metadata, "metadata")
+    return _storable(metadata, "metadata", walked=walked)
 
 
 def searcher_metric_of(experiment: Experiment, metrics: dict) -> float | None:
@@ -217,14 +217,16 @@ def new_checkpoint(
     resources: dict | None = None,
     metadata: dict | None = None,
     uuid: str | uuid_lib.UUID | None = None,
+    walked: bool = False,
 ) -> Checkpoint:
     """An unsaved checkpoint of ``trial`` with its resources and metadata checked.
 
     The checks of every report (single or batch); the uuid's uniqueness and the
     validation link are the callers' (they differ in how many they do at once).
+    ``walked``: the API's parser checked the values (``ckptweb.limits.check_json``).
     """
-    resources = check_resources(resources)
-    metadata = check_metadata(metadata)
+    resources = check_resources(resources, walked)
+    metadata = check_metadata(metadata, walked)
     return Checkpoint(
         uuid=uuid_lib.uuid4() if uuid is None else uuid,
         trial=trial,
@@ -247,14 +249,15 @@ def report_checkpoint(
     resources: dict | None = None,
     metadata: dict | None = None,
     uuid: str | uuid_lib.UUID | None = None,
+    walked: bool = False,
 ) -> Checkpoint:
     """Record a checkpoint whose files are already on the experiment's storage.
 
     One transaction (link, insert); a uuid already taken is found by the unique index,
-    not by a query before every insert.
+    not by a query before every insert. ``walked``: as ``new_checkpoint``'s.
     """
     check_not_deleting(trial.experiment)
-    checkpoint = new_checkpoint(trial, steps_completed, resources, metadata, uuid)
+    checkpoint = new_checkpoint(trial, steps_completed, resources, metadata, uuid, walked)
     try:
         with transaction.atomic():
             link_validation(checkpoint)

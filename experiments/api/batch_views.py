@@ -24,6 +24,7 @@ from rest_framework.response import Response
 
 from experiments import batch
 from experiments.api import serializers as s
+from experiments.api.report_items import checkpoint_report, validation_report
 from experiments.api.views import ERROR_409, TRIAL_ID, TrialChildMixin
 
 ITEMS_HELP = f"1 to {batch.MAX_BATCH:,} reports, stored in one transaction (all or none)."
@@ -90,6 +91,32 @@ def items_error(errors: dict) -> ValidationError:
     return ValidationError({"items": items, "message": refused.message})
 
 
+def well_formed_items(data) -> list | None:
+    """``data["items"]`` when it is a list of 1 to ``MAX_BATCH`` entries, else None."""
+    items = data.get("items") if isinstance(data, dict) else None
+    if isinstance(items, list) and 0 < len(items) <= batch.MAX_BATCH:
+        return items
+    return None
+
+
+def checked_items(request, check, serializer_class) -> list[dict]:
+    """The reports of the body, each checked by ``check`` (``report_items``: the
+    serializer's rules without its field tree per item); a body that is not a list of 1
+    to ``MAX_BATCH`` items gets ``serializer_class``'s 400."""
+    items = well_formed_items(request.data)
+    if items is None:
+        return parsed_items(serializer_class, request)
+    reports, errors = [], {}
+    for index, item in enumerate(items):
+        report, refused = check(item)
+        if refused:
+            errors[index] = refused
+        reports.append(report)
+    if errors:
+        raise items_error(errors)
+    return reports
+
+
 def parsed_items(serializer_class, request) -> list[dict]:
     """The request's items parsed by ``serializer_class``, or the 400 naming them by index."""
     body = serializer_class(data=request.data)
@@ -107,17 +134,19 @@ def parsed_items(serializer_class, request) -> list[dict]:
 
 class BatchView(TrialChildMixin, generics.GenericAPIView):
     """A batch endpoint: load and authorize the trial, parse the
-    items with ``serializer_class``, store them with ``report`` and answer with
-    ``created_serializer``."""
+    items (``items``: with ``serializer_class`` unless overridden), store them with
+    ``store`` and answer with ``created_serializer``."""
 
-    report = None  # experiments.batch.report_checkpoints or report_validations
     created_serializer = None
+
+    def items(self, request) -> list[dict]:
+        return parsed_items(self.serializer_class, request)
 
     def post(self, request, *args, **kwargs):
         trial = self.get_parent()
-        items = parsed_items(self.serializer_class, request)
+        items = self.items(request)
         try:
-            created = type(self).report(trial, items)
+            created = self.store(trial, items)
         except batch.BatchError as exc:
             raise items_error(exc.errors) from None
         body = {"items": self.created_serializer(created, many=True).data}
@@ -142,8 +171,14 @@ class TrialCheckpointBatch(BatchView):
     ``{"items": [{uuid?, steps_completed, resources, metadata}]}``."""
 
     serializer_class = CheckpointBatchSerializer
-    report = batch.report_checkpoints
     created_serializer = s.CheckpointCreatedSerializer
+
+    def items(self, request) -> list[dict]:
+        return checked_items(request, checkpoint_report, self.serializer_class)
+
+    def store(self, trial, items):
+        # The parser walked every JSON value of the body: the service does not again.
+        return batch.report_checkpoints(trial, items, walked=True)
 
 
 @extend_schema(tags=["trials"], parameters=[TRIAL_ID])
@@ -155,5 +190,10 @@ class TrialValidationBatch(BatchView):
     ``{"items": [{steps_completed, metrics}]}``."""
 
     serializer_class = ValidationBatchSerializer
-    report = batch.report_validations
     created_serializer = s.ValidationSerializer
+
+    def items(self, request) -> list[dict]:
+        return checked_items(request, validation_report, self.serializer_class)
+
+    def store(self, trial, items):
+        return batch.report_validations(trial, items, walked=True)
