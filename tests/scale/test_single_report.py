@@ -2,26 +2,14 @@
 plain body check refuses what the serializer refused (issue 17 item 3)."""
 
 import pytest
-from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from experiments import services
 from experiments.models import Checkpoint
+from tests.scale.statements import statements
 
 pytestmark = pytest.mark.django_db
-
-
-def statements(client, url, body):
-    seen = []
-
-    def record(execute, sql, params, many, context):
-        seen.append(sql.split()[0].upper())
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(record):
-        response = client.post(url, body, format="json")
-    return response, seen
 
 
 @pytest.fixture
