@@ -9,11 +9,18 @@ Determined layer's ``preview_gc``. Its cost does not grow with what a page shows
   ``(id, size_bytes)`` pairs — tuples, no row objects or dicts per checkpoint;
 * the ``checkpoints`` rows are one page, read with LIMIT/OFFSET, plus one query of the
   model versions that pin them (the "registered as NAME vN" reason).
+
+The GC page asks for at most ``id_limit`` ids of each list instead (a million ids are
+megabytes of HTML per keystroke): the counts and bytes then come from one aggregate of the
+candidates minus the retained set, the deleted ids' head from keyset pages of ids.
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
+
+from django.db.models import Count, Sum
 
 from ckptweb.limits import InvalidInput
 from ckptweb.policy import Policy
@@ -56,7 +63,8 @@ class PreviewRow(RankedCheckpoint):
 
 @dataclass(frozen=True)
 class GCPreview:
-    """What ``policy`` keeps and deletes: whole id lists (descending) and one page of rows."""
+    """What ``policy`` keeps and deletes: id lists (descending, whole unless ``id_limit``
+    cut them: see ``*_complete``), their counts, and one page of rows."""
 
     policy: Policy
     metric_name: str
@@ -67,19 +75,27 @@ class GCPreview:
     page_size: int
     checkpoints: list[PreviewRow]
     kept: dict[int, int] = field(repr=False)  # {id: size_bytes} of the retained set
+    retained_count: int = -1  # -1: len(retained_ids), the list is whole
+    deleted_count: int = -1
+
+    def __post_init__(self):
+        if self.retained_count < 0:
+            object.__setattr__(self, "retained_count", len(self.retained_ids))
+        if self.deleted_count < 0:
+            object.__setattr__(self, "deleted_count", len(self.deleted_ids))
 
     @property
     def count(self) -> int:
         """Number of candidates (every page together)."""
-        return len(self.retained_ids) + len(self.deleted_ids)
+        return self.retained_count + self.deleted_count
 
     @property
-    def retained_count(self) -> int:
-        return len(self.retained_ids)
+    def retained_complete(self) -> bool:
+        return len(self.retained_ids) == self.retained_count
 
     @property
-    def deleted_count(self) -> int:
-        return len(self.deleted_ids)
+    def deleted_complete(self) -> bool:
+        return len(self.deleted_ids) == self.deleted_count
 
     @property
     def rows_hidden(self) -> int:
@@ -88,6 +104,8 @@ class GCPreview:
 
     def as_dict(self) -> dict:
         """The ``gc-preview`` API body (``GCPreviewSerializer``), plain enough for orjson."""
+        if not (self.retained_complete and self.deleted_complete):
+            raise ValueError("the API's gc-preview has the whole id lists (no id_limit)")
         return {
             "policy": self.policy.as_dict(),
             "retained_ids": self.retained_ids,
@@ -120,23 +138,53 @@ def page_params(params) -> tuple[int, int]:
     return page, page_size
 
 
+def _deleted_head(ordered, kept: dict[int, int], limit: int, chunk: int = 2000) -> list[int]:
+    """The first ``limit`` ids of ``ordered`` (ids descending) not in ``kept``: keyset pages."""
+    head: list[int] = []
+    below = None
+    while len(head) < limit:
+        page = ordered if below is None else ordered.filter(id__lt=below)
+        ids = list(page.values_list("id", flat=True)[:chunk])
+        head += [pk for pk in ids if pk not in kept][: limit - len(head)]
+        if len(ids) < chunk:
+            break
+        below = ids[-1]
+    return head
+
+
 def gc_preview(
-    experiment: Experiment, policy: Policy, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE
+    experiment: Experiment,
+    policy: Policy,
+    page: int = 1,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    id_limit: int | None = None,
 ) -> GCPreview:
     """What ``policy`` would keep and delete in ``experiment``; page ``page`` of the rows.
 
     Four queries, whatever the size of the experiment (see the module docstring). Rows are
-    ids descending; a page past the last is empty.
+    ids descending; a page past the last is empty. With ``id_limit``, the id lists are their
+    first ``id_limit`` ids and the counts and bytes come from an aggregate instead.
     """
     kept = retained(experiment, policy)
-    retained_ids, deleted_ids, reclaimed = [], [], 0
     ordered = candidates(experiment).order_by("-id")
-    for pk, size in ordered.values_list("id", "size_bytes"):
-        if pk in kept:
-            retained_ids.append(pk)
-        else:
-            deleted_ids.append(pk)
-            reclaimed += size
+    counts = {}
+    if id_limit is None:
+        retained_ids, deleted_ids, reclaimed = [], [], 0
+        for pk, size in ordered.values_list("id", "size_bytes"):
+            if pk in kept:
+                retained_ids.append(pk)
+            else:
+                deleted_ids.append(pk)
+                reclaimed += size
+    else:
+        totals = candidates(experiment).aggregate(n=Count("id"), size=Sum("size_bytes"))
+        retained_ids = heapq.nlargest(id_limit, kept)
+        deleted_ids = _deleted_head(ordered, kept, id_limit)
+        counts = {
+            "retained_count": len(kept),
+            "deleted_count": max(0, totals["n"] - len(kept)),
+        }
+        reclaimed = max(0, (totals["size"] or 0) - sum(kept.values()))
     offset = (page - 1) * page_size
     rows = list(ordered.values_list(*CANDIDATE_COLUMNS)[offset : offset + page_size])
     registered = registered_versions(row[0] for row in rows)
@@ -146,5 +194,5 @@ def gc_preview(
     ]
     return GCPreview(
         policy, experiment.searcher_metric, retained_ids, deleted_ids, reclaimed,
-        page, page_size, checkpoints, kept,
+        page, page_size, checkpoints, kept, **counts,
     )  # fmt: skip

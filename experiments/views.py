@@ -10,6 +10,8 @@ size chosen by the database (``experiments.charts``).
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -129,19 +131,27 @@ def experiment_detail(request, pk: int):
 # --- GC policy -------------------------------------------------------------------------------
 
 
+#: Ids of each list the GC page inlines (``data-*-ids`` for "Copy all"); a longer list is
+#: fetched from the API's gc-preview only when copied, so a keystroke never ships 1M ids.
+PAGE_ID_LIMIT = 1000
+
+
 def _preview_context(experiment: Experiment, policy) -> dict:
     """What ``partials/gc_preview.html`` shows for ``policy``: the preview and its chart.
 
-    ``experiments.preview.gc_preview`` (its first page of rows, as the API's) and the
-    metric chart of the candidates with the same verdicts.
+    ``experiments.preview.gc_preview`` (its first page of rows, as the API's, and at most
+    ``PAGE_ID_LIMIT`` ids of each list) and the metric chart of the candidates with the
+    same verdicts.
     """
-    preview = gc_preview(experiment, policy)
+    preview = gc_preview(experiment, policy, id_limit=PAGE_ID_LIMIT)
     return {
         "experiment": experiment,
         "preview": preview,
-        # 100k ids: joined once here, not per use in the template.
         "retained_csv": ",".join(map(str, preview.retained_ids)),
         "deleted_csv": ",".join(map(str, preview.deleted_ids)),
+        "ids_url": reverse("experiment-gc-preview", args=[experiment.pk])
+        + "?"
+        + urlencode({**policy.as_dict(), "page_size": 1}),
         "chart": page_chart(experiment, preview.kept, preview.count),
     }
 
