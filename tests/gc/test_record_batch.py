@@ -31,9 +31,7 @@ def test_a_batch_of_100_is_recorded_in_a_constant_number_of_statements(
 ):
     run, batch = claimed_batch(trial)
     failing = batch[:10]
-    errors = {
-        str(c.uuid): f"disk full {c.pk}" if distinct_errors else "disk full" for c in failing
-    }
+    errors = {str(c.uuid): f"disk full {c.pk}" if distinct_errors else "disk full" for c in failing}
     # savepoint, lock the run, read the held rows, UPDATE deleted, UPDATE errors, save run,
     # release: 7 (SQLite and PostgreSQL alike), not one UPDATE per checkpoint.
     with django_assert_num_queries(7):

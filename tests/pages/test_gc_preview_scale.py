@@ -78,9 +78,7 @@ def test_the_preview_of_many_checkpoints_is_small_and_its_query_count_flat(
     assert attr(html, "data-retained-ids") is not None
     kept = {int(n) for n in attr(html, "data-retained-ids").split(",")}
     total = sum(1000 + i for i in range(5000))
-    assert attr(html, "data-reclaimed-bytes") == str(
-        total - sum(1000 + s for s in _steps_of(kept))
-    )
+    assert attr(html, "data-reclaimed-bytes") == str(total - sum(1000 + s for s in _steps_of(kept)))
     opening = html[: html.index(">")]  # the data-* attributes: bounded, whatever the size
     assert len(opening) < 2000, len(opening)
 
