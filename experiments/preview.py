@@ -17,10 +17,11 @@ candidates minus the retained set, the deleted ids' head from keyset pages of id
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Max, Sum
 
 from ckptweb.limits import InvalidInput
 from ckptweb.policy import Policy
@@ -77,6 +78,7 @@ class GCPreview:
     kept: dict[int, int] = field(repr=False)  # {id: size_bytes} of the retained set
     retained_count: int = -1  # -1: len(retained_ids), the list is whole
     deleted_count: int = -1
+    fingerprint: str = ""  # of the previewed state: ``preview_is_current``
 
     def __post_init__(self):
         if self.retained_count < 0:
@@ -176,8 +178,13 @@ def gc_preview(
             else:
                 deleted_ids.append(pk)
                 reclaimed += size
+        top = max(retained_ids[:1] + deleted_ids[:1], default=None)
+        totals = {"n": len(retained_ids) + len(deleted_ids), "top": top}
+        totals["size"] = reclaimed + sum(kept.values())
     else:
-        totals = candidates(experiment).aggregate(n=Count("id"), size=Sum("size_bytes"))
+        totals = candidates(experiment).aggregate(
+            n=Count("id"), size=Sum("size_bytes"), top=Max("id")
+        )
         retained_ids = heapq.nlargest(id_limit, kept)
         deleted_ids = _deleted_head(ordered, kept, id_limit)
         counts = {
@@ -195,4 +202,22 @@ def gc_preview(
     return GCPreview(
         policy, experiment.searcher_metric, retained_ids, deleted_ids, reclaimed,
         page, page_size, checkpoints, kept, **counts,
+        fingerprint=_fingerprint(policy, kept, totals),
     )  # fmt: skip
+
+
+def _fingerprint(policy: Policy, kept: dict[int, int], totals: dict) -> str:
+    """A digest of what a preview showed: the policy, every retained id, and the candidates'
+    count, bytes and largest id (a checkpoint reported, deleted or changed shows in them)."""
+    state = [sorted(policy.as_dict().items()), sorted(kept), totals["n"], totals["size"] or 0]
+    state.append(totals["top"])
+    return hashlib.sha256(repr(state).encode()).hexdigest()[:32]
+
+
+def preview_is_current(experiment: Experiment, policy: Policy, fingerprint: str) -> bool:
+    """True when ``policy`` previewed now gives the state whose ``fingerprint`` a page showed.
+
+    The GC page posts its preview's fingerprint with the policy, so a preview gone stale
+    (other checkpoints kept or deleted since) is shown again instead of being applied.
+    """
+    return gc_preview(experiment, policy, page_size=1, id_limit=1).fingerprint == fingerprint

@@ -34,7 +34,7 @@ from experiments.choices import GC_CANDIDATE_STATES, GC_RUN_TERMINAL_STATES
 from experiments.forms import ExperimentFilterForm, GCPolicyForm
 from experiments.models import Checkpoint, Experiment, GCRun, Trial
 from experiments.page_filters import checkpoint_table, gc_history, trial_rows
-from experiments.preview import gc_preview
+from experiments.preview import gc_preview, preview_is_current
 from experiments.queries import (
     can_manage,
     checkpoint_totals,
@@ -168,6 +168,16 @@ def experiment_gc(request, pk: int):
             raise PermissionDenied("Only the owner or staff can change the GC policy.")
         form = GCPolicyForm(experiment, request.POST)
         status = 400
+        shown = request.POST.get("preview_fingerprint")
+        if form.is_valid() and shown and not preview_is_current(experiment, form.policy, shown):
+            # Nothing saved: the page shows this policy's fresh preview to confirm again.
+            messages.warning(
+                request,
+                "The checkpoints changed since the preview you confirmed; nothing was "
+                "deleted. Review the updated preview, then apply again.",
+            )
+            query = urlencode(form.policy.as_dict())
+            return redirect(reverse("experiments:gc", args=[experiment.pk]) + "?" + query)
         if form.is_valid():
             try:
                 run = set_gc_policy(experiment, form.policy, user=request.user)

@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from experiments import views
 from experiments.choices import CheckpointState
+from experiments.models import GCRun
 from tests.factories import bulk_checkpoints
 from tests.spec import SPEC_POLICIES_TEXT as SPEC_POLICIES
 
@@ -87,3 +88,52 @@ def _steps_of(ids):
     from experiments.models import Checkpoint
 
     return Checkpoint.objects.filter(pk__in=ids).values_list("steps_completed", flat=True)
+
+
+def fingerprint_shown(client, experiment, values) -> str:
+    html = partial(client, experiment, policy_params(values))
+    match = re.search(r'name="preview_fingerprint" form="gc-form" value="([0-9a-f]+)"', html)
+    assert match, "the preview posts its fingerprint with the form"
+    return match.group(1)
+
+
+def test_applying_the_preview_just_shown_saves_the_policy(
+    alice_client, spec_example, django_capture_on_commit_callbacks
+):
+    shown = fingerprint_shown(alice_client, spec_example, (2, 1, 0))
+    url = reverse("experiments:gc", args=[spec_example.pk])
+    with django_capture_on_commit_callbacks(execute=False):
+        response = alice_client.post(
+            url, {**policy_params((2, 1, 0)), "preview_fingerprint": shown}
+        )
+    assert response.status_code == 302 and response["Location"] == url
+    assert GCRun.objects.filter(experiment=spec_example).count() == 1
+
+
+@pytest.mark.parametrize("change", ["unprotect", "new_checkpoint", "other_policy"])
+def test_a_stale_preview_deletes_nothing_and_shows_the_fresh_one(
+    alice_client, spec_example, spec_ids, change
+):
+    from experiments import services
+    from experiments.models import Checkpoint
+
+    Checkpoint.objects.filter(pk=spec_ids[3]).update(protected=True)
+    shown = fingerprint_shown(alice_client, spec_example, (1, 0, 1))
+    posted = (1, 0, 1)
+    if change == "unprotect":  # the user saw it kept; now the policy would delete it
+        Checkpoint.objects.filter(pk=spec_ids[3]).update(protected=False)
+    elif change == "new_checkpoint":
+        trial = spec_example.trials.order_by("id").first()
+        services.report_checkpoint(trial, 10_000, resources={"late.pth": 5})
+    else:  # the form's values changed after the preview answered
+        posted = (0, 0, 1)
+    url = reverse("experiments:gc", args=[spec_example.pk])
+    before = spec_example.gc_policy.as_dict()
+    response = alice_client.post(url, {**policy_params(posted), "preview_fingerprint": shown})
+    assert response.status_code == 302
+    assert not GCRun.objects.filter(experiment=spec_example).exists()
+    spec_example.refresh_from_db()
+    assert spec_example.gc_policy.as_dict() == before  # nothing saved
+    html = alice_client.get(response["Location"]).content.decode()
+    assert "changed since the preview" in html
+    assert f'value="{posted[0]}"' in html and "Apply policy" in html
