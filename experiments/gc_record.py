@@ -117,8 +117,16 @@ def record_batch(
                 changed = mine.filter(pk__in=ids).update(
                     state=state, error=_error_text(rows), **json.loads(changes)
                 )
-                if changed != len(rows):  # cannot happen while the rows are locked
+                if changed != len(rows):
+                    # Not on PostgreSQL (the rows are locked); SQLite does not lock on
+                    # SELECT, so count only the rows that now carry this run's outcome.
                     logger.warning("GC run %s: %s of %s rows changed", run_id, changed, len(rows))
+                    now = set(
+                        Checkpoint.objects.filter(
+                            pk__in=ids, gc_run_id=run_id, state=state
+                        ).values_list("pk", flat=True)
+                    )
+                    rows = [row for row in rows if row[0] in now]
                 freed = sum(reclaimed for _, _, reclaimed in rows)
                 outcome = replace(
                     outcome,
