@@ -33,6 +33,8 @@ DEFAULT_PAGE_SIZE = 200
 MAX_PAGE_SIZE = 1000
 #: Largest page number accepted (keeps OFFSET within a 64-bit integer on every database).
 MAX_PAGE = 2**31 - 1
+#: Candidate rows read at once for the head of a cut deleted-id list (``id_limit``).
+HEAD_CHUNK = 2000
 
 
 @dataclass(frozen=True)
@@ -140,18 +142,18 @@ def page_params(params) -> tuple[int, int]:
     return page, page_size
 
 
-def _deleted_head(ordered, kept: dict[int, int], limit: int, chunk: int = 2000) -> list[int]:
-    """The first ``limit`` ids of ``ordered`` (ids descending) not in ``kept``: keyset pages."""
+def _deleted_head(
+    ordered, kept: dict[int, int], limit: int, first: list[int], chunk: int
+) -> list[int]:
+    """The first ``limit`` ids of ``ordered`` (ids descending) not in ``kept``; ``first`` is
+    its first ``chunk`` ids, read with the page: keyset pages follow only if kept fills it."""
     head: list[int] = []
-    below = None
-    while len(head) < limit:
-        page = ordered if below is None else ordered.filter(id__lt=below)
-        ids = list(page.values_list("id", flat=True)[:chunk])
+    ids = first
+    while True:
         head += [pk for pk in ids if pk not in kept][: limit - len(head)]
-        if len(ids) < chunk:
-            break
-        below = ids[-1]
-    return head
+        if len(head) >= limit or len(ids) < chunk:
+            return head
+        ids = list(ordered.filter(id__lt=ids[-1]).values_list("id", flat=True)[:chunk])
 
 
 def gc_preview(
@@ -186,14 +188,20 @@ def gc_preview(
             n=Count("id"), size=Sum("size_bytes"), top=Max("id")
         )
         retained_ids = heapq.nlargest(id_limit, kept)
-        deleted_ids = _deleted_head(ordered, kept, id_limit)
         counts = {
             "retained_count": len(kept),
             "deleted_count": max(0, totals["n"] - len(kept)),
         }
         reclaimed = max(0, (totals["size"] or 0) - sum(kept.values()))
     offset = (page - 1) * page_size
-    rows = list(ordered.values_list(*CANDIDATE_COLUMNS)[offset : offset + page_size])
+    if id_limit is None:
+        rows = list(ordered.values_list(*CANDIDATE_COLUMNS)[offset : offset + page_size])
+    else:
+        # One query reads the page and the head of the deleted ids (narrow tuples).
+        chunk = max(offset + page_size, HEAD_CHUNK)
+        head_rows = list(ordered.values_list(*CANDIDATE_COLUMNS)[:chunk])
+        rows = head_rows[offset : offset + page_size]
+        deleted_ids = _deleted_head(ordered, kept, id_limit, [r[0] for r in head_rows], chunk)
     registered = registered_versions(row[0] for row in rows)
     checkpoints = [
         PreviewRow.from_row(row, kept, registered_as=", ".join(registered.get(row[0], [])))
