@@ -47,13 +47,10 @@ ends the run FAILED at once, and what it had claimed is adopted by the next swee
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
-from ckptweb.limits import add_bytes
 from ckptweb.policy import DELETE_EVERYTHING, Policy
 from experiments.choices import (
     GC_RUN_TERMINAL_STATES,
@@ -62,7 +59,8 @@ from experiments.choices import (
     GCReason,
     GCRunState,
 )
-from experiments.file_globs import delete_matching_files, remaining_files
+from experiments.file_globs import delete_matching_files
+from experiments.gc_record import BatchOutcome, record_batch  # noqa: F401  (gc.record_batch)
 from experiments.models import Checkpoint, Experiment, GCRun
 from experiments.retention import pinned, ranked_candidates
 from storage import runs
@@ -277,53 +275,6 @@ def storage_reachable(backend) -> None:
     "the storage is down" (retry the run later) from "these files will not go" (ERROR).
     """
     backend.check_connection()
-
-
-def record_batch(
-    run_id: int,
-    batch: Iterable[Checkpoint],
-    errors: dict[str, str],
-    gone: dict[str, set[str]] | None = None,
-) -> None:
-    """Mark each checkpoint of a deleted batch DELETED or ERROR and update the run's progress.
-
-    Each change is a compare-and-set on ``state=DELETING, gc_run=run``; only checkpoints
-    this run still held are counted. ``gone`` (FILES runs) maps a uuid to the paths the
-    storage confirmed deleted: they leave ``resources`` in the same UPDATE, and a
-    checkpoint with files left becomes PARTIALLY_DELETED rather than DELETED.
-    """
-    with transaction.atomic():
-        run = GCRun.objects.select_for_update(no_key=True).get(pk=run_id)
-        for checkpoint in batch:
-            error = errors.get(str(checkpoint.uuid))
-            held = Checkpoint.objects.filter(
-                pk=checkpoint.pk, gc_run_id=run_id, state=CheckpointState.DELETING
-            )
-            changes, reclaimed = {}, checkpoint.size_bytes
-            if gone is not None:
-                changes, reclaimed = remaining_files(checkpoint, gone.get(str(checkpoint.uuid), ()))
-            if error is None:
-                state = CheckpointState.DELETED
-                if changes.get("resources"):
-                    state = CheckpointState.PARTIALLY_DELETED
-                if held.update(state=state, error="", **changes):
-                    run.deleted += 1
-                    run.reclaimed_bytes = add_bytes(run.reclaimed_bytes, reclaimed)
-            else:
-                error = error[: runs.MAX_ERROR_CHARS]
-                state = CheckpointState.ERROR
-                if gone is not None and gone.get(str(checkpoint.uuid)):
-                    # Some files went: the sweep cannot retry a FILES deletion (it applies
-                    # the policy, not the globs), and ERROR would later reconcile to COMPLETED.
-                    state = CheckpointState.PARTIALLY_DELETED
-                if held.update(state=state, error=error, **changes):
-                    run.reclaimed_bytes = add_bytes(
-                        run.reclaimed_bytes, reclaimed if gone is not None else 0
-                    )
-                    run.failed += 1
-                    run.errors = [*run.errors, {"checkpoint": str(checkpoint.uuid), "error": error}]
-        run.heartbeat = timezone.now()
-        run.save(update_fields=["deleted", "failed", "reclaimed_bytes", "errors", "heartbeat"])
 
 
 def delete_experiment_rows(experiment_id: int) -> bool:

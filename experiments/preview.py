@@ -9,11 +9,19 @@ Determined layer's ``preview_gc``. Its cost does not grow with what a page shows
   ``(id, size_bytes)`` pairs — tuples, no row objects or dicts per checkpoint;
 * the ``checkpoints`` rows are one page, read with LIMIT/OFFSET, plus one query of the
   model versions that pin them (the "registered as NAME vN" reason).
+
+The GC page asks for at most ``id_limit`` ids of each list instead (a million ids are
+megabytes of HTML per keystroke): the counts and bytes then come from one aggregate of the
+candidates minus the retained set, the deleted ids' head from keyset pages of ids.
 """
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 from dataclasses import dataclass, field
+
+from django.db.models import Count, Max, Sum
 
 from ckptweb.limits import InvalidInput
 from ckptweb.policy import Policy
@@ -25,6 +33,8 @@ DEFAULT_PAGE_SIZE = 200
 MAX_PAGE_SIZE = 1000
 #: Largest page number accepted (keeps OFFSET within a 64-bit integer on every database).
 MAX_PAGE = 2**31 - 1
+#: Candidate rows read at once for the head of a cut deleted-id list (``id_limit``).
+HEAD_CHUNK = 2000
 
 
 @dataclass(frozen=True)
@@ -56,7 +66,8 @@ class PreviewRow(RankedCheckpoint):
 
 @dataclass(frozen=True)
 class GCPreview:
-    """What ``policy`` keeps and deletes: whole id lists (descending) and one page of rows."""
+    """What ``policy`` keeps and deletes: id lists (descending, whole unless ``id_limit``
+    cut them: see ``*_complete``), their counts, and one page of rows."""
 
     policy: Policy
     metric_name: str
@@ -67,19 +78,28 @@ class GCPreview:
     page_size: int
     checkpoints: list[PreviewRow]
     kept: dict[int, int] = field(repr=False)  # {id: size_bytes} of the retained set
+    retained_count: int = -1  # -1: len(retained_ids), the list is whole
+    deleted_count: int = -1
+    fingerprint: str = ""  # of the previewed state: ``preview_is_current``
+
+    def __post_init__(self):
+        if self.retained_count < 0:
+            object.__setattr__(self, "retained_count", len(self.retained_ids))
+        if self.deleted_count < 0:
+            object.__setattr__(self, "deleted_count", len(self.deleted_ids))
 
     @property
     def count(self) -> int:
         """Number of candidates (every page together)."""
-        return len(self.retained_ids) + len(self.deleted_ids)
+        return self.retained_count + self.deleted_count
 
     @property
-    def retained_count(self) -> int:
-        return len(self.retained_ids)
+    def retained_complete(self) -> bool:
+        return len(self.retained_ids) == self.retained_count
 
     @property
-    def deleted_count(self) -> int:
-        return len(self.deleted_ids)
+    def deleted_complete(self) -> bool:
+        return len(self.deleted_ids) == self.deleted_count
 
     @property
     def rows_hidden(self) -> int:
@@ -88,6 +108,8 @@ class GCPreview:
 
     def as_dict(self) -> dict:
         """The ``gc-preview`` API body (``GCPreviewSerializer``), plain enough for orjson."""
+        if not (self.retained_complete and self.deleted_complete):
+            raise ValueError("the API's gc-preview has the whole id lists (no id_limit)")
         return {
             "policy": self.policy.as_dict(),
             "retained_ids": self.retained_ids,
@@ -120,25 +142,66 @@ def page_params(params) -> tuple[int, int]:
     return page, page_size
 
 
+def _deleted_head(
+    ordered, kept: dict[int, int], limit: int, first: list[int], chunk: int
+) -> list[int]:
+    """The first ``limit`` ids of ``ordered`` (ids descending) not in ``kept``; ``first`` is
+    its first ``chunk`` ids, read with the page: keyset pages follow only if kept fills it."""
+    head: list[int] = []
+    ids = first
+    while True:
+        head += [pk for pk in ids if pk not in kept][: limit - len(head)]
+        if len(head) >= limit or len(ids) < chunk:
+            return head
+        ids = list(ordered.filter(id__lt=ids[-1]).values_list("id", flat=True)[:chunk])
+
+
 def gc_preview(
-    experiment: Experiment, policy: Policy, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE
+    experiment: Experiment,
+    policy: Policy,
+    page: int = 1,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    id_limit: int | None = None,
 ) -> GCPreview:
     """What ``policy`` would keep and delete in ``experiment``; page ``page`` of the rows.
 
     Four queries, whatever the size of the experiment (see the module docstring). Rows are
-    ids descending; a page past the last is empty.
+    ids descending; a page past the last is empty. With ``id_limit``, the id lists are their
+    first ``id_limit`` ids and the counts and bytes come from an aggregate instead.
     """
     kept = retained(experiment, policy)
-    retained_ids, deleted_ids, reclaimed = [], [], 0
     ordered = candidates(experiment).order_by("-id")
-    for pk, size in ordered.values_list("id", "size_bytes"):
-        if pk in kept:
-            retained_ids.append(pk)
-        else:
-            deleted_ids.append(pk)
-            reclaimed += size
+    counts = {}
+    if id_limit is None:
+        retained_ids, deleted_ids, reclaimed = [], [], 0
+        for pk, size in ordered.values_list("id", "size_bytes"):
+            if pk in kept:
+                retained_ids.append(pk)
+            else:
+                deleted_ids.append(pk)
+                reclaimed += size
+        top = max(retained_ids[:1] + deleted_ids[:1], default=None)
+        totals = {"n": len(retained_ids) + len(deleted_ids), "top": top}
+        totals["size"] = reclaimed + sum(kept.values())
+    else:
+        totals = candidates(experiment).aggregate(
+            n=Count("id"), size=Sum("size_bytes"), top=Max("id")
+        )
+        retained_ids = heapq.nlargest(id_limit, kept)
+        counts = {
+            "retained_count": len(kept),
+            "deleted_count": max(0, totals["n"] - len(kept)),
+        }
+        reclaimed = max(0, (totals["size"] or 0) - sum(kept.values()))
     offset = (page - 1) * page_size
-    rows = list(ordered.values_list(*CANDIDATE_COLUMNS)[offset : offset + page_size])
+    if id_limit is None:
+        rows = list(ordered.values_list(*CANDIDATE_COLUMNS)[offset : offset + page_size])
+    else:
+        # One query reads the page and the head of the deleted ids (narrow tuples).
+        chunk = max(offset + page_size, HEAD_CHUNK)
+        head_rows = list(ordered.values_list(*CANDIDATE_COLUMNS)[:chunk])
+        rows = head_rows[offset : offset + page_size]
+        deleted_ids = _deleted_head(ordered, kept, id_limit, [r[0] for r in head_rows], chunk)
     registered = registered_versions(row[0] for row in rows)
     checkpoints = [
         PreviewRow.from_row(row, kept, registered_as=", ".join(registered.get(row[0], [])))
@@ -146,5 +209,23 @@ def gc_preview(
     ]
     return GCPreview(
         policy, experiment.searcher_metric, retained_ids, deleted_ids, reclaimed,
-        page, page_size, checkpoints, kept,
+        page, page_size, checkpoints, kept, **counts,
+        fingerprint=_fingerprint(policy, kept, totals),
     )  # fmt: skip
+
+
+def _fingerprint(policy: Policy, kept: dict[int, int], totals: dict) -> str:
+    """A digest of what a preview showed: the policy, every retained id, and the candidates'
+    count, bytes and largest id (a checkpoint reported, deleted or changed shows in them)."""
+    state = [sorted(policy.as_dict().items()), sorted(kept), totals["n"], totals["size"] or 0]
+    state.append(totals["top"])
+    return hashlib.sha256(repr(state).encode()).hexdigest()[:32]
+
+
+def preview_is_current(experiment: Experiment, policy: Policy, fingerprint: str) -> bool:
+    """True when ``policy`` previewed now gives the state whose ``fingerprint`` a page showed.
+
+    The GC page posts its preview's fingerprint with the policy, so a preview gone stale
+    (other checkpoints kept or deleted since) is shown again instead of being applied.
+    """
+    return gc_preview(experiment, policy, page_size=1, id_limit=1).fingerprint == fingerprint

@@ -10,6 +10,8 @@ size chosen by the database (``experiments.charts``).
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -32,7 +34,7 @@ from experiments.choices import GC_CANDIDATE_STATES, GC_RUN_TERMINAL_STATES
 from experiments.forms import ExperimentFilterForm, GCPolicyForm
 from experiments.models import Checkpoint, Experiment, GCRun, Trial
 from experiments.page_filters import checkpoint_table, gc_history, trial_rows
-from experiments.preview import gc_preview
+from experiments.preview import gc_preview, preview_is_current
 from experiments.queries import (
     can_manage,
     checkpoint_totals,
@@ -130,19 +132,27 @@ def experiment_detail(request, pk: int):
 # --- GC policy -------------------------------------------------------------------------------
 
 
+#: Ids of each list the GC page inlines (``data-*-ids`` for "Copy all"); a longer list is
+#: fetched from the API's gc-preview only when copied, so a keystroke never ships 1M ids.
+PAGE_ID_LIMIT = 1000
+
+
 def _preview_context(experiment: Experiment, policy) -> dict:
     """What ``partials/gc_preview.html`` shows for ``policy``: the preview and its chart.
 
-    ``experiments.preview.gc_preview`` (its first page of rows, as the API's) and the
-    metric chart of the candidates with the same verdicts.
+    ``experiments.preview.gc_preview`` (its first page of rows, as the API's, and at most
+    ``PAGE_ID_LIMIT`` ids of each list) and the metric chart of the candidates with the
+    same verdicts.
     """
-    preview = gc_preview(experiment, policy)
+    preview = gc_preview(experiment, policy, id_limit=PAGE_ID_LIMIT)
     return {
         "experiment": experiment,
         "preview": preview,
-        # 100k ids: joined once here, not per use in the template.
         "retained_csv": ",".join(map(str, preview.retained_ids)),
         "deleted_csv": ",".join(map(str, preview.deleted_ids)),
+        "ids_url": reverse("experiment-gc-preview", args=[experiment.pk])
+        + "?"
+        + urlencode({**policy.as_dict(), "page_size": 1}),
         "chart": page_chart(experiment, preview.kept, preview.count),
     }
 
@@ -159,6 +169,16 @@ def experiment_gc(request, pk: int):
             raise PermissionDenied("Only the owner or staff can change the GC policy.")
         form = GCPolicyForm(experiment, request.POST)
         status = 400
+        shown = request.POST.get("preview_fingerprint")
+        if form.is_valid() and shown and not preview_is_current(experiment, form.policy, shown):
+            # Nothing saved: the page shows this policy's fresh preview to confirm again.
+            messages.warning(
+                request,
+                "The checkpoints changed since the preview you confirmed; nothing was "
+                "deleted. Review the updated preview, then apply again.",
+            )
+            query = urlencode(form.policy.as_dict())
+            return redirect(reverse("experiments:gc", args=[experiment.pk]) + "?" + query)
         if form.is_valid():
             try:
                 run = set_gc_policy(experiment, form.policy, user=request.user)

@@ -62,6 +62,20 @@
     }).catch(function () { button.textContent = "Unavailable"; });
   }
 
+  /* Copy body[key].join(",") of a JSON answer; a ClipboardItem of a promise keeps the
+     click's permission while the ids download (writeText after the fetch otherwise). */
+  function copyFetched(url, key) {
+    var text = fetch(url, { credentials: "same-origin" }).then(function (response) {
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      return response.json();
+    }).then(function (body) { return body[key].join(","); });
+    if (window.ClipboardItem && navigator.clipboard.write) {
+      var blob = text.then(function (t) { return new Blob([t], { type: "text/plain" }); });
+      return navigator.clipboard.write([new ClipboardItem({ "text/plain": blob })]);
+    }
+    return text.then(function (t) { return navigator.clipboard.writeText(t); });
+  }
+
   document.addEventListener("click", function (event) {
     var direct = event.target.closest("[data-direct-path]");
     if (direct) {
@@ -76,10 +90,19 @@
     } else if (target.dataset.copy) {
       var source = document.querySelector(target.dataset.copy);
       if (!source || !navigator.clipboard) return;
-      /* data-copy-attr copies an attribute (a whole id list) instead of the text shown. */
-      var text = target.dataset.copyAttr ? source.getAttribute(target.dataset.copyAttr) : source.textContent;
+      /* data-copy-attr copies an attribute (a whole id list) instead of the text shown; a
+         list too long to inline (no attribute) is fetched from data-ids-url, key data-copy-key. */
+      var attr = target.dataset.copyAttr;
       var label = target.textContent;
-      navigator.clipboard.writeText(text || "").then(function () {
+      var copied;
+      if (attr && !source.hasAttribute(attr) && source.dataset.idsUrl && target.dataset.copyKey) {
+        target.textContent = "Fetching…";
+        copied = copyFetched(source.dataset.idsUrl, target.dataset.copyKey);
+      } else {
+        var text = attr ? source.getAttribute(attr) : source.textContent;
+        copied = navigator.clipboard.writeText(text || "");
+      }
+      copied.then(function () {
         target.textContent = "Copied";
         setTimeout(function () { target.textContent = label; }, 1500);
       }, function () {

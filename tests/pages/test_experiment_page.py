@@ -5,7 +5,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from experiments import services
+from experiments import services, views
 from experiments.models import Checkpoint, GCRun, Validation
 
 pytestmark = pytest.mark.django_db
@@ -151,8 +151,16 @@ def test_trial_and_gc_pages_do_not_grow(
         if checkpoints > 2000:
             assert "downsampled for display" in html, name
         if name != "trial":
-            deleted = re.search(r'data-deleted-ids="([^"]*)"', html).group(1).split(",")
             kept = re.search(r'data-retained-ids="([^"]*)"', html).group(1).split(",")
             assert len(kept) == 2, "each trial's best is its latest"
+            count = re.search(r'data-deleted-count="(\d+)"', html).group(1)
+            assert int(count) == checkpoints - 2, "every deleted id counted, however many"
+            inline = re.search(r'data-deleted-ids="([^"]*)"', html)
+            if checkpoints - 2 > views.PAGE_ID_LIMIT:  # "Copy all" fetches them from the API
+                assert inline is None
+                ids_url = re.search(r'data-ids-url="([^"]*)"', html).group(1)
+                deleted = alice_client.get(ids_url.replace("&amp;", "&")).json()["deleted_ids"]
+            else:
+                deleted = inline.group(1).split(",")
             assert len(deleted) == checkpoints - 2, "every deleted id, however many"
             assert [int(i) for i in deleted] == sorted(map(int, deleted), reverse=True)
