@@ -55,7 +55,9 @@ from django.utils import timezone
 
 from ckptweb.limits import add_bytes
 from ckptweb.policy import DELETE_EVERYTHING, Policy
+from experiments import summary
 from experiments.choices import (
+    GC_CANDIDATE_STATES,
     GC_RUN_TERMINAL_STATES,
     CheckpointState,
     ExperimentState,
@@ -155,13 +157,14 @@ def claim_checkpoints(run: GCRun) -> int:
         ids = deletion_set(run, experiment, policy)
         claimed = 0
         if ids:
-            claimed = (
-                Checkpoint.objects.filter(
-                    pk__in=ids, experiment=experiment, state__in=CLAIMABLE_STATES
-                )
-                .exclude(pinned())
-                .update(state=CheckpointState.DELETING, gc_run=run, error="")
+            claimable = Checkpoint.objects.filter(pk__in=ids, experiment=experiment).exclude(
+                pinned()
             )
+            claim = {"state": CheckpointState.DELETING, "gc_run": run, "error": ""}
+            # CLAIMABLE_STATES in two UPDATEs: the candidates leave the summary's count.
+            left = claimable.filter(state__in=GC_CANDIDATE_STATES).update(**claim)
+            claimed = left + claimable.filter(state=CheckpointState.ERROR).update(**claim)
+            summary.add(experiment, candidates=-left)
         held = Checkpoint.objects.filter(gc_run=run, state=CheckpointState.DELETING).count()
         run.refresh_from_db(fields=["deleted", "failed"])
         GCRun.objects.filter(pk=run.pk).update(
@@ -226,6 +229,7 @@ def reconcile_errors(run: GCRun, backend) -> int:
         reconciled += Checkpoint.objects.filter(
             pk=checkpoint.pk, state=CheckpointState.ERROR
         ).update(**changes)
+    summary.add(run.experiment_id, candidates=reconciled)
     return reconciled
 
 
@@ -294,6 +298,7 @@ def record_batch(
     """
     with transaction.atomic():
         run = GCRun.objects.select_for_update(no_key=True).get(pk=run_id)
+        went, partly, freed = 0, 0, 0  # for the experiment's summary
         for checkpoint in batch:
             error = errors.get(str(checkpoint.uuid))
             held = Checkpoint.objects.filter(
@@ -307,6 +312,9 @@ def record_batch(
                 if changes.get("resources"):
                     state = CheckpointState.PARTIALLY_DELETED
                 if held.update(state=state, error="", **changes):
+                    went += state == CheckpointState.DELETED
+                    partly += state == CheckpointState.PARTIALLY_DELETED
+                    freed += reclaimed
                     run.deleted += 1
                     run.reclaimed_bytes = add_bytes(run.reclaimed_bytes, reclaimed)
             else:
@@ -317,6 +325,8 @@ def record_batch(
                     # the policy, not the globs), and ERROR would later reconcile to COMPLETED.
                     state = CheckpointState.PARTIALLY_DELETED
                 if held.update(state=state, error=error, **changes):
+                    partly += state == CheckpointState.PARTIALLY_DELETED
+                    freed += reclaimed if gone is not None else 0
                     run.reclaimed_bytes = add_bytes(
                         run.reclaimed_bytes, reclaimed if gone is not None else 0
                     )
@@ -324,6 +334,9 @@ def record_batch(
                     run.errors = [*run.errors, {"checkpoint": str(checkpoint.uuid), "error": error}]
         run.heartbeat = timezone.now()
         run.save(update_fields=["deleted", "failed", "reclaimed_bytes", "errors", "heartbeat"])
+        summary.add(
+            run.experiment_id, live=-went, deleted=went, live_bytes=-freed, candidates=partly
+        )
 
 
 def delete_experiment_rows(experiment_id: int) -> bool:

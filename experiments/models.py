@@ -206,6 +206,29 @@ class Checkpoint(models.Model):
         super().save(*args, **kwargs)
 
 
+class ExperimentSummary(models.Model):
+    """Per-experiment counters the pages read instead of aggregating every checkpoint.
+
+    Kept by ``experiments.summary`` (F() deltas from ingest, protect and GC; ``refresh`` for
+    a full recompute). ``live``/``live_bytes``: not DELETED; ``candidates``: COMPLETED or
+    PARTIALLY_DELETED; ``protected``: any state; ``best_metric``: over every checkpoint with
+    a metric, by the experiment's direction.
+    """
+
+    experiment = models.OneToOneField(
+        Experiment, on_delete=models.CASCADE, primary_key=True, related_name="summary"
+    )
+    live = models.BigIntegerField(default=0)
+    deleted = models.BigIntegerField(default=0)
+    live_bytes = models.BigIntegerField(default=0)
+    candidates = models.BigIntegerField(default=0)
+    protected = models.BigIntegerField(default=0)
+    best_metric = models.FloatField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Summary of experiment {self.experiment_id}"
+
+
 class GCRun(Run):
     """One garbage-collection run of an experiment: what it deleted and what failed.
 
@@ -272,4 +295,13 @@ class GCRun(Run):
 
 from experiments.models_registry import Model, ModelVersion  # noqa: E402  (registers them)
 
-__all__ = ["Checkpoint", "Experiment", "GCRun", "Model", "ModelVersion", "Trial", "Validation"]
+__all__ = [
+    "Checkpoint",
+    "Experiment",
+    "ExperimentSummary",
+    "GCRun",
+    "Model",
+    "ModelVersion",
+    "Trial",
+    "Validation",
+]
