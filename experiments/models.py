@@ -220,7 +220,9 @@ class ExperimentSummary(models.Model):
     )
     live = models.BigIntegerField(default=0)
     deleted = models.BigIntegerField(default=0)
-    live_bytes = models.BigIntegerField(default=0)
+    # Exact and unbounded like ByteSum on PostgreSQL: checkpoints of up to 2**63 bytes each
+    # add up past bigint.
+    live_bytes = models.DecimalField(max_digits=30, decimal_places=0, default=0)
     candidates = models.BigIntegerField(default=0)
     protected = models.BigIntegerField(default=0)
     best_metric = models.FloatField(null=True, blank=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.db.models import (
     Case,
     Count,
+    DecimalField,
     F,
     FloatField,
     IntegerField,
@@ -18,6 +19,7 @@ from django.db.models import (
     OuterRef,
     Q,
     Subquery,
+    Value,
     When,
 )
 from django.db.models.functions import Coalesce
@@ -85,7 +87,7 @@ def experiment_rows(q: str | None, state: str | None, sort: str):
             n_trials=_count_per_experiment(Trial.objects),
             n_live=Coalesce(F("summary__live"), 0),
             n_deleted=Coalesce(F("summary__deleted"), 0),
-            live_bytes=Coalesce(F("summary__live_bytes"), 0),
+            live_bytes=Coalesce(F("summary__live_bytes"), Value(0), output_field=DecimalField()),
             best_metric=F("summary__best_metric"),
         )
         .annotate(

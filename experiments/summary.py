@@ -21,6 +21,8 @@ command and the migration's backfill run it.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db import IntegrityError, transaction
 from django.db.models import Case, Count, F, Max, Min, Q, Value, When
 from django.db.models.functions import Coalesce
@@ -137,6 +139,8 @@ def add(
     One UPDATE; nothing when the experiment has no summary row yet (its first read builds
     it). ``smaller_is_better`` is the experiment's direction, needed with ``metrics``.
     """
+    if deltas.get("live_bytes"):  # may pass 2**63 (SQLite takes no such int parameter)
+        deltas["live_bytes"] = Decimal(deltas["live_bytes"])
     changes = {name: F(name) + delta for name, delta in deltas.items() if delta}
     unknown = set(deltas) - set(COUNTERS)
     if unknown:

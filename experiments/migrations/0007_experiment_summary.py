@@ -50,7 +50,7 @@ class Migration(migrations.Migration):
                 ('experiment', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='summary', serialize=False, to='experiments.experiment')),
                 ('live', models.BigIntegerField(default=0)),
                 ('deleted', models.BigIntegerField(default=0)),
-                ('live_bytes', models.BigIntegerField(default=0)),
+                ('live_bytes', models.DecimalField(decimal_places=0, default=0, max_digits=30)),
                 ('candidates', models.BigIntegerField(default=0)),
                 ('protected', models.BigIntegerField(default=0)),
                 ('best_metric', models.FloatField(blank=True, null=True)),
