@@ -186,6 +186,10 @@ class Checkpoint(models.Model):
             models.Index(
                 fields=["experiment"], name="ckpt_protected_idx", condition=Q(protected=True)
             ),
+            # Chart markers (experiments.chart_data.spread): index probes by id over candidates.
+            models.Index(
+                fields=["experiment", "id"], name="ckpt_candidate_id_idx", condition=CANDIDATE
+            ),
             # Dashboard: checkpoint table sorted by metric.
             models.Index(fields=["experiment", "validation_metric"], name="checkpoint_metric_idx"),
             models.Index(fields=["experiment", "-id"], name="checkpoint_exp_id_idx"),

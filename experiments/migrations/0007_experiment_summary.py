@@ -56,5 +56,13 @@ class Migration(migrations.Migration):
                 ('best_metric', models.FloatField(blank=True, null=True)),
             ],
         ),
+        migrations.AddIndex(
+            model_name="checkpoint",
+            index=models.Index(
+                condition=models.Q(("state__in", ["COMPLETED", "PARTIALLY_DELETED"])),
+                fields=["experiment", "id"],
+                name="ckpt_candidate_id_idx",
+            ),
+        ),
         migrations.RunPython(backfill, migrations.RunPython.noop),
     ]
