@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTransform
 
@@ -34,6 +34,9 @@ MAX_MARKERS = 2000
 #: At most this many retained checkpoints are named in the marker query (an ``IN`` list;
 #: SQLite allows 999 parameters); the rest of the markers are a sample of all candidates.
 MAX_KEPT_MARKERS = 800
+#: At most this many trials (the latest) get their first and last validation added to a
+#: sampled chart; past it, lines are the spread sample only (a legend shows 12 anyway).
+MAX_LINE_TRIALS = 500
 
 
 def _compiled(queryset) -> tuple[str, tuple]:
@@ -41,10 +44,12 @@ def _compiled(queryset) -> tuple[str, tuple]:
     return f"({sql})", tuple(params)
 
 
-def spread(rows: QuerySet, n: int) -> RawSQL:
+def spread(rows: QuerySet, n: int, *also: QuerySet) -> RawSQL:
     """Ids of about ``n`` of ``rows`` evenly spaced by id, by ``n`` index probes (see above).
 
     For ``id__in=``; the duplicates of probes that land on the same row are harmless there.
+    ``also`` are querysets of more ids (one column), joined by UNION ALL: one ``IN`` rather
+    than an OR of several, which PostgreSQL can only answer by filtering every row.
     """
     ids = rows.order_by().values("id")
     lo, lo_params = _compiled(ids.order_by("id")[:1])
@@ -56,6 +61,10 @@ def spread(rows: QuerySet, n: int) -> RawSQL:
         f" b(lo, hi) AS (SELECT {lo}, {hi}) SELECT {probe} FROM p, b"
     )
     params = (max(n, 1) - 1, *lo_params, *hi_params, *probe_params)
+    for queryset in also:
+        more, more_params = _compiled(queryset)
+        sql += f" UNION ALL SELECT * FROM {more} more"
+        params += more_params
     return RawSQL(sql, params)  # noqa: S611 - compiled querysets, every value a parameter
 
 
@@ -98,10 +107,10 @@ def validation_lines(
     validations if the caller knows it (else a COUNT bounded at ``max_points + 1`` rows).
     With at most ``max_points`` validations every one is read and the latest at a step wins.
     With more, the database returns ``max_points / 2`` rows spread by id (``spread``) plus
-    each trial's first and last validation by steps (one index probe per trial), so every
-    trial keeps a line spanning its steps; that is at most ``max_points / 2 + 2 × trials``
-    rows. Two queries when ``count`` is not given, one otherwise. Values that are not
-    finite numbers are skipped.
+    each trial's first and last validation by steps (one index probe per trial, for the
+    latest ``MAX_LINE_TRIALS`` trials), so those trials keep a line spanning their steps;
+    that is at most ``max_points / 2 + 2 × MAX_LINE_TRIALS`` rows. Two queries when
+    ``count`` is not given, one otherwise. Values that are not finite numbers are skipped.
     """
     if count is None:
         count = validations.order_by()[: max_points + 1].count()
@@ -109,15 +118,10 @@ def validation_lines(
     sampled = count > max_points
     if sampled:
         of_trial = Validation.objects.filter(trial=OuterRef("pk")).values("id")
-        first = trials.order_by().values(
-            v=Subquery(of_trial.order_by("steps_completed", "-id")[:1])
-        )
-        last = trials.order_by().values(
-            v=Subquery(of_trial.order_by("-steps_completed", "-id")[:1])
-        )
-        rows = rows.filter(
-            Q(id__in=spread(validations, max_points // 2)) | Q(id__in=first) | Q(id__in=last)
-        )
+        lined = trials.order_by("-id")[:MAX_LINE_TRIALS]
+        first = lined.values(v=Subquery(of_trial.order_by("steps_completed", "-id")[:1]))
+        last = lined.values(v=Subquery(of_trial.order_by("-steps_completed", "-id")[:1]))
+        rows = rows.filter(id__in=spread(validations, max_points // 2, first, last))
     lines: dict[int, dict[int, float]] = {}
     times: dict[tuple[int, int], float] = {}
     for trial_id, steps, value, reported in rows.order_by(
@@ -167,8 +171,8 @@ def chart_checkpoints(
         if len(named) > MAX_KEPT_MARKERS:
             step = len(named) / MAX_KEPT_MARKERS
             named = [named[int(i * step)] for i in range(MAX_KEPT_MARKERS)]
-        probes = spread(candidates, max(max_markers - len(named), 1))
-        rows = rows.filter(Q(id__in=probes) | Q(id__in=named))
+        named_ids = candidates.filter(id__in=named).order_by().values("id")
+        rows = rows.filter(id__in=spread(candidates, max(max_markers - len(named), 1), named_ids))
     markers = [
         ChartCheckpoint(pk, trial_id, steps, metric, pk in kept, reported.timestamp())
         for pk, trial_id, steps, metric, reported in rows.values_list(
