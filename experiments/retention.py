@@ -144,7 +144,12 @@ def _retained_lateral(experiment: Experiment, policy: Policy, connection) -> dic
     base = candidates(experiment)
     with_metric = base.filter(validation_metric__isnull=False)
     best = _best_order(experiment)
-    parts = [_sql(base.filter(pinned()).order_by().values_list("id", "size_bytes"))]
+    # ``pinned()`` as two parts: its OR of a flag and a subquery is a sequential scan.
+    registered = Q(pk__in=ModelVersion.objects.values("checkpoint_id"))
+    parts = [
+        _sql(base.filter(pinning).order_by().values_list("id", "size_bytes"))
+        for pinning in (Q(protected=True), registered)
+    ]
     if policy.save_experiment_best:
         top = with_metric.order_by(*best).values_list("id", "size_bytes")
         parts.append(_sql(top[: policy.save_experiment_best]))
