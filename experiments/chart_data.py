@@ -44,16 +44,29 @@ def _compiled(queryset) -> tuple[str, tuple]:
     return f"({sql})", tuple(params)
 
 
-def spread(rows: QuerySet, n: int, *also: QuerySet) -> RawSQL:
+def spread(rows: QuerySet, n: int, *also: QuerySet, trials: QuerySet | None = None) -> RawSQL:
     """Ids of about ``n`` of ``rows`` evenly spaced by id, by ``n`` index probes (see above).
 
     For ``id__in=``; the duplicates of probes that land on the same row are harmless there.
     ``also`` are querysets of more ids (one column), joined by UNION ALL: one ``IN`` rather
     than an OR of several, which PostgreSQL can only answer by filtering every row.
+    ``trials``: ``rows`` are validations of these trials; the id range is then from the
+    first validation of the first trial to the last of the latest trial (two probes of
+    ``validation_trial_id_idx``): validations carry no experiment, and walking the id index
+    from either end would read other experiments' rows. Validations of older trials past
+    that range are left to the trials' last points.
     """
     ids = rows.order_by().values("id")
-    lo, lo_params = _compiled(ids.order_by("id")[:1])
-    hi, hi_params = _compiled(ids.order_by("-id")[:1])
+    if trials is None:
+        lo, lo_params = _compiled(ids.order_by("id")[:1])
+        hi, hi_params = _compiled(ids.order_by("-id")[:1])
+    else:
+        ends = []
+        for order in ("id", "-id"):
+            trial = Subquery(trials.order_by(order).values("id")[:1])
+            of_trial = Validation.objects.filter(trial=trial).order_by(order).values("id")
+            ends.append(_compiled(of_trial[:1]))
+        (lo, lo_params), (hi, hi_params) = ends
     step = RawSQL("b.lo + (b.hi - b.lo) * p.i / %s", (max(n, 1),))
     probe, probe_params = _compiled(ids.filter(id__gte=step).order_by("id")[:1])
     sql = (
@@ -121,7 +134,8 @@ def validation_lines(
         lined = trials.order_by("-id")[:MAX_LINE_TRIALS]
         first = lined.values(v=Subquery(of_trial.order_by("steps_completed", "-id")[:1]))
         last = lined.values(v=Subquery(of_trial.order_by("-steps_completed", "-id")[:1]))
-        rows = rows.filter(id__in=spread(validations, max_points // 2, first, last))
+        probes = spread(validations, max_points // 2, first, last, trials=trials)
+        rows = rows.filter(id__in=probes)
     lines: dict[int, dict[int, float]] = {}
     times: dict[tuple[int, int], float] = {}
     for trial_id, steps, value, reported in rows.order_by(

@@ -64,5 +64,9 @@ class Migration(migrations.Migration):
                 name="ckpt_candidate_id_idx",
             ),
         ),
+        migrations.AddIndex(
+            model_name="validation",
+            index=models.Index(fields=["trial", "id"], name="validation_trial_id_idx"),
+        ),
         migrations.RunPython(backfill, migrations.RunPython.noop),
     ]
