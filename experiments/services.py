@@ -188,10 +188,9 @@ def report_validation(trial: Trial, steps_completed: int, metrics: dict) -> Vali
             trial=trial, steps_completed=steps_completed, metrics=metrics
         )
         metric = searcher_metric_of(trial.experiment, metrics)
-        linked = Checkpoint.objects.filter(trial=trial, steps_completed=steps_completed).update(
-            validation_metric=metric
-        )
-        summary.metrics_linked(trial.experiment, [metric] if linked else [])
+        at_step = Checkpoint.objects.filter(trial=trial, steps_completed=steps_completed)
+        linked = at_step.update(validation_metric=metric)
+        summary.metrics_linked(trial.experiment, [metric] * linked)
     return validation
 
 
