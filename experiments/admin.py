@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 
+from experiments import summary
 from experiments.models import Checkpoint, Experiment, GCRun, Model, ModelVersion, Trial, Validation
 
 
@@ -47,6 +48,22 @@ class CheckpointAdmin(admin.ModelAdmin):
     list_select_related = ("experiment", "trial")
     raw_id_fields = ("trial", "gc_run")
     readonly_fields = ("uuid", "experiment", "validation_metric", "report_time")
+
+    # An edit here bypasses the services' summary deltas: recompute the summaries touched.
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        summary.refresh(obj.experiment)
+
+    def delete_model(self, request, obj):
+        experiment = obj.experiment
+        super().delete_model(request, obj)
+        summary.refresh(experiment)
+
+    def delete_queryset(self, request, queryset):
+        experiments = list(Experiment.objects.filter(checkpoints__in=queryset).distinct())
+        super().delete_queryset(request, queryset)
+        for experiment in experiments:
+            summary.refresh(experiment)
 
 
 @admin.register(GCRun)

@@ -21,7 +21,7 @@ from django.db.models import Case, FloatField, Value, When
 from django.db.models.functions import Cast
 
 from ckptweb.limits import InvalidInput
-from experiments import services
+from experiments import services, summary
 from experiments.models import Checkpoint, Trial, Validation
 
 MAX_BATCH = 1000
@@ -113,7 +113,9 @@ def report_checkpoints(
             checkpoints = checked_checkpoints(trial, items, walked)
             link_validations(trial, checkpoints)
             # One INSERT on PostgreSQL; Django splits it where SQLite's parameter limit bites.
-            return Checkpoint.objects.bulk_create(checkpoints)
+            created = Checkpoint.objects.bulk_create(checkpoints)
+            summary.added_checkpoints(trial.experiment, created)
+            return created
     except IntegrityError:
         checked_checkpoints(trial, items, walked)
         raise
@@ -147,7 +149,10 @@ def report_validations(
     }
     # Cast: a CASE whose branches are all NULL (no searcher metric) is text to PostgreSQL.
     whens = [When(steps_completed=step, then=Value(m)) for step, m in metric_at.items()]
-    Checkpoint.objects.filter(trial=trial, steps_completed__in=list(metric_at)).update(
+    at_steps = Checkpoint.objects.filter(trial=trial, steps_completed__in=list(metric_at))
+    if at_steps.update(
         validation_metric=Cast(Case(*whens, output_field=FloatField()), FloatField())
-    )
+    ):
+        linked = set(at_steps.values_list("steps_completed", flat=True).distinct())
+        summary.metrics_linked(trial.experiment, [m for s, m in metric_at.items() if s in linked])
     return validations

@@ -27,6 +27,7 @@ from django.views.decorators.http import require_POST
 from ckptweb.errors import Conflict
 from ckptweb.limits import ByteSum
 from ckptweb.units import human_bytes
+from experiments import summary
 from experiments.compare import MAX_COMPARED, MIN_COMPARED
 from experiments.models import Checkpoint
 from experiments.queries import can_manage
@@ -66,12 +67,20 @@ def selected_checkpoints(values: list[str]) -> list[Checkpoint]:
 
 def set_protected_many(checkpoints: list[Checkpoint], protected: bool) -> int:
     """Protect or unprotect ``checkpoints`` in one UPDATE; the number changed."""
-    ids = [c.pk for c in checkpoints]
-    return (
-        Checkpoint.objects.filter(pk__in=ids)
-        .exclude(protected=protected)
-        .update(protected=protected)
-    )
+    by_experiment: dict[int, list[int]] = {}
+    for checkpoint in checkpoints:
+        by_experiment.setdefault(checkpoint.experiment_id, []).append(checkpoint.pk)
+    changed = 0
+    with transaction.atomic():
+        for experiment_id, ids in by_experiment.items():
+            flipped = (
+                Checkpoint.objects.filter(pk__in=ids)
+                .exclude(protected=protected)
+                .update(protected=protected)
+            )
+            summary.protection_changed(experiment_id, flipped, protected)
+            changed += flipped
+    return changed
 
 
 def delete_many(checkpoints: list[Checkpoint], user=None) -> tuple[int, list[str]]:

@@ -2,9 +2,20 @@
 
 ``validation_lines`` and ``chart_checkpoints`` fetch at most about ``MAX_POINTS``
 validations and ``MAX_MARKERS`` checkpoints whatever the size of the experiment — every row
-when there are few, otherwise a sample chosen in SQL (``MOD(id, k) = 0`` with ``k`` from a
-COUNT, plus each trial's first and last validation so every trial keeps its line, and the
-checkpoints the policy keeps). ``experiments.charts.metric_chart`` lays them out.
+when there are few, otherwise a sample chosen in SQL that never reads every row.
+
+The sample (``spread``) is ``n`` index probes evenly spaced over the id range of the rows:
+a recursive CTE counts ``i = 0 … n-1`` and each probe takes the first row with
+``id >= lo + (hi - lo) * i / n`` (``ORDER BY id LIMIT 1`` on an index led by the filter's
+columns, e.g. ``ckpt_candidate_id_idx``), so it costs ``n`` index lookups at 1k or 1M rows.
+Ids grow with report time, so the points are spread evenly over the experiment's history
+(a reporting burst gets fewer points than its share of rows — the price of not counting).
+Decided instead of ``MOD(id, k) = 0`` (which reads every candidate to test it) or a
+per-trial cap (which still needs a count per trial). The lines add each trial's first and
+last validation (one probe each) so every trial keeps a line spanning its steps; the
+markers add the retained checkpoints by id (up to ``MAX_KEPT_MARKERS``) so kept ones stay
+visible however few they are, and every marker's verdict is read from the full retained
+set, so the kept/deleted colouring of a shown point is exact.
 """
 
 from __future__ import annotations
@@ -12,9 +23,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTransform
-from django.db.models.functions import Mod
 
 from experiments.models import Validation
 
@@ -23,6 +34,51 @@ MAX_MARKERS = 2000
 #: At most this many retained checkpoints are named in the marker query (an ``IN`` list;
 #: SQLite allows 999 parameters); the rest of the markers are a sample of all candidates.
 MAX_KEPT_MARKERS = 800
+#: At most this many trials (the latest) get their first and last validation added to a
+#: sampled chart; past it, lines are the spread sample only (a legend shows 12 anyway).
+MAX_LINE_TRIALS = 500
+
+
+def _compiled(queryset) -> tuple[str, tuple]:
+    sql, params = queryset.query.sql_with_params()
+    return f"({sql})", tuple(params)
+
+
+def spread(rows: QuerySet, n: int, *also: QuerySet, trials: QuerySet | None = None) -> RawSQL:
+    """Ids of about ``n`` of ``rows`` evenly spaced by id, by ``n`` index probes (see above).
+
+    For ``id__in=``; the duplicates of probes that land on the same row are harmless there.
+    ``also`` are querysets of more ids (one column), joined by UNION ALL: one ``IN`` rather
+    than an OR of several, which PostgreSQL can only answer by filtering every row.
+    ``trials``: ``rows`` are validations of these trials; the id range is then from the
+    first validation of the first trial to the last of the latest trial (two probes of
+    ``validation_trial_id_idx``): validations carry no experiment, and walking the id index
+    from either end would read other experiments' rows. Validations of older trials past
+    that range are left to the trials' last points.
+    """
+    ids = rows.order_by().values("id")
+    if trials is None:
+        lo, lo_params = _compiled(ids.order_by("id")[:1])
+        hi, hi_params = _compiled(ids.order_by("-id")[:1])
+    else:
+        ends = []
+        for order in ("id", "-id"):
+            trial = Subquery(trials.order_by(order).values("id")[:1])
+            of_trial = Validation.objects.filter(trial=trial).order_by(order).values("id")
+            ends.append(_compiled(of_trial[:1]))
+        (lo, lo_params), (hi, hi_params) = ends
+    step = RawSQL("b.lo + (b.hi - b.lo) * p.i / %s", (max(n, 1),))
+    probe, probe_params = _compiled(ids.filter(id__gte=step).order_by("id")[:1])
+    sql = (
+        "WITH RECURSIVE p(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM p WHERE i < %s),"
+        f" b(lo, hi) AS (SELECT {lo}, {hi}) SELECT {probe} FROM p, b"
+    )
+    params = (max(n, 1) - 1, *lo_params, *hi_params, *probe_params)
+    for queryset in also:
+        more, more_params = _compiled(queryset)
+        sql += f" UNION ALL SELECT * FROM {more} more"
+        params += more_params
+    return RawSQL(sql, params)  # noqa: S611 - compiled querysets, every value a parameter
 
 
 @dataclass(frozen=True)
@@ -61,29 +117,25 @@ def validation_lines(
     """The searcher metric of ``validations`` per trial, at most about ``max_points`` rows.
 
     ``trials`` are the trials those validations belong to and ``count`` the number of
-    validations if the caller knows it (else one COUNT query). With at most ``max_points``
-    validations every one is read and the latest at a step wins. With more, the database
-    returns every ``k``-th row by id (``k`` from the count) plus each trial's first and last
-    validation by steps (one index probe per trial), so every trial keeps a line spanning
-    its steps; that is at most ``max_points / 2 + 2 × trials`` rows. Two queries when
+    validations if the caller knows it (else a COUNT bounded at ``max_points + 1`` rows).
+    With at most ``max_points`` validations every one is read and the latest at a step wins.
+    With more, the database returns ``max_points / 2`` rows spread by id (``spread``) plus
+    each trial's first and last validation by steps (one index probe per trial, for the
+    latest ``MAX_LINE_TRIALS`` trials), so those trials keep a line spanning their steps;
+    that is at most ``max_points / 2 + 2 × MAX_LINE_TRIALS`` rows. Two queries when
     ``count`` is not given, one otherwise. Values that are not finite numbers are skipped.
     """
     if count is None:
-        count = validations.count()
+        count = validations.order_by()[: max_points + 1].count()
     rows = validations.annotate(value=KeyTransform(metric_name, "metrics"))
     sampled = count > max_points
     if sampled:
-        k = -(-count // max(max_points // 2, 1))
         of_trial = Validation.objects.filter(trial=OuterRef("pk")).values("id")
-        first = trials.order_by().values(
-            v=Subquery(of_trial.order_by("steps_completed", "-id")[:1])
-        )
-        last = trials.order_by().values(
-            v=Subquery(of_trial.order_by("-steps_completed", "-id")[:1])
-        )
-        rows = rows.annotate(bucket=Mod("id", k)).filter(
-            Q(bucket=0) | Q(id__in=first) | Q(id__in=last)
-        )
+        lined = trials.order_by("-id")[:MAX_LINE_TRIALS]
+        first = lined.values(v=Subquery(of_trial.order_by("steps_completed", "-id")[:1]))
+        last = lined.values(v=Subquery(of_trial.order_by("-steps_completed", "-id")[:1]))
+        probes = spread(validations, max_points // 2, first, last, trials=trials)
+        rows = rows.filter(id__in=probes)
     lines: dict[int, dict[int, float]] = {}
     times: dict[tuple[int, int], float] = {}
     for trial_id, steps, value, reported in rows.order_by(
@@ -121,10 +173,10 @@ def chart_checkpoints(
     """At most about ``max_markers`` of the GC ``candidates``, with their verdicts, in one query.
 
     ``kept`` is the retained set of the policy (``retention.retained``) and ``count`` the
-    number of candidates (an upper bound will do). With at most ``max_markers`` candidates
-    every one is read. With more, the retained ones (up to ``MAX_KEPT_MARKERS`` of them,
-    evenly spread by id) and every ``k``-th candidate by id make up the markers, so kept
-    checkpoints stay visible however few they are.
+    number of candidates (the summary's; an upper bound will do). With at most
+    ``max_markers`` candidates every one is read. With more, the retained ones (up to
+    ``MAX_KEPT_MARKERS`` of them, evenly spread by id) and the rest of the budget spread over
+    all candidates by index probes (``spread``) make up the markers.
     """
     rows = candidates.order_by("id")
     sampled = count > max_markers
@@ -133,8 +185,8 @@ def chart_checkpoints(
         if len(named) > MAX_KEPT_MARKERS:
             step = len(named) / MAX_KEPT_MARKERS
             named = [named[int(i * step)] for i in range(MAX_KEPT_MARKERS)]
-        k = -(-count // max(max_markers - len(named), 1))
-        rows = rows.annotate(bucket=Mod("id", k)).filter(Q(bucket=0) | Q(id__in=named))
+        named_ids = candidates.filter(id__in=named).order_by().values("id")
+        rows = rows.filter(id__in=spread(candidates, max(max_markers - len(named), 1), named_ids))
     markers = [
         ChartCheckpoint(pk, trial_id, steps, metric, pk in kept, reported.timestamp())
         for pk, trial_id, steps, metric, reported in rows.values_list(

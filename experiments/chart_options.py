@@ -19,6 +19,8 @@ from experiments.models import Experiment, Trial, Validation
 from experiments.retention import candidates
 
 METRIC_SAMPLE = 200
+#: The metric names offered come from the validations of this many latest trials.
+METRIC_TRIALS = 10
 MAX_METRICS = 50
 X_AXES = ("steps", "time")
 SCALES = ("linear", "log")
@@ -93,7 +95,10 @@ def page_chart(
     if params is None:  # the GC pages chart the searcher metric only, with no controls
         options = ChartOptions(experiment.searcher_metric, experiment.searcher_metric)
     else:
-        options = chart_options(params, experiment.searcher_metric, validations)
+        # The metric names of the latest trials' validations: "the latest validations" of the
+        # experiment by id would walk the id index across other experiments' rows.
+        latest = validations.filter(trial__in=trials.order_by("-id")[:METRIC_TRIALS])
+        options = chart_options(params, experiment.searcher_metric, latest)
     lines = validation_lines(
         options.metric, validations, trials, n_validations, x_axis=options.x_axis
     )

@@ -52,7 +52,9 @@ from django.conf import settings
 from django.db import transaction
 
 from ckptweb.policy import DELETE_EVERYTHING, Policy
+from experiments import summary
 from experiments.choices import (
+    GC_CANDIDATE_STATES,
     GC_RUN_TERMINAL_STATES,
     CheckpointState,
     ExperimentState,
@@ -153,13 +155,14 @@ def claim_checkpoints(run: GCRun) -> int:
         ids = deletion_set(run, experiment, policy)
         claimed = 0
         if ids:
-            claimed = (
-                Checkpoint.objects.filter(
-                    pk__in=ids, experiment=experiment, state__in=CLAIMABLE_STATES
-                )
-                .exclude(pinned())
-                .update(state=CheckpointState.DELETING, gc_run=run, error="")
+            claimable = Checkpoint.objects.filter(pk__in=ids, experiment=experiment).exclude(
+                pinned()
             )
+            claim = {"state": CheckpointState.DELETING, "gc_run": run, "error": ""}
+            # CLAIMABLE_STATES in two UPDATEs: the candidates leave the summary's count.
+            left = claimable.filter(state__in=GC_CANDIDATE_STATES).update(**claim)
+            claimed = left + claimable.filter(state=CheckpointState.ERROR).update(**claim)
+            summary.add(experiment, candidates=-left)
         held = Checkpoint.objects.filter(gc_run=run, state=CheckpointState.DELETING).count()
         run.refresh_from_db(fields=["deleted", "failed"])
         GCRun.objects.filter(pk=run.pk).update(
@@ -224,6 +227,7 @@ def reconcile_errors(run: GCRun, backend) -> int:
         reconciled += Checkpoint.objects.filter(
             pk=checkpoint.pk, state=CheckpointState.ERROR
         ).update(**changes)
+    summary.add(run.experiment_id, candidates=reconciled)
     return reconciled
 
 

@@ -18,6 +18,7 @@ from django.db.models import Case, TextField, Value, When
 from django.utils import timezone
 
 from ckptweb.limits import add_bytes
+from experiments import summary
 from experiments.choices import CheckpointState
 from experiments.file_globs import remaining_files
 from experiments.models import Checkpoint, GCRun
@@ -102,6 +103,7 @@ def record_batch(
     with transaction.atomic():
         run = GCRun.objects.select_for_update(no_key=True).get(pk=run_id)
         outcome = BatchOutcome(run.experiment_id)
+        went = partly = 0  # rows now DELETED / PARTIALLY_DELETED, for the summary
         if batch:
             mine = Checkpoint.objects.filter(gc_run_id=run_id, state=CheckpointState.DELETING)
             # The rows stay locked until commit, so each UPDATE changes exactly these.
@@ -128,6 +130,8 @@ def record_batch(
                     )
                     rows = [row for row in rows if row[0] in now]
                 freed = sum(reclaimed for _, _, reclaimed in rows)
+                went += len(rows) if state == CheckpointState.DELETED else 0
+                partly += len(rows) if state == CheckpointState.PARTIALLY_DELETED else 0
                 outcome = replace(
                     outcome,
                     deleted=outcome.deleted + (0 if failed else len(rows)),
@@ -144,4 +148,12 @@ def record_batch(
         run.reclaimed_bytes = add_bytes(run.reclaimed_bytes, outcome.reclaimed_bytes)
         run.heartbeat = timezone.now()
         run.save(update_fields=["deleted", "failed", "reclaimed_bytes", "errors", "heartbeat"])
+        # DELETING left the candidates when claimed: PARTIALLY_DELETED rows rejoin them.
+        summary.add(
+            run.experiment_id,
+            live=-went,
+            deleted=went,
+            live_bytes=-outcome.reclaimed_bytes,
+            candidates=partly,
+        )
     return outcome

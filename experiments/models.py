@@ -107,6 +107,8 @@ class Validation(models.Model):
         ordering = ["trial_id", "steps_completed", "id"]
         indexes = [
             models.Index(fields=["trial", "steps_completed", "-id"], name="validation_step_idx"),
+            # Chart sampling (experiments.chart_data.spread): each trial's first and last id.
+            models.Index(fields=["trial", "id"], name="validation_trial_id_idx"),
         ]
 
     def __str__(self) -> str:
@@ -186,6 +188,10 @@ class Checkpoint(models.Model):
             models.Index(
                 fields=["experiment"], name="ckpt_protected_idx", condition=Q(protected=True)
             ),
+            # Chart markers (experiments.chart_data.spread): index probes by id over candidates.
+            models.Index(
+                fields=["experiment", "id"], name="ckpt_candidate_id_idx", condition=CANDIDATE
+            ),
             # Dashboard: checkpoint table sorted by metric.
             models.Index(fields=["experiment", "validation_metric"], name="checkpoint_metric_idx"),
             models.Index(fields=["experiment", "-id"], name="checkpoint_exp_id_idx"),
@@ -204,6 +210,31 @@ class Checkpoint(models.Model):
         if self.trial_id and not self.experiment_id:
             self.experiment_id = self.trial.experiment_id
         super().save(*args, **kwargs)
+
+
+class ExperimentSummary(models.Model):
+    """Per-experiment counters the pages read instead of aggregating every checkpoint.
+
+    Kept by ``experiments.summary`` (F() deltas from ingest, protect and GC; ``refresh`` for
+    a full recompute). ``live``/``live_bytes``: not DELETED; ``candidates``: COMPLETED or
+    PARTIALLY_DELETED; ``protected``: any state; ``best_metric``: over every checkpoint with
+    a metric, by the experiment's direction.
+    """
+
+    experiment = models.OneToOneField(
+        Experiment, on_delete=models.CASCADE, primary_key=True, related_name="summary"
+    )
+    live = models.BigIntegerField(default=0)
+    deleted = models.BigIntegerField(default=0)
+    # Exact and unbounded like ByteSum on PostgreSQL: checkpoints of up to 2**63 bytes each
+    # add up past bigint.
+    live_bytes = models.DecimalField(max_digits=30, decimal_places=0, default=0)
+    candidates = models.BigIntegerField(default=0)
+    protected = models.BigIntegerField(default=0)
+    best_metric = models.FloatField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Summary of experiment {self.experiment_id}"
 
 
 class GCRun(Run):
@@ -272,4 +303,13 @@ class GCRun(Run):
 
 from experiments.models_registry import Model, ModelVersion  # noqa: E402  (registers them)
 
-__all__ = ["Checkpoint", "Experiment", "GCRun", "Model", "ModelVersion", "Trial", "Validation"]
+__all__ = [
+    "Checkpoint",
+    "Experiment",
+    "ExperimentSummary",
+    "GCRun",
+    "Model",
+    "ModelVersion",
+    "Trial",
+    "Validation",
+]

@@ -9,25 +9,25 @@ candidate not in it is deleted — never from a list of every candidate.
 from __future__ import annotations
 
 from django.db.models import (
-    BigIntegerField,
     Case,
     Count,
+    DecimalField,
     F,
     FloatField,
     IntegerField,
     Max,
-    Min,
     OuterRef,
     Q,
     Subquery,
+    Value,
     When,
 )
 from django.db.models.functions import Coalesce
 
-from ckptweb.limits import ByteSum
+from experiments import summary
 from experiments.api.permissions import is_owner_or_staff
 from experiments.choices import GC_CANDIDATE_STATES, CheckpointState
-from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
+from experiments.models import Checkpoint, Experiment, ExperimentSummary, GCRun, Trial, Validation
 
 LIVE = ~Q(state=CheckpointState.DELETED)
 EXPERIMENT_SORTS = {
@@ -59,32 +59,36 @@ def _count_per_experiment(queryset):
 
 
 def experiments_with_trial_count():
-    """Experiments (owner and storage joined), each with ``n_trials``."""
-    return Experiment.objects.select_related("owner", "storage").annotate(
+    """Experiments (owner, storage and summary joined), each with ``n_trials``."""
+    return Experiment.objects.select_related("owner", "storage", "summary").annotate(
         n_trials=_count_per_experiment(Trial.objects)
     )
 
 
+def experiment_summary(experiment: Experiment) -> ExperimentSummary:
+    """The summary joined by ``experiments_with_trial_count``, built if it has none yet."""
+    try:
+        return experiment.summary
+    except ExperimentSummary.DoesNotExist:
+        return summary.refresh(experiment)
+
+
 def experiment_rows(q: str | None, state: str | None, sort: str):
-    """Experiments with trial and checkpoint counts, bytes on storage and best metric."""
-    live = Checkpoint.objects.filter(LIVE)
-    measured = Checkpoint.objects.filter(validation_metric__isnull=False)
+    """Experiments with trial and checkpoint counts, bytes on storage and best metric.
+
+    Counts, bytes and the best metric are the summary row's (``experiments.summary``), so
+    the list costs the same at any number of checkpoints. Experiments without a row yet
+    get one first (``summary.build_missing``; one anti-join query when none is missing).
+    """
+    summary.build_missing(Experiment.objects.filter(summary__isnull=True))
     rows = (
         Experiment.objects.select_related("owner", "storage")
         .annotate(
             n_trials=_count_per_experiment(Trial.objects),
-            n_live=_count_per_experiment(live),
-            n_deleted=_count_per_experiment(
-                Checkpoint.objects.filter(state=CheckpointState.DELETED)
-            ),
-            live_bytes=Coalesce(_per_experiment(live, ByteSum("size_bytes"), BigIntegerField()), 0),
-            best_metric=Case(
-                When(
-                    smaller_is_better=True,
-                    then=_per_experiment(measured, Min("validation_metric"), FloatField()),
-                ),
-                default=_per_experiment(measured, Max("validation_metric"), FloatField()),
-            ),
+            n_live=Coalesce(F("summary__live"), 0),
+            n_deleted=Coalesce(F("summary__deleted"), 0),
+            live_bytes=Coalesce(F("summary__live_bytes"), Value(0), output_field=DecimalField()),
+            best_metric=F("summary__best_metric"),
         )
         .annotate(
             # Smaller is better for every experiment's score: ascending is best first.
@@ -107,21 +111,6 @@ def experiment_rows(q: str | None, state: str | None, sort: str):
         F(f).desc(nulls_last=True) if descending else F(f).asc(nulls_last=True) for f in fields
     ]
     return rows.order_by(*order, "-id")
-
-
-def checkpoint_totals(experiment: Experiment) -> dict:
-    """Counts and bytes of an experiment's checkpoints, live, deleted and GC candidates.
-
-    One query; ``candidates`` (COMPLETED or PARTIALLY_DELETED) minus the retained set is
-    what the current policy would delete.
-    """
-    return experiment.checkpoints.aggregate(
-        live=Count("id", filter=LIVE),
-        deleted=Count("id", filter=Q(state=CheckpointState.DELETED)),
-        live_bytes=Coalesce(ByteSum("size_bytes", filter=LIVE), 0),
-        protected=Count("id", filter=Q(protected=True)),
-        candidates=Count("id", filter=Q(state__in=GC_CANDIDATE_STATES)),
-    )
 
 
 def trial_checkpoint_counts(trial: Trial) -> dict:

@@ -12,19 +12,27 @@ are DESIGN.md "Retention (GC) semantics":
   without a metric are never "best";
 * "latest" orders by ``steps_completed`` descending, then id descending.
 
-Runs unchanged on SQLite and PostgreSQL.
+On SQLite ``retained_query`` (a UNION of ROW_NUMBER() windows) is the query. On PostgreSQL a
+window is computed over every row of its partition before the rank filter applies, so the
+per-trial parts read every candidate (a full scan at 1M checkpoints). There ``retained``
+runs the same UNION with each per-trial part as ``trials CROSS JOIN LATERAL (… ORDER BY …
+LIMIT k)``: one index probe per trial on the partial index of that order, k rows each, and
+the experiment-best part as ``ORDER BY … LIMIT k`` on its own index. Same result (the
+retention tests run on both databases).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db import connections
 from django.db.models import F, Q, Window
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import RowNumber
 
 from ckptweb.policy import Policy
 from experiments.choices import GC_CANDIDATE_STATES
-from experiments.models import Checkpoint, Experiment, ModelVersion
+from experiments.models import Checkpoint, Experiment, ModelVersion, Trial
 
 
 @dataclass(frozen=True)
@@ -112,8 +120,62 @@ def retained_query(experiment: Experiment, policy: Policy):
     return first.union(*rest) if rest else first
 
 
+def _sql(queryset) -> tuple[str, tuple]:
+    sql, params = queryset.query.sql_with_params()
+    return f"({sql})", tuple(params)
+
+
+def _per_trial_sql(experiment: Experiment, queryset, limit: int) -> tuple[str, tuple]:
+    """(id, size_bytes) of the first ``limit`` rows of ordered ``queryset`` per trial.
+
+    ``trials t CROSS JOIN LATERAL (queryset of trial t LIMIT limit)``.
+    """
+    of_trial = queryset.filter(trial_id=RawSQL('t."id"', ()))
+    inner, params = _sql(of_trial.values_list("id", "size_bytes")[:limit])
+    sql = (
+        f'(SELECT k."id", k."size_bytes" FROM "{Trial._meta.db_table}" t'
+        f' CROSS JOIN LATERAL {inner} k WHERE t."experiment_id" = %s)'
+    )
+    return sql, (*params, experiment.pk)
+
+
+def _retained_lateral(experiment: Experiment, policy: Policy, connection) -> dict[int, int]:
+    """``retained`` on PostgreSQL: the per-trial parts by LATERAL, no window (see above)."""
+    base = candidates(experiment)
+    with_metric = base.filter(validation_metric__isnull=False)
+    best = _best_order(experiment)
+    # ``pinned()`` as two parts: its OR of a flag and a subquery is a sequential scan.
+    registered = Q(pk__in=ModelVersion.objects.values("checkpoint_id"))
+    parts = [
+        _sql(base.filter(pinning).order_by().values_list("id", "size_bytes"))
+        for pinning in (Q(protected=True), registered)
+    ]
+    if policy.save_experiment_best:
+        top = with_metric.order_by(*best).values_list("id", "size_bytes")
+        parts.append(_sql(top[: policy.save_experiment_best]))
+    if policy.save_trial_best:
+        parts.append(
+            _per_trial_sql(experiment, with_metric.order_by(*best), policy.save_trial_best)
+        )
+    if policy.save_trial_latest:
+        parts.append(
+            _per_trial_sql(experiment, base.order_by(*LATEST_ORDER), policy.save_trial_latest)
+        )
+    sql = " UNION ".join(part for part, _ in parts)
+    params = tuple(p for _, part_params in parts for p in part_params)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return dict(cursor.fetchall())
+
+
 def retained(experiment: Experiment, policy: Policy) -> dict[int, int]:
-    """{id: size_bytes} of the candidates ``policy`` keeps (one query)."""
+    """{id: size_bytes} of the candidates ``policy`` keeps (one query).
+
+    The LATERAL form on PostgreSQL, the window form (``retained_query``) elsewhere.
+    """
+    connection = connections[Checkpoint.objects.db]
+    if connection.vendor == "postgresql":
+        return _retained_lateral(experiment, policy, connection)
     return dict(retained_query(experiment, policy))
 
 

@@ -22,7 +22,7 @@ from ckptweb.limits import (
     printable,
 )
 from ckptweb.policy import DELETE_EVERYTHING, POLICY_FIELDS, Policy
-from experiments import gc
+from experiments import gc, summary
 from experiments.choices import (
     EXPERIMENT_TERMINAL_STATES,
     CheckpointState,
@@ -102,6 +102,7 @@ def create_experiment(
         storage=storage,
         **{field: parsed.storage.policy.get(field) for field in POLICY_FIELDS},
     )
+    summary.created(experiment)
     return experiment
 
 
@@ -186,9 +187,10 @@ def report_validation(trial: Trial, steps_completed: int, metrics: dict) -> Vali
         validation = Validation.objects.create(
             trial=trial, steps_completed=steps_completed, metrics=metrics
         )
-        Checkpoint.objects.filter(trial=trial, steps_completed=steps_completed).update(
-            validation_metric=searcher_metric_of(trial.experiment, metrics)
-        )
+        metric = searcher_metric_of(trial.experiment, metrics)
+        at_step = Checkpoint.objects.filter(trial=trial, steps_completed=steps_completed)
+        linked = at_step.update(validation_metric=metric)
+        summary.metrics_linked(trial.experiment, [metric] * linked)
     return validation
 
 
@@ -262,6 +264,7 @@ def report_checkpoint(
         with transaction.atomic():
             link_validation(checkpoint)
             checkpoint.save()
+            summary.added_checkpoints(trial.experiment, [checkpoint])
     except IntegrityError:
         if Checkpoint.objects.filter(uuid=checkpoint.uuid).exists():
             raise duplicate_uuid(checkpoint.uuid) from None

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from ckptweb.errors import Conflict
 from ckptweb.policy import POLICY_FIELDS
 from experiments import registry_pages
+from experiments.bulk import set_protected_many
 from experiments.chart_options import page_chart
 from experiments.checkpoint_files import (
     best_download,
@@ -37,9 +38,9 @@ from experiments.page_filters import checkpoint_table, gc_history, trial_rows
 from experiments.preview import gc_preview, preview_is_current
 from experiments.queries import (
     can_manage,
-    checkpoint_totals,
     checkpoint_validation,
     experiment_rows,
+    experiment_summary,
     experiments_with_trial_count,
     latest_run,
     mark_verdicts,
@@ -62,7 +63,7 @@ def _page(request, queryset, per_page: int, param: str = "page"):
 
 def set_protected(checkpoint: Checkpoint, protected: bool) -> None:
     """Protect a checkpoint from garbage collection, or lift the protection."""
-    Checkpoint.objects.filter(pk=checkpoint.pk).update(protected=protected)
+    set_protected_many([checkpoint], protected)
     checkpoint.protected = protected
 
 
@@ -98,9 +99,9 @@ def experiment_detail(request, pk: int):
     experiment = get_object_or_404(experiments_with_trial_count(), pk=pk)
     policy = experiment.gc_policy
     kept = retained(experiment, policy)
-    totals = checkpoint_totals(experiment)
+    totals = experiment_summary(experiment)
     table = checkpoint_table(
-        request, experiment.checkpoints.all(), "-id", totals["live"], totals["deleted"]
+        request, experiment.checkpoints.all(), "-id", totals.live, totals.deleted
     )
     mark_verdicts(table.page, kept)
     mark_registered(table.page)
@@ -115,12 +116,12 @@ def experiment_detail(request, pk: int):
             "can_manage": can_manage(request.user, experiment),
             "totals": totals,
             "kept_count": len(kept),
-            "deleted_count": totals["candidates"] - len(kept),
+            "deleted_count": totals.candidates - len(kept),
             "trials": list(trials),
             "trial_count": experiment.n_trials if experiment.n_trials > TRIALS_SHOWN else None,
             "checkpoints": table.page,
             "table": table,
-            "chart": page_chart(experiment, kept, totals["candidates"], params=request.GET),
+            "chart": page_chart(experiment, kept, totals.candidates, params=request.GET),
             "run": history[0] if history else None,
             "gc_history": history,
             "best": best_download(experiment),

@@ -24,6 +24,7 @@ from experiments import services
 from experiments.api import serializers as s
 from experiments.api.permissions import IsOwnerOrStaffOrReadOnly
 from experiments.api.report_items import checked_report
+from experiments.bulk import set_protected_many
 from experiments.config import ConfigError
 from experiments.filters import (
     CheckpointFilterSet,
@@ -318,6 +319,9 @@ class CheckpointViewSet(ApiViewMixin, mixins.RetrieveModelMixin, viewsets.Generi
         changes = dict(data)
         if "metadata" in changes:
             changes["metadata"] = services.check_metadata(request.data["metadata"])
+        if "protected" in changes:
+            checkpoint.protected = changes.pop("protected")
+            set_protected_many([checkpoint], checkpoint.protected)
         if changes:
             Checkpoint.objects.filter(pk=checkpoint.pk).update(**changes)
             for field, value in changes.items():

@@ -38,7 +38,10 @@ def test_it_stores_1000_checkpoints_in_order(alice_api, trial):
     assert [c.steps_completed for c in stored] == list(range(1000))
     assert [str(c.uuid) for c in stored] == [c["uuid"] for c in created]
     assert stored[5].size_bytes == 6 and stored[5].experiment_id == trial.experiment_id
-    assert 0 < len(seen) < 20, seen  # not one per item
+    # Not one per item: the INSERTs (one on PostgreSQL; SQLite's parameter limit splits
+    # them in 15 or fewer) and a constant few (trial, uuid check, validations, summary).
+    inserts = [word for word in seen if word == "INSERT"]
+    assert inserts and len(inserts) <= 15 and len(seen) - len(inserts) <= 6, seen
 
 
 def test_it_refuses_1001_naming_the_limit(alice_api, trial):

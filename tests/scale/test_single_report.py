@@ -19,15 +19,15 @@ def token_api(alice):
     return client
 
 
-def test_a_report_takes_six_statements_with_real_token_auth(token_api, trial):
+def test_a_report_takes_seven_statements_with_real_token_auth(token_api, trial):
     services.report_validation(trial, 100, {"loss": 0.25})
     url = f"/api/v1/trials/{trial.pk}/checkpoints"
     body = {"steps_completed": 100, "resources": {"model.pt": 10}, "metadata": {"a": [1]}}
     response, seen = statements(token_api, url, body)
     assert response.status_code == 201, response.json()
     # token (with its user), trial (with its experiment), then the report's transaction:
-    # the validation link and the insert.
-    assert seen == ["SELECT", "SELECT", "SAVEPOINT", "SELECT", "INSERT", "RELEASE"]
+    # the validation link, the insert and the experiment summary's counters.
+    assert seen == ["SELECT", "SELECT", "SAVEPOINT", "SELECT", "INSERT", "UPDATE", "RELEASE"]
     stored = Checkpoint.objects.get(uuid=response.json()["uuid"])
     assert stored.validation_metric == 0.25 and stored.size_bytes == 10
 
@@ -69,7 +69,7 @@ def test_a_batch_of_1000_takes_a_fixed_number_of_statements(token_api, trial):
     assert response.status_code == 201, response.json()
     assert [kind for kind in seen if kind != "INSERT"] == [
         *["SELECT", "SELECT"],  # token, trial
-        *["SAVEPOINT", "SELECT", "SELECT", "RELEASE"],  # uuids taken, validations
+        *["SAVEPOINT", "SELECT", "SELECT", "UPDATE", "RELEASE"],  # uuids, validations, summary
     ]
     assert 1 <= seen.count("INSERT") <= 20  # one on PostgreSQL; 14 under SQLite's limit
     items = [{"steps_completed": i, "metrics": {"loss": i}} for i in range(1000)]
