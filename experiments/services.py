@@ -38,7 +38,6 @@ from experiments.models import (
     Validation,
 )
 from experiments.registry import checkpoint_registered_refusal, experiment_registered_refusal
-from storage.choices import RUN_ACTIVE_STATES
 from storage.paths import UnsafePath, check_relative_path
 from storage.services import storage_for_spec
 
@@ -378,16 +377,10 @@ def delete_checkpoint(checkpoint: Checkpoint, user=None) -> GCRun:
     )
 
 
-def active_gc_run(experiment: Experiment) -> GCRun | None:
-    """The latest run of ``experiment`` that has not finished, if any."""
-    return experiment.gc_runs.filter(state__in=RUN_ACTIVE_STATES).order_by("-id").first()
-
-
 __all__ = [
     "CheckpointProtected",
     "CheckpointState",
     "ReportError",
-    "active_gc_run",
     "check_not_deleting",
     "create_experiment",
     "create_trial",
