@@ -16,7 +16,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from common import Result, curve, size_label
+from common import Result, rate_result, size_label
 from data import bench_user, reporting_experiment
 from server import gunicorn
 
@@ -73,19 +73,14 @@ def run(env: dict[str, str], work, size: int) -> list[Result]:
     stored = Checkpoint.objects.filter(experiment=experiment).count()
     if stored != size + 10:
         raise RuntimeError(f"{stored} checkpoints stored, expected {size + 10}")
-    rate = round(size / seconds)
     return [
-        Result(
+        rate_result(
             "6 batch",
             f"batch ingest, {size_label(size)} checkpoints ({CLIENTS} clients, {BATCH}/request)",
-            rate,
-            "ckpt/s",
-            target=f">= {TARGET:,} ckpt/s",
-            met=rate >= TARGET,
-            detail={
-                "seconds": round(seconds, 2),
-                "requests": len(batches),
-                **curve("batch ingest, 4 clients (s)", size, round(seconds, 2)),
-            },
+            size,
+            seconds,
+            TARGET,
+            "batch ingest, 4 clients (s)",
+            requests=len(batches),
         )
     ]

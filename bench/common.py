@@ -135,6 +135,27 @@ class Result:
 HEADER = ["section", "measure", "value", "baseline", "ratio", "target", "verdict"]
 
 
+def rate_result(
+    section: str, measure: str, count: int, seconds: float, target: int, curve_name: str, **detail
+) -> Result:
+    """``count`` checkpoints in ``seconds`` as checkpoints per second against ``target``;
+    ``detail`` and the seconds go to results.json, the seconds also to the curve."""
+    rate = round(count / seconds)
+    return Result(
+        section,
+        measure,
+        rate,
+        "ckpt/s",
+        target=f">= {target:,} ckpt/s",
+        met=rate >= target,
+        detail={
+            "seconds": round(seconds, 2),
+            **detail,
+            **curve(curve_name, count, round(seconds, 2)),
+        },
+    )
+
+
 def format_table(results: list[Result]) -> str:
     """Results as a Markdown table (it reads fine in a terminal, and pastes into docs)."""
     rows = [HEADER] + [result.row() for result in results]

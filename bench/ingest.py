@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from common import Result, curve, median, size_label
+from common import Result, median, rate_result, size_label
 from data import bench_user, create_experiment, reporting_experiment, shared_fs_storage
 from django.db import connection
 from django.test import Client
@@ -77,21 +77,16 @@ def run(env: dict[str, str], work, count: int) -> list[Result]:
     if stored != count + 1:
         raise RuntimeError(f"{stored} checkpoints stored, expected {count + 1}")
     p95 = statistics.quantiles(latencies, n=20)[-1]
-    rate = round(count / seconds)
     return [
-        Result(
+        rate_result(
             "5 ingest",
             f"single reports, {size_label(count)} ({CLIENTS} keep-alive clients, gunicorn)",
-            rate,
-            "ckpt/s",
-            target=f">= {TARGET} ckpt/s",
-            met=rate >= TARGET,
-            detail={
-                "seconds": round(seconds, 1),
-                "median_ms": round(median(latencies) * 1000, 2),
-                "p95_ms": round(p95 * 1000, 2),
-                **curve("single reports, 4 clients (s)", count, round(seconds, 2)),
-            },
+            count,
+            seconds,
+            TARGET,
+            "single reports, 4 clients (s)",
+            median_ms=round(median(latencies) * 1000, 2),
+            p95_ms=round(p95 * 1000, 2),
         )
     ]
 

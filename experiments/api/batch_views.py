@@ -133,20 +133,20 @@ def parsed_items(serializer_class, request) -> list[dict]:
 
 
 class BatchView(TrialChildMixin, generics.GenericAPIView):
-    """A batch endpoint: load and authorize the trial, parse the
-    items (``items``: with ``serializer_class`` unless overridden), store them with
-    ``store`` and answer with ``created_serializer``."""
+    """A batch endpoint: load and authorize the trial, check each item with ``check``
+    (``serializer_class``'s 400 for a body that is no list of items), store them with
+    ``report`` and answer with ``created_serializer``."""
 
     created_serializer = None
-
-    def items(self, request) -> list[dict]:
-        return parsed_items(self.serializer_class, request)
+    check = None  # (item) -> (report, errors), from experiments.api.report_items
+    report = None  # (trial, items, walked) -> created rows, from experiments.batch
 
     def post(self, request, *args, **kwargs):
         trial = self.get_parent()
-        items = self.items(request)
+        items = checked_items(request, type(self).check, self.serializer_class)
         try:
-            created = self.store(trial, items)
+            # The parser walked every JSON value of the body: the service does not again.
+            created = type(self).report(trial, items, walked=True)
         except batch.BatchError as exc:
             raise items_error(exc.errors) from None
         body = {"items": self.created_serializer(created, many=True).data}
@@ -172,13 +172,8 @@ class TrialCheckpointBatch(BatchView):
 
     serializer_class = CheckpointBatchSerializer
     created_serializer = s.CheckpointCreatedSerializer
-
-    def items(self, request) -> list[dict]:
-        return checked_items(request, checkpoint_report, self.serializer_class)
-
-    def store(self, trial, items):
-        # The parser walked every JSON value of the body: the service does not again.
-        return batch.report_checkpoints(trial, items, walked=True)
+    check = checkpoint_report
+    report = batch.report_checkpoints
 
 
 @extend_schema(tags=["trials"], parameters=[TRIAL_ID])
@@ -191,9 +186,5 @@ class TrialValidationBatch(BatchView):
 
     serializer_class = ValidationBatchSerializer
     created_serializer = s.ValidationSerializer
-
-    def items(self, request) -> list[dict]:
-        return checked_items(request, validation_report, self.serializer_class)
-
-    def store(self, trial, items):
-        return batch.report_validations(trial, items, walked=True)
+    check = validation_report
+    report = batch.report_validations

@@ -4,6 +4,7 @@ Skips (or fails under CKPTWEB_REQUIRE_SERVICES=1) when /usr/bin/chromium is miss
 Every page a test opens is screenshotted to var/screenshots/ and checked for console errors.
 """
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -100,14 +101,26 @@ def signed_in_page(browser, base_url: str, username: str, width: int, height: in
     return page
 
 
+@contextlib.contextmanager
+def browser_session(browser, base_url: str, width=1366, height=900, clipboard=False, **options):
+    """A Session in a new browser context ``width`` x ``height`` (``clipboard``: allowed to
+    read and write it); closed at the end, failing the test on console errors."""
+    context = browser.new_context(viewport={"width": width, "height": height}, **options)
+    if clipboard:
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
+    current = Session(context.new_page(), base_url)
+    try:
+        yield current
+    finally:
+        context.close()
+    assert not current.errors, "\n".join(current.errors)
+
+
 @pytest.fixture
 def session(browser, live_server):
     """A fresh browser context on the live server; fails the test on console errors."""
-    context = browser.new_context(viewport={"width": 1366, "height": 900}, accept_downloads=True)
-    current = Session(context.new_page(), live_server.url)
-    yield current
-    context.close()
-    assert not current.errors, "\n".join(current.errors)
+    with browser_session(browser, live_server.url, accept_downloads=True) as current:
+        yield current
 
 
 def finish_gc(run, timeout: float = 60):

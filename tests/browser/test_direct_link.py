@@ -5,7 +5,7 @@ import pytest
 import requests
 
 from experiments.models import Checkpoint, Experiment, Trial
-from tests.browser.conftest import Session
+from tests.browser.conftest import browser_session
 from tests.storage.conftest import make_store, unique_prefix
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -30,10 +30,7 @@ def s3_checkpoint(request, alice, tmp_path):
 
 @pytest.mark.parametrize("width", [390, 1400])
 def test_direct_link_copies_a_working_presigned_url(browser, live_server, s3_checkpoint, width):
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
-    session = Session(context.new_page(), live_server.url)
-    try:
+    with browser_session(browser, live_server.url, width=width, clipboard=True) as session:
         session.login("alice")
         session.goto(f"/checkpoints/{s3_checkpoint.uuid}/")
         page = session.page
@@ -57,6 +54,3 @@ def test_direct_link_copies_a_working_presigned_url(browser, live_server, s3_che
         assert url.startswith("http://127.0.0.1:") and "X-Amz-Signature" in url
         assert requests.get(url, timeout=30).content == FILES["state-dict.pth"]
         session.screenshot(f"checkpoint-direct-{width}")
-    finally:
-        context.close()
-    assert not session.errors, "\n".join(session.errors)

@@ -4,7 +4,7 @@ import pytest
 
 from experiments import views
 from experiments.preview import gc_preview
-from tests.browser.conftest import Session
+from tests.browser.conftest import browser_session
 from tests.gc.builders import policy_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -14,10 +14,7 @@ def test_copy_all_fetches_the_whole_list_it_does_not_inline(
     browser, live_server, spec_example, monkeypatch
 ):
     monkeypatch.setattr(views, "PAGE_ID_LIMIT", 3)
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
-    session = Session(context.new_page(), live_server.url)
-    try:
+    with browser_session(browser, live_server.url, clipboard=True) as session:
         session.login("alice")
         session.goto(f"/experiments/{spec_example.pk}/gc/")
         page = session.page
@@ -35,6 +32,3 @@ def test_copy_all_fetches_the_whole_list_it_does_not_inline(
         copied = page.evaluate("navigator.clipboard.readText()")
         expected = gc_preview(spec_example, policy_of((1, 0, 1))).deleted_ids
         assert len(expected) > 3 and copied == ",".join(map(str, expected))
-    finally:
-        context.close()
-    assert not session.errors, session.errors
