@@ -21,9 +21,9 @@ import hashlib
 import heapq
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Max, Sum
+from django.db.models import Count, Max
 
-from ckptweb.limits import InvalidInput
+from ckptweb.limits import ByteSum, InvalidInput
 from ckptweb.policy import Policy
 from experiments.models import Experiment
 from experiments.registry import registered_versions
@@ -185,14 +185,14 @@ def gc_preview(
         totals["size"] = reclaimed + sum(kept.values())
     else:
         totals = candidates(experiment).aggregate(
-            n=Count("id"), size=Sum("size_bytes"), top=Max("id")
+            n=Count("id"), size=ByteSum("size_bytes"), top=Max("id")
         )
         retained_ids = heapq.nlargest(id_limit, kept)
         counts = {
             "retained_count": len(kept),
             "deleted_count": max(0, totals["n"] - len(kept)),
         }
-        reclaimed = max(0, (totals["size"] or 0) - sum(kept.values()))
+        reclaimed = max(0, int(totals["size"] or 0) - sum(kept.values()))
     offset = (page - 1) * page_size
     if id_limit is None:
         rows = list(ordered.values_list(*CANDIDATE_COLUMNS)[offset : offset + page_size])
