@@ -14,8 +14,9 @@ Decided instead of ``MOD(id, k) = 0`` (which reads every candidate to test it) o
 per-trial cap (which still needs a count per trial). The lines add each trial's first and
 last validation (one probe each) so every trial keeps a line spanning its steps; the
 markers add the retained checkpoints by id (up to ``MAX_KEPT_MARKERS``) so kept ones stay
-visible however few they are, and every marker's verdict is read from the full retained
-set, so the kept/deleted colouring of a shown point is exact.
+visible however few they are — every one when the page knows the whole retained set (the
+GC page), else those of the sampled trials and the experiment's best — and every marker's
+verdict is exact (``retention.Verdicts`` asks about each marker's trial).
 """
 
 from __future__ import annotations
@@ -28,15 +29,19 @@ from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTransform
 
 from experiments.models import Validation
+from experiments.retention import Verdicts
 
-MAX_POINTS = 2000
-MAX_MARKERS = 2000
+#: The chart is about 900 px wide: 1,000 line points and 1,000 markers are more than it
+#: can tell apart, and keep the page's SVG near 400 KB at any size (2,000 of each doubled
+#: it and the time to build it, issue 17).
+MAX_POINTS = 1000
+MAX_MARKERS = 1000
 #: At most this many retained checkpoints are named in the marker query (an ``IN`` list;
 #: SQLite allows 999 parameters); the rest of the markers are a sample of all candidates.
-MAX_KEPT_MARKERS = 800
+MAX_KEPT_MARKERS = 400
 #: At most this many trials (the latest) get their first and last validation added to a
 #: sampled chart; past it, lines are the spread sample only (a legend shows 12 anyway).
-MAX_LINE_TRIALS = 500
+MAX_LINE_TRIALS = 250
 
 
 def _compiled(queryset) -> tuple[str, tuple]:
@@ -164,33 +169,56 @@ class Markers:
     sampled: bool = False
 
 
+def _named(kept_ids, limit: int) -> list[int]:
+    """At most ``limit`` of ``kept_ids``, evenly spread by id."""
+    named = sorted(kept_ids)
+    if len(named) > limit:
+        step = len(named) / limit
+        named = [named[int(i * step)] for i in range(limit)]
+    return named
+
+
 def chart_checkpoints(
     candidates: QuerySet,
-    kept: dict[int, int] | set[int],
+    verdicts: Verdicts,
     count: int,
     max_markers: int = MAX_MARKERS,
+    trial_id: int | None = None,
 ) -> Markers:
-    """At most about ``max_markers`` of the GC ``candidates``, with their verdicts, in one query.
+    """At most about ``max_markers`` of the GC ``candidates``, with their verdicts.
 
-    ``kept`` is the retained set of the policy (``retention.retained``) and ``count`` the
-    number of candidates (the summary's; an upper bound will do). With at most
-    ``max_markers`` candidates every one is read. With more, the retained ones (up to
-    ``MAX_KEPT_MARKERS`` of them, evenly spread by id) and the rest of the budget spread over
-    all candidates by index probes (``spread``) make up the markers.
+    ``verdicts`` is the policy's retained set (``retention.Verdicts``) and ``count`` the
+    number of candidates (the summary's; an upper bound will do); ``trial_id``: they are
+    that trial's (the experiment's best of other trials is not drawn). With at most
+    ``max_markers`` candidates every one is read (one query). With more, the budget is
+    spread over all candidates by index probes (``spread``) and the retained ones join them
+    (up to ``MAX_KEPT_MARKERS``, evenly spread by id) so kept ones stay visible: when the
+    whole retained set is known, in the same query; otherwise the sample's trials are asked
+    about (``Verdicts.want``: one query, which also returns their kept rows).
     """
     rows = candidates.order_by("id")
+    columns = ("id", *Verdicts.SHOWN_COLUMNS)
     sampled = count > max_markers
-    if sampled:
-        named = sorted(kept)
-        if len(named) > MAX_KEPT_MARKERS:
-            step = len(named) / MAX_KEPT_MARKERS
-            named = [named[int(i * step)] for i in range(MAX_KEPT_MARKERS)]
+    if not sampled:
+        found = list(rows.values_list(*columns))
+        verdicts.want(row[1] for row in found)
+    elif verdicts.known is not None:
+        named = _named(verdicts.known, MAX_KEPT_MARKERS)
         named_ids = candidates.filter(id__in=named).order_by().values("id")
-        rows = rows.filter(id__in=spread(candidates, max(max_markers - len(named), 1), named_ids))
+        probes = spread(candidates, max(max_markers - len(named), 1), named_ids)
+        found = list(rows.filter(id__in=probes).values_list(*columns))
+    else:
+        probes = spread(candidates, max(max_markers - MAX_KEPT_MARKERS, 1))
+        found = list(rows.filter(id__in=probes).values_list(*columns))
+        verdicts.want(row[1] for row in found)
+        verdicts.kept  # noqa: B018 - one query: the verdicts and rows of the sample's trials
+        sampled_ids = {row[0] for row in found}
+        of_chart = [pk for pk, row in verdicts.shown.items() if trial_id in (None, row[1])]
+        named = [pk for pk in _named(of_chart, MAX_KEPT_MARKERS) if pk not in sampled_ids]
+        found = sorted(found + [verdicts.shown[pk] for pk in named])
+    kept = verdicts.kept
     markers = [
-        ChartCheckpoint(pk, trial_id, steps, metric, pk in kept, reported.timestamp())
-        for pk, trial_id, steps, metric, reported in rows.values_list(
-            "id", "trial_id", "steps_completed", "validation_metric", "report_time"
-        )
+        ChartCheckpoint(pk, trial, steps, metric, pk in kept, reported.timestamp())
+        for pk, trial, steps, metric, reported in found
     ]
     return Markers(markers, sampled)

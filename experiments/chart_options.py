@@ -16,7 +16,7 @@ from django.db.models import QuerySet
 from experiments.chart_data import chart_checkpoints, validation_lines
 from experiments.charts import metric_chart
 from experiments.models import Experiment, Trial, Validation
-from experiments.retention import candidates
+from experiments.retention import Verdicts, candidates
 
 METRIC_SAMPLE = 200
 #: The metric names offered come from the validations of this many latest trials.
@@ -72,16 +72,17 @@ def chart_options(params, searcher_metric: str, validations: QuerySet) -> ChartO
 
 def page_chart(
     experiment: Experiment,
-    kept: dict[int, int],
+    verdicts: Verdicts,
     n_candidates: int,
     trial: Trial | None = None,
     n_validations: int | None = None,
     params=None,
 ):
-    """The metric chart of an experiment (or one trial): four queries, three without a count.
+    """The metric chart of an experiment (or one trial): at most five queries.
 
-    ``n_candidates`` is the number of GC candidates charted (an upper bound will do) and
-    ``n_validations`` the number of validations if known; both size the SQL samples.
+    ``verdicts`` (``retention.Verdicts``) give the markers' kept or deleted; ``n_candidates``
+    is the number of GC candidates charted (an upper bound will do) and ``n_validations``
+    the number of validations if known; both size the SQL samples.
     ``params`` (``request.GET``) choose the metric, x axis and scale (``chart_options``).
     """
     if trial is None:
@@ -102,7 +103,7 @@ def page_chart(
     lines = validation_lines(
         options.metric, validations, trials, n_validations, x_axis=options.x_axis
     )
-    markers = chart_checkpoints(marked, kept, n_candidates)
+    markers = chart_checkpoints(marked, verdicts, n_candidates, trial_id=trial and trial.pk)
     chart = metric_chart(
         options.metric,
         lines,

@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.experiment_list, name="list"),
     path("experiments/<int:pk>/", views.experiment_detail, name="detail"),
     path("experiments/<int:pk>/gc/", views.experiment_gc, name="gc"),
+    path("experiments/<int:pk>/gc/counts/", views.experiment_gc_counts, name="gc-counts"),
     path("experiments/<int:pk>/gc/preview/", views.experiment_gc_preview, name="gc-preview"),
     path("gc-runs/<int:pk>/card/", views.gc_run_card, name="gc-run-card"),
     path("trials/<int:pk>/", views.trial_detail, name="trial"),

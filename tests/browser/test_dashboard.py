@@ -34,6 +34,8 @@ def test_every_page_renders_without_console_errors(session, spec_example, staff)
     page.click("text=spec-example")
     page.wait_for_selector("#checkpoint-table")
     assert page.locator("svg path.series").count() == 2
+    # The policy's counts arrive after the page (htmx); 0/1/1 keeps 10, 7 and 5.
+    page.wait_for_selector("#gc-counts:has-text('keeps 3, would delete 7')")
     page.click("details.config summary")
     assert page.locator("#config-yaml").is_visible()
     session.screenshot("experiment")
@@ -127,6 +129,7 @@ def test_apply_runs_gc_and_updates_the_table(session, spec_example, spec_ids):
         int(i) for i in kept.split(",")
     }
     assert Checkpoint.objects.filter(experiment=spec_example, state="DELETED").count() == 7
+    page.wait_for_selector("#gc-counts:has-text('keeps 3, would delete 0')")
     session.screenshot("experiment-after-gc")
 
 

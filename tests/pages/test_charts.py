@@ -1,6 +1,13 @@
 """The SVG chart's layout rules: downsampling bounds, extremes kept, ticks."""
 
-from experiments.charts import MAX_POINTS, ChartCheckpoint, downsample, metric_chart, nice_ticks
+from experiments.charts import (
+    MAX_MARKERS,
+    MAX_POINTS,
+    ChartCheckpoint,
+    downsample,
+    metric_chart,
+    nice_ticks,
+)
 
 
 def test_downsample_keeps_ends_and_extremes():
@@ -18,7 +25,7 @@ def test_chart_is_bounded_for_large_data():
     checkpoints = [ChartCheckpoint(i, 1 + i % 3, i, 0.5, i % 7 == 0) for i in range(30_000)]
     chart = metric_chart("loss", lines, checkpoints)
     assert sum(s.points for s in chart.series) <= MAX_POINTS + 10
-    assert len(chart.markers) <= 2000
+    assert len(chart.markers) <= MAX_MARKERS
     assert chart.kept_markers and chart.deleted_markers
     assert chart.downsampled
 

@@ -5,16 +5,18 @@ import re
 import pytest
 from django.urls import reverse
 
-from experiments import services, summary, views
+from experiments import chart_data, services, summary, views
 from experiments.models import Checkpoint, GCRun, Validation
 
 pytestmark = pytest.mark.django_db
 
 #: Queries of one experiment page, whatever the number of checkpoints: session, user,
 #: experiment (with its trial count and its summary row, whose counts also count the
-#: table), retained set, checkpoint page, the page's model versions ("registered" badges),
-#: trials, chart (validation count + sampled lines, sampled markers), GC history (whose
-#: first row is the latest run), the best checkpoint (#download-best), the chart's metrics.
+#: table), checkpoint page, the chart's metrics, chart lines (validation count + sampled
+#: lines), sampled markers, the retained set of the shown checkpoints' trials (with the
+#: kept markers' rows), the page's model versions ("registered" badges), GC history (whose
+#: first row is the latest run), trials, the best checkpoint (#download-best). The counts
+#: of the whole retained set are a fragment loaded after the page (``gc-counts``).
 EXPERIMENT_PAGE_QUERIES = 13
 
 
@@ -62,8 +64,8 @@ def test_query_count_does_not_grow(
     assert f"of {checkpoints}" in html  # paginated, with the total
     assert html.count('<tr data-id="') == 50
     markers = len(re.findall(r'class="marker marker-(?:keep|delete)"', html))
-    assert 0 < markers <= 2000, "the chart is downsampled"
-    if checkpoints > 2000:
+    assert 0 < markers <= chart_data.MAX_MARKERS, "the chart is downsampled"
+    if checkpoints > chart_data.MAX_MARKERS:
         assert "downsampled for display" in html
 
 
@@ -78,6 +80,18 @@ def test_it_shows_summary_trials_checkpoints_and_verdicts(alice_client, spec_exa
     assert sorted(map(int, kept), reverse=True) == [spec_ids[10], spec_ids[7], spec_ids[5]]
     assert html.count(">to delete<") == 7
     assert '<svg viewBox="0 0' in html and html.count('class="series"') == 2
+
+
+def test_the_policys_counts_load_after_the_page(alice_client, bob_client, client, spec_example):
+    html = alice_client.get(reverse("experiments:detail", args=[spec_example.pk])).content
+    counts_url = reverse("experiments:gc-counts", args=[spec_example.pk])
+    assert f'hx-get="{counts_url}" hx-trigger="load"'.encode() in html
+    # default policy 0/1/1 keeps 10, 7, 5 of the spec's ten; anyone signed in may look
+    for viewer in (alice_client, bob_client):
+        response = viewer.get(counts_url)
+        assert response.status_code == 200
+        assert b"keeps 3, would delete 7" in response.content
+    assert client.get(counts_url).status_code == 302  # signed out: to the login page
 
 
 def test_checkpoints_sort_by_metric_steps_and_size(alice_client, spec_example, spec_ids):
