@@ -159,10 +159,14 @@ def claim_checkpoints(run: GCRun) -> int:
                 pinned()
             )
             claim = {"state": CheckpointState.DELETING, "gc_run": run, "error": ""}
-            # CLAIMABLE_STATES in two UPDATEs: the candidates leave the summary's count.
+            # CLAIMABLE_STATES in two UPDATEs: the candidates leave the summary's counts,
+            # with the bytes this run holds after the first UPDATE less those before it.
+            held = Checkpoint.objects.filter(gc_run=run, state=CheckpointState.DELETING)
+            before = summary.bytes_of(held)
             left = claimable.filter(state__in=GC_CANDIDATE_STATES).update(**claim)
+            left_bytes = summary.bytes_of(held) - before if left else 0
             claimed = left + claimable.filter(state=CheckpointState.ERROR).update(**claim)
-            summary.add(experiment, candidates=-left)
+            summary.add(experiment, candidates=-left, candidate_bytes=-left_bytes)
         held = Checkpoint.objects.filter(gc_run=run, state=CheckpointState.DELETING).count()
         run.refresh_from_db(fields=["deleted", "failed"])
         GCRun.objects.filter(pk=run.pk).update(
@@ -209,11 +213,11 @@ def reconcile_errors(run: GCRun, backend) -> int:
     COMPLETED when all their files are there, PARTIALLY_DELETED when some are gone; the
     ranking then decides whether they are deleted. Returns how many were reconciled.
     """
-    reconciled = 0
+    reconciled = reconciled_bytes = 0
     errors = Checkpoint.objects.filter(
         experiment_id=run.experiment_id, state=CheckpointState.ERROR
     ).order_by("id")
-    for checkpoint in errors.only("id", "uuid", "resources", "error"):
+    for checkpoint in errors.only("id", "uuid", "resources", "error", "size_bytes"):
         runs.beat(GCRun, run.pk)
         try:
             intact = files_intact(checkpoint, backend)
@@ -224,10 +228,12 @@ def reconcile_errors(run: GCRun, backend) -> int:
             changes = {"state": CheckpointState.COMPLETED, "error": ""}
         else:
             changes = {"state": CheckpointState.PARTIALLY_DELETED}
-        reconciled += Checkpoint.objects.filter(
-            pk=checkpoint.pk, state=CheckpointState.ERROR
-        ).update(**changes)
-    summary.add(run.experiment_id, candidates=reconciled)
+        if Checkpoint.objects.filter(pk=checkpoint.pk, state=CheckpointState.ERROR).update(
+            **changes
+        ):
+            reconciled += 1
+            reconciled_bytes += checkpoint.size_bytes
+    summary.add(run.experiment_id, candidates=reconciled, candidate_bytes=reconciled_bytes)
     return reconciled
 
 

@@ -103,7 +103,7 @@ def record_batch(
     with transaction.atomic():
         run = GCRun.objects.select_for_update(no_key=True).get(pk=run_id)
         outcome = BatchOutcome(run.experiment_id)
-        went = partly = 0  # rows now DELETED / PARTIALLY_DELETED, for the summary
+        went = partly = partly_bytes = 0  # rows now DELETED / PARTIALLY_DELETED, for the summary
         if batch:
             mine = Checkpoint.objects.filter(gc_run_id=run_id, state=CheckpointState.DELETING)
             # The rows stay locked until commit, so each UPDATE changes exactly these.
@@ -131,7 +131,10 @@ def record_batch(
                     rows = [row for row in rows if row[0] in now]
                 freed = sum(reclaimed for _, _, reclaimed in rows)
                 went += len(rows) if state == CheckpointState.DELETED else 0
-                partly += len(rows) if state == CheckpointState.PARTIALLY_DELETED else 0
+                if state == CheckpointState.PARTIALLY_DELETED:
+                    partly += len(rows)
+                    left = json.loads(changes).get("size_bytes")
+                    partly_bytes += sum(held[pk][1] if left is None else left for pk, *_ in rows)
                 outcome = replace(
                     outcome,
                     deleted=outcome.deleted + (0 if failed else len(rows)),
@@ -155,5 +158,6 @@ def record_batch(
             deleted=went,
             live_bytes=-outcome.reclaimed_bytes,
             candidates=partly,
+            candidate_bytes=partly_bytes,
         )
     return outcome

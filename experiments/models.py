@@ -217,8 +217,9 @@ class ExperimentSummary(models.Model):
 
     Kept by ``experiments.summary`` (F() deltas from ingest, protect and GC; ``refresh`` for
     a full recompute). ``live``/``live_bytes``: not DELETED; ``candidates``: COMPLETED or
-    PARTIALLY_DELETED; ``protected``: any state; ``best_metric``: over every checkpoint with
-    a metric, by the experiment's direction.
+    PARTIALLY_DELETED, ``candidate_bytes`` their bytes (the GC preview's total); ``protected``:
+    any state; ``best_metric``: over every checkpoint with a metric, by the experiment's
+    direction.
     """
 
     experiment = models.OneToOneField(
@@ -230,6 +231,7 @@ class ExperimentSummary(models.Model):
     # add up past bigint.
     live_bytes = models.DecimalField(max_digits=30, decimal_places=0, default=0)
     candidates = models.BigIntegerField(default=0)
+    candidate_bytes = models.DecimalField(max_digits=30, decimal_places=0, default=0)
     protected = models.BigIntegerField(default=0)
     best_metric = models.FloatField(null=True, blank=True)
 

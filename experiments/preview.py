@@ -11,8 +11,9 @@ Determined layer's ``preview_gc``. Its cost does not grow with what a page shows
   model versions that pin them (the "registered as NAME vN" reason).
 
 The GC page asks for at most ``id_limit`` ids of each list instead (a million ids are
-megabytes of HTML per keystroke): the counts and bytes then come from one aggregate of the
-candidates minus the retained set, the deleted ids' head from keyset pages of ids.
+megabytes of HTML per keystroke): the counts and bytes then come from the experiment's
+summary row (``summary.candidate_totals``: candidates and their bytes, kept by the
+services) minus the retained set, the deleted ids' head from keyset pages of ids.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ import hashlib
 import heapq
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Max
-
-from ckptweb.limits import ByteSum, InvalidInput
+from ckptweb.limits import InvalidInput
 from ckptweb.policy import Policy
+from experiments import summary
 from experiments.models import Experiment
 from experiments.registry import registered_versions
 from experiments.retention import CANDIDATE_COLUMNS, RankedCheckpoint, candidates, retained
@@ -184,9 +184,7 @@ def gc_preview(
         totals = {"n": len(retained_ids) + len(deleted_ids), "top": top}
         totals["size"] = reclaimed + sum(kept.values())
     else:
-        totals = candidates(experiment).aggregate(
-            n=Count("id"), size=ByteSum("size_bytes"), top=Max("id")
-        )
+        totals = summary.candidate_totals(experiment)
         retained_ids = heapq.nlargest(id_limit, kept)
         counts = {
             "retained_count": len(kept),

@@ -6,10 +6,12 @@ checkpoint's state, size, protection or metric call ``add`` with the change as d
 one UPDATE of F() expressions, so concurrent reporters and GC workers never lose a count:
 
 * ingest (``services.report_checkpoint``, ``batch.report_checkpoints``): live, bytes,
-  candidates, protected, and the best metric (which only improves on insert or when a
-  validation reported later gives checkpoints a metric);
+  candidates and their bytes, protected, and the best metric (which only improves on
+  insert or when a validation reported later gives checkpoints a metric);
 * GC (``gc.claim_checkpoints``: candidates leave; ``gc.record_batch``: DELETED and
   PARTIALLY_DELETED outcomes, bytes freed; ``gc.reconcile_errors``: candidates return);
+* storage reconciliation (``storage.reconcile.actions``: a missing checkpoint marked
+  DELETED, a drifted one's size re-synced);
 * protect toggles (page, bulk action, API).
 
 ``services.create_experiment`` creates the row (zeros) with the experiment. An experiment
@@ -24,14 +26,16 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Count, F, Max, Min, Q, Value, When
+from django.db.models import Case, Count, F, Max, Min, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
 from ckptweb.limits import ByteSum
 from experiments.choices import GC_CANDIDATE_STATES, CheckpointState
 from experiments.models import Checkpoint, Experiment, ExperimentSummary
 
-COUNTERS = ("live", "deleted", "live_bytes", "candidates", "protected")
+COUNTERS = ("live", "deleted", "live_bytes", "candidates", "candidate_bytes", "protected")
+#: Counters of bytes: exact Decimals in the row (their sum may pass 2**63).
+BYTE_COUNTERS = ("live_bytes", "candidate_bytes")
 
 
 def _pk(experiment: Experiment | int) -> int:
@@ -40,11 +44,13 @@ def _pk(experiment: Experiment | int) -> int:
 
 def _aggregates(smaller_is_better: bool | None = None) -> dict:
     live = ~Q(state=CheckpointState.DELETED)
+    candidate = Q(state__in=GC_CANDIDATE_STATES)
     aggregates = {
         "live": Count("id", filter=live),
         "deleted": Count("id", filter=Q(state=CheckpointState.DELETED)),
         "live_bytes": Coalesce(ByteSum("size_bytes", filter=live), 0),
-        "candidates": Count("id", filter=Q(state__in=GC_CANDIDATE_STATES)),
+        "candidates": Count("id", filter=candidate),
+        "candidate_bytes": Coalesce(ByteSum("size_bytes", filter=candidate), 0),
         "protected": Count("id", filter=Q(protected=True)),
     }
     if smaller_is_better is None:  # both, for experiments of either direction
@@ -54,6 +60,28 @@ def _aggregates(smaller_is_better: bool | None = None) -> dict:
         }
     best = Min if smaller_is_better else Max
     return aggregates | {"best_metric": best("validation_metric")}
+
+
+def bytes_of(checkpoints) -> int:
+    """The total ``size_bytes`` of a queryset of checkpoints (one aggregate)."""
+    return int(checkpoints.aggregate(total=Coalesce(ByteSum("size_bytes"), 0))["total"])
+
+
+def candidate_totals(experiment: Experiment) -> dict:
+    """``{"n", "size", "top"}``: the GC candidates' count and bytes (this summary's) and their
+    largest id (one index probe), in one query; a missing row is built first."""
+    top = Checkpoint.objects.filter(experiment_id=experiment.pk, state__in=GC_CANDIDATE_STATES)
+    row = (
+        ExperimentSummary.objects.filter(experiment_id=experiment.pk)
+        .annotate(top=Subquery(top.order_by("-id").values("id")[:1]))
+        .values_list("candidates", "candidate_bytes", "top")
+        .first()
+    )
+    if row is None:
+        built = refresh(experiment)
+        row = (built.candidates, built.candidate_bytes, top.aggregate(top=Max("id"))["top"])
+    n, size, top_id = row
+    return {"n": n, "size": int(size), "top": top_id}
 
 
 def created(experiment: Experiment) -> None:
@@ -66,7 +94,8 @@ def computed(experiment: Experiment) -> dict:
     values = Checkpoint.objects.filter(experiment_id=experiment.pk).aggregate(
         **_aggregates(experiment.smaller_is_better)
     )
-    values["live_bytes"] = int(values["live_bytes"])  # SQLite's TOTAL is a float
+    for name in BYTE_COUNTERS:
+        values[name] = int(values[name])  # SQLite's TOTAL is a float
     return values
 
 
@@ -90,7 +119,8 @@ def build_missing(experiments) -> dict[int, ExperimentSummary]:
     for experiment in experiments:
         values = found.get(experiment.pk, {"smallest": None, "largest": None})
         smallest, largest = values.pop("smallest"), values.pop("largest")
-        values["live_bytes"] = int(values.get("live_bytes") or 0)
+        for name in BYTE_COUNTERS:
+            values[name] = int(values.get(name) or 0)
         best = smallest if experiment.smaller_is_better else largest
         built[experiment.pk] = ExperimentSummary(
             experiment_id=experiment.pk, best_metric=best, **values
@@ -139,8 +169,9 @@ def add(
     One UPDATE; nothing when the experiment has no summary row yet (its first read builds
     it). ``smaller_is_better`` is the experiment's direction, needed with ``metrics``.
     """
-    if deltas.get("live_bytes"):  # may pass 2**63 (SQLite takes no such int parameter)
-        deltas["live_bytes"] = Decimal(deltas["live_bytes"])
+    for name in BYTE_COUNTERS:  # may pass 2**63 (SQLite takes no such int parameter)
+        if deltas.get(name):
+            deltas[name] = Decimal(deltas[name])
     changes = {name: F(name) + delta for name, delta in deltas.items() if delta}
     unknown = set(deltas) - set(COUNTERS)
     if unknown:
@@ -157,12 +188,14 @@ def added_checkpoints(experiment: Experiment, checkpoints) -> None:
     """Count newly inserted ``checkpoints`` of ``experiment`` (one UPDATE)."""
     checkpoints = list(checkpoints)
     live = [c for c in checkpoints if c.state != CheckpointState.DELETED]
+    candidates = [c for c in checkpoints if c.state in GC_CANDIDATE_STATES]
     add(
         experiment,
         live=len(live),
         deleted=len(checkpoints) - len(live),
         live_bytes=sum(c.size_bytes for c in live),
-        candidates=sum(c.state in GC_CANDIDATE_STATES for c in checkpoints),
+        candidates=len(candidates),
+        candidate_bytes=sum(c.size_bytes for c in candidates),
         protected=sum(bool(c.protected) for c in checkpoints),
         metrics=[c.validation_metric for c in checkpoints],
         smaller_is_better=experiment.smaller_is_better,

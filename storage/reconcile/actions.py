@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 
 from ckptweb.errors import Conflict
+from experiments import summary
 from experiments.choices import CheckpointState
 from experiments.imports import ImportSkip, import_directory
 from experiments.models import Checkpoint
@@ -138,10 +139,20 @@ def mark_missing_deleted(item: ScanItem) -> None:
     checkpoint, files = _stored_files(item, ScanItemKind.MISSING, "check")
     if files:
         raise ActionRefused(f"{len(files)} file(s) of this checkpoint are on storage now.")
-    if not Checkpoint.objects.filter(pk=checkpoint.pk, state=CheckpointState.COMPLETED).update(
-        state=CheckpointState.DELETED
-    ):
-        raise ActionRefused("The checkpoint is no longer COMPLETED.")
+    with transaction.atomic():
+        if not Checkpoint.objects.filter(pk=checkpoint.pk, state=CheckpointState.COMPLETED).update(
+            state=CheckpointState.DELETED
+        ):
+            raise ActionRefused("The checkpoint is no longer COMPLETED.")
+        size = checkpoint.size_bytes  # a COMPLETED row's size: only a resync changes it
+        summary.add(
+            checkpoint.experiment_id,
+            live=-1,
+            deleted=1,
+            live_bytes=-size,
+            candidates=-1,
+            candidate_bytes=-size,
+        )
     _resolve(item, ScanItemResolution.MARKED_DELETED)
 
 
@@ -151,10 +162,15 @@ def resync_resources(item: ScanItem) -> dict[str, int]:
     if not files:
         raise ActionRefused("The checkpoint has no files on storage now; mark it deleted instead.")
     resources = {stored.path: stored.size for stored in files}
-    if not Checkpoint.objects.filter(pk=checkpoint.pk, state=CheckpointState.COMPLETED).update(
-        resources=resources, size_bytes=sum(resources.values())
-    ):
-        raise ActionRefused("The checkpoint is no longer COMPLETED.")
+    size = sum(resources.values())
+    with transaction.atomic():
+        # Compare-and-set on the size read too, so the summary's delta is the row's.
+        if not Checkpoint.objects.filter(
+            pk=checkpoint.pk, state=CheckpointState.COMPLETED, size_bytes=checkpoint.size_bytes
+        ).update(resources=resources, size_bytes=size):
+            raise ActionRefused("The checkpoint is no longer COMPLETED.")
+        change = size - checkpoint.size_bytes
+        summary.add(checkpoint.experiment_id, live_bytes=change, candidate_bytes=change)
     _resolve(item, ScanItemResolution.RESYNCED)
     return resources
 

@@ -22,7 +22,15 @@ from tests.gc.builders import CHECKPOINT_FILES, add_checkpoint, experiment_on, p
 
 pytestmark = pytest.mark.django_db
 
-FIELDS = ("live", "deleted", "live_bytes", "candidates", "protected", "best_metric")
+FIELDS = (
+    "live",
+    "deleted",
+    "live_bytes",
+    "candidates",
+    "candidate_bytes",
+    "protected",
+    "best_metric",
+)
 
 
 def stored(experiment) -> dict:

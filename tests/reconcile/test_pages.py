@@ -152,3 +152,28 @@ def test_metadata_json_is_shown_escaped(staff_client, scanned):
     )
     page = staff_client.get(f"{scanned.base}{scan.pk}/").content.decode()
     assert name in page and "<b>x</b>" not in page
+
+
+def test_the_actions_keep_the_experiment_summary(staff_client, scanned):
+    """Marking a missing checkpoint DELETED and re-syncing a drifted one's size change the
+    experiment's counts and bytes: the summary row follows (tests/gc/test_summary.py)."""
+    from experiments import summary
+    from experiments.models import ExperimentSummary
+
+    experiment = scanned.experiment
+    summary.refresh(experiment)  # the planter made its rows behind the services' back
+    before = summary.computed(experiment)
+
+    def stored():
+        row = ExperimentSummary.objects.get(experiment_id=experiment.pk)
+        return {name: getattr(row, name) for name in before}
+
+    base = f"{scanned.base}{scanned.scan.pk}/items/"
+    drifted = scanned.scan.items.get(kind="DRIFTED")
+    staff_client.post(f"{base}{drifted.pk}/resync/")
+    assert stored() == summary.computed(experiment), "after a resync"
+    staff_client.post(f"{scanned.base}{scanned.scan.pk}/mark-missing-deleted/")
+    after = summary.computed(experiment)
+    assert stored() == after, "after marking the missing checkpoint DELETED"
+    assert after["live"] == before["live"] - 1 and after["deleted"] == before["deleted"] + 1
+    assert after["candidate_bytes"] == before["candidate_bytes"] - 4 + 2  # m.bin went; d.bin 1 -> 3
