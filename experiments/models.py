@@ -192,6 +192,15 @@ class Checkpoint(models.Model):
             models.Index(
                 fields=["experiment", "id"], name="ckpt_candidate_id_idx", condition=CANDIDATE
             ),
+            # GC worker (experiments.gc.delete_claimed): a run's next batch of DELETING rows in
+            # uuid order, read from the index and stopped at the batch size; without it each
+            # batch sorted every row the run still held (quadratic: 100k went at a third of
+            # 10k's rate).
+            models.Index(
+                fields=["gc_run", "uuid"],
+                name="ckpt_deleting_run_idx",
+                condition=Q(state="DELETING"),
+            ),
             # Dashboard: checkpoint table sorted by metric.
             models.Index(fields=["experiment", "validation_metric"], name="checkpoint_metric_idx"),
             models.Index(fields=["experiment", "-id"], name="checkpoint_exp_id_idx"),
