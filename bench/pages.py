@@ -1,4 +1,4 @@
-"""Benchmark 2: the experiment page and the checkpoints API page at 1k and 100k checkpoints.
+"""Benchmark 2: the experiment page, its GC-counts fragment and the checkpoints API page.
 
 Latency is the median of timed requests through the test Client (signed in with a session
 for the page, a token for the API); the query count comes from one extra, untimed request
@@ -26,6 +26,8 @@ def endpoints(experiment_id: int, token: str) -> dict[str, tuple[str, dict]]:
     """Name -> (URL, extra headers) of what is measured."""
     return {
         "experiment page": (f"/experiments/{experiment_id}/", {}),
+        # What the saved policy keeps and deletes: loaded by the page after it renders.
+        "experiment page's GC counts (fragment)": (f"/experiments/{experiment_id}/gc/counts/", {}),
         "checkpoints API page": (
             f"/api/v1/experiments/{experiment_id}/checkpoints",
             {"HTTP_AUTHORIZATION": f"Token {token}"},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,17 @@ class Server:
     def worker_pids(self) -> list[int]:
         """The worker processes (children of the master)."""
         return child_pids(self.master_pid)
+
+    def warm_up(self, request, rounds: int = 3) -> int:
+        """Call ``request()`` from two threads per worker at once, ``rounds`` times; returns
+        how many calls were made. Each worker imports the views on its first request and
+        gunicorn cannot address a worker, so concurrent calls are how every worker gets one
+        before the timing starts (one call warmed one of the two)."""
+        threads = 2 * max(1, len(self.worker_pids()))
+        with ThreadPoolExecutor(threads) as pool:
+            for _ in range(rounds):
+                list(pool.map(lambda _: request(), range(threads)))
+        return rounds * threads
 
     def worker_peak_rss_mib(self) -> float:
         """The largest VmHWM among the workers, in MiB."""
