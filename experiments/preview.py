@@ -156,6 +156,18 @@ def _deleted_head(
         ids = list(ordered.filter(id__lt=ids[-1]).values_list("id", flat=True)[:chunk])
 
 
+def _counts(kept: dict[int, int], candidates: int) -> dict[str, int]:
+    """How many of ``candidates`` the retained set ``kept`` keeps and deletes."""
+    return {"retained_count": len(kept), "deleted_count": max(0, candidates - len(kept))}
+
+
+def policy_counts(experiment: Experiment, policy: Policy) -> dict[str, int]:
+    """``{"retained_count", "deleted_count"}`` of ``policy``: the retained set (one query)
+    against the summary's candidate count, without any of the preview's lists."""
+    kept = retained(experiment, policy)
+    return _counts(kept, summary.candidate_totals(experiment)["n"])
+
+
 def gc_preview(
     experiment: Experiment,
     policy: Policy,
@@ -186,10 +198,7 @@ def gc_preview(
     else:
         totals = summary.candidate_totals(experiment)
         retained_ids = heapq.nlargest(id_limit, kept)
-        counts = {
-            "retained_count": len(kept),
-            "deleted_count": max(0, totals["n"] - len(kept)),
-        }
+        counts = _counts(kept, totals["n"])
         reclaimed = max(0, int(totals["size"] or 0) - sum(kept.values()))
     offset = (page - 1) * page_size
     if id_limit is None:
