@@ -16,7 +16,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from ckptweb.policy import Policy
+from ckptweb.lib.policy import Policy
 from experiments.choices import GC_CANDIDATE_STATES
 from experiments.models import Checkpoint, Experiment
 from experiments.preview import gc_preview

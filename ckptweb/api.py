@@ -11,12 +11,12 @@ from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ckptweb.errors import Conflict
-from ckptweb.limits import MAX_BODY_BYTES, InvalidInput, check_json, decode_json
+from ckptweb.lib.errors import Conflict
+from ckptweb.lib.limits import MAX_BODY_BYTES, InvalidInput, check_json, decode_json
 
 
 class ConflictError(APIException):
-    """A ``ckptweb.errors.Conflict`` as a 409 ``{"detail": message}``."""
+    """A ``ckptweb.lib.errors.Conflict`` as a 409 ``{"detail": message}``."""
 
     status_code = status.HTTP_409_CONFLICT
     default_detail = Conflict.default_message
@@ -38,7 +38,7 @@ def invalid(exc: InvalidInput) -> ValidationError:
 
 
 class LimitedJSONParser(JSONParser):
-    """JSON bodies decoded by ``ckptweb.limits``: one body at most 16 MiB, every field
+    """JSON bodies decoded by ``ckptweb.lib.limits``: one body at most 16 MiB, every field
     within the JSON limits (depth, Unicode, finite numbers), refused with a 400 naming the
     field before any view or serializer sees it. Per-field sizes (1 MiB of metadata,
     100,000 resources) are the services' rule, so imports meet them too.

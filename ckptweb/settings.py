@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from ckptweb.env import envbool, envint, envlist, envstr
+from ckptweb.lib.env import envbool, envint, envlist, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(envstr("CKPTWEB_DATA_DIR") or BASE_DIR / "var").resolve()
@@ -68,7 +68,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "ckptweb.urls"
-# Bodies up to 16 MiB (batch reports); larger ones are a JSON 413 (ckptweb.limits).
+# Bodies up to 16 MiB (batch reports); larger ones are a JSON 413 (ckptweb.lib.limits).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 WSGI_APPLICATION = "ckptweb.wsgi.application"
 
@@ -170,7 +170,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "ckptweb.api.exception_handler",
-    # JSON within ckptweb.limits first; forms for the browsable pages of DRF's defaults.
+    # JSON within ckptweb.lib.limits first; forms for the browsable pages of DRF's defaults.
     "DEFAULT_PARSER_CLASSES": [
         "ckptweb.api.LimitedJSONParser",
         "rest_framework.parsers.FormParser",

@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, FloatField, Value, When
 from django.db.models.functions import Cast
 
-from ckptweb.limits import InvalidInput
+from ckptweb.lib.limits import InvalidInput
 from experiments import services, summary
 from experiments.models import Checkpoint, Trial, Validation
 

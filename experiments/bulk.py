@@ -24,9 +24,9 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
-from ckptweb.errors import Conflict
-from ckptweb.limits import ByteSum
-from ckptweb.units import human_bytes
+from ckptweb.lib.db import ByteSum
+from ckptweb.lib.errors import Conflict
+from ckptweb.lib.units import human_bytes
 from experiments import summary
 from experiments.compare import MAX_COMPARED, MIN_COMPARED
 from experiments.models import Checkpoint

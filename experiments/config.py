@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import yaml
 from django.core.exceptions import ValidationError
 
-from ckptweb import safe_yaml
-from ckptweb.limits import MAX_CONFIG_NODES, InvalidInput, check_json
-from ckptweb.policy import POLICY_FIELDS, InvalidPolicy, parse_policy_value
+from ckptweb.lib import safe_yaml
+from ckptweb.lib.limits import MAX_CONFIG_NODES, InvalidInput, check_json
+from ckptweb.lib.policy import POLICY_FIELDS, InvalidPolicy, parse_policy_value
 from storage.backends import SECRET_FIELDS, STORAGE_FIELDS, URL_FIELDS
 from storage.choices import StorageType
 from storage.models import REDACTED, StorageConfig, redact_url
@@ -62,7 +62,7 @@ class ExperimentConfig:
 
 
 def load_yaml(text: str, field: str = "config") -> dict:
-    """Parse YAML text into a mapping within ``ckptweb.safe_yaml``'s limits.
+    """Parse YAML text into a mapping within ``ckptweb.lib.safe_yaml``'s limits.
 
     Syntax errors name the line; limits (size, nodes, depth, tags, duplicate keys, finite
     numbers) name the key.

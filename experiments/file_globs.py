@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from ckptweb.limits import InvalidInput
+from ckptweb.lib.limits import InvalidInput
 from experiments.models import Checkpoint
 
 #: At most this many globs per request, each at most this long.

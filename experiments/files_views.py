@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from ckptweb.errors import Conflict
+from ckptweb.lib.errors import Conflict
 from experiments import partial_deletion
 from experiments.models import Checkpoint
 from experiments.queries import can_manage

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from ckptweb.policy import POLICY_FIELDS, InvalidPolicy, Policy
+from ckptweb.lib.policy import POLICY_FIELDS, InvalidPolicy, Policy
 from experiments.choices import ExperimentState
 from experiments.models import Experiment
 

@@ -38,7 +38,7 @@ stays ERROR for the next sweep. A SWEEP run (``experiments.gc_sweep``) first **a
 DELETING checkpoints whose run is gone and finishes deleting them.
 
 The run's lifecycle — claim, heartbeat, finish, and retirement when its heartbeat stops —
-is ``storage.runs``', shared with storage scans and orphan deletions; an unexpected error
+is ``ckptweb.jobs``', shared with storage scans and orphan deletions; an unexpected error
 ends the run FAILED at once, and what it had claimed is adopted by the next sweep. The
 ``run_gc`` task lives here, beside ``enqueue``, so that starting a run
 (``experiments.services``) and the sweep reach it without an import cycle.
@@ -51,7 +51,8 @@ import logging
 from django.conf import settings
 from django.db import connections, transaction
 
-from ckptweb.policy import DELETE_EVERYTHING, Policy
+from ckptweb import jobs
+from ckptweb.lib.policy import DELETE_EVERYTHING, Policy
 from experiments import summary
 from experiments.choices import (
     GC_CANDIDATE_STATES,
@@ -65,7 +66,6 @@ from experiments.file_globs import delete_matching_files
 from experiments.gc_record import BatchOutcome, record_batch  # noqa: F401  (gc.record_batch)
 from experiments.models import Checkpoint, Experiment, GCRun
 from experiments.retention import pinned, ranked_candidates
-from storage import runs
 from storage.backends import get_backend
 from storage.backends.base import StorageError, TransientStorageError
 
@@ -104,7 +104,7 @@ def execute_run(run_id: int, final_attempt: bool = True) -> GCRun | None:
         run.refresh_from_db(fields=["failed"])
         return GCRunState.FAILED if run.failed else GCRunState.SUCCEEDED
 
-    run = runs.execute(
+    run = jobs.execute(
         GCRun.objects.select_related("experiment__storage"), run_id, work, final_attempt
     )
     if run is not None and run.is_finished:
@@ -164,7 +164,7 @@ def claim_checkpoints(run: GCRun) -> int:
             .select_related("storage")
             .get(pk=run.experiment_id)
         )
-        runs.beat(GCRun, run.pk)
+        jobs.beat(GCRun, run.pk)
         if run.reason in SINGLE_CHECKPOINT_REASONS:
             policy = run.gc_policy  # not used: the run deletes the one checkpoint
         else:
@@ -236,7 +236,7 @@ def reconcile_errors(run: GCRun, backend) -> int:
         experiment_id=run.experiment_id, state=CheckpointState.ERROR
     ).order_by("id")
     for checkpoint in errors.only("id", "uuid", "resources", "error", "size_bytes"):
-        runs.beat(GCRun, run.pk)
+        jobs.beat(GCRun, run.pk)
         try:
             intact = files_intact(checkpoint, backend)
         except StorageError as exc:
@@ -260,7 +260,7 @@ def delete_claimed(run: GCRun, backend, final_attempt: bool) -> None:
     size = settings.CKPTWEB_GC_BATCH_SIZE
     files_run = run.reason == GCReason.FILES
     while True:
-        runs.beat(GCRun, run.pk)
+        jobs.beat(GCRun, run.pk)
         batch = list(
             Checkpoint.objects.filter(gc_run=run, state=CheckpointState.DELETING)
             # UUID order: a batch's directories are neighbours in the store's key space, so
@@ -322,14 +322,14 @@ def delete_experiment_rows(experiment_id: int) -> bool:
 # --- enqueueing ------------------------------------------------------------------------------
 
 
-@runs.run_task(name="experiments.tasks.run_gc")
+@jobs.run_task(name="experiments.tasks.run_gc")
 def run_gc(self, run_id: int) -> None:
     """Execute (or resume) GC run ``run_id``; a missing or finished run is a no-op.
 
     TransientStorageError makes Celery retry with backoff; on the last attempt the failure
     is recorded on the checkpoints (ERROR) instead, for the sweep to retry later.
     """
-    execute_run(run_id, final_attempt=runs.is_final_attempt(self))
+    execute_run(run_id, final_attempt=jobs.is_final_attempt(self))
 
 
 def enqueue(run_id: int) -> None:

@@ -17,12 +17,12 @@ from django.db import transaction
 from django.db.models import Case, TextField, Value, When
 from django.utils import timezone
 
-from ckptweb.limits import add_bytes
+from ckptweb import jobs
+from ckptweb.lib.db import add_bytes
 from experiments import summary
 from experiments.choices import CheckpointState
 from experiments.file_globs import remaining_files
 from experiments.models import Checkpoint, GCRun
-from storage import runs
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _outcomes(
             if changes.get("resources"):
                 state = CheckpointState.PARTIALLY_DELETED
         else:
-            error = error[: runs.MAX_ERROR_CHARS]
+            error = error[: jobs.MAX_ERROR_CHARS]
             state = CheckpointState.ERROR
             if gone is not None and gone.get(uuid):
                 # Some files went: the sweep cannot retry a FILES deletion (it applies

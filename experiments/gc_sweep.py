@@ -1,6 +1,6 @@
 """The periodic GC sweep: retire dead runs and start SWEEP runs where work is left.
 
-The periodic sweep (``sweep``) retires runs whose heartbeat stopped (``storage.runs``), re-enqueues
+The periodic sweep (``sweep``) retires runs whose heartbeat stopped (``ckptweb.jobs``), re-enqueues
 runs that never started, and starts a SWEEP run for every experiment with ERROR
 checkpoints, orphaned DELETING checkpoints, or rows left to delete. A SWEEP run first
 
@@ -23,13 +23,13 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
+from ckptweb import jobs
+from ckptweb.jobs import RUN_ACTIVE_STATES, RunState
 from experiments import gc
 from experiments.choices import GC_RUN_TERMINAL_STATES, CheckpointState, ExperimentState, GCReason
 from experiments.models import Checkpoint, Experiment, GCRun
 from experiments.partial_deletion import resume_orphaned_deletions
 from experiments.services import start_gc_run
-from storage import runs
-from storage.choices import RUN_ACTIVE_STATES, RunState
 
 
 def sweep() -> list[int]:
@@ -38,10 +38,10 @@ def sweep() -> list[int]:
     Returns the ids of the runs it started.
     """
     stale = settings.CKPTWEB_GC_STALE_SECONDS
-    retired = runs.retire_stale(GCRun.objects.all(), stale)
+    retired = jobs.retire_stale(GCRun.objects.all(), stale)
     needy = set(GCRun.objects.filter(pk__in=retired).values_list("experiment_id", flat=True))
     resumed = resume_orphaned_deletions()
-    cutoff = runs.stale_cutoff(stale)
+    cutoff = jobs.stale_cutoff(stale)
     never_started = GCRun.objects.filter(state=RunState.PENDING, created_at__lt=cutoff)
     for run_id in list(never_started.values_list("pk", flat=True)):
         gc.enqueue(run_id)  # its first message may have been lost

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 
-from ckptweb.errors import Conflict
-from ckptweb.limits import InvalidInput
+from ckptweb.lib.errors import Conflict
+from ckptweb.lib.limits import InvalidInput
+from ckptweb.lib.paths import UnsafePath
 from experiments.models import Checkpoint, Experiment, Trial
 from experiments.services import ReportError, report_checkpoint
 from storage.backends import get_backend
 from storage.backends.base import StorageBackend, StorageError, check_uuid
 from storage.models import StorageConfig
-from storage.paths import UnsafePath
 from storage.services import METADATA_FILE, read_metadata
 
 

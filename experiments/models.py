@@ -6,7 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from ckptweb.policy import DEFAULT_POLICY, DELETE_EVERYTHING, POLICY_FIELDS, Policy
+from ckptweb.jobs import Run
+from ckptweb.lib.policy import DEFAULT_POLICY, DELETE_EVERYTHING, POLICY_FIELDS, Policy
 from experiments.choices import (
     CheckpointState,
     ExperimentState,
@@ -14,7 +15,6 @@ from experiments.choices import (
     GCRunState,
     TrialState,
 )
-from storage.runs import Run
 
 # GC candidates (experiments.choices.GC_CANDIDATE_STATES), as partial-index conditions.
 CANDIDATE = Q(state__in=["COMPLETED", "PARTIALLY_DELETED"])
@@ -253,7 +253,7 @@ class GCRun(Run):
 
     ``policy`` is the policy it applied; ``errors`` is a list of
     ``{"checkpoint": uuid, "error": text}``. Its lifecycle (claim, heartbeat, finish,
-    retirement when the heartbeat stops) is ``storage.runs``'.
+    retirement when the heartbeat stops) is ``ckptweb.jobs``'.
     """
 
     State = GCRunState

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from ckptweb.errors import Conflict
+from ckptweb.lib.errors import Conflict
 from experiments.choices import GC_RUN_TERMINAL_STATES, CheckpointState, GCReason
 from experiments.file_globs import (
     MAX_GLOB_CHARS,

@@ -22,8 +22,8 @@ import hashlib
 import heapq
 from dataclasses import dataclass, field
 
-from ckptweb.limits import InvalidInput
-from ckptweb.policy import Policy
+from ckptweb.lib.limits import InvalidInput
+from ckptweb.lib.policy import Policy
 from experiments import summary
 from experiments.models import Experiment
 from experiments.registry import registered_versions

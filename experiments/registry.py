@@ -26,9 +26,9 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.db.models import OuterRef, Prefetch, Q, Subquery
 
-from ckptweb import limits
-from ckptweb.errors import Conflict
-from ckptweb.limits import InvalidInput
+from ckptweb.lib import limits
+from ckptweb.lib.errors import Conflict
+from ckptweb.lib.limits import InvalidInput
 from experiments.choices import CheckpointState, ExperimentState
 from experiments.models import Checkpoint, Experiment
 from experiments.models_registry import (
@@ -102,7 +102,7 @@ def check_labels(labels) -> list[str]:
 
 
 def check_text(field: str, value, limit: int) -> str:
-    """Free text (description, comment): ``ckptweb.limits.check_text`` within ``limit``."""
+    """Free text (description, comment): ``ckptweb.lib.limits.check_text`` within ``limit``."""
     if value is None:
         return ""
     try:

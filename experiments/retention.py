@@ -37,7 +37,7 @@ from django.db.models import F, Q, Window
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import RowNumber
 
-from ckptweb.policy import Policy
+from ckptweb.lib.policy import Policy
 from experiments.choices import GC_CANDIDATE_STATES
 from experiments.models import Checkpoint, Experiment, ModelVersion, Trial
 

@@ -11,8 +11,8 @@ import uuid as uuid_lib
 import yaml
 from django.db import IntegrityError, transaction
 
-from ckptweb.errors import Conflict
-from ckptweb.limits import (
+from ckptweb.lib.errors import Conflict
+from ckptweb.lib.limits import (
     MAX_INT,
     MAX_PATH_LENGTH,
     MAX_RESOURCES,
@@ -21,7 +21,8 @@ from ckptweb.limits import (
     check_size,
     printable,
 )
-from ckptweb.policy import DELETE_EVERYTHING, POLICY_FIELDS, Policy
+from ckptweb.lib.paths import UnsafePath, check_relative_path
+from ckptweb.lib.policy import DELETE_EVERYTHING, POLICY_FIELDS, Policy
 from experiments import gc, summary
 from experiments.choices import (
     EXPERIMENT_TERMINAL_STATES,
@@ -38,7 +39,6 @@ from experiments.models import (
     Validation,
 )
 from experiments.registry import checkpoint_registered_refusal, experiment_registered_refusal
-from storage.paths import UnsafePath, check_relative_path
 from storage.services import storage_for_spec
 
 
@@ -47,7 +47,7 @@ class ReportError(InvalidInput):
 
 
 def _storable(value, field: str, **limits):
-    """``value`` checked by ``ckptweb.limits.check_json``, its refusal as a ReportError."""
+    """``value`` checked by ``ckptweb.lib.limits.check_json``, its refusal as a ReportError."""
     try:
         return check_json(value, field, **limits)
     except InvalidInput as exc:
@@ -159,7 +159,7 @@ def check_resources(resources, walked: bool = False) -> dict[str, int]:
 
 
 def check_metadata(metadata, walked: bool = False) -> dict:
-    """User metadata must be a storable JSON object (``ckptweb.limits``: at most 1 MiB)."""
+    """User metadata must be a storable JSON object (``ckptweb.lib.limits``: at most 1 MiB)."""
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):
@@ -224,7 +224,7 @@ def new_checkpoint(
 
     The checks of every report (single or batch); the uuid's uniqueness and the
     validation link are the callers' (they differ in how many they do at once).
-    ``walked``: the API's parser checked the values (``ckptweb.limits.check_json``).
+    ``walked``: the API's parser checked the values (``ckptweb.lib.limits.check_json``).
     """
     resources = check_resources(resources, walked)
     metadata = check_metadata(metadata, walked)

@@ -29,7 +29,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, Count, F, Max, Min, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
-from ckptweb.limits import ByteSum
+from ckptweb.lib.db import ByteSum
 from experiments.choices import GC_CANDIDATE_STATES, CheckpointState
 from experiments.models import Checkpoint, Experiment, ExperimentSummary
 

@@ -20,8 +20,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from ckptweb.errors import Conflict
-from ckptweb.policy import POLICY_FIELDS
+from ckptweb.lib.errors import Conflict
+from ckptweb.lib.policy import POLICY_FIELDS
 from experiments import registry_pages
 from experiments.bulk import set_protected_many
 from experiments.chart_options import page_chart

@@ -16,25 +16,7 @@ class StorageType(models.TextChoices):
     AZURE = "azure", "Azure Blob Storage"
 
 
-# --- runs and storage reconciliation --------------------------------------------------------
-
-
-class RunState(models.TextChoices):
-    """Lifecycle of every background run (GC run, storage scan, orphan deletion).
-
-    PENDING -> RUNNING -> SUCCEEDED | FAILED. A transient storage error keeps a run RUNNING
-    while Celery retries it; its last attempt ends FAILED with ``error`` set. A RUNNING row
-    whose ``heartbeat`` stopped is retired (FAILED) by ``storage.runs.retire_stale``.
-    """
-
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-
-
-RUN_ACTIVE_STATES = (RunState.PENDING, RunState.RUNNING)
-RUN_TERMINAL_STATES = (RunState.SUCCEEDED, RunState.FAILED)
+# --- storage reconciliation ---------------------------------------------------------------
 
 
 class ScanItemKind(models.TextChoices):

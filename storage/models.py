@@ -6,11 +6,11 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from ckptweb.policy import POLICY_FIELDS, Policy
+from ckptweb.jobs import Run
+from ckptweb.lib.policy import POLICY_FIELDS, Policy
 from storage.backends import BACKENDS, SECRET_FIELDS, STORAGE_FIELDS, URL_FIELDS
 from storage.backends.azure import CONNECTION_STRING_SECRETS, parse_connection_string
 from storage.choices import ScanItemKind, ScanItemResolution, StorageType
-from storage.runs import Run
 
 #: What a page, a response or a stored config shows instead of a secret.
 REDACTED = "********"

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import transaction
 
-from ckptweb.limits import MAX_FIELD_BYTES, InvalidInput, parse_json
-from ckptweb.policy import Policy
+from ckptweb.lib.limits import MAX_FIELD_BYTES, InvalidInput, parse_json
+from ckptweb.lib.paths import UnsafePath, check_relative_path
+from ckptweb.lib.policy import Policy
 from storage.archive import TarPlan, iter_archive
 from storage.backends import STORAGE_FIELDS, get_backend
 from storage.backends.base import (
@@ -25,7 +26,6 @@ from storage.backends.base import (
     StoredFile,
 )
 from storage.models import StorageConfig, credential_fields
-from storage.paths import UnsafePath, check_relative_path
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from django.db.models.functions import Coalesce
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from ckptweb.limits import ByteSum
+from ckptweb.lib.db import ByteSum
 from experiments.choices import CheckpointState
 from experiments.models import Checkpoint, Experiment
 from storage.models import StorageConfig

@@ -15,11 +15,11 @@ def test_no_import_cycle_between_modules():
 
 def test_the_cycle_check_finds_a_planted_cycle_lazy_imports_included():
     graph = import_graph()
-    assert "storage.paths" in graph["storage.backends.base"]
+    assert "ckptweb.lib.paths" in graph["storage.backends.base"]
     # What a function-level ``from storage.backends import base`` inside storage/paths.py
     # would add to the graph: the loop base -> paths -> base.
-    planted = {**graph, "storage.paths": graph["storage.paths"] | {"storage.backends.base"}}
-    found = [c for c in cycles(planted) if "storage.paths" in c]
+    planted = {**graph, "ckptweb.lib.paths": graph["ckptweb.lib.paths"] | {"storage.backends.base"}}
+    found = [c for c in cycles(planted) if "ckptweb.lib.paths" in c]
     assert found and "storage.backends.base" in found[0]
     loop = loop_in(found[0], planted)
     assert loop[0] == loop[-1] and len(loop) >= 3
@@ -31,3 +31,16 @@ def test_import_linter_contracts_hold():
         [str(lint_imports), "--no-cache"], capture_output=True, text=True, cwd=ROOT, timeout=300
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+def test_the_ckpt_entry_point_loads_neither_django_nor_celery():
+    """import-linter sees imports, not what a package's ``__init__`` drags in at run time."""
+    probe = (
+        "import sys, ckptweb.client.cli;"
+        "print(sorted({'django', 'celery', 'kombu', 'rest_framework'} & set(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"

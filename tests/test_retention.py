@@ -4,7 +4,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ckptweb.policy import DELETE_EVERYTHING, InvalidPolicy, Policy
+from ckptweb.lib.policy import DELETE_EVERYTHING, InvalidPolicy, Policy
 from experiments.choices import CheckpointState, ExperimentState
 from experiments.models import Checkpoint, Experiment, Trial
 from experiments.preview import gc_preview

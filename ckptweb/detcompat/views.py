@@ -27,7 +27,7 @@ from ckptweb.detcompat.base import (
     int_param,
     json_body,
 )
-from ckptweb.policy import InvalidPolicy, Policy
+from ckptweb.lib.policy import InvalidPolicy, Policy
 from experiments import partial_deletion, services
 from experiments.models import Experiment
 from experiments.preview import gc_preview

@@ -6,7 +6,7 @@ single report; a batch of 1,000 reports through it costs a DRF field tree per it
 texts, taken from the field classes) in a few comparisons per field.
 
 One check per JSON value: the API's parser (``ckptweb.api.LimitedJSONParser``) has walked
-every value of the body with ``ckptweb.limits.check_json`` before a view runs, so neither
+every value of the body with ``ckptweb.lib.limits.check_json`` before a view runs, so neither
 this module nor the service walks ``metadata`` or ``resources`` again (NUL, Unicode,
 numbers, depth); the service still applies the per-field rules (1 MiB, paths, sizes).
 """

@@ -9,7 +9,7 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
-from ckptweb.policy import MAX_POLICY_VALUE, POLICY_FIELDS
+from ckptweb.lib.policy import MAX_POLICY_VALUE, POLICY_FIELDS
 from experiments.choices import CheckpointState, ExperimentState, GCRunState, TrialState
 from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
 

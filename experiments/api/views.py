@@ -19,7 +19,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from ckptweb.api import FastJSONRenderer
-from ckptweb.policy import InvalidPolicy, Policy
+from ckptweb.lib.policy import InvalidPolicy, Policy
 from experiments import services
 from experiments.api import serializers as s
 from experiments.api.permissions import IsOwnerOrStaffOrReadOnly

@@ -3,7 +3,7 @@
 from django.db import migrations, models
 from django.db.models import Q
 
-from ckptweb.limits import ByteSum
+from ckptweb.lib.db import ByteSum
 
 CANDIDATES = ("COMPLETED", "PARTIALLY_DELETED")
 

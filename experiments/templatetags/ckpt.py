@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.timezone import localtime
 
-from ckptweb import units
+from ckptweb.lib import units
 
 register = template.Library()
 
@@ -32,7 +32,7 @@ STATE_TONES = {
 
 
 def human_bytes(value) -> str:
-    """``1536`` -> ``"1.5 KiB"`` (``ckptweb.units``: the CLI prints the same)."""
+    """``1536`` -> ``"1.5 KiB"`` (``ckptweb.lib.units``: the CLI prints the same)."""
     try:
         size = float(value or 0)
     except (TypeError, ValueError):

@@ -17,6 +17,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
+from ckptweb.lib.paths import UnsafePath
 from experiments.models import Checkpoint
 from storage import services
 from storage.backends.base import (
@@ -25,7 +26,6 @@ from storage.backends.base import (
     StorageError,
     TransientStorageError,
 )
-from storage.paths import UnsafePath
 
 logger = logging.getLogger(__name__)
 

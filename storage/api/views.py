@@ -21,12 +21,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
 
+from ckptweb.lib.paths import check_relative_path
 from storage import bundles, direct, services, untrusted
 from storage.api.base import CheckpointStreamView, RangeNotSatisfiable, logged
 from storage.api.direct_views import expires_seconds
 from storage.archive import FORMATS
 from storage.backends.base import CHUNK_SIZE
-from storage.paths import check_relative_path
 
 # Types the standard table lacks but checkpoints often contain.
 mimetypes.add_type("application/yaml", ".yaml")

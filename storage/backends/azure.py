@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+from ckptweb.lib.paths import check_relative_path
 from storage.backends.base import (
     DirectDownloadUnsupported,
     FileNotFoundInStorage,
@@ -32,7 +33,6 @@ from storage.backends.base import (
 )
 from storage.backends.object_store import ObjectStoreBackend
 from storage.choices import StorageType
-from storage.paths import check_relative_path
 
 #: Bytes per download request; also the most a download holds in memory.
 CHUNK_BYTES = 4 * 1024 * 1024

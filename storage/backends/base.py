@@ -1,7 +1,7 @@
 """The interface every storage backend implements, and the fields each one declares.
 
 A backend is built from a StorageConfig and only ever touches ``<root>/<uuid>/``: every
-relative path goes through ``storage.paths.check_relative_path`` before it is used, and
+relative path goes through ``ckptweb.lib.paths.check_relative_path`` before it is used, and
 every checkpoint name through ``check_uuid``.
 
 Each backend class declares the StorageConfig fields of its type (``parameters``), which
@@ -19,18 +19,19 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from ckptweb.lib.errors import ExternalError, TransientError
+from ckptweb.lib.paths import UnsafePath
 from storage.choices import StorageType
-from storage.paths import UnsafePath
 
 #: Size of one streamed read: big enough to be efficient, small enough to bound memory.
 CHUNK_SIZE = 1024 * 1024
 
 
-class StorageError(Exception):
+class StorageError(ExternalError):
     """A storage operation failed. The message never contains secrets."""
 
 
-class TransientStorageError(StorageError):
+class TransientStorageError(StorageError, TransientError):
     """A failure worth retrying (connection refused, timeout, throttling, 5xx)."""
 
 

@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import quote
 
+from ckptweb.lib.paths import check_relative_path
 from storage.backends import base
 from storage.backends.object_store import ObjectStoreBackend
 from storage.choices import StorageType
-from storage.paths import check_relative_path
 
 #: HTTP timeouts (connect, read) for streamed downloads.
 DOWNLOAD_TIMEOUT = (10, 60)

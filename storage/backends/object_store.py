@@ -25,6 +25,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+from ckptweb.lib.paths import UnsafePath, check_relative_path, is_safe_relative_path
 from storage.backends.base import (
     DeleteResult,
     ListedDirectory,
@@ -34,7 +35,6 @@ from storage.backends.base import (
     check_uuid,
     summarize_object_errors,
 )
-from storage.paths import UnsafePath, check_relative_path, is_safe_relative_path
 
 logger = logging.getLogger(__name__)
 

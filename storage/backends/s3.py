@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 
+from ckptweb.lib.paths import check_relative_path
 from storage.backends.base import (
     FileNotFoundInStorage,
     StorageError,
@@ -14,7 +15,6 @@ from storage.backends.base import (
 )
 from storage.backends.object_store import ObjectStoreBackend
 from storage.choices import StorageType
-from storage.paths import check_relative_path
 
 #: S3 error codes worth retrying besides any 5xx.
 TRANSIENT_CODES = {

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from ckptweb.lib.paths import UnsafePath, check_relative_path
 from storage.backends.base import (
     DeleteResult,
     FileNotFoundInStorage,
@@ -21,7 +22,6 @@ from storage.backends.base import (
     summarize_object_errors,
 )
 from storage.choices import StorageType
-from storage.paths import UnsafePath, check_relative_path
 
 logger = logging.getLogger(__name__)
 

@@ -4,5 +4,5 @@
 (deleting orphaned directories safely), ``actions`` (starting both, and the actions on
 single findings), ``tasks`` (their Celery tasks), ``views``/``urls`` (the staff pages) and
 ``api``/``api_urls`` (the staff REST API). Scans and deletions are runs with the lifecycle
-of ``storage.runs``.
+of ``ckptweb.jobs``.
 """

@@ -2,7 +2,7 @@
 
 ``start_scan`` and ``start_deletion`` create the run's row and enqueue its task on commit
 (``storage.reconcile.tasks``), retiring a dead run of the same storage or scan first
-(``storage.runs.retire_stale``). The item actions — import an orphan as a checkpoint
+(``ckptweb.jobs.retire_stale``). The item actions — import an orphan as a checkpoint
 (``experiments.imports``), mark a missing checkpoint DELETED, re-sync a drifted
 checkpoint's resources — re-check storage first, change the checkpoint with a
 compare-and-set on its state, and raise ActionRefused (a 409) with the reason otherwise.
@@ -13,21 +13,16 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import transaction
 
-from ckptweb.errors import Conflict
+from ckptweb import jobs
+from ckptweb.jobs import RUN_ACTIVE_STATES, RunState
+from ckptweb.lib.errors import Conflict
 from experiments import summary
 from experiments.choices import CheckpointState
 from experiments.imports import ImportSkip, import_directory
 from experiments.models import Checkpoint
-from storage import runs
 from storage.backends import get_backend
 from storage.backends.base import StorageError
-from storage.choices import (
-    DELETABLE_RESOLUTIONS,
-    RUN_ACTIVE_STATES,
-    RunState,
-    ScanItemKind,
-    ScanItemResolution,
-)
+from storage.choices import DELETABLE_RESOLUTIONS, ScanItemKind, ScanItemResolution
 from storage.models import OrphanDeletion, ScanItem, StorageConfig, StorageScan
 from storage.reconcile.orphans import deletable_orphans, unclaimed
 from storage.reconcile.scan import grace_seconds
@@ -45,7 +40,7 @@ def start_scan(storage: StorageConfig, user=None) -> tuple[StorageScan, bool]:
     """
     with transaction.atomic():
         StorageConfig.objects.select_for_update().filter(pk=storage.pk).exists()
-        runs.retire_stale(StorageScan.objects.filter(storage=storage), stale_seconds())
+        jobs.retire_stale(StorageScan.objects.filter(storage=storage), stale_seconds())
         active = storage.scans.filter(state__in=RUN_ACTIVE_STATES).order_by("-id").first()
         if active is not None:
             return active, False
@@ -75,7 +70,7 @@ def start_deletion(scan: StorageScan, user=None) -> OrphanDeletion:
         raise ActionRefused("Only a finished, successful scan's orphans can be deleted.")
     with transaction.atomic():
         StorageScan.objects.select_for_update().filter(pk=scan.pk).exists()
-        runs.retire_stale(OrphanDeletion.objects.filter(scan=scan), stale_seconds())
+        jobs.retire_stale(OrphanDeletion.objects.filter(scan=scan), stale_seconds())
         deletion = OrphanDeletion.objects.create(scan=scan, requested_by=_user(user))
         ids = list(deletable_orphans(scan).values_list("pk", flat=True))
         claimed = (

@@ -7,7 +7,7 @@ UUID still unknown or DELETED — the database check comes last, right before th
 keep the window small. Otherwise the item is kept. So a checkpoint registered after the
 scan, even under an orphan's UUID, never loses its files. Every outcome is saved with a
 compare-and-set on the item's claim. The run's lifecycle (claim, beat, finish, retirement)
-is ``storage.runs``'.
+is ``ckptweb.jobs``'.
 """
 
 from __future__ import annotations
@@ -18,19 +18,14 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ckptweb.limits import ByteSum, add_bytes
+from ckptweb import jobs
+from ckptweb.jobs import RUN_TERMINAL_STATES, RunState
+from ckptweb.lib.db import ByteSum, add_bytes
 from experiments.choices import CheckpointState
 from experiments.models import Checkpoint
-from storage import runs
 from storage.backends import get_backend
 from storage.backends.base import StorageError, TransientStorageError
-from storage.choices import (
-    DELETABLE_RESOLUTIONS,
-    RUN_TERMINAL_STATES,
-    RunState,
-    ScanItemKind,
-    ScanItemResolution,
-)
+from storage.choices import DELETABLE_RESOLUTIONS, ScanItemKind, ScanItemResolution
 from storage.models import OrphanDeletion, ScanItem, StorageScan
 from storage.reconcile.scan import grace_seconds
 
@@ -73,12 +68,12 @@ def execute_deletion(deletion_id: int, final_attempt: bool = True) -> OrphanDele
         return RunState.FAILED if deletion.failed else RunState.SUCCEEDED
 
     deletions = OrphanDeletion.objects.select_related("scan__storage")
-    return runs.execute(deletions, deletion_id, work, final_attempt)
+    return jobs.execute(deletions, deletion_id, work, final_attempt)
 
 
 def _next_batch(deletion_id: int) -> list[ScanItem]:
     """The next items the deletion holds and has not decided yet; RunLost if retired."""
-    runs.beat(OrphanDeletion, deletion_id)
+    jobs.beat(OrphanDeletion, deletion_id)
     return list(
         ScanItem.objects.filter(deletion_id=deletion_id, resolution=ScanItemResolution.OPEN)
         .order_by("id")
@@ -131,7 +126,7 @@ def record_outcomes(deletion_id: int, batch, outcomes: dict[int, tuple[str, str,
         deletion = OrphanDeletion.objects.select_for_update().get(pk=deletion_id)
         for item in batch:
             resolution, note, size = outcomes[item.pk]
-            note = note[: runs.MAX_ERROR_CHARS]
+            note = note[: jobs.MAX_ERROR_CHARS]
             if not ScanItem.objects.filter(
                 pk=item.pk, deletion_id=deletion_id, resolution=ScanItemResolution.OPEN
             ).update(resolution=resolution, resolution_note=note):

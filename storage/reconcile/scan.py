@@ -15,7 +15,7 @@ from the database in UUID order (keyset pages), so neither side is ever held who
 A directory named like no canonical UUID, or holding a checkpoint of another storage
 (two configs on one location), is counted as skipped and never touched. Each attempt
 starts clean (the items of an earlier one are discarded); progress is saved with the
-heartbeat, and the run's lifecycle (claim, beat, finish, retirement) is ``storage.runs``'.
+heartbeat, and the run's lifecycle (claim, beat, finish, retirement) is ``ckptweb.jobs``'.
 """
 
 from __future__ import annotations
@@ -29,16 +29,17 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from ckptweb.limits import InvalidInput
+from ckptweb import jobs
+from ckptweb.jobs import RunState
+from ckptweb.lib.limits import InvalidInput
+from ckptweb.lib.paths import UnsafePath
 from experiments.choices import CheckpointState
 from experiments.models import Checkpoint
-from storage import runs
 from storage.backends import get_backend
 from storage.backends.base import StorageError, check_uuid
 from storage.backends.listing import ListedDirectory, iter_directories
-from storage.choices import RunState, ScanItemKind
+from storage.choices import ScanItemKind
 from storage.models import ScanItem, StorageScan
-from storage.paths import UnsafePath
 from storage.services import METADATA_FILE, read_metadata
 
 #: Directories per database lookup and per insert of scan items.
@@ -67,7 +68,7 @@ def execute_scan(scan_id: int, final_attempt: bool = True) -> StorageScan | None
         return RunState.SUCCEEDED
 
     scans = StorageScan.objects.select_related("storage")
-    return runs.execute(scans, scan_id, work, final_attempt, started_at=started, error="")
+    return jobs.execute(scans, scan_id, work, final_attempt, started_at=started, error="")
 
 
 @dataclass
@@ -305,7 +306,7 @@ class Scanner:
         if resolve:
             self.resolve_unknown()
         with transaction.atomic():
-            runs.beat(StorageScan, self.scan.pk, **self.counts)
+            jobs.beat(StorageScan, self.scan.pk, **self.counts)
             ScanItem.objects.bulk_create(self.items)
         self.items = []
         self.last_progress = time.monotonic()

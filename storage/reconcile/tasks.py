@@ -6,18 +6,18 @@ registered under (``storage.tasks.*``), and ``storage/tasks.py`` imports them fo
 autodiscovery.
 """
 
-from storage import runs
+from ckptweb import jobs
 from storage.reconcile.orphans import execute_deletion
 from storage.reconcile.scan import execute_scan
 
 
-@runs.run_task(name="storage.tasks.run_scan")
+@jobs.run_task(name="storage.tasks.run_scan")
 def run_scan(self, scan_id: int) -> None:
     """Run (or restart) storage scan ``scan_id``; see ``scan.execute_scan``."""
-    execute_scan(scan_id, final_attempt=runs.is_final_attempt(self))
+    execute_scan(scan_id, final_attempt=jobs.is_final_attempt(self))
 
 
-@runs.run_task(name="storage.tasks.delete_orphans")
+@jobs.run_task(name="storage.tasks.delete_orphans")
 def delete_orphans(self, deletion_id: int) -> None:
     """Delete (or resume deleting) the orphans of ``deletion_id``; see ``execute_deletion``."""
-    execute_deletion(deletion_id, final_attempt=runs.is_final_attempt(self))
+    execute_deletion(deletion_id, final_attempt=jobs.is_final_attempt(self))

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from ckptweb.errors import Conflict
+from ckptweb.lib.errors import Conflict
 from experiments import partial_deletion, services
 from experiments.models import Checkpoint, Validation
 from experiments.retention import Policy

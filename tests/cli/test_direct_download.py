@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ckptweb.client import ApiError, Client
-from ckptweb.direct_download import DirectDownload
+from ckptweb.client.direct import DirectDownload
 from experiments import services
 from experiments.models import Experiment
 from tests.factories import report_with_files

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from ckptweb.policy import Policy
+from ckptweb.lib.policy import Policy
 from experiments import gc, services
 from experiments.choices import CheckpointState, GCReason, GCRunState
 from experiments.models import Checkpoint, Experiment, GCRun

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from ckptweb.policy import Policy
+from ckptweb.lib.policy import Policy
 from experiments import retention, services
 from experiments.choices import CheckpointState
 from tests import factories

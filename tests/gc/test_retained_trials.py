@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from ckptweb.policy import Policy
+from ckptweb.lib.policy import Policy
 from experiments import chart_data, retention, services
 from experiments.choices import GC_CANDIDATE_STATES, CheckpointState
 from experiments.models import Checkpoint

@@ -8,7 +8,7 @@ import tracemalloc
 
 import pytest
 
-from ckptweb.limits import MAX_FILE_BYTES
+from ckptweb.lib.limits import MAX_FILE_BYTES
 from experiments import services
 from experiments.choices import GCRunState
 from experiments.models import Checkpoint, Experiment, GCRun

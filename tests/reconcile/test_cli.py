@@ -7,8 +7,8 @@ import io
 
 import pytest
 
-from ckptweb.cli_storage import add_storage_commands
 from ckptweb.client import ApiError, Client
+from ckptweb.client.cli.storage import add_storage_commands
 
 
 def parse(*argv):

@@ -5,8 +5,7 @@ import uuid
 import pytest
 from rest_framework.authtoken.models import Token
 
-from ckptweb import client_batch
-from ckptweb.client import ApiError, Client
+from ckptweb.client import ApiError, Client, batch
 from experiments.models import Checkpoint, Validation
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -18,7 +17,7 @@ def api(live_server, alice):
 
 
 def test_it_reports_in_batches_of_the_server_limit(api, trial, monkeypatch):
-    monkeypatch.setattr(client_batch, "BATCH_SIZE", 3)
+    monkeypatch.setattr(batch, "BATCH_SIZE", 3)
     sent = []
     request = api.request
     monkeypatch.setattr(api, "request", lambda *a, **k: sent.append(k) or request(*a, **k))

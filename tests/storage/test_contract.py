@@ -13,10 +13,10 @@ import zipfile
 import pytest
 from django.urls import reverse
 
+from ckptweb.lib.paths import UnsafePath
 from storage import services
 from storage.backends import get_backend
 from storage.backends.base import FileNotFoundInStorage, StorageError
-from storage.paths import UnsafePath
 from tests.storage.conftest import consume
 
 FILES = {

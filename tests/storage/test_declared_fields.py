@@ -74,7 +74,7 @@ def test_the_determined_view_leaves_out_every_url_with_credentials():
     from types import SimpleNamespace
 
     from ckptweb.detcompat.translate import checkpoint_storage
-    from ckptweb.policy import DELETE_EVERYTHING, POLICY_FIELDS
+    from ckptweb.lib.policy import DELETE_EVERYTHING, POLICY_FIELDS
 
     def section(**fields):
         storage = StorageConfig(name="x", **fields)

@@ -39,10 +39,27 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from storage.backends.base import StorageError, TransientStorageError
-from storage.choices import RUN_ACTIVE_STATES, RUN_TERMINAL_STATES, RunState
+from ckptweb.lib.errors import ExternalError, TransientError
 
 logger = logging.getLogger(__name__)
+
+
+class RunState(models.TextChoices):
+    """Lifecycle of every background run (GC run, storage scan, orphan deletion).
+
+    PENDING -> RUNNING -> SUCCEEDED | FAILED. A transient storage error keeps a run RUNNING
+    while Celery retries it; its last attempt ends FAILED with ``error`` set. A RUNNING row
+    whose ``heartbeat`` stopped is retired (FAILED) by ``ckptweb.jobs.retire_stale``.
+    """
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+RUN_ACTIVE_STATES = (RunState.PENDING, RunState.RUNNING)
+RUN_TERMINAL_STATES = (RunState.SUCCEEDED, RunState.FAILED)
 
 #: Longest error text kept on a run (and on each of its items).
 MAX_ERROR_CHARS = 2000
@@ -162,13 +179,13 @@ def execute(
         state = work(run)
     except RunLost:
         logger.info("%s %s was taken over; stopping", model.__name__, pk)
-    except TransientStorageError as exc:
+    except TransientError as exc:
         if not final_attempt:
             with suppress(RunLost):  # the retry's wait starts now
                 beat(model, pk)
             raise
         finish(model, pk, RunState.FAILED, run.scrub(str(exc)))
-    except StorageError as exc:
+    except ExternalError as exc:
         finish(model, pk, RunState.FAILED, run.scrub(str(exc)))
     except Exception as exc:
         # A bug or a database error: end the run now rather than leave it RUNNING until it
@@ -194,7 +211,7 @@ def run_task(**options):
     """
     return shared_task(
         bind=True,
-        autoretry_for=(TransientStorageError,),
+        autoretry_for=(TransientError,),
         retry_backoff=settings.CKPTWEB_RUN_RETRY_BACKOFF,
         retry_backoff_max=settings.CKPTWEB_RUN_RETRY_BACKOFF_MAX,
         retry_jitter=True,

@@ -3,7 +3,7 @@
     ckpt storage scan NAME [--no-wait]
     ckpt storage delete-orphans NAME [--scan ID] [--yes]
 
-Wired into ``ckptweb.cli.build_parser`` with ``add_storage_commands(groups, [connection])``;
+Wired into ``ckptweb.client.cli.build_parser`` with ``add_storage_commands(groups, [connection])``;
 handlers take the ``ckptweb.client.Client`` built from ``--url``/``--token`` or
 ``CKPTWEB_URL``/``CKPTWEB_TOKEN``, like every other ``ckpt`` command.
 """
@@ -14,8 +14,8 @@ import sys
 import time
 from urllib.parse import quote
 
-from ckptweb.cli_common import confirm
 from ckptweb.client import ApiError, Client, human_size
+from ckptweb.client.cli.common import confirm
 
 TERMINAL_STATES = ("SUCCEEDED", "FAILED")
 POLL_SECONDS = 0.5

@@ -1,7 +1,7 @@
 """The errors of the Python client (``ckptweb.client``) and how a response becomes one.
 
 Every failed call raises ``ApiError`` whose message is the server's one-line ``message``;
-``ckptweb.client`` and ``ckptweb.download`` both raise it, so it lives below both.
+``ckptweb.client`` and ``ckptweb.client.download`` both raise it, so it lives below both.
 """
 
 from __future__ import annotations

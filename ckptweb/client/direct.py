@@ -30,7 +30,13 @@ from pathlib import Path
 import requests
 
 from ckptweb.client import ApiError, Client
-from ckptweb.download import CHUNK_SIZE, Progress, check_sizes, content_range_start, member_path
+from ckptweb.client.download import (
+    CHUNK_SIZE,
+    Progress,
+    check_sizes,
+    content_range_start,
+    member_path,
+)
 
 DEFAULT_PARALLEL = 8
 #: Files larger than this are fetched in parts of this size, in parallel.

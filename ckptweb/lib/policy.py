@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ckptweb.limits import InvalidInput, printable
+from ckptweb.lib.limits import InvalidInput, printable
 
 #: The field names, in the order the text form "a/b/c" lists them.
 POLICY_FIELDS = ("save_experiment_best", "save_trial_best", "save_trial_latest")

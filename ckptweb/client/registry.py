@@ -1,7 +1,7 @@
 """The model registry's calls of ``ckptweb.client.Client`` (kept apart to keep it short).
 
 ``RegistryCalls`` is a mixin: it uses the client's ``request``, ``paginate`` and
-``get_checkpoint``, and ``ckptweb.download`` (the resumable, size-checked download).
+``get_checkpoint``, and ``ckptweb.client.download`` (the resumable, size-checked download).
 Names are quoted into the URL path; version is a number or ``latest``.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-from ckptweb.download import download_archive
+from ckptweb.client.download import download_archive
 
 
 class RegistryCalls:

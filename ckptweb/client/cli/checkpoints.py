@@ -6,14 +6,16 @@
     ckpt checkpoint delete UUID [--yes]
     ckpt checkpoint rm UUID --glob G [--glob G ...] [--yes]
 
-Wired into ``ckptweb.cli.build_parser`` with ``add_checkpoint_commands(groups, [connection])``.
+Wired into ``ckptweb.client.cli.build_parser`` with
+``add_checkpoint_commands(groups, [connection])``.
 """
 
 from __future__ import annotations
 
 import json
 
-from ckptweb.cli_common import (
+from ckptweb.client import Client, human_size
+from ckptweb.client.cli.common import (
     CommandError,
     ProgressBar,
     confirm,
@@ -22,8 +24,7 @@ from ckptweb.cli_common import (
     non_negative,
     positive,
 )
-from ckptweb.client import Client, human_size
-from ckptweb.direct_download import DEFAULT_PARALLEL, DirectDownload
+from ckptweb.client.direct import DEFAULT_PARALLEL, DirectDownload
 
 
 def checkpoint_describe(client: Client, args) -> None:

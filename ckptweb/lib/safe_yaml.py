@@ -13,7 +13,7 @@ hundreds of megabytes, a 5000-digit integer raises inside the constructor, dates
    (an alias bomb stops after 10,000 steps, in milliseconds). The walk also refuses tags
    other than the JSON ones, duplicate keys, non-scalar keys and over-long integers;
 3. only then is the graph constructed, with dates and timestamps kept as strings, and the
-   result is checked by ``ckptweb.limits.check_json`` (finite numbers, Unicode, size).
+   result is checked by ``ckptweb.lib.limits.check_json`` (finite numbers, Unicode, size).
 
 Every refusal is a ``InvalidInput`` whose message names the key path and, where known, line.
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import yaml
 
-from ckptweb.limits import (
+from ckptweb.lib.limits import (
     MAX_CONFIG_NODES,
     MAX_DEPTH,
     InvalidInput,

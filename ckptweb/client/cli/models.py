@@ -5,15 +5,15 @@
     ckpt model register NAME UUID [--comment TEXT] [--create]
     ckpt model download NAME [VERSION] [-o DIR]
 
-Wired into ``ckptweb.cli.build_parser`` with ``add_model_commands(groups, [connection])``.
+Wired into ``ckptweb.client.cli.build_parser`` with ``add_model_commands(groups, [connection])``.
 ``VERSION`` is a number or ``latest`` (the default); a download lands in ``DIR/<uuid>/``
 exactly like ``ckpt checkpoint download``, with the same resume and size checks.
 """
 
 from __future__ import annotations
 
-from ckptweb.cli_common import ProgressBar, metric_text, print_table
 from ckptweb.client import ApiError, Client, human_size
+from ckptweb.client.cli.common import ProgressBar, metric_text, print_table
 
 
 def model_list(client: Client, args) -> None:

@@ -23,8 +23,9 @@ import argparse
 import csv
 import sys
 
-from ckptweb.cli_checkpoints import add_checkpoint_commands
-from ckptweb.cli_common import (
+from ckptweb.client import ApiError, Client, human_size
+from ckptweb.client.cli.checkpoints import add_checkpoint_commands
+from ckptweb.client.cli.common import (
     CommandError,
     confirm,
     follow_gc_run,
@@ -32,9 +33,8 @@ from ckptweb.cli_common import (
     non_negative,
     print_table,
 )
-from ckptweb.cli_models import add_model_commands
-from ckptweb.cli_storage import add_storage_commands
-from ckptweb.client import ApiError, Client, human_size
+from ckptweb.client.cli.models import add_model_commands
+from ckptweb.client.cli.storage import add_storage_commands
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 #: ``set gc-policy`` lists at most this many candidates before asking.

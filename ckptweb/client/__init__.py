@@ -11,9 +11,9 @@ environment (``CKPTWEB_URL``, ``CKPTWEB_TOKEN``)::
     api.report_validation(trial["id"], 100, {"loss": 0.42})
     api.report_checkpoint(trial["id"], 100, resources={"state-dict.pth": 1234})
 
-Every failed call raises ``ApiError`` (``ckptweb.client_errors``) whose message is the
+Every failed call raises ``ApiError`` (``ckptweb.client.errors``) whose message is the
 server's one-line ``message``. Downloads (resume, extraction, size checks) are
-``ckptweb.download``; the registry's calls ``ckptweb.client_registry``.
+``ckptweb.client.download``; the registry's calls ``ckptweb.client.registry``.
 """
 
 from __future__ import annotations
@@ -25,25 +25,25 @@ from pathlib import Path
 
 import requests
 
-from ckptweb.client_batch import BatchCalls
-from ckptweb.client_errors import ApiError, DownloadInterrupted, network_reason, response_error
-from ckptweb.client_registry import RegistryCalls
-from ckptweb.download import Progress, download_archive
-from ckptweb.units import human_bytes
+from ckptweb.client.batch import BatchCalls
+from ckptweb.client.download import Progress, download_archive
+from ckptweb.client.errors import ApiError, DownloadInterrupted, network_reason, response_error
+from ckptweb.client.registry import RegistryCalls
+from ckptweb.lib.units import human_bytes
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 GC_RUN_TERMINAL_STATES = ("SUCCEEDED", "FAILED")
 
 
 def human_size(size: int | None) -> str:
-    """``1536`` → ``1.5 KiB`` (``ckptweb.units``, as the pages say it)."""
+    """``1536`` → ``1.5 KiB`` (``ckptweb.lib.units``, as the pages say it)."""
     return "-" if size is None else human_bytes(size)
 
 
 class Client(BatchCalls, RegistryCalls):
     """The ckptweb REST API (``/api/v1/``) over one ``requests`` session.
 
-    The model registry's calls come from ``ckptweb.client_registry.RegistryCalls``.
+    The model registry's calls come from ``ckptweb.client.registry.RegistryCalls``.
     """
 
     def __init__(

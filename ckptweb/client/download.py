@@ -4,7 +4,7 @@
 transfer resumes with a Range request guarded by If-Range (the ETag is kept beside the
 ``.part``), up to ``retries`` times, and a later call picks up a ``.part`` left behind. The
 tar is then extracted into a staging directory (regular files only, every member path
-checked by ``storage.paths.check_relative_path``), each file's size is checked against the
+checked by ``ckptweb.lib.paths.check_relative_path``), each file's size is checked against the
 checkpoint's ``resources``, and only then is the staging directory renamed to
 ``<output>/<uuid>/``. Nothing is left behind on failure. Only ``requests`` is needed.
 """
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import requests
 
-from ckptweb.client_errors import ApiError, DownloadInterrupted, response_error
-from storage.paths import UnsafePath, check_relative_path
+from ckptweb.client.errors import ApiError, DownloadInterrupted, response_error
+from ckptweb.lib.paths import UnsafePath, check_relative_path
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -144,7 +144,7 @@ def member_path(name: str, uuid: str) -> str:
     """A tar member's (or manifest entry's) path inside the checkpoint; ApiError if unsafe.
 
     Archives may name members ``./path`` or ``<uuid>/path``; what is left must pass
-    ``storage.paths.check_relative_path``, the one path check.
+    ``ckptweb.lib.paths.check_relative_path``, the one path check.
     """
     path = name[2:] if name.startswith("./") else name
     if path.startswith(uuid + "/"):

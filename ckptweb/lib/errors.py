@@ -1,7 +1,7 @@
 """Domain errors every layer may raise; ``ckptweb.api.exception_handler`` maps them.
 
 Services own the rules, so they raise these and never an HTTP exception; the one exception
-handler turns ``InvalidInput`` (``ckptweb.limits``) into a 400 naming the field and
+handler turns ``InvalidInput`` (``ckptweb.lib.limits``) into a 400 naming the field and
 ``Conflict`` into a 409, and pages show the message. Views, viewsets and tasks do not catch
 them to re-raise something else.
 """
@@ -22,3 +22,17 @@ class Conflict(Exception):
         self.message = message or self.default_message
         self.code = code
         super().__init__(self.message)
+
+
+class ExternalError(Exception):
+    """An outside system (a storage, a broker) failed; a run records the message and ends FAILED.
+
+    The message never contains secrets. ``storage.backends.base.StorageError`` is one.
+    """
+
+
+class TransientError(ExternalError):
+    """An outside failure worth retrying (connection refused, timeout, throttling, 5xx).
+
+    ``ckptweb.jobs.run_task`` retries a task that raises it, with backoff.
+    """
