@@ -14,7 +14,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("experiments.api.urls")),
     path("det-compat/", include("ckptweb.detcompat.urls")),
-    path("api/v1/", include("storage.api.urls")),
+    path("api/v1/", include("storage.reconcile.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include("storage.urls")),

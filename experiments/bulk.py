@@ -2,7 +2,7 @@
 
 The tables' checkboxes post ``checkpoints`` (uuids, at most ``MAX_SELECTED``) and an
 ``action``: ``compare`` redirects to the compare page, ``download`` streams one zip with a
-folder per checkpoint (``storage.bundles``), ``protect``/``unprotect`` flip the flag in one
+folder per checkpoint (``experiments.downloads``), ``protect``/``unprotect`` flip the flag in one
 UPDATE, and ``delete`` first answers a confirmation page that names the checkpoints and the
 bytes they free; only its ``confirm=1`` post starts the deletions (one GC run per checkpoint,
 ``services.delete_checkpoint``, so each is retried and recorded like a single deletion).
@@ -28,14 +28,14 @@ from ckptweb.lib.db import ByteSum
 from ckptweb.lib.errors import Conflict
 from ckptweb.lib.units import human_bytes
 from experiments import summary
+from experiments.choices import GONE_STATES
 from experiments.compare import MAX_COMPARED, MIN_COMPARED
+from experiments.downloads import foldered_archive, safe_name
 from experiments.models import Checkpoint
 from experiments.queries import can_manage
 from experiments.services import CheckpointProtected, delete_checkpoint
 from storage.archive import FORMATS
 from storage.backends.base import StorageError
-from storage.bundles import foldered_archive, safe_name
-from storage.services import GONE_STATES
 
 MAX_SELECTED = 100
 ACTIONS = ("compare", "download", "protect", "unprotect", "delete")

@@ -1,6 +1,6 @@
 """What the checkpoint pages show of a checkpoint's files: rows, downloads, format, snippet.
 
-Files are listed by the checkpoint's storage (``storage.services.checkpoint_files``); when
+Files are listed by the checkpoint's storage (``experiments.downloads.checkpoint_files``); when
 storage cannot be listed the page falls back to the reported ``resources`` and says so, and
 a DELETED checkpoint lists nothing. Small text files get an inline preview (at most
 ``PREVIEW_MAX_FILES`` of at most ``PREVIEW_MAX_BYTES``). Download links are the storage
@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from django.urls import NoReverseMatch, reverse
 
-from experiments.best import best_checkpoint
-from experiments.choices import CheckpointState
+from experiments.choices import GONE_STATES, CheckpointState
+from experiments.downloads import best_checkpoint, checkpoint_files, read_text_preview
 from experiments.models import Checkpoint, Experiment, Trial
 from experiments.snippets import detect_format, load_snippet
-from storage.services import GONE_STATES, checkpoint_files, is_text_file, read_text_preview
+from storage.services import is_text_file
 
 PREVIEW_MAX_BYTES = 64 * 1024
 PREVIEW_MAX_FILES = 4
@@ -44,7 +44,7 @@ def _url_or_none(name: str, *args) -> str | None:
 def download_links(checkpoint: Checkpoint) -> dict:
     """Archive download URLs of the storage app's routes; not available once files go.
 
-    The buttons' archives unpack into one named folder (``?folder=1``, ``storage.bundles``);
+    The buttons' archives unpack into one named folder (``?folder=1``, ``experiments.downloads``);
     ``tar_root`` is the API's default layout, relative to the checkpoint root, for scripts.
     """
     base = _url_or_none("checkpoint-download", checkpoint.uuid)
@@ -102,6 +102,6 @@ def model_format_and_snippet(checkpoint: Checkpoint, files: dict, download: dict
 
 
 def best_download(experiment: Experiment, trial: Trial | None = None) -> dict | None:
-    """The best live checkpoint (``experiments.best``) and its archive links, or None."""
+    """The best live checkpoint (``experiments.downloads``) and its archive links, or None."""
     checkpoint = best_checkpoint(experiment, trial)
     return checkpoint and {"checkpoint": checkpoint, **download_links(checkpoint)}

@@ -54,6 +54,8 @@ class CheckpointState(models.TextChoices):
 
 
 GC_CANDIDATE_STATES = (CheckpointState.COMPLETED, CheckpointState.PARTIALLY_DELETED)
+#: States whose files are gone or going: downloads answer 410 Gone.
+GONE_STATES = (CheckpointState.DELETING, CheckpointState.DELETED)
 
 
 class GCRunState(models.TextChoices):

@@ -19,10 +19,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from experiments import registry
 from experiments.api.permissions import is_owner_or_staff
+from experiments.choices import GONE_STATES
 from experiments.filters import ModelFilterSet
 from experiments.models import Checkpoint, Model, ModelVersion
 from experiments.snippets import detect_format, load_snippet
-from storage.services import GONE_STATES
 
 MODELS_PER_PAGE = 25
 #: Model names offered in the checkpoint page's "Register" form.

@@ -30,7 +30,7 @@ from experiments.choices import (
     ExperimentState,
     GCReason,
 )
-from experiments.config import ConfigError, parse_experiment_config
+from experiments.config import parse_experiment_config
 from experiments.models import (
     Checkpoint,
     Experiment,
@@ -39,6 +39,7 @@ from experiments.models import (
     Validation,
 )
 from experiments.registry import checkpoint_registered_refusal, experiment_registered_refusal
+from storage.config import ConfigError
 from storage.services import storage_for_spec
 
 

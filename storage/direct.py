@@ -1,7 +1,7 @@
 """Direct downloads: presigned GET URLs that let clients fetch files from the store itself.
 
-Bytes of a direct download never pass through ckptweb. ``checkpoint_urls`` lists the
-checkpoint's files once (one listing request) and signs a URL per file locally, so a
+Bytes of a direct download never pass through ckptweb. ``signed_manifest`` lists the
+directory's files once (one listing request) and signs a URL per file locally, so a
 checkpoint of 10,000 files costs the same one request as its file list. URLs are valid
 ``expires_in`` seconds: ``DEFAULT_EXPIRES`` (1 h) unless asked, at most ``MAX_EXPIRES``
 (7 days, the longest an S3 SigV4 or GCS V4 signature may live).
@@ -16,8 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from storage.backends.base import FileNotFoundInStorage
-from storage.services import checkpoint_backend, ensure_downloadable
+from storage.backends.base import FileNotFoundInStorage, StorageBackend
 
 DEFAULT_EXPIRES = 3600
 MAX_EXPIRES = 7 * 24 * 3600
@@ -37,20 +36,19 @@ def _expiry(expires_in: int) -> datetime:
     return (datetime.now(UTC) + timedelta(seconds=expires_in)).replace(microsecond=0)
 
 
-def checkpoint_urls(checkpoint, expires_in: int = DEFAULT_EXPIRES) -> list[DirectFile]:
-    """A presigned URL for every file of the checkpoint, sorted by path.
+def signed_manifest(
+    backend: StorageBackend, name: str, expires_in: int = DEFAULT_EXPIRES
+) -> list[DirectFile]:
+    """A presigned URL for every file of directory ``name``, sorted by path.
 
-    Raises CheckpointGone (deleted), DirectDownloadUnsupported (shared_fs, or credentials
-    that cannot sign), FileNotFoundInStorage (no files) or another StorageError.
+    Raises DirectDownloadUnsupported (shared_fs, or credentials that cannot sign),
+    FileNotFoundInStorage (no files) or another StorageError.
     """
-    ensure_downloadable(checkpoint)
-    backend = checkpoint_backend(checkpoint)
-    name = str(checkpoint.uuid)
     # Signing is local: a first signature fails fast (409) before any listing request.
     backend.signed_url(name, "metadata.json", expires_in)
     files = backend.list_files(name)
     if not files:
-        raise FileNotFoundInStorage(f"checkpoint {checkpoint.uuid} has no files in storage")
+        raise FileNotFoundInStorage(f"checkpoint {name} has no files in storage")
     expires_at = _expiry(expires_in)
     return [
         DirectFile(
@@ -60,11 +58,10 @@ def checkpoint_urls(checkpoint, expires_in: int = DEFAULT_EXPIRES) -> list[Direc
     ]
 
 
-def checkpoint_file_url(checkpoint, path: str, expires_in: int = DEFAULT_EXPIRES) -> str:
-    """A presigned URL of one existing file (checked with one stat request)."""
-    ensure_downloadable(checkpoint)
-    backend = checkpoint_backend(checkpoint)
-    name = str(checkpoint.uuid)
+def signed_file_url(
+    backend: StorageBackend, name: str, path: str, expires_in: int = DEFAULT_EXPIRES
+) -> str:
+    """A presigned URL of one existing file of directory ``name`` (one stat request)."""
     url = backend.signed_url(name, path, expires_in)  # 409 before any request on shared_fs
     backend.stat(name, path)
     return url

@@ -1,15 +1,14 @@
-"""Business logic of the storage app: a checkpoint's files, previews, archives, configs.
+"""Business logic of the storage app: storage configs, text previews, metadata files.
 
-Views, the admin and management commands call these functions; they never talk to a
-backend directly.
+Nothing here knows a checkpoint: callers pass a backend and a directory name (a checkpoint's
+UUID); ``experiments.downloads`` is the checkpoint side. The admin and management commands
+call these functions; they never talk to a backend directly.
 """
 
 from __future__ import annotations
 
 import logging
 import posixpath
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
@@ -17,13 +16,10 @@ from django.db import transaction
 from ckptweb.lib.limits import MAX_FIELD_BYTES, InvalidInput, parse_json
 from ckptweb.lib.paths import UnsafePath, check_relative_path
 from ckptweb.lib.policy import Policy
-from storage.archive import TarPlan, iter_archive
 from storage.backends import STORAGE_FIELDS, get_backend
 from storage.backends.base import (
-    FileNotFoundInStorage,
     StorageBackend,
     StorageError,
-    StoredFile,
 )
 from storage.models import StorageConfig, credential_fields
 
@@ -63,44 +59,7 @@ TEXT_EXTENSIONS = frozenset(
     ]
 )
 TEXT_NAMES = frozenset({"Dockerfile", "Makefile", "README", "LICENSE", "requirements.txt"})
-#: States whose files are gone or going: downloads answer 410 Gone.
-GONE_STATES = ("DELETING", "DELETED")
-
-
-class CheckpointGone(Exception):
-    """The checkpoint's files are deleted or being deleted."""
-
-
-# --- files of a checkpoint -----------------------------------------------------------------
-
-
-def checkpoint_backend(checkpoint) -> StorageBackend:
-    """The backend of the storage the checkpoint's experiment writes to."""
-    return get_backend(checkpoint.experiment.storage)
-
-
-def ensure_downloadable(checkpoint) -> None:
-    """Raise CheckpointGone when the checkpoint is DELETING or DELETED."""
-    if checkpoint.state in GONE_STATES:
-        raise CheckpointGone(
-            f"Checkpoint {checkpoint.uuid} is {checkpoint.state.lower()}; its files are gone."
-        )
-
-
-def checkpoint_files(checkpoint) -> list[StoredFile]:
-    """The checkpoint's files as they are in storage now, sorted by path."""
-    return checkpoint_backend(checkpoint).list_files(str(checkpoint.uuid))
-
-
-def stat_checkpoint_file(checkpoint, path: str) -> StoredFile:
-    """Size, mtime and etag of one file. Raises UnsafePath or FileNotFoundInStorage."""
-    return checkpoint_backend(checkpoint).stat(str(checkpoint.uuid), check_relative_path(path))
-
-
-def open_checkpoint_file(checkpoint, path: str, start: int = 0, end: int | None = None):
-    """A stream of bytes ``[start, end)`` of one file; the caller closes it."""
-    relative = check_relative_path(path)
-    return checkpoint_backend(checkpoint).open(str(checkpoint.uuid), relative, start, end)
+# --- files of a directory ---------------------------------------------------------------
 
 
 def is_text_file(path: str) -> bool:
@@ -109,21 +68,23 @@ def is_text_file(path: str) -> bool:
     return name in TEXT_NAMES or posixpath.splitext(name)[1].lower() in TEXT_EXTENSIONS
 
 
-def read_text_preview(checkpoint, path: str, limit: int = PREVIEW_LIMIT) -> str | None:
-    """The text of a small text file (≤ ``limit`` bytes), else None. Not HTML-escaped.
+def read_text_preview(
+    backend: StorageBackend, name: str, path: str, limit: int = PREVIEW_LIMIT
+) -> str | None:
+    """The text of a small text file (≤ ``limit`` bytes) of directory ``name``, else None.
 
-    None for binary-looking, undecodable, oversized, unsafe or missing files.
+    Not HTML-escaped. None for binary-looking, undecodable, oversized, unsafe or missing files.
     """
     try:
         relative = check_relative_path(path)
         if not is_text_file(relative):
             return None
-        stored = stat_checkpoint_file(checkpoint, relative)
+        stored = backend.stat(name, relative)
         if stored.size > limit:
             return None
-        data = read_fully(open_checkpoint_file(checkpoint, relative, 0, stored.size))
+        data = read_fully(backend.open(name, relative, 0, stored.size))
     except (UnsafePath, StorageError) as exc:
-        logger.info("No preview of %s in %s: %s", path, checkpoint.uuid, exc)
+        logger.info("No preview of %s in %s: %s", path, name, exc)
         return None
     if b"\0" in data:
         return None
@@ -142,45 +103,6 @@ def read_fully(reader) -> bytes:
         return b"".join(chunks)
     finally:
         reader.close()
-
-
-# --- archives ------------------------------------------------------------------------------
-
-
-@dataclass
-class CheckpointArchive:
-    """What a download needs: the file list, an opener and the plain tar's layout."""
-
-    checkpoint: object
-    files: list[StoredFile]
-    backend: StorageBackend
-
-    @property
-    def tar_plan(self) -> TarPlan:
-        if not hasattr(self, "_plan"):
-            self._plan = TarPlan(self.files)
-        return self._plan
-
-    def open(self, path: str, start: int, end: int):
-        """Opener for archive generators."""
-        return self.backend.open(str(self.checkpoint.uuid), path, start, end)
-
-    def stream(self, fmt: str) -> Iterator[bytes]:
-        """The whole archive in ``fmt`` (tar, tgz, zip)."""
-        return iter_archive(fmt, self.files, self.open)
-
-    def stream_tar_range(self, start: int, end: int) -> Iterator[bytes]:
-        """Bytes ``[start, end)`` of the plain tar."""
-        return self.tar_plan.iter_bytes(self.open, start, end)
-
-
-def checkpoint_archive(checkpoint) -> CheckpointArchive:
-    """Everything needed to stream the checkpoint as an archive. Raises StorageError."""
-    backend = checkpoint_backend(checkpoint)
-    files = backend.list_files(str(checkpoint.uuid))
-    if not files:
-        raise FileNotFoundInStorage(f"checkpoint {checkpoint.uuid} has no files in storage")
-    return CheckpointArchive(checkpoint=checkpoint, files=files, backend=backend)
 
 
 # --- storage configs -----------------------------------------------------------------------

@@ -3,7 +3,8 @@
 import pytest
 
 from experiments import services
-from experiments.config import REDACTED, ConfigError, parse_experiment_config, parse_master_config
+from experiments.config import parse_experiment_config
+from storage.config import REDACTED, ConfigError, parse_master_config
 from storage.models import StorageConfig
 
 BASE = """

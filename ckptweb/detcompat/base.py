@@ -25,9 +25,9 @@ from rest_framework.views import APIView
 from ckptweb.api import exception_handler
 from ckptweb.detcompat.auth import DetBearerAuthentication
 from experiments import services
+from experiments.api.downloads import JSONErrorsNegotiation, api_exception
 from experiments.api.permissions import IsOwnerOrStaffOrReadOnly, is_owner_or_staff
 from experiments.models import Checkpoint, Experiment
-from storage.api.base import JSONErrorsNegotiation, api_exception
 
 #: Most uuids in one delete or rm request.
 MAX_UUIDS = 1000

@@ -28,11 +28,10 @@ from ckptweb.detcompat.base import (
     json_body,
 )
 from ckptweb.lib.policy import InvalidPolicy, Policy
-from experiments import partial_deletion, services
+from experiments import downloads, partial_deletion, services
+from experiments.api.downloads import logged
 from experiments.models import Experiment
 from experiments.preview import gc_preview
-from storage import services as storage_services
-from storage.api.base import logged
 
 #: What ``GET info`` reports; the client compares ``version`` with its own (PEP 440).
 DET_VERSION = "0.38.1"
@@ -278,8 +277,8 @@ class CheckpointDownloadView(DetView):
 
     def get(self, request, uuid):
         checkpoint = get_checkpoint(uuid)
-        storage_services.ensure_downloadable(checkpoint)
-        archive = storage_services.checkpoint_archive(checkpoint)
+        downloads.ensure_downloadable(checkpoint)
+        archive = downloads.checkpoint_archive(checkpoint)
         response = StreamingHttpResponse(
             logged(archive.stream("tgz"), str(checkpoint.uuid)), content_type="application/gzip"
         )

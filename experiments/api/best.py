@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from experiments.api import serializers as s
 from experiments.api.views import EXPERIMENT_ID, ExperimentChildMixin
-from experiments.best import best_checkpoint
+from experiments.downloads import best_checkpoint
 from experiments.filters import MAX_ID
 from experiments.models import Checkpoint
 

@@ -5,7 +5,7 @@ model's owner or staff change it; registering needs only read access to the chec
 and calls ``experiments.registry``. Its RegistryError is a 400 naming the field, a
 RegistryConflict a 409 (both in ``ckptweb.api.exception_handler``). A version's download
 is the checkpoint download view itself
-(``storage.api.views.CheckpointDownloadView.archive_response``), so formats, Range and
+(``experiments.api.downloads.CheckpointDownloadView.archive_response``), so formats, Range and
 resume are the same.
 """
 
@@ -19,11 +19,11 @@ from rest_framework.response import Response
 
 from experiments import registry
 from experiments.api import registry_serializers as rs
+from experiments.api.downloads import ARCHIVE_RESPONSES, CheckpointDownloadView
 from experiments.api.permissions import IsOwnerOrStaffOrReadOnly
 from experiments.api.views import ERROR_409, ApiSchema, validated
 from experiments.filters import ModelFilterSet
 from experiments.models import Checkpoint, Model, ModelVersion
-from storage.api.views import ARCHIVE_RESPONSES, CheckpointDownloadView
 from storage.archive import FORMATS
 
 #: A model name in a URL; anything else reaches the view and becomes a JSON 404.

@@ -1,9 +1,9 @@
 """Experiment REST routes (mounted under /api/v1/), kebab-case, no trailing slash."""
 
-from django.urls import re_path
+from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from experiments.api import batch_views, best, files_views, registry_views, views
+from experiments.api import batch_views, best, downloads, files_views, registry_views, views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("experiments", views.ExperimentViewSet, basename="experiment")
@@ -71,4 +71,19 @@ urlpatterns = [
         name="model-version-download",
     ),
     *router.urls,
+    path(
+        "checkpoints/<uuid:uuid>/download",
+        downloads.CheckpointDownloadView.as_view(),
+        name="checkpoint-download",
+    ),
+    path(
+        "checkpoints/<uuid:uuid>/urls",
+        downloads.CheckpointURLsView.as_view(),
+        name="checkpoint-urls",
+    ),
+    path(
+        "checkpoints/<uuid:uuid>/files/<path:path>",
+        downloads.CheckpointFileView.as_view(),
+        name="checkpoint-file",
+    ),
 ]

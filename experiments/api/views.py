@@ -25,7 +25,6 @@ from experiments.api import serializers as s
 from experiments.api.permissions import IsOwnerOrStaffOrReadOnly
 from experiments.api.report_items import checked_report
 from experiments.bulk import set_protected_many
-from experiments.config import ConfigError
 from experiments.filters import (
     CheckpointFilterSet,
     ExperimentFilterSet,
@@ -36,6 +35,7 @@ from experiments.filters import (
 from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
 from experiments.preview import gc_preview, page_params
 from experiments.registry import versions_prefetch
+from storage.config import ConfigError
 
 
 class ApiSchema(AutoSchema):

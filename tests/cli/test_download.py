@@ -20,7 +20,7 @@ def download_route():
     try:
         reverse("checkpoint-download", kwargs={"uuid": "00000000-0000-0000-0000-000000000000"})
     except NoReverseMatch:
-        pytest.fail("storage.api.urls has no checkpoint-download route")
+        pytest.fail("experiments.api.urls has no checkpoint-download route")
 
 
 @pytest.fixture

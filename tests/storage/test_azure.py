@@ -15,12 +15,12 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from experiments.choices import CheckpointState
-from experiments.config import ConfigError, parse_storage_section, redact
 from experiments.models import Checkpoint, Experiment
 from storage import services
 from storage.backends import get_backend
 from storage.backends.azure import AzureBackend, account_name_of
 from storage.backends.base import StorageError, TransientStorageError
+from storage.config import ConfigError, parse_storage_section, redact
 from storage.models import StorageConfig
 from storage.reconcile.actions import start_scan
 from storage.reconcile.scan import execute_scan

@@ -14,7 +14,7 @@ import pytest
 from django.urls import reverse
 
 from ckptweb.lib.paths import UnsafePath
-from storage import services
+from experiments import downloads
 from storage.backends import get_backend
 from storage.backends.base import FileNotFoundInStorage, StorageError
 from tests.storage.conftest import consume
@@ -254,7 +254,7 @@ def test_unsafe_object_keys_are_never_served(store, make_checkpoint, alice_api):
         outside = store.root.parent / "outside.txt"
         outside.write_bytes(b"bad")
         (store.root / str(checkpoint.uuid) / "link.txt").symlink_to(outside)
-    files = services.checkpoint_files(checkpoint)
+    files = downloads.checkpoint_files(checkpoint)
     assert [f.path for f in files] == ["ok.txt"]
     names = extract("tar", consume(alice_api.get(download_url(checkpoint))))
     assert names == {"ok.txt": b"ok"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from experiments.config import ConfigError, parse_storage_section
 from storage.backends import BACKENDS, SECRET_FIELDS, STORAGE_FIELDS, URL_FIELDS
+from storage.config import ConfigError, parse_storage_section
 from storage.forms import SecretInput, StorageConfigForm
 from storage.models import StorageConfig
 

@@ -9,7 +9,7 @@ from django.http import FileResponse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient, APIRequestFactory, force_authenticate
 
-from storage.api.views import CheckpointFileView, choose_format, parse_byte_range
+from experiments.api.downloads import CheckpointFileView, choose_format, parse_byte_range
 from tests.storage.conftest import consume
 
 FILES = {"weights.bin": bytes(range(256)) * 100, "config.yaml": b"lr: 0.1\n"}

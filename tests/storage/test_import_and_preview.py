@@ -9,8 +9,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from experiments import downloads
 from experiments.models import Checkpoint, Experiment, Trial, Validation
-from storage import services
 
 
 @pytest.fixture(params=["shared_fs", "s3", "azure"])
@@ -119,7 +119,7 @@ def test_checkpoint_files_and_text_preview(store, make_checkpoint):
             "big.txt": b"x" * 2048,
         },
     )
-    files = services.checkpoint_files(checkpoint)
+    files = downloads.checkpoint_files(checkpoint)
     assert [(f.path, f.size) for f in files] == [
         ("big.txt", 2048),
         ("code/model.py", 19),
@@ -127,11 +127,11 @@ def test_checkpoint_files_and_text_preview(store, make_checkpoint):
         ("notes.json", 12),
         ("weights.bin", 20),
     ]
-    assert services.read_text_preview(checkpoint, "config.yaml") == "lr: 0.1\n"
-    assert services.read_text_preview(checkpoint, "code/model.py") == "print('<b>é</b>')\n"
-    assert services.read_text_preview(checkpoint, "weights.bin") is None
-    assert services.read_text_preview(checkpoint, "notes.json") is None
-    assert services.read_text_preview(checkpoint, "big.txt", limit=1024) is None
-    assert services.read_text_preview(checkpoint, "big.txt") == "x" * 2048
-    assert services.read_text_preview(checkpoint, "../etc/passwd.txt") is None
-    assert services.read_text_preview(checkpoint, "missing.txt") is None
+    assert downloads.read_text_preview(checkpoint, "config.yaml") == "lr: 0.1\n"
+    assert downloads.read_text_preview(checkpoint, "code/model.py") == "print('<b>é</b>')\n"
+    assert downloads.read_text_preview(checkpoint, "weights.bin") is None
+    assert downloads.read_text_preview(checkpoint, "notes.json") is None
+    assert downloads.read_text_preview(checkpoint, "big.txt", limit=1024) is None
+    assert downloads.read_text_preview(checkpoint, "big.txt") == "x" * 2048
+    assert downloads.read_text_preview(checkpoint, "../etc/passwd.txt") is None
+    assert downloads.read_text_preview(checkpoint, "missing.txt") is None

@@ -1,14 +1,23 @@
-"""Checkpoint downloads: the whole checkpoint as tar/tgz/zip, or one file, streamed.
+"""Checkpoint downloads over the API: the whole checkpoint as tar/tgz/zip, one file, or direct URLs.
 
-Both answer Range requests where the length is known up front (plain tar, single files),
-so interrupted downloads resume. Errors are JSON ``{"message": ...}`` without secrets
-(``storage.api.base``).
+The archive and the single file answer Range requests where the length is known up front
+(plain tar, single files), so interrupted downloads resume. ``GET checkpoints/{uuid}/urls``
+validates ``expires`` and answers a manifest of presigned URLs (bearer credentials for a
+while, so ``Cache-Control: no-store``); the single-file redirect (``files/{path}?redirect=1``)
+lives in ``CheckpointFileView``.
+
+Storage-layer exceptions become HTTP statuses in ``api_exception`` (one table); these views
+and the Determined compatibility layer answer errors through it, as JSON
+``{"message": ...}`` without secrets, whatever the Accept header asked for. The rules (who
+may download, gone checkpoints) are in ``experiments.downloads``.
 """
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import posixpath
+from collections.abc import Iterator
 
 from django.http import (
     FileResponse,
@@ -16,17 +25,176 @@ from django.http import (
     HttpResponseRedirect,
     StreamingHttpResponse,
 )
+from django.shortcuts import get_object_or_404
 from django.utils.http import http_date, parse_http_date_safe
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions
+from rest_framework import exceptions, serializers
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from ckptweb.lib.paths import check_relative_path
-from storage import bundles, direct, services, untrusted
-from storage.api.base import CheckpointStreamView, RangeNotSatisfiable, logged
-from storage.api.direct_views import expires_seconds
+from ckptweb.lib.paths import UnsafePath, check_relative_path
+from experiments import downloads
+from experiments.models import Checkpoint
+from storage import direct, untrusted
 from storage.archive import FORMATS
-from storage.backends.base import CHUNK_SIZE
+from storage.backends.base import (
+    CHUNK_SIZE,
+    DirectDownloadUnsupported,
+    FileNotFoundInStorage,
+    StorageError,
+    TransientStorageError,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class StorageStatus(exceptions.APIException):
+    """A storage-layer error answered with its HTTP status (see ``STATUSES``)."""
+
+    def __init__(self, status_code: int, message: str):
+        super().__init__(message)
+        self.status_code = status_code
+
+
+#: Storage-layer exception -> HTTP status; the first match wins (subclasses first).
+STATUSES = (
+    (downloads.CheckpointGone, 410),  # its files are deleted or being deleted
+    (FileNotFoundInStorage, 404),
+    (DirectDownloadUnsupported, 409),  # the storage has no direct URLs (shared_fs)
+    (TransientStorageError, 503),  # worth retrying: with Retry-After
+    (StorageError, 502),  # the storage answered with an error
+)
+
+
+class RangeNotSatisfiable(exceptions.APIException):
+    """416: the requested range starts past the end of the content."""
+
+    status_code = 416
+    default_detail = "The requested range is not satisfiable."
+
+    def __init__(self, size: int):
+        super().__init__(f"The requested range starts beyond the end ({size} bytes).")
+        self.size = size
+
+
+def api_exception(exc: Exception) -> Exception:
+    """Map storage-layer exceptions to DRF exceptions (status + message)."""
+    if isinstance(exc, UnsafePath):
+        return exceptions.ParseError(f"path: {exc}")
+    for kind, status_code in STATUSES:
+        if isinstance(exc, kind):
+            return StorageStatus(status_code, str(exc))
+    return exc
+
+
+class JSONErrorsNegotiation(BaseContentNegotiation):
+    """Always render errors as JSON: the Accept header chooses the archive, not a renderer."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+
+def logged(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
+    """Pass chunks through; log (secret-free) why a stream broke off mid-way."""
+    try:
+        yield from chunks
+    except StorageError as exc:
+        logger.warning("Download of %s aborted: %s", what, exc)
+        raise
+
+
+class CheckpointStreamView(APIView):
+    """Base of the download views: JSON errors, 401 for anonymous, storage error mapping."""
+
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = JSONErrorsNegotiation
+
+    def get_authenticate_header(self, request):
+        """Answer 401 (not 403) to anonymous clients, inviting token authentication."""
+        return "Token"
+
+    def handle_exception(self, exc):
+        exc = api_exception(exc)
+        response = super().handle_exception(exc)
+        if isinstance(exc, RangeNotSatisfiable):
+            response["Content-Range"] = f"bytes */{exc.size}"
+        if isinstance(exc, StorageStatus) and exc.status_code == 503:
+            response["Retry-After"] = "30"
+        return response
+
+    def get_checkpoint(self, uuid) -> Checkpoint:
+        """The checkpoint with its experiment and storage, or 404."""
+        return get_object_or_404(
+            Checkpoint.objects.select_related("experiment__storage"), uuid=uuid
+        )
+
+
+class ExpiresSerializer(serializers.Serializer):
+    """``?expires=``: seconds the URLs stay valid, 1 to 604800 (7 days), default 3600."""
+
+    expires = serializers.IntegerField(
+        required=False,
+        default=direct.DEFAULT_EXPIRES,
+        min_value=1,
+        max_value=direct.MAX_EXPIRES,
+        error_messages={
+            "invalid": "must be a whole number of seconds.",
+            "min_value": "must be at least 1 second.",
+            "max_value": f"must be at most {direct.MAX_EXPIRES} seconds (7 days).",
+            "max_string_length": "is too long.",
+        },
+    )
+
+
+def expires_seconds(request) -> int:
+    """The validated ``expires`` query parameter (a 400 naming it when bad)."""
+    data = ExpiresSerializer(data=request.query_params)
+    data.is_valid(raise_exception=True)
+    return data.validated_data["expires"]
+
+
+class DirectFileSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    size = serializers.IntegerField()
+    url = serializers.URLField()
+    expires_at = serializers.DateTimeField()
+
+
+class DirectManifestSerializer(serializers.Serializer):
+    files = DirectFileSerializer(many=True)
+
+
+class CheckpointURLsView(CheckpointStreamView):
+    """``GET checkpoints/{uuid}/urls``: presigned GET URLs of every file (object stores)."""
+
+    @extend_schema(
+        operation_id="checkpoint_urls",
+        parameters=[OpenApiParameter("expires", int, required=False)],
+        responses={
+            200: DirectManifestSerializer,
+            400: OpenApiResponse(description="expires is not 1..604800."),
+            404: OpenApiResponse(description="No such checkpoint, or it has no files."),
+            502: OpenApiResponse(description="The storage failed."),
+            503: OpenApiResponse(description="The storage is temporarily unavailable."),
+            409: OpenApiResponse(description="The storage has no direct URLs (shared_fs)."),
+            410: OpenApiResponse(description="The checkpoint is deleted or being deleted."),
+        },
+    )
+    def get(self, request, uuid):
+        expires_in = expires_seconds(request)
+        checkpoint = self.get_checkpoint(uuid)
+        files = downloads.checkpoint_urls(checkpoint, expires_in)
+        body = DirectManifestSerializer({"files": files}).data
+        response = Response(body)
+        response["Cache-Control"] = "no-store"
+        return response
+
 
 # Types the standard table lacks but checkpoints often contain.
 mimetypes.add_type("application/yaml", ".yaml")
@@ -172,13 +340,13 @@ class CheckpointDownloadView(CheckpointStreamView):
         Shared by every route that downloads a checkpoint (by uuid, by model version).
         """
         fmt = choose_format(request.query_params.get("format"), request.headers.get("Accept"))
-        services.ensure_downloadable(checkpoint)
+        downloads.ensure_downloadable(checkpoint)
         filename = filename or str(checkpoint.uuid)
         if request.query_params.get("folder") in ("1", "true"):
-            filename = bundles.checkpoint_folder(checkpoint)
-            archive = bundles.foldered_archive([checkpoint])
+            filename = downloads.checkpoint_folder(checkpoint)
+            archive = downloads.foldered_archive([checkpoint])
         else:
-            archive = services.checkpoint_archive(checkpoint)
+            archive = downloads.checkpoint_archive(checkpoint)
         if fmt == "tar":
             response = self.tar_response(request, archive)
         else:
@@ -241,11 +409,11 @@ class CheckpointFileView(CheckpointStreamView):
     )
     def get(self, request, uuid, path):
         checkpoint = self.get_checkpoint(uuid)
-        services.ensure_downloadable(checkpoint)
+        downloads.ensure_downloadable(checkpoint)
         relative = check_relative_path(path)
         if request.query_params.get("redirect") in ("1", "true"):
             return self.redirect(request, checkpoint, relative)
-        stored = services.stat_checkpoint_file(checkpoint, relative)
+        stored = downloads.stat_checkpoint_file(checkpoint, relative)
         if_none_match = request.headers.get("If-None-Match", "")
         if stored.etag and stored.etag in (tag.strip() for tag in if_none_match.split(",")):
             response = HttpResponseNotModified()
@@ -253,7 +421,7 @@ class CheckpointFileView(CheckpointStreamView):
             return response
         byte_range = requested_range(request, stored.size, stored.etag, stored.modified)
         start, end = byte_range or (0, None)
-        reader = services.open_checkpoint_file(checkpoint, relative, start, end)
+        reader = downloads.open_checkpoint_file(checkpoint, relative, start, end)
         response = CheckpointFileResponse(
             reader, status=206 if byte_range else 200, filename=posixpath.basename(relative)
         )
@@ -268,7 +436,7 @@ class CheckpointFileView(CheckpointStreamView):
     @staticmethod
     def redirect(request, checkpoint, relative: str) -> HttpResponseRedirect:
         """302 to a presigned URL of the file (``?expires=`` seconds, default 1 h)."""
-        url = direct.checkpoint_file_url(checkpoint, relative, expires_seconds(request))
+        url = downloads.checkpoint_file_url(checkpoint, relative, expires_seconds(request))
         response = HttpResponseRedirect(url)
         response["Cache-Control"] = "no-store"
         return response

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from experiments.config import ConfigError, parse_master_config
+from storage.config import ConfigError, parse_master_config
 from storage.services import apply_master_config, default_storage
 
 
