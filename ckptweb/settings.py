@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "storage",
     "experiments",
+    "storage.reconcile",
     "ckptweb.detcompat",
 ]
 

@@ -7,6 +7,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from storage.reconcile import urls as reconcile_urls
+
 urlpatterns = [
     # Browsers ask for /favicon.ico on every page without a <link rel="icon"> (the admin's, JSON).
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
@@ -17,7 +19,7 @@ urlpatterns = [
     path("api/v1/", include("storage.reconcile.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("", include("storage.urls")),
+    path("", include(reconcile_urls.storage_urlpatterns)),
     path("", include("storage.reconcile.urls")),
     path("", include("experiments.urls")),
 ]

@@ -22,8 +22,9 @@ from experiments.imports import ImportSkip, import_directory
 from experiments.models import Checkpoint
 from storage.backends import get_backend
 from storage.backends.base import StorageError
-from storage.choices import DELETABLE_RESOLUTIONS, ScanItemKind, ScanItemResolution
-from storage.models import OrphanDeletion, ScanItem, StorageConfig, StorageScan
+from storage.models import StorageConfig
+from storage.reconcile.choices import DELETABLE_RESOLUTIONS, ScanItemKind, ScanItemResolution
+from storage.reconcile.models import OrphanDeletion, ScanItem, StorageScan
 from storage.reconcile.orphans import deletable_orphans, unclaimed
 from storage.reconcile.scan import grace_seconds
 from storage.reconcile.tasks import delete_orphans, run_scan

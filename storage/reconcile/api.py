@@ -14,9 +14,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from experiments.api.permissions import IsStaff
-from storage.choices import ScanItemKind
-from storage.models import OrphanDeletion, ScanItem, StorageConfig, StorageScan
+from storage.models import StorageConfig
 from storage.reconcile import actions, orphans, scan
+from storage.reconcile.choices import ScanItemKind
+from storage.reconcile.models import OrphanDeletion, ScanItem, StorageScan
 
 
 class StaffOnly(IsStaff):

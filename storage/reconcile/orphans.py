@@ -25,8 +25,8 @@ from experiments.choices import CheckpointState
 from experiments.models import Checkpoint
 from storage.backends import get_backend
 from storage.backends.base import StorageError, TransientStorageError
-from storage.choices import DELETABLE_RESOLUTIONS, ScanItemKind, ScanItemResolution
-from storage.models import OrphanDeletion, ScanItem, StorageScan
+from storage.reconcile.choices import DELETABLE_RESOLUTIONS, ScanItemKind, ScanItemResolution
+from storage.reconcile.models import OrphanDeletion, ScanItem, StorageScan
 from storage.reconcile.scan import grace_seconds
 
 #: Orphans re-checked and deleted per backend call.

@@ -36,10 +36,9 @@ from ckptweb.lib.paths import UnsafePath
 from experiments.choices import CheckpointState
 from experiments.models import Checkpoint
 from storage.backends import get_backend
-from storage.backends.base import StorageError, check_uuid
-from storage.backends.listing import ListedDirectory, iter_directories
-from storage.choices import ScanItemKind
-from storage.models import ScanItem, StorageScan
+from storage.backends.base import ListedDirectory, StorageError, check_uuid
+from storage.reconcile.choices import ScanItemKind
+from storage.reconcile.models import ScanItem, StorageScan
 from storage.services import METADATA_FILE, read_metadata
 
 #: Directories per database lookup and per insert of scan items.
@@ -124,7 +123,7 @@ class Scanner:
         """Walk the listing and the known checkpoints side by side, then flush."""
         known = self.known_checkpoints()
         row = next(known, None)
-        for listed in iter_directories(self.backend):
+        for listed in self.backend.iter_directories():
             self.count_listing(listed)
             try:
                 uuid = check_uuid(listed.name)

@@ -1,10 +1,17 @@
-"""Storage reconciliation pages (namespace ``storage_scans``), under /storage/<id>/scans/."""
+"""Storage pages: the storage list (namespace ``storage``) and reconciliation (``storage_scans``).
+
+The list keeps its URL name ``storage:list`` through ``storage_urlpatterns``, which
+``ckptweb.urls`` includes under its own namespace; the scans live under /storage/<id>/scans/.
+"""
 
 from django.urls import path
 
 from storage.reconcile import views
 
 app_name = "storage_scans"
+
+#: ``storage:list``, the staff storage page (the scans' index).
+storage_urlpatterns = ([path("storage/", views.storage_list, name="list")], "storage")
 
 urlpatterns = [
     path("storage/<int:storage_id>/scans/", views.scan_index, name="index"),

@@ -1,4 +1,4 @@
-"""Staff pages of storage reconciliation: scans, their findings, and the actions on them.
+"""Staff pages of storage: each location and its usage, scans, findings and their actions.
 
 Every view is staff only (403 otherwise) and calls ``storage.reconcile.actions``; deleting orphans
 goes preview → confirmation → a Celery run whose progress card the page polls.
@@ -13,15 +13,19 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count
+from django.db.models import BigIntegerField, Count, IntegerField, OuterRef, Prefetch, Subquery
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from experiments.models import Experiment, Trial
-from storage.choices import ScanItemKind
-from storage.models import OrphanDeletion, ScanItem, StorageConfig, StorageScan
+from ckptweb.lib.db import ByteSum
+from experiments.choices import CheckpointState
+from experiments.models import Checkpoint, Experiment, Trial
+from storage.models import StorageConfig
 from storage.reconcile import actions, orphans
+from storage.reconcile.choices import ScanItemKind
+from storage.reconcile.models import OrphanDeletion, ScanItem, StorageScan
 
 ITEMS_PER_PAGE = 50
 KIND_CHOICES = ScanItemKind.choices
@@ -116,7 +120,7 @@ def _render_scan(request, storage: StorageConfig, scan: StorageScan | None):
             open_counts=open_counts,
             deletion=scan.deletions.order_by("-id").first(),
         )
-    return render(request, "storage/scans/scan.html", context)
+    return render(request, "reconcile/scan.html", context)
 
 
 @staff_required
@@ -135,7 +139,7 @@ def scan_start(request, storage_id: int):
 def scan_card(request, storage_id: int, scan_id: int):
     """The scan's progress card; polled until the scan has ended, then reloads the page."""
     storage = _storage(storage_id)
-    return _card(request, "storage/scans/_scan_card.html", _scan(storage, scan_id), storage)
+    return _card(request, "reconcile/_scan_card.html", _scan(storage, scan_id), storage)
 
 
 def _card(request, template: str, run, storage: StorageConfig):
@@ -165,7 +169,7 @@ def delete_orphans(request, storage_id: int, scan_id: int):
     preview = orphans.deletion_preview(scan)
     return render(
         request,
-        "storage/scans/delete_preview.html",
+        "reconcile/delete_preview.html",
         {"storage": storage, "scan": scan, "preview": preview},
     )
 
@@ -185,7 +189,7 @@ def deletion_detail(request, storage_id: int, deletion_id: int):
     items = deletion.items.order_by("id")
     return render(
         request,
-        "storage/scans/deletion.html",
+        "reconcile/deletion.html",
         {
             "storage": storage,
             "deletion": deletion,
@@ -201,7 +205,7 @@ def deletion_card(request, storage_id: int, deletion_id: int):
     """The deletion's progress card, polled every second until it has ended."""
     storage = _storage(storage_id)
     deletion = _deletion(storage, deletion_id)
-    return _card(request, "storage/scans/_deletion_card.html", deletion, storage)
+    return _card(request, "reconcile/_deletion_card.html", deletion, storage)
 
 
 # --- actions on items -----------------------------------------------------------------------
@@ -256,7 +260,7 @@ def item_import(request, storage_id: int, scan_id: int, item_id: int):
             return redirect("storage_scans:detail", storage.pk, scan.pk)
     return render(
         request,
-        "storage/scans/import.html",
+        "reconcile/import.html",
         {"storage": storage, "scan": scan, "item": item, "form": form, "metadata": metadata},
         status=400 if form.errors else 200,
     )
@@ -310,3 +314,57 @@ def mark_all_missing(request, storage_id: int, scan_id: int):
     for refusal in refusals[:10]:
         messages.error(request, refusal)
     return redirect(f"{_detail_url(storage, scan)}?kind=MISSING")
+
+
+# --- the storage page: every location and its usage ----------------------------------------
+
+EXPERIMENTS_LISTED = 20
+
+
+def _per_storage(aggregate, output_field):
+    """``aggregate`` over the live checkpoints of the outer storage's experiments."""
+    rows = (
+        Checkpoint.objects.filter(experiment__storage=OuterRef("pk"))
+        .exclude(state=CheckpointState.DELETED)
+        .order_by()
+        .values("experiment__storage")
+        .annotate(v=aggregate)
+        .values("v")[:1]
+    )
+    return Coalesce(Subquery(rows, output_field=output_field), 0)
+
+
+def storage_rows():
+    """Storage configs with experiment counts, live checkpoints and bytes (secrets excluded)."""
+    return (
+        StorageConfig.objects.defer("access_key", "secret_key")
+        .annotate(
+            n_experiments=Count("experiments", distinct=True),
+            n_live=_per_storage(Count("id"), IntegerField()),
+            live_bytes=_per_storage(ByteSum("size_bytes"), BigIntegerField()),
+        )
+        .prefetch_related(
+            Prefetch(
+                "experiments",
+                queryset=Experiment.objects.only("id", "name", "state", "storage_id").order_by(
+                    "-id"
+                ),
+                to_attr="experiment_list",
+            )
+        )
+        .order_by("-is_default", "name")
+    )
+
+
+@staff_required
+@require_GET
+def storage_list(request):
+    """Every StorageConfig with its location and usage: the index of the scans; staff only."""
+    storages = list(storage_rows())
+    for storage in storages:
+        storage.experiments_shown = storage.experiment_list[:EXPERIMENTS_LISTED]
+    return render(
+        request,
+        "reconcile/storage_list.html",
+        {"heading": "Storage", "storages": storages, "experiments_listed": EXPERIMENTS_LISTED},
+    )

@@ -4,7 +4,7 @@ import pytest
 
 from experiments import services
 from experiments.demo import build_spec_example, build_training_experiment
-from storage.models import StorageScan
+from storage.reconcile.models import StorageScan
 from storage.reconcile.scan import execute_scan
 from tests.browser.conftest import SCREENSHOTS, finish_gc, sign_in, signed_in_page
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from storage.models import OrphanDeletion, StorageScan
+from storage.reconcile.models import OrphanDeletion, StorageScan
 from tests.factories import s3_storage
 
 

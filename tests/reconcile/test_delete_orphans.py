@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from storage.backends import get_backend
-from storage.backends.listing import iter_directories
-from storage.models import OrphanDeletion, StorageScan
 from storage.reconcile.actions import ActionRefused, start_deletion
+from storage.reconcile.models import OrphanDeletion, StorageScan
 from storage.reconcile.orphans import execute_deletion
 from storage.reconcile.scan import execute_scan, grace_seconds
 
@@ -21,7 +20,7 @@ def stored_files(store) -> set[tuple[str, str, int]]:
     """Every (directory, path, size) on the store, listed through the streaming listing."""
     return {
         (listed.name, stored.path, stored.size)
-        for listed in iter_directories(get_backend(store.config))
+        for listed in get_backend(store.config).iter_directories()
         for stored in listed.files
     }
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from storage.backends import get_backend
-from storage.backends.listing import iter_directories
-from storage.models import StorageConfig, StorageScan
+from storage.models import StorageConfig
+from storage.reconcile.models import StorageScan
 from storage.reconcile.scan import execute_scan, grace_seconds
 
 DIRECTORIES = 1000
@@ -44,7 +44,7 @@ def held_listing_cost(backend) -> int:
     held = []
 
     def hold_sample():
-        for index, directory in enumerate(iter_directories(backend)):
+        for index, directory in enumerate(backend.iter_directories()):
             if index == SAMPLE_DIRECTORIES:
                 return
             held.extend(directory.files)

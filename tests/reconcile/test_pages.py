@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from storage.models import StorageScan
+from storage.reconcile.models import StorageScan
 from storage.reconcile.scan import execute_scan
 
 

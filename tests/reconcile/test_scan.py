@@ -7,7 +7,7 @@ import uuid as uuid_lib
 
 import pytest
 
-from storage.models import ScanItem, StorageScan
+from storage.reconcile.models import ScanItem, StorageScan
 from storage.reconcile.scan import execute_scan, grace_seconds
 from tests.factories import s3_storage
 
