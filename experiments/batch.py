@@ -107,7 +107,7 @@ def report_checkpoints(
     A uuid taken by a concurrent report between the check and the insert is refused by
     the unique index; the check then runs again and names it.
     """
-    services.check_not_deleting(trial.experiment)
+    trial.experiment.ensure_not_deleting()
     try:
         with transaction.atomic():
             checkpoints = checked_checkpoints(trial, items, walked)
@@ -130,7 +130,7 @@ def report_validations(
     All or none; checkpoints at their steps get the searcher metric of the latest one.
     ``walked``: as ``checked_checkpoints``'.
     """
-    services.check_not_deleting(trial.experiment)
+    trial.experiment.ensure_not_deleting()
     check_batch_size(items)
     errors: dict[int, dict[str, list[str]]] = {}
     for index, item in enumerate(items):

@@ -27,12 +27,12 @@ from django.views.decorators.http import require_POST
 from ckptweb.lib.db import ByteSum
 from ckptweb.lib.errors import Conflict
 from ckptweb.lib.units import human_bytes
-from experiments import summary
+from experiments import services
 from experiments.choices import GONE_STATES
 from experiments.compare import MAX_COMPARED, MIN_COMPARED
 from experiments.downloads import foldered_archive, safe_name
 from experiments.models import Checkpoint
-from experiments.queries import can_manage
+from experiments.permissions import can_manage
 from experiments.services import CheckpointProtected, delete_checkpoint
 from storage.archive import FORMATS
 from storage.backends.base import StorageError
@@ -63,24 +63,6 @@ def selected_checkpoints(values: list[str]) -> list[Checkpoint]:
     if len(found) != len(uuids):
         raise SelectionError("checkpoints: some selected checkpoints no longer exist.")
     return found
-
-
-def set_protected_many(checkpoints: list[Checkpoint], protected: bool) -> int:
-    """Protect or unprotect ``checkpoints`` in one UPDATE; the number changed."""
-    by_experiment: dict[int, list[int]] = {}
-    for checkpoint in checkpoints:
-        by_experiment.setdefault(checkpoint.experiment_id, []).append(checkpoint.pk)
-    changed = 0
-    with transaction.atomic():
-        for experiment_id, ids in by_experiment.items():
-            flipped = (
-                Checkpoint.objects.filter(pk__in=ids)
-                .exclude(protected=protected)
-                .update(protected=protected)
-            )
-            summary.protection_changed(experiment_id, flipped, protected)
-            changed += flipped
-    return changed
 
 
 def delete_many(checkpoints: list[Checkpoint], user=None) -> tuple[int, list[str]]:
@@ -153,8 +135,10 @@ def bulk_action(request):
             return _download(checkpoints)
         _require_manage(request, checkpoints)
         if action in ("protect", "unprotect"):
-            changed = set_protected_many(checkpoints, action == "protect")
+            changed, refused = services.set_protected(checkpoints, action == "protect")
             messages.success(request, f"{action.capitalize()}ed {changed} checkpoint(s).")
+            if refused:
+                messages.error(request, "Refused: " + "; ".join(refused[:10]))
             return _back(request)
         if request.POST.get("confirm") != "1":
             live = [c for c in checkpoints if c.state not in GONE_STATES and not c.protected]

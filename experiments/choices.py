@@ -1,4 +1,8 @@
-"""State enums of the experiments app, each with its state machine in the docstring."""
+"""State enums of the experiments app, each with its state machine in the docstring.
+
+The only source of these states: models, services, filters, serializers and the pages import
+them from here. A GC run's lifecycle is every run's, ``ckptweb.jobs.RunState``.
+"""
 
 from django.db import models
 
@@ -56,22 +60,6 @@ class CheckpointState(models.TextChoices):
 GC_CANDIDATE_STATES = (CheckpointState.COMPLETED, CheckpointState.PARTIALLY_DELETED)
 #: States whose files are gone or going: downloads answer 410 Gone.
 GONE_STATES = (CheckpointState.DELETING, CheckpointState.DELETED)
-
-
-class GCRunState(models.TextChoices):
-    """Lifecycle of a GC run: PENDING -> RUNNING -> SUCCEEDED | FAILED.
-
-    SUCCEEDED: every claimed checkpoint is DELETED. FAILED: at least one checkpoint could
-    not be deleted (see ``errors``); the periodic sweep retries those checkpoints.
-    """
-
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-
-
-GC_RUN_TERMINAL_STATES = (GCRunState.SUCCEEDED, GCRunState.FAILED)
 
 
 class GCReason(models.TextChoices):

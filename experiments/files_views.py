@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from ckptweb.lib.errors import Conflict
 from experiments import partial_deletion
 from experiments.models import Checkpoint
-from experiments.queries import can_manage
+from experiments.permissions import can_manage
 
 
 def globs_from(data) -> list[str]:

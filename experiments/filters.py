@@ -13,7 +13,8 @@ from django.db.models import F
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
-from experiments.choices import CheckpointState, ExperimentState, GCRunState, TrialState
+from ckptweb.jobs import RunState
+from experiments.choices import CheckpointState, ExperimentState, TrialState
 from experiments.models import Checkpoint, Experiment, GCRun, Model, Trial, Validation
 from experiments.registry import search_models
 
@@ -156,7 +157,7 @@ class GCRunFilterSet(django_filters.FilterSet):
     """GC runs by experiment and state, newest first unless ordered otherwise."""
 
     experiment = IdFilter(field_name="experiment_id", help_text="Experiment id.")
-    state = django_filters.ChoiceFilter(choices=GCRunState.choices)
+    state = django_filters.ChoiceFilter(choices=RunState.choices)
     ordering = StableOrderingFilter(fields=(("id", "id"), ("created_at", "created_at")))
 
     class Meta:

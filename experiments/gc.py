@@ -52,16 +52,10 @@ from django.conf import settings
 from django.db import connections, transaction
 
 from ckptweb import jobs
+from ckptweb.jobs import RUN_TERMINAL_STATES, RunState
 from ckptweb.lib.policy import DELETE_EVERYTHING, Policy
 from experiments import summary
-from experiments.choices import (
-    GC_CANDIDATE_STATES,
-    GC_RUN_TERMINAL_STATES,
-    CheckpointState,
-    ExperimentState,
-    GCReason,
-    GCRunState,
-)
+from experiments.choices import GC_CANDIDATE_STATES, CheckpointState, ExperimentState, GCReason
 from experiments.file_globs import delete_matching_files
 from experiments.gc_record import BatchOutcome, record_batch  # noqa: F401  (gc.record_batch)
 from experiments.models import Checkpoint, Experiment, GCRun
@@ -102,7 +96,7 @@ def execute_run(run_id: int, final_attempt: bool = True) -> GCRun | None:
         claim_checkpoints(run)
         delete_claimed(run, backend, final_attempt)
         run.refresh_from_db(fields=["failed"])
-        return GCRunState.FAILED if run.failed else GCRunState.SUCCEEDED
+        return RunState.FAILED if run.failed else RunState.SUCCEEDED
 
     run = jobs.execute(
         GCRun.objects.select_related("experiment__storage"), run_id, work, final_attempt
@@ -201,7 +195,7 @@ def adopt_orphans(run: GCRun) -> int:
     dead_runs = (
         GCRun.objects.filter(
             experiment_id=run.experiment_id,
-            state__in=GC_RUN_TERMINAL_STATES,
+            state__in=RUN_TERMINAL_STATES,
             claimed_checkpoints__state=CheckpointState.DELETING,
         )
         # A dead FILES run's checkpoint is resumed with its globs, never deleted whole.

@@ -24,9 +24,9 @@ from django.db import transaction
 from django.db.models import Q
 
 from ckptweb import jobs
-from ckptweb.jobs import RUN_ACTIVE_STATES, RunState
+from ckptweb.jobs import RUN_ACTIVE_STATES, RUN_TERMINAL_STATES, RunState
 from experiments import gc
-from experiments.choices import GC_RUN_TERMINAL_STATES, CheckpointState, ExperimentState, GCReason
+from experiments.choices import CheckpointState, ExperimentState, GCReason
 from experiments.models import Checkpoint, Experiment, GCRun
 from experiments.partial_deletion import resume_orphaned_deletions
 from experiments.services import start_gc_run
@@ -53,7 +53,7 @@ def sweep() -> list[int]:
         Checkpoint.objects.filter(
             Q(state=CheckpointState.ERROR)
             | Q(state=CheckpointState.DELETING, gc_run__isnull=True)
-            | Q(state=CheckpointState.DELETING, gc_run__state__in=GC_RUN_TERMINAL_STATES)
+            | Q(state=CheckpointState.DELETING, gc_run__state__in=RUN_TERMINAL_STATES)
         )
         .exclude(gc_run__reason=GCReason.FILES, state=CheckpointState.DELETING)
         .values_list("experiment_id", flat=True)

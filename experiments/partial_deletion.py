@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from ckptweb.jobs import RUN_TERMINAL_STATES
 from ckptweb.lib.errors import Conflict
-from experiments.choices import GC_RUN_TERMINAL_STATES, CheckpointState, GCReason
+from experiments.choices import CheckpointState, GCReason
 from experiments.file_globs import (
     MAX_GLOB_CHARS,
     MAX_GLOBS,
@@ -29,7 +30,7 @@ from experiments.file_globs import (
 )
 from experiments.models import Checkpoint, GCRun
 from experiments.registry import checkpoint_registered_refusal
-from experiments.services import check_not_deleting, start_gc_run
+from experiments.services import start_gc_run
 
 #: States whose files may be partly deleted (the GC candidates, and ERROR as a retry).
 DELETABLE_STATES = (
@@ -65,7 +66,7 @@ def delete_files(checkpoint: Checkpoint, globs) -> GCRun:
     Conflict when the experiment is being deleted; GlobError for bad globs or globs
     matching no file; FilesNotDeletable when the checkpoint is refused (``refusal_reason``).
     """
-    check_not_deleting(checkpoint.experiment)
+    checkpoint.experiment.ensure_not_deleting()
     globs = check_globs(globs)
     checkpoint = (
         Checkpoint.objects.select_for_update().select_related("experiment").get(pk=checkpoint.pk)
@@ -93,7 +94,7 @@ def resume_orphaned_deletions() -> list[int]:
     orphans = Checkpoint.objects.filter(
         state=CheckpointState.DELETING,
         gc_run__reason=GCReason.FILES,
-        gc_run__state__in=GC_RUN_TERMINAL_STATES,
+        gc_run__state__in=RUN_TERMINAL_STATES,
     ).select_related("experiment", "gc_run")
     for checkpoint in list(orphans):
         dead = checkpoint.gc_run

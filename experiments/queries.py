@@ -25,7 +25,6 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from experiments import summary
-from experiments.api.permissions import is_owner_or_staff
 from experiments.choices import GC_CANDIDATE_STATES, CheckpointState
 from experiments.models import Checkpoint, Experiment, ExperimentSummary, GCRun, Trial, Validation
 
@@ -41,11 +40,6 @@ EXPERIMENT_SORTS = {
     "best": ["searcher_metric", "best_score"],
     "created": ["created_at"],
 }
-
-
-def can_manage(user, experiment: Experiment) -> bool:
-    """Owners and staff may change an experiment; everyone else only looks."""
-    return is_owner_or_staff(user, experiment)
 
 
 def _per_experiment(queryset, aggregate, output_field):

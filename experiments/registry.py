@@ -31,7 +31,7 @@ from ckptweb.lib.errors import Conflict
 from ckptweb.lib.limits import InvalidInput
 from experiments.choices import CheckpointState, ExperimentState
 from experiments.models import Checkpoint, Experiment
-from experiments.models_registry import (
+from experiments.models.registry import (
     LABEL_MAX_LENGTH,
     LABEL_PATTERN,
     MAX_LABELS,

@@ -18,10 +18,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from experiments import registry
-from experiments.api.permissions import is_owner_or_staff
 from experiments.choices import GONE_STATES
 from experiments.filters import ModelFilterSet
 from experiments.models import Checkpoint, Model, ModelVersion
+from experiments.permissions import is_owner_or_staff, is_staff
 from experiments.snippets import detect_format, load_snippet
 
 MODELS_PER_PAGE = 25
@@ -103,7 +103,7 @@ def checkpoint_registry_context(request, checkpoint: Checkpoint) -> dict:
         checkpoint.model_versions.select_related("model").order_by("model__name", "version")
     )
     models = Model.objects.order_by("name")
-    if not request.user.is_staff:
+    if not is_staff(request.user):
         models = models.filter(owner=request.user)
     return {
         "model_versions": versions,

@@ -59,15 +59,6 @@ class CheckpointProtected(Conflict):
     """A protected (or registered) checkpoint cannot be deleted (a 409)."""
 
 
-def check_not_deleting(experiment: Experiment) -> None:
-    """Nothing may be added to or changed in an experiment that is being deleted (Conflict).
-
-    The one place of the rule: every service that adds to or changes an experiment calls it.
-    """
-    if experiment.state == ExperimentState.DELETING:
-        raise Conflict(f"experiment {experiment.pk} is being deleted.")
-
-
 # --- experiments ---------------------------------------------------------------------------
 
 
@@ -108,7 +99,7 @@ def create_experiment(
 
 def create_trial(experiment: Experiment, hparams: dict | None = None) -> Trial:
     """Add a trial to ``experiment``."""
-    check_not_deleting(experiment)
+    experiment.ensure_not_deleting()
     if hparams is not None and not isinstance(hparams, dict):
         raise ReportError("hparams", "hparams must be a JSON object.")
     _storable(hparams, "hparams")
@@ -181,7 +172,7 @@ def report_validation(trial: Trial, steps_completed: int, metrics: dict) -> Vali
 
     The latest validation reported at a step wins, whether the checkpoint came first or not.
     """
-    check_not_deleting(trial.experiment)
+    trial.experiment.ensure_not_deleting()
     check_metrics(metrics)
     with transaction.atomic():
         validation = Validation.objects.create(
@@ -258,7 +249,7 @@ def report_checkpoint(
     One transaction (link, insert); a uuid already taken is found by the unique index,
     not by a query before every insert. ``walked``: as ``new_checkpoint``'s.
     """
-    check_not_deleting(trial.experiment)
+    trial.experiment.ensure_not_deleting()
     checkpoint = new_checkpoint(trial, steps_completed, resources, metadata, uuid, walked)
     try:
         with transaction.atomic():
@@ -304,7 +295,7 @@ def start_gc_run(
 @transaction.atomic
 def set_gc_policy(experiment: Experiment, policy: Policy, user=None) -> GCRun:
     """Save a new GC policy on ``experiment`` and start a GC run with it (by ``user``)."""
-    check_not_deleting(experiment)
+    experiment.ensure_not_deleting()
     for field, value in policy.as_dict().items():
         setattr(experiment, field, value)
     experiment.save(update_fields=[*POLICY_FIELDS, "updated_at"])
@@ -314,7 +305,7 @@ def set_gc_policy(experiment: Experiment, policy: Policy, user=None) -> GCRun:
 @transaction.atomic
 def set_experiment_state(experiment: Experiment, state: str) -> GCRun | None:
     """Change the state; reaching a terminal state starts a GC run."""
-    check_not_deleting(experiment)
+    experiment.ensure_not_deleting()
     if state == ExperimentState.DELETING:
         raise ReportError("state", "use DELETE to delete an experiment.")
     previous = experiment.state
@@ -333,7 +324,7 @@ def delete_experiment(experiment: Experiment) -> GCRun:
     deletes a protected checkpoint, so the experiment could never finish deleting.
     """
     experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
-    check_not_deleting(experiment)
+    experiment.ensure_not_deleting()
     protected = (
         experiment.checkpoints.filter(protected=True)
         .exclude(state=CheckpointState.DELETED)
@@ -358,6 +349,81 @@ def delete_experiment(experiment: Experiment) -> GCRun:
     )
 
 
+# --- checkpoints: protection and metadata (the one writer) ----------------------------------
+
+
+def _set_protected(experiment_id: int, ids: list[int], protected: bool) -> tuple[int, list[str]]:
+    """Flip ``protected`` on checkpoints ``ids`` of one experiment; (changed, refusals).
+
+    The caller holds the experiment's row lock, which GC's claim also takes, so a claim
+    cannot interleave. A checkpoint a GC run already holds (DELETING) is not protected: the
+    UPDATE's WHERE leaves it, and the refusal names the run.
+    """
+    rows = Checkpoint.objects.filter(pk__in=ids).exclude(protected=protected)
+    if protected:
+        rows = rows.exclude(state=CheckpointState.DELETING)
+    changed = rows.update(protected=protected)
+    summary.protection_changed(experiment_id, changed, protected)
+    refused = []
+    if protected:
+        held = Checkpoint.objects.filter(
+            pk__in=ids, protected=False, state=CheckpointState.DELETING
+        ).values_list("uuid", "gc_run_id")
+        refused = [
+            f"checkpoint {uuid} is being deleted by GC run {run_id}; it can no longer be protected."
+            for uuid, run_id in held
+        ]
+    return changed, refused
+
+
+@transaction.atomic
+def set_protected(checkpoints: list[Checkpoint], protected: bool) -> tuple[int, list[str]]:
+    """Protect (or unprotect) ``checkpoints``: (how many changed, why others were refused).
+
+    Per experiment, under its row lock: nothing changes in an experiment being deleted, and
+    a checkpoint a GC run holds cannot be protected. Used by the bulk action; the API, the
+    checkpoint page and ``/det-compat/`` go through ``update_checkpoint``.
+    """
+    by_experiment: dict[int, list[int]] = {}
+    for checkpoint in checkpoints:
+        by_experiment.setdefault(checkpoint.experiment_id, []).append(checkpoint.pk)
+    changed, refused = 0, []
+    for experiment_id, ids in sorted(by_experiment.items()):
+        experiment = Experiment.objects.select_for_update().get(pk=experiment_id)
+        try:
+            experiment.ensure_not_deleting()
+        except Conflict as exc:
+            refused.append(exc.message)
+            continue
+        flipped, held = _set_protected(experiment_id, ids, protected)
+        changed += flipped
+        refused += held
+    return changed, refused
+
+
+@transaction.atomic
+def update_checkpoint(
+    checkpoint: Checkpoint, *, protected: bool | None = None, metadata: dict | None = None
+) -> Checkpoint:
+    """Set ``protected`` and/or replace ``metadata`` of one checkpoint; Conflict if refused.
+
+    Refused (nothing changed) while its experiment is being deleted, and protecting while a
+    GC run holds the checkpoint (the message names the run). ``metadata`` must have passed
+    ``check_metadata``.
+    """
+    experiment = Experiment.objects.select_for_update().get(pk=checkpoint.experiment_id)
+    experiment.ensure_not_deleting()
+    if protected is not None:
+        _, refused = _set_protected(experiment.pk, [checkpoint.pk], protected)
+        if refused:
+            raise Conflict(refused[0], code="checkpoint_deleting")
+        checkpoint.protected = protected
+    if metadata is not None:
+        Checkpoint.objects.filter(pk=checkpoint.pk).update(metadata=metadata)
+        checkpoint.metadata = metadata
+    return checkpoint
+
+
 @transaction.atomic
 def delete_checkpoint(checkpoint: Checkpoint, user=None) -> GCRun:
     """Start a run (by ``user``) that deletes one checkpoint's files.
@@ -366,7 +432,7 @@ def delete_checkpoint(checkpoint: Checkpoint, user=None) -> GCRun:
     CheckpointProtected (a Conflict) when it is protected or registered.
     """
     checkpoint = Checkpoint.objects.select_for_update().get(pk=checkpoint.pk)
-    check_not_deleting(checkpoint.experiment)
+    checkpoint.experiment.ensure_not_deleting()
     if checkpoint.state in (CheckpointState.DELETED, CheckpointState.DELETING):
         raise Conflict(f"checkpoint {checkpoint.uuid} is already {checkpoint.state}.")
     if checkpoint.protected:
@@ -382,11 +448,12 @@ __all__ = [
     "CheckpointProtected",
     "CheckpointState",
     "ReportError",
-    "check_not_deleting",
     "create_experiment",
     "create_trial",
     "delete_checkpoint",
     "delete_experiment",
+    "set_protected",
+    "update_checkpoint",
     "link_validation",
     "new_checkpoint",
     "report_checkpoint",

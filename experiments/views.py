@@ -20,10 +20,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from ckptweb.jobs import RUN_TERMINAL_STATES
 from ckptweb.lib.errors import Conflict
 from ckptweb.lib.policy import POLICY_FIELDS
-from experiments import registry_pages
-from experiments.bulk import set_protected_many
+from experiments import registry_pages, services
 from experiments.chart_options import page_chart
 from experiments.checkpoint_files import (
     best_download,
@@ -31,13 +31,13 @@ from experiments.checkpoint_files import (
     download_links,
     model_format_and_snippet,
 )
-from experiments.choices import GC_CANDIDATE_STATES, GC_RUN_TERMINAL_STATES
+from experiments.choices import GC_CANDIDATE_STATES
 from experiments.forms import ExperimentFilterForm, GCPolicyForm
 from experiments.models import Checkpoint, Experiment, GCRun, Trial
 from experiments.page_filters import checkpoint_table, gc_history, trial_rows
+from experiments.permissions import can_manage
 from experiments.preview import gc_preview, policy_counts, preview_is_current
 from experiments.queries import (
-    can_manage,
     checkpoint_validation,
     experiment_rows,
     experiment_summary,
@@ -59,12 +59,6 @@ TRIALS_SHOWN = 100
 def _page(request, queryset, per_page: int, param: str = "page"):
     """Page ``param`` of ``queryset`` (an invalid or missing number is page 1 or the last)."""
     return Paginator(queryset, per_page).get_page(request.GET.get(param))
-
-
-def set_protected(checkpoint: Checkpoint, protected: bool) -> None:
-    """Protect a checkpoint from garbage collection, or lift the protection."""
-    set_protected_many([checkpoint], protected)
-    checkpoint.protected = protected
 
 
 # --- experiments -----------------------------------------------------------------------------
@@ -251,7 +245,7 @@ def gc_run_card(request, pk: int):
     """
     run = get_object_or_404(GCRun.objects.select_related("experiment"), pk=pk)
     response = render(request, "partials/gc_run.html", {"run": run})
-    if request.htmx and (run.finished_at or run.state in GC_RUN_TERMINAL_STATES):
+    if request.htmx and (run.finished_at or run.state in RUN_TERMINAL_STATES):
         response["HX-Trigger"] = "gc-finished"
     return response
 
@@ -345,7 +339,11 @@ def checkpoint_protect(request, uuid):
     if not can_manage(request.user, checkpoint.experiment):
         raise PermissionDenied("Only the owner or staff can protect checkpoints.")
     protected = request.POST.get("protected") == "1"
-    set_protected(checkpoint, protected)
+    try:
+        services.update_checkpoint(checkpoint, protected=protected)
+    except Conflict as exc:
+        messages.error(request, exc.message)
+        return redirect(reverse("experiments:checkpoint", args=[checkpoint.uuid]))
     messages.success(
         request,
         "Checkpoint protected: garbage collection will keep it."

@@ -26,8 +26,8 @@ from ckptweb.api import exception_handler
 from ckptweb.detcompat.auth import DetBearerAuthentication
 from experiments import services
 from experiments.api.downloads import JSONErrorsNegotiation, api_exception
-from experiments.api.permissions import IsOwnerOrStaffOrReadOnly, is_owner_or_staff
 from experiments.models import Checkpoint, Experiment
+from experiments.permissions import IsOwnerOrStaffOrReadOnly, is_owner_or_staff
 
 #: Most uuids in one delete or rm request.
 MAX_UUIDS = 1000

@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 from experiments.api.serializers import state_field
 from experiments.choices import CheckpointState
-from experiments.models_registry import Model, ModelVersion
+from experiments.models.registry import Model, ModelVersion
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):

@@ -20,10 +20,10 @@ from rest_framework.response import Response
 from experiments import registry
 from experiments.api import registry_serializers as rs
 from experiments.api.downloads import ARCHIVE_RESPONSES, CheckpointDownloadView
-from experiments.api.permissions import IsOwnerOrStaffOrReadOnly
 from experiments.api.views import ERROR_409, ApiSchema, validated
 from experiments.filters import ModelFilterSet
 from experiments.models import Checkpoint, Model, ModelVersion
+from experiments.permissions import IsOwnerOrStaffOrReadOnly
 from storage.archive import FORMATS
 
 #: A model name in a URL; anything else reaches the view and becomes a JSON 404.

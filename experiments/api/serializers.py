@@ -9,8 +9,9 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
+from ckptweb.jobs import RunState
 from ckptweb.lib.policy import MAX_POLICY_VALUE, POLICY_FIELDS
-from experiments.choices import CheckpointState, ExperimentState, GCRunState, TrialState
+from experiments.choices import CheckpointState, ExperimentState, TrialState
 from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
 
 MAX_STEPS = 2**63 - 1
@@ -140,7 +141,7 @@ class GCRunSerializer(serializers.ModelSerializer):
     experiment_id = serializers.IntegerField(read_only=True)
     checkpoint_id = serializers.IntegerField(read_only=True, allow_null=True)
     policy = GCPolicySerializer(read_only=True)
-    state = state_field(GCRunState, read_only=True)
+    state = state_field(RunState, read_only=True)
     reason = serializers.CharField(read_only=True)
     started_by = serializers.SlugRelatedField(
         slug_field="username", read_only=True, help_text="Who started it; null when automatic."

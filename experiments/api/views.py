@@ -22,9 +22,7 @@ from ckptweb.api import FastJSONRenderer
 from ckptweb.lib.policy import InvalidPolicy, Policy
 from experiments import services
 from experiments.api import serializers as s
-from experiments.api.permissions import IsOwnerOrStaffOrReadOnly
 from experiments.api.report_items import checked_report
-from experiments.bulk import set_protected_many
 from experiments.filters import (
     CheckpointFilterSet,
     ExperimentFilterSet,
@@ -33,6 +31,7 @@ from experiments.filters import (
     ValidationFilterSet,
 )
 from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
+from experiments.permissions import IsOwnerOrStaffOrReadOnly
 from experiments.preview import gc_preview, page_params
 from experiments.registry import versions_prefetch
 from storage.config import ConfigError
@@ -311,21 +310,22 @@ class CheckpointViewSet(ApiViewMixin, mixins.RetrieveModelMixin, viewsets.Generi
         checkpoints = Checkpoint.objects.select_related("experiment")
         return checkpoints.prefetch_related(versions_prefetch()).order_by("-id")
 
-    @extend_schema(request=s.CheckpointUpdateSerializer, responses={200: s.CheckpointSerializer})
+    @extend_schema(
+        request=s.CheckpointUpdateSerializer,
+        responses={200: s.CheckpointSerializer, 409: ERROR_409},
+    )
     def partial_update(self, request, uuid=None):
-        """Replace the metadata (a JSON object of at most 1 MiB) and/or set ``protected``."""
+        """Replace the metadata (a JSON object of at most 1 MiB) and/or set ``protected``.
+
+        409 while the experiment is being deleted, or when protecting a checkpoint that a GC
+        run already holds (the message names the run).
+        """
         checkpoint = self.get_object()
         data = validated(s.CheckpointUpdateSerializer, request)
-        changes = dict(data)
-        if "metadata" in changes:
-            changes["metadata"] = services.check_metadata(request.data["metadata"])
-        if "protected" in changes:
-            checkpoint.protected = changes.pop("protected")
-            set_protected_many([checkpoint], checkpoint.protected)
-        if changes:
-            Checkpoint.objects.filter(pk=checkpoint.pk).update(**changes)
-            for field, value in changes.items():
-                setattr(checkpoint, field, value)
+        metadata = None
+        if "metadata" in data:
+            metadata = services.check_metadata(request.data["metadata"])
+        services.update_checkpoint(checkpoint, protected=data.get("protected"), metadata=metadata)
         return Response(s.CheckpointSerializer(checkpoint).data)
 
     @extend_schema(responses={202: s.GCRunEnvelopeSerializer, 409: ERROR_409})

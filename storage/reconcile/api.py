@@ -13,7 +13,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from experiments.api.permissions import IsStaff
+from experiments.permissions import IsStaff
 from storage.models import StorageConfig
 from storage.reconcile import actions, orphans, scan
 from storage.reconcile.choices import ScanItemKind

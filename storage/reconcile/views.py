@@ -6,12 +6,8 @@ goes preview → confirmation → a Celery run whose progress card the page poll
 
 from __future__ import annotations
 
-from functools import wraps
-
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import BigIntegerField, Count, IntegerField, OuterRef, Prefetch, Subquery
 from django.db.models.functions import Coalesce
@@ -22,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from ckptweb.lib.db import ByteSum
 from experiments.choices import CheckpointState
 from experiments.models import Checkpoint, Experiment, Trial
+from experiments.permissions import staff_required
 from storage.models import StorageConfig
 from storage.reconcile import actions, orphans
 from storage.reconcile.choices import ScanItemKind
@@ -29,19 +26,6 @@ from storage.reconcile.models import OrphanDeletion, ScanItem, StorageScan
 
 ITEMS_PER_PAGE = 50
 KIND_CHOICES = ScanItemKind.choices
-
-
-def staff_required(view):
-    """Signed-in staff only: anonymous users go to the login page, others get 403."""
-
-    @login_required
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_staff:
-            raise PermissionDenied("Only staff can reconcile storage.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _storage(storage_id: int) -> StorageConfig:

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from django.utils import timezone
 
+from ckptweb.jobs import RunState
 from ckptweb.lib.policy import Policy
 from experiments import gc, services
-from experiments.choices import CheckpointState, GCReason, GCRunState
+from experiments.choices import CheckpointState, GCReason
 from experiments.models import Checkpoint, Experiment, GCRun
 from experiments.retention import ranked_candidates
 from tests.spec import (
@@ -192,7 +193,7 @@ def assert_retained_intact(experiment: Experiment, policy: Policy, store: FileSt
 def crashed_run(experiment, minutes_ago: int = 60) -> GCRun:
     """A run whose worker died right after claiming its checkpoints (heartbeat stopped)."""
     run = services.start_gc_run(experiment, GCReason.POLICY_CHANGED)
-    GCRun.objects.filter(pk=run.pk).update(state=GCRunState.RUNNING)
+    GCRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING)
     gc.claim_checkpoints(run)
     GCRun.objects.filter(pk=run.pk).update(
         heartbeat=timezone.now() - timedelta(minutes=minutes_ago)

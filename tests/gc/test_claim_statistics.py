@@ -11,8 +11,9 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
+from ckptweb.jobs import RunState
 from experiments import gc, services
-from experiments.choices import GCReason, GCRunState
+from experiments.choices import GCReason
 from experiments.models import Experiment, GCRun
 from tests.gc.builders import policy_of, spec_example
 
@@ -24,7 +25,7 @@ def claim_statements(experiment) -> list[str]:
     Experiment.objects.filter(pk=experiment.pk).update(
         save_experiment_best=0, save_trial_best=0, save_trial_latest=0
     )
-    GCRun.objects.filter(pk=run.pk).update(state=GCRunState.RUNNING)
+    GCRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING)
     seen = []
 
     def record(execute, sql, params, many, context):

@@ -10,7 +10,8 @@ import uuid
 
 import pytest
 
-from experiments.choices import CheckpointState, GCReason, GCRunState
+from ckptweb.jobs import RunState
+from experiments.choices import CheckpointState, GCReason
 from experiments.models import Experiment, GCRun
 from tests.gc.builders import (
     GCSStore,
@@ -39,7 +40,7 @@ def test_a_policy_run_on_gcs(alice, gcs_store, alice_api, run_on_commit):
         )
     assert response.status_code == 202, response.json()
     run = alice_api.get(f"/api/v1/gc-runs/{response.json()['gc_run']['id']}").json()
-    assert run["state"] == GCRunState.SUCCEEDED, run
+    assert run["state"] == RunState.SUCCEEDED, run
     assert (run["total"], run["deleted"], run["failed"]) == (6, 6, 0)
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 8, 7, 5]
     assert gcs_store.listing() == expected_files(labels[n] for n in (10, 8, 7, 5))
@@ -67,7 +68,7 @@ def test_every_terminal_state_triggers_gc(alice, fs_store, alice_api, run_on_com
         )
     assert response.status_code == 200, response.json()
     (run,) = GCRun.objects.filter(experiment=experiment)
-    assert (run.reason, run.state) == (GCReason.EXPERIMENT_TERMINAL, GCRunState.SUCCEEDED)
+    assert (run.reason, run.state) == (GCReason.EXPERIMENT_TERMINAL, RunState.SUCCEEDED)
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 5]
     assert fs_store.listing() == expected_files(labels[n] for n in (10, 5))
     assert_gc_invariant(fs_store)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from ckptweb.jobs import RunState
 from experiments import gc, services
-from experiments.choices import CheckpointState, GCReason, GCRunState
+from experiments.choices import CheckpointState, GCReason
 from experiments.models import Checkpoint, GCRun
 from tests.factories import bulk_checkpoints
 
@@ -19,7 +20,7 @@ def claimed_batch(trial, size: int = BATCH):
     rows = [(i, float(i), CheckpointState.COMPLETED, False, 10 + i) for i in range(size)]
     bulk_checkpoints(trial, rows)
     run = services.start_gc_run(trial.experiment, GCReason.POLICY_CHANGED)
-    GCRun.objects.filter(pk=run.pk).update(state=GCRunState.RUNNING)
+    GCRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING)
     Checkpoint.objects.filter(trial=trial).update(state=CheckpointState.DELETING, gc_run=run)
     batch = list(Checkpoint.objects.filter(gc_run=run).order_by("id"))
     return run, batch

@@ -15,8 +15,9 @@ import pytest
 from django.db import OperationalError
 from django.utils import timezone
 
+from ckptweb.jobs import RunState
 from experiments import gc, gc_sweep, services, sweeper, tasks
-from experiments.choices import CheckpointState, GCReason, GCRunState
+from experiments.choices import CheckpointState, GCReason
 from experiments.models import Experiment, GCRun
 from tests.gc.builders import (
     assert_gc_invariant,
@@ -50,9 +51,9 @@ def test_the_sweep_finishes_the_work_of_a_dead_run(alice, fs_store, run_on_commi
     with run_on_commit():
         started = tasks.gc_sweep.apply().get()
     dead.refresh_from_db()
-    assert dead.state == GCRunState.FAILED and dead.finished_at
+    assert dead.state == RunState.FAILED and dead.finished_at
     (sweep_run,) = GCRun.objects.filter(pk__in=started)
-    assert (sweep_run.reason, sweep_run.state) == (GCReason.SWEEP, GCRunState.SUCCEEDED)
+    assert (sweep_run.reason, sweep_run.state) == (GCReason.SWEEP, RunState.SUCCEEDED)
     assert (sweep_run.total, sweep_run.deleted) == (8, 8)
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 5]
     assert_gc_invariant(fs_store)
@@ -64,7 +65,7 @@ def test_the_sweep_leaves_a_live_run_alone(alice, fs_store, run_on_commit):
     with run_on_commit():
         assert gc_sweep.sweep() == []
     live.refresh_from_db()
-    assert live.state == GCRunState.RUNNING
+    assert live.state == RunState.RUNNING
     assert labels_in_state(labels, CheckpointState.DELETING) == [9, 8, 7, 6, 4, 3, 2, 1]
     assert len(fs_store.listing()) == 30
 
@@ -76,7 +77,7 @@ def test_the_sweep_resends_a_run_that_never_started(alice, fs_store, run_on_comm
     with run_on_commit():
         gc_sweep.sweep()
     lost.refresh_from_db()
-    assert lost.state == GCRunState.SUCCEEDED and lost.deleted == 8
+    assert lost.state == RunState.SUCCEEDED and lost.deleted == 8
     assert_gc_invariant(fs_store)
 
 
@@ -87,7 +88,7 @@ def test_an_error_checkpoint_the_policy_still_deletes_is_retried(alice, fs_store
     with run_on_commit():
         (run_id,) = gc_sweep.sweep()
     run = GCRun.objects.get(pk=run_id)
-    assert (run.reason, run.state) == (GCReason.SWEEP, GCRunState.SUCCEEDED)
+    assert (run.reason, run.state) == (GCReason.SWEEP, RunState.SUCCEEDED)
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 5]
     assert labels_in_state(labels, CheckpointState.DELETED) == [9, 8, 7, 6, 4, 3, 2, 1]
     assert_gc_invariant(fs_store)
@@ -148,14 +149,14 @@ def test_reapplying_the_policy_retries_a_fixed_undeletable_checkpoint(
     with run_on_commit():
         first = services.set_gc_policy(experiment, policy_of((0, 0, 1)))
     first.refresh_from_db()
-    assert first.state == GCRunState.FAILED
+    assert first.state == RunState.FAILED
     assert labels_in_state(labels, CheckpointState.ERROR) == [4]
 
     immutable_dir.unmark(stuck)  # the operator fixes the file system
     with run_on_commit():
         again = services.set_gc_policy(experiment, policy_of((0, 0, 1)))  # same policy
     again.refresh_from_db()
-    assert (again.reason, again.state) == (GCReason.POLICY_CHANGED, GCRunState.SUCCEEDED)
+    assert (again.reason, again.state) == (GCReason.POLICY_CHANGED, RunState.SUCCEEDED)
     assert (again.deleted, again.failed) == (1, 0)
     assert labels_in_state(labels, CheckpointState.ERROR) == []
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 5]
@@ -169,7 +170,7 @@ def test_a_policy_run_completes_an_error_checkpoint_it_now_keeps(alice, fs_store
     with run_on_commit():
         run = services.set_gc_policy(experiment, policy_of((0, 0, 2)))
     run.refresh_from_db()
-    assert run.state == GCRunState.SUCCEEDED
+    assert run.state == RunState.SUCCEEDED
     assert_completed_again_under_0_0_2(experiment, labels, fs_store)
 
 
@@ -190,11 +191,11 @@ def test_an_unexpected_error_ends_the_run_and_the_sweep_takes_over(
     with run_on_commit():
         run = services.set_gc_policy(experiment, policy_of((0, 0, 1)))
     run.refresh_from_db()
-    assert run.state == GCRunState.FAILED and run.finished_at  # not RUNNING forever
+    assert run.state == RunState.FAILED and run.finished_at  # not RUNNING forever
     assert labels_in_state(labels, CheckpointState.DELETING)  # claimed, left over
     with run_on_commit():
         (sweep_id,) = sweeper.tick()
-    assert GCRun.objects.get(pk=sweep_id).state == GCRunState.SUCCEEDED
+    assert GCRun.objects.get(pk=sweep_id).state == RunState.SUCCEEDED
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 5]
     assert not GCRun.objects.filter(state__in=["PENDING", "RUNNING"]).exists()
     assert_gc_invariant(fs_store)
@@ -206,8 +207,8 @@ def test_the_timer_tick_is_the_sweep(alice, fs_store, run_on_commit):
     with run_on_commit():
         started = sweeper.tick()
     dead.refresh_from_db()
-    assert dead.state == GCRunState.FAILED
-    assert GCRun.objects.get(pk=started[0]).state == GCRunState.SUCCEEDED
+    assert dead.state == RunState.FAILED
+    assert GCRun.objects.get(pk=started[0]).state == RunState.SUCCEEDED
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 5]
 
 

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ckptweb.jobs import RunState
 from experiments import gc, registry, services
-from experiments.choices import CheckpointState, ExperimentState, GCReason, GCRunState
+from experiments.choices import CheckpointState, ExperimentState, GCReason
 from experiments.models import Checkpoint, Experiment, GCRun
 from experiments.preview import gc_preview
 from experiments.retention import ranked_candidates
@@ -51,7 +52,7 @@ def test_every_policy_keeps_the_registered_checkpoint(
     with run_on_commit():
         run = services.set_gc_policy(experiment, policy_of(numbers))
     run.refresh_from_db()
-    assert run.state == GCRunState.SUCCEEDED
+    assert run.state == RunState.SUCCEEDED
     assert labels_in_state(labels, CheckpointState.COMPLETED) == expected
     assert fs_store.listing() == expected_files(labels[label] for label in expected)
     assert_gc_invariant(fs_store)
@@ -117,7 +118,7 @@ def test_a_claimed_checkpoint_cannot_be_registered(alice, fs_store, model):
     Experiment.objects.filter(pk=experiment.pk).update(
         save_experiment_best=0, save_trial_best=0, save_trial_latest=0
     )
-    GCRun.objects.filter(pk=run.pk).update(state=GCRunState.RUNNING)
+    GCRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING)
     assert gc.claim_checkpoints(run) == 10
     with pytest.raises(registry.RegistryError, match="DELETING"):
         registry.register_version(model, labels[9], alice)

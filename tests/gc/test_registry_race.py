@@ -12,8 +12,9 @@ import threading
 import pytest
 from django.db import connection, connections, transaction
 
+from ckptweb.jobs import RunState
 from experiments import gc, registry
-from experiments.choices import CheckpointState, GCReason, GCRunState
+from experiments.choices import CheckpointState, GCReason
 from experiments.models import Checkpoint, Experiment, GCRun, ModelVersion
 from tests.gc.builders import policy_of, spec_example
 
@@ -34,7 +35,7 @@ def test_a_registration_waits_for_the_claim_and_is_refused(alice, fs_store):
         experiment=experiment,
         reason=GCReason.POLICY_CHANGED,
         policy=policy_of((0, 0, 0)).as_dict(),
-        state=GCRunState.RUNNING,
+        state=RunState.RUNNING,
     )
     claimed, release, outcome = threading.Event(), threading.Event(), {}
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from ckptweb.jobs import RunState
 from experiments import registry, services
-from experiments.choices import CheckpointState, ExperimentState, GCRunState
+from experiments.choices import CheckpointState, ExperimentState
 from tests.gc.builders import assert_gc_invariant, expected_files, labels_in_state, spec_example
 from tests.gc.conftest import wait_for
 from tests.gc.test_worker import finished, s3_store  # noqa: F401  (fixture)
@@ -21,7 +22,7 @@ def test_an_aggressive_policy_on_s3_keeps_the_registered_objects(gc_worker, alic
     before = s3_store.listing()
     run = services.set_experiment_state(experiment, ExperimentState.COMPLETED)
     run = wait_for(lambda: finished(run.pk), message="the GC run", workers=gc_worker)
-    assert run.state == GCRunState.SUCCEEDED, run.errors
+    assert run.state == RunState.SUCCEEDED, run.errors
     assert (run.total, run.deleted) == (8, 8)
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [9, 4]
     assert s3_store.listing() == expected_files([labels[9], labels[4]])

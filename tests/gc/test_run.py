@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from ckptweb.jobs import RunState
 from experiments import gc, gc_sweep, services, tasks
-from experiments.choices import CheckpointState, ExperimentState, GCReason, GCRunState
+from experiments.choices import CheckpointState, ExperimentState, GCReason
 from experiments.models import Checkpoint, Experiment, GCRun
 from storage.backends.base import DeleteResult, TransientStorageError
 from storage.backends.shared_fs import SharedFSBackend
@@ -34,7 +35,7 @@ def test_it_keeps_exactly_the_spec_examples_checkpoints(
     assert labels_in_state(labels, CheckpointState.COMPLETED) == saved
     assert labels_in_state(labels, CheckpointState.DELETED) == sorted(doomed, reverse=True)
     assert fs_store.listing() == expected_files(labels[label] for label in saved)
-    assert run.state == GCRunState.SUCCEEDED
+    assert run.state == RunState.SUCCEEDED
     assert (run.total, run.deleted, run.failed, run.errors) == (len(doomed), len(doomed), 0, [])
     assert run.reclaimed_bytes == sum(labels[label].size_bytes for label in doomed)
     assert run.started_at and run.finished_at and run.heartbeat
@@ -48,7 +49,7 @@ def test_reaching_a_terminal_state_collects_with_the_experiments_policy(
     experiment, labels = spec_example(alice, fs_store, policy=(2, 1, 1))
     with run_on_commit():
         run = services.set_experiment_state(experiment, ExperimentState.COMPLETED)
-    assert GCRun.objects.get(pk=run.pk).state == GCRunState.SUCCEEDED
+    assert GCRun.objects.get(pk=run.pk).state == RunState.SUCCEEDED
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 8, 7, 5]
     assert_gc_invariant(fs_store)
 
@@ -78,7 +79,7 @@ def test_a_file_that_will_not_go_leaves_its_checkpoint_error_not_deleted(
     # The immutable directory keeps its own entries; code/ below it could still be emptied.
     kept = {(str(stuck.uuid), "state-dict.pth"), (str(stuck.uuid), "metadata.json")}
     assert kept <= fs_store.listing()
-    assert run.state == GCRunState.FAILED
+    assert run.state == RunState.FAILED
     assert (run.deleted, run.failed) == (6, 1)
     assert run.errors == [{"checkpoint": str(stuck.uuid), "error": stuck.error}]
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 7, 5]
@@ -109,7 +110,7 @@ def test_a_protected_checkpoint_is_never_claimed(alice, fs_store, run_on_commit)
         run = services.delete_checkpoint(labels[2])
         Checkpoint.objects.filter(pk=labels[2].pk).update(protected=True)  # before it runs
     run.refresh_from_db()
-    assert run.state == GCRunState.SUCCEEDED and run.total == 0
+    assert run.state == RunState.SUCCEEDED and run.total == 0
     assert labels_in_state(labels, CheckpointState.COMPLETED) == list(range(10, 0, -1))
     assert_gc_invariant(fs_store)
 
@@ -125,7 +126,7 @@ def test_deleting_one_checkpoint_deletes_only_its_files(alice, fs_store, run_on_
 def test_a_checkpoint_another_run_holds_is_left_to_it(alice, fs_store):
     experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 0))
     other = services.start_gc_run(experiment, GCReason.POLICY_CHANGED)
-    GCRun.objects.filter(pk=other.pk).update(state=GCRunState.RUNNING)
+    GCRun.objects.filter(pk=other.pk).update(state=RunState.RUNNING)
     Checkpoint.objects.filter(pk=labels[1].pk).update(state=CheckpointState.DELETING, gc_run=other)
     run = services.start_gc_run(experiment, GCReason.POLICY_CHANGED)
     gc.execute_run(run.pk)
@@ -141,7 +142,7 @@ def test_two_runs_claim_disjoint_sets(alice, fs_store, monkeypatch):
     first = services.start_gc_run(experiment, GCReason.POLICY_CHANGED)
     second = services.start_gc_run(experiment, GCReason.EXPERIMENT_TERMINAL)
     for run in (first, second):
-        GCRun.objects.filter(pk=run.pk).update(state=GCRunState.RUNNING)
+        GCRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING)
         gc.claim_checkpoints(run)
     calls = []
     original = SharedFSBackend.delete_checkpoints
@@ -198,7 +199,7 @@ def test_transient_errors_are_retried_until_the_run_completes(alice, fs_store, m
     run = services.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy_of((0, 0, 1)))
     tasks.run_gc.apply(args=[run.pk])  # eager: retries run at once
     run.refresh_from_db()
-    assert run.state == GCRunState.SUCCEEDED and run.deleted == 8
+    assert run.state == RunState.SUCCEEDED and run.deleted == 8
     assert_gc_invariant(fs_store)
 
 
@@ -208,7 +209,7 @@ def test_when_retries_run_out_the_failures_are_recorded(alice, fs_store, monkeyp
     run = services.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy_of((0, 1, 1)))
     tasks.run_gc.apply(args=[run.pk])
     run.refresh_from_db()
-    assert run.state == GCRunState.FAILED and run.finished_at
+    assert run.state == RunState.FAILED and run.finished_at
     assert (run.deleted, run.failed) == (0, 7)
     assert {entry["error"] for entry in run.errors} == {"connection refused"}
     assert labels_in_state(labels, CheckpointState.ERROR) == [9, 8, 6, 4, 3, 2, 1]
@@ -231,11 +232,11 @@ def test_an_unreachable_storage_is_a_transient_error(alice, fs_store, monkeypatc
     with pytest.raises(TransientStorageError):
         gc.execute_run(run.pk, final_attempt=False)
     assert Checkpoint.objects.filter(state=CheckpointState.DELETING, gc_run=run).count() == 8
-    assert GCRun.objects.get(pk=run.pk).state == GCRunState.RUNNING
+    assert GCRun.objects.get(pk=run.pk).state == RunState.RUNNING
     monkeypatch.undo()
     gc.execute_run(run.pk)  # the retry resumes what the run holds
     run.refresh_from_db()
-    assert run.state == GCRunState.SUCCEEDED and (run.total, run.deleted) == (8, 8)
+    assert run.state == RunState.SUCCEEDED and (run.total, run.deleted) == (8, 8)
     assert_gc_invariant(fs_store)
 
 
@@ -272,6 +273,6 @@ def test_a_policy_that_keeps_everything_changes_nothing(alice, fs_store, run_on_
     with run_on_commit():
         run = services.set_gc_policy(experiment, policy_of((10, 10, 10)))
     run.refresh_from_db()
-    assert run.state == GCRunState.SUCCEEDED and run.total == 0
+    assert run.state == RunState.SUCCEEDED and run.total == 0
     assert_retained_intact(experiment, policy_of((10, 10, 10)), fs_store)
     assert len(fs_store.listing()) == 30

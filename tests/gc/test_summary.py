@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
-from experiments import batch, bulk, services, summary
+from experiments import batch, services, summary
 from experiments.choices import CheckpointState
 from experiments.models import Checkpoint, ExperimentSummary
 from experiments.partial_deletion import delete_files
@@ -70,8 +70,8 @@ def test_the_summary_follows_every_service_operation(alice, alice_api, fs_store,
     services.report_validation(two, 10, {"loss": 0.05})
     assert_in_step(experiment, "a validation linked later")
 
-    bulk.set_protected_many(created[:2], True)
-    bulk.set_protected_many(created[:3], True)  # one more; the two already protected count once
+    services.set_protected(created[:2], True)
+    services.set_protected(created[:3], True)  # one more; the two already protected count once
     assert_in_step(experiment, "bulk protect")
     response = alice_api.patch(
         f"/api/v1/checkpoints/{created[2].uuid}",
@@ -101,7 +101,7 @@ def test_the_summary_follows_every_service_operation(alice, alice_api, fs_store,
     assert_in_step(experiment, "a FILES run")
 
     # Protected checkpoints are still there: protecting a deleted state-change target.
-    bulk.set_protected_many(list(Checkpoint.objects.filter(experiment=experiment)), False)
+    services.set_protected(list(Checkpoint.objects.filter(experiment=experiment)), False)
     assert_in_step(experiment, "unprotect all")
     call_command("rebuild_summaries", experiment.pk)
     assert_in_step(experiment, "rebuild_summaries")

@@ -15,8 +15,9 @@ import uuid
 import pytest
 from django.db import transaction
 
+from ckptweb.jobs import RunState
 from experiments import services, tasks
-from experiments.choices import CheckpointState, ExperimentState, GCReason, GCRunState
+from experiments.choices import CheckpointState, ExperimentState, GCReason
 from experiments.models import Checkpoint, GCRun
 from tests.gc.builders import (
     S3Store,
@@ -95,7 +96,7 @@ def finished(run_id: int):
 
 
 def no_active_runs() -> bool:
-    return not GCRun.objects.filter(state__in=[GCRunState.PENDING, GCRunState.RUNNING]).exists()
+    return not GCRun.objects.filter(state__in=[RunState.PENDING, RunState.RUNNING]).exists()
 
 
 def beat_until(condition, workers, timeout: float = 60):
@@ -128,7 +129,7 @@ def test_the_spec_example_end_to_end(gc_worker, alice, request, store_name):
     experiment, labels = spec_example(alice, store, policy=(2, 1, 1))
     run = services.set_experiment_state(experiment, ExperimentState.COMPLETED)
     run = wait_for(lambda: finished(run.pk), message="the GC run", workers=gc_worker)
-    assert run.state == GCRunState.SUCCEEDED, run.errors
+    assert run.state == RunState.SUCCEEDED, run.errors
     assert (run.total, run.deleted, run.failed) == (6, 6, 0)
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 8, 7, 5]
     assert store.listing() == expected_files(labels[label] for label in (10, 8, 7, 5))
@@ -146,7 +147,7 @@ def test_s3_stopping_mid_run_is_recorded_and_a_retry_completes(gc_worker, alice,
     )
     s3_store.moto.stop()
     run = wait_for(lambda: finished(run.pk), timeout=120, message="the run", workers=gc_worker)
-    assert run.state == GCRunState.FAILED
+    assert run.state == RunState.FAILED
     assert 2 <= run.deleted < 8 and run.failed == 8 - run.deleted
     assert len(run.errors) == run.failed
     assert all("secret-key-do-not-leak" not in entry["error"] for entry in run.errors)
@@ -158,7 +159,7 @@ def test_s3_stopping_mid_run_is_recorded_and_a_retry_completes(gc_worker, alice,
     assert expected_files(retained) <= s3_store.listing()  # nothing retained was touched
     assert_gc_invariant(s3_store)
     beat_until(lambda: doomed_gone(labels, KEPT_LATEST) and no_active_runs(), gc_worker)
-    sweep_run = GCRun.objects.filter(reason=GCReason.SWEEP, state=GCRunState.SUCCEEDED).first()
+    sweep_run = GCRun.objects.filter(reason=GCReason.SWEEP, state=RunState.SUCCEEDED).first()
     assert sweep_run is not None and sweep_run.deleted == run.failed
     assert s3_store.listing() == expected_files(retained)
     assert_gc_invariant(s3_store)
@@ -178,14 +179,14 @@ def test_a_worker_killed_mid_run_is_finished_by_the_sweep(gc_worker, alice, fs_s
     gc_worker.kill()
     try:
         run.refresh_from_db()
-        assert run.state == GCRunState.RUNNING and run.deleted < 8
+        assert run.state == RunState.RUNNING and run.deleted < 8
         assert Checkpoint.objects.filter(state=CheckpointState.DELETING, gc_run=run).exists()
         assert_gc_invariant(fs_store)
     finally:
         gc_worker.start()
     beat_until(lambda: doomed_gone(labels, KEPT_LATEST) and no_active_runs(), gc_worker)
     run.refresh_from_db()
-    assert run.state == GCRunState.FAILED and run.finished_at  # declared dead
+    assert run.state == RunState.FAILED and run.finished_at  # declared dead
     assert labels_in_state(labels, CheckpointState.COMPLETED) == KEPT_LATEST
     assert fs_store.listing() == expected_files(labels[label] for label in KEPT_LATEST)
     assert_gc_invariant(fs_store)
@@ -199,7 +200,7 @@ def test_an_undeletable_file_stays_and_its_checkpoint_is_error(
     immutable_dir(stuck)
     run = services.set_experiment_state(experiment, ExperimentState.COMPLETED)
     run = wait_for(lambda: finished(run.pk), message="the GC run", workers=gc_worker)
-    assert run.state == GCRunState.FAILED and (run.deleted, run.failed) == (7, 1)
+    assert run.state == RunState.FAILED and (run.deleted, run.failed) == (7, 1)
     labels[4].refresh_from_db()
     assert labels[4].state == CheckpointState.ERROR and labels[4].error
     assert run.errors == [{"checkpoint": str(labels[4].uuid), "error": labels[4].error}]
@@ -221,7 +222,7 @@ def test_two_runs_started_together_do_no_double_work(gc_worker, alice, fs_store)
         wait_for(lambda pk=run.pk: finished(pk), message="both runs", workers=gc_worker)
         for run in (first, second)
     ]
-    assert all(run.state == GCRunState.SUCCEEDED for run in runs)
+    assert all(run.state == RunState.SUCCEEDED for run in runs)
     assert max(run.started_at for run in runs) < min(run.finished_at for run in runs)
     assert sorted(run.total for run in runs) == [0, 10]
     assert sum(run.deleted for run in runs) == 10
@@ -236,7 +237,7 @@ def test_zz_the_worker_logs_never_show_a_secret(gc_worker, alice, s3_store):
     s3_store.moto.stop()  # every delete fails: errors and retries are logged
     run = services.set_experiment_state(experiment, ExperimentState.COMPLETED)
     run = wait_for(lambda: finished(run.pk), timeout=120, message="the run", workers=gc_worker)
-    assert run.state == GCRunState.FAILED
+    assert run.state == RunState.FAILED
     log = gc_worker.log_text()
     assert "experiments.tasks.run_gc[" in log and "Task" in log  # the log is the right one
     assert_no_secret_in(log)

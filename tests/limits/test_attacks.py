@@ -8,9 +8,9 @@ import tracemalloc
 
 import pytest
 
+from ckptweb.jobs import RunState
 from ckptweb.lib.limits import MAX_FILE_BYTES
 from experiments import services
-from experiments.choices import GCRunState
 from experiments.models import Checkpoint, Experiment, GCRun
 from tests.limits.conftest import dumps, post_raw
 
@@ -148,7 +148,7 @@ def test_huge_sizes_cannot_overflow_any_total(
         )
     assert response.status_code == 202, response.json()
     run = GCRun.objects.get(pk=response.json()["gc_run"]["id"])
-    assert run.state == GCRunState.SUCCEEDED, run.errors
+    assert run.state == RunState.SUCCEEDED, run.errors
     assert run.deleted == 3
     assert run.reclaimed_bytes == 2**63 - 1  # the counter saturates; nothing raised
     assert_everything_answers()
@@ -156,7 +156,7 @@ def test_huge_sizes_cannot_overflow_any_total(
         response = alice_api.delete(f"/api/v1/experiments/{trial.experiment_id}")
     assert response.status_code == 202, response.json()
     assert not Experiment.objects.filter(pk=trial.experiment_id).exists()
-    assert not GCRun.objects.filter(state=GCRunState.RUNNING).exists()
+    assert not GCRun.objects.filter(state=RunState.RUNNING).exists()
 
 
 def test_resources_are_capped_at_100k_files(alice_api, trial):

@@ -5,9 +5,16 @@ its checkpoints (metadata, protection, deletion) or reporting into it (trials,
 validations, checkpoints) is for the experiment's owner and staff. A registry Model (and
 its versions) is changed by the model's owner and staff; registering a checkpoint needs
 only read access to it, i.e. any signed-in user may pin any checkpoint into a model they
-may change.
+may change. Storage configuration and reconciliation are staff only.
+
+The one "who may" module: the API's permission classes, the pages' checks
+(``can_manage``, ``staff_required``) and ``/det-compat/`` all ask it.
 """
 
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from experiments.models import Checkpoint, Experiment, GCRun, Model, ModelVersion, Trial, Validation
@@ -33,11 +40,34 @@ def owner_id(obj) -> int | None:
     return experiment_owner_id(obj)
 
 
+def is_staff(user) -> bool:
+    """True for a signed-in staff user."""
+    return bool(user and user.is_authenticated and user.is_staff)
+
+
 def is_owner_or_staff(user, obj) -> bool:
     """True for staff, and for the owner of ``obj`` (its model or experiment)."""
     if not (user and user.is_authenticated):
         return False
     return bool(user.is_staff) or owner_id(obj) == user.pk
+
+
+def can_manage(user, experiment: Experiment) -> bool:
+    """Owners and staff may change an experiment; everyone else only looks."""
+    return is_owner_or_staff(user, experiment)
+
+
+def staff_required(view):
+    """Pages for signed-in staff only: anonymous users go to the login page, others get 403."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not is_staff(request.user):
+            raise PermissionDenied("Only staff can see and reconcile storage.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 class IsOwnerOrStaffOrReadOnly(BasePermission):
@@ -65,4 +95,4 @@ class IsStaff(BasePermission):
     message = "Only staff may see storage configuration."
 
     def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+        return is_staff(request.user)

@@ -1,0 +1,20 @@
+"""The experiments app's models, one module per feature (docs/architecture.md, "Models")."""
+
+from experiments.models.checkpoints import CANDIDATE, CANDIDATE_WITH_METRIC, Checkpoint
+from experiments.models.experiments import Experiment, Trial, Validation
+from experiments.models.gc import GCRun
+from experiments.models.registry import Model, ModelVersion
+from experiments.models.summary import ExperimentSummary
+
+__all__ = [
+    "CANDIDATE",
+    "CANDIDATE_WITH_METRIC",
+    "Checkpoint",
+    "Experiment",
+    "ExperimentSummary",
+    "GCRun",
+    "Model",
+    "ModelVersion",
+    "Trial",
+    "Validation",
+]
