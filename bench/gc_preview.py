@@ -18,9 +18,9 @@ from django.test.utils import CaptureQueriesContext
 
 from ckptweb.lib.policy import Policy
 from experiments.choices import GC_CANDIDATE_STATES
+from experiments.gc.preview import gc_preview
+from experiments.gc.retention import ranked_candidates
 from experiments.models import Checkpoint, Experiment
-from experiments.preview import gc_preview
-from experiments.retention import ranked_candidates
 
 TARGET_RATIO = 2.0
 TARGET_MS = 300

@@ -4,7 +4,7 @@ For each size, two experiments of ``size`` COMPLETED checkpoints (rows generated
 PostgreSQL, one 64-byte file each): one on shared_fs (files in the temp dir), one on S3
 (a moto ``ThreadedMotoServer`` on 127.0.0.1, objects put straight into moto's backend,
 with ``s3_gc``'s sorted listing index). Setting the policy to 0/0/0
-(``services.set_gc_policy``) enqueues the GC run on Redis; a Celery worker started like
+(``runs.set_gc_policy``) enqueues the GC run on Redis; a Celery worker started like
 ``make worker`` (without ``--beat``) runs it. Measured: checkpoints per second from the
 run's ``started_at`` to ``finished_at`` (the worker's own clock, excluding queue pickup),
 and for S3 the HTTP requests moto received per checkpoint, counted at moto's WSGI app.
@@ -22,9 +22,9 @@ from common import PYTHON, Result, curve, size_label, start_process, stop_proces
 from data import populate, shared_fs_storage
 from django.db import connection
 
-from experiments import services
+from experiments.gc import runs
+from experiments.gc.retention import Policy
 from experiments.models import Checkpoint, GCRun
-from experiments.retention import Policy
 from storage.backends import get_backend
 
 BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/10")
@@ -109,7 +109,7 @@ def collect(experiment_id: int, size: int, counts: collections.Counter) -> tuple
 
     experiment = Experiment.objects.get(pk=experiment_id)
     counts.clear()
-    run = services.set_gc_policy(experiment, Policy(**DELETE_ALL))
+    run = runs.set_gc_policy(experiment, Policy(**DELETE_ALL))
     run = wait_for(run.pk)
     requests = dict(counts)
     deleted = Checkpoint.objects.filter(experiment_id=experiment_id, state="DELETED").count()

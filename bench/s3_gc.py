@@ -5,8 +5,8 @@ moto's in-memory backend, which takes seconds instead of N x 3 PUTs). Two ways o
 are timed on disjoint samples of checkpoints and counted with a botocore ``before-send``
 hook:
 
-* **batched** — ``S3Backend.delete_checkpoints`` called the way ``experiments.gc`` calls it
-  (``gc.batch_size()`` checkpoints per call, in uuid order), on all N checkpoints;
+* **batched** — ``S3Backend.delete_checkpoints`` called the way ``experiments.gc.execute`` calls it
+  (``execute.batch_size()`` checkpoints per call, in uuid order), on all N checkpoints;
 * **per file** — one ``DeleteObject`` per file, the keys taken from ``resources``.
 
 moto answers ``ListObjects`` by scanning every key of the bucket (``moto/s3/models.py``
@@ -30,7 +30,7 @@ import uuid
 from common import Result, median
 from data import create_experiment
 
-from experiments import gc
+from experiments.gc import execute
 from storage.backends import get_backend
 from storage.models import StorageConfig
 
@@ -165,8 +165,8 @@ def populate(backend, checkpoints: int) -> list[str]:
 
 
 def delete_batched(backend, uuids: list[str]) -> None:
-    """The GC's way: ``delete_checkpoints`` per ``gc.batch_size()`` checkpoints."""
-    size = gc.batch_size()
+    """The GC's way: ``delete_checkpoints`` per ``execute.batch_size()`` checkpoints."""
+    size = execute.batch_size()
     for start in range(0, len(uuids), size):
         result = backend.delete_checkpoints(uuids[start : start + size])
         if not result.ok:
@@ -260,7 +260,7 @@ def measure(backend, counter, uuids, checkpoints, batched_sample, per_file_sampl
                     "per_file": per_file_requests[0],
                 },
                 "requests_scaled_to_all": scaled,
-                "gc_batch_size": gc.batch_size(),
+                "gc_batch_size": execute.batch_size(),
             },
         ),
         Result(

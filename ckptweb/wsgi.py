@@ -11,6 +11,6 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ckptweb.settings")
 application = get_wsgi_application()
 
-from experiments import sweeper  # noqa: E402 - needs the apps loaded above
+from experiments.gc import sweeper  # noqa: E402 - needs the apps loaded above
 
 sweeper.start()

@@ -2,9 +2,9 @@
 
 A ModelVersion pins one checkpoint. The pin is what matters to every deleting path:
 
-* ``experiments.retention`` keeps a registered candidate under every policy (like
+* ``experiments.gc.retention`` keeps a registered candidate under every policy (like
   ``protected``), so GC previews list it as kept with the reason ``registered as NAME vN``;
-* ``experiments.gc.claim_checkpoints`` never claims one, re-checked at claim time;
+* ``experiments.gc.execute.claim_checkpoints`` never claims one, re-checked at claim time;
 * deleting the checkpoint or its experiment is refused (409) naming the versions, and
   partial deletion calls ``registered_versions`` to refuse the same way.
 

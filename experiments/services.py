@@ -22,8 +22,8 @@ from ckptweb.lib.limits import (
     printable,
 )
 from ckptweb.lib.paths import UnsafePath, check_relative_path
-from ckptweb.lib.policy import DELETE_EVERYTHING, POLICY_FIELDS, Policy
-from experiments import gc, summary
+from ckptweb.lib.policy import POLICY_FIELDS
+from experiments import summary
 from experiments.choices import (
     EXPERIMENT_TERMINAL_STATES,
     CheckpointState,
@@ -31,6 +31,7 @@ from experiments.choices import (
     GCReason,
 )
 from experiments.config import parse_experiment_config
+from experiments.gc.runs import start_gc_run
 from experiments.models import (
     Checkpoint,
     Experiment,
@@ -38,7 +39,6 @@ from experiments.models import (
     Trial,
     Validation,
 )
-from experiments.registry import checkpoint_registered_refusal, experiment_registered_refusal
 from storage.config import ConfigError
 from storage.services import storage_for_spec
 
@@ -53,13 +53,6 @@ def _storable(value, field: str, **limits):
         return check_json(value, field, **limits)
     except InvalidInput as exc:
         raise ReportError(exc.field, exc.message) from None
-
-
-class CheckpointProtected(Conflict):
-    """A protected (or registered) checkpoint cannot be deleted (a 409)."""
-
-
-# --- experiments ---------------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -266,42 +259,6 @@ def report_checkpoint(
 # --- policies and GC -----------------------------------------------------------------------
 
 
-def start_gc_run(
-    experiment: Experiment,
-    reason: str,
-    checkpoint: Checkpoint | None = None,
-    policy: Policy | None = None,
-    user=None,
-) -> GCRun:
-    """Create a PENDING GCRun and enqueue it once the surrounding transaction commits.
-
-    ``policy`` is recorded on the run as requested; the run itself applies the experiment's
-    policy as it is when the run starts (0/0/0 once the experiment is DELETING), so a run
-    queued before a policy change never deletes what the new policy keeps.
-    """
-    if policy is None:
-        policy = experiment.gc_policy
-    run = GCRun.objects.create(
-        experiment=experiment,
-        reason=reason,
-        policy=policy.as_dict(),
-        checkpoint=checkpoint,
-        started_by=user if getattr(user, "is_authenticated", False) else None,
-    )
-    transaction.on_commit(lambda: gc.enqueue(run.pk))
-    return run
-
-
-@transaction.atomic
-def set_gc_policy(experiment: Experiment, policy: Policy, user=None) -> GCRun:
-    """Save a new GC policy on ``experiment`` and start a GC run with it (by ``user``)."""
-    experiment.ensure_not_deleting()
-    for field, value in policy.as_dict().items():
-        setattr(experiment, field, value)
-    experiment.save(update_fields=[*POLICY_FIELDS, "updated_at"])
-    return start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy, user=user)
-
-
 @transaction.atomic
 def set_experiment_state(experiment: Experiment, state: str) -> GCRun | None:
     """Change the state; reaching a terminal state starts a GC run."""
@@ -314,39 +271,6 @@ def set_experiment_state(experiment: Experiment, state: str) -> GCRun | None:
     if state in EXPERIMENT_TERMINAL_STATES and previous not in EXPERIMENT_TERMINAL_STATES:
         return start_gc_run(experiment, GCReason.EXPERIMENT_TERMINAL)
     return None
-
-
-@transaction.atomic
-def delete_experiment(experiment: Experiment) -> GCRun:
-    """Mark the experiment DELETING and start a 0/0/0 run; the run deletes the rows after.
-
-    Refused (CheckpointProtected) while a checkpoint with files is protected: GC never
-    deletes a protected checkpoint, so the experiment could never finish deleting.
-    """
-    experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
-    experiment.ensure_not_deleting()
-    protected = (
-        experiment.checkpoints.filter(protected=True)
-        .exclude(state=CheckpointState.DELETED)
-        .values_list("uuid", flat=True)[:3]
-    )
-    if protected:
-        names = ", ".join(str(uuid) for uuid in protected)
-        raise CheckpointProtected(
-            f"experiment {experiment.pk} has protected checkpoints ({names}); "
-            "unprotect them before deleting the experiment."
-        )
-    # Under the experiment's row lock, which register_version also takes: no version can
-    # appear between this check and the DELETING state below.
-    if refusal := experiment_registered_refusal(experiment.pk):
-        raise CheckpointProtected(refusal)
-    experiment.state = ExperimentState.DELETING
-    experiment.save(update_fields=["state", "updated_at"])
-    return start_gc_run(
-        experiment,
-        GCReason.EXPERIMENT_DELETED,
-        policy=DELETE_EVERYTHING,
-    )
 
 
 # --- checkpoints: protection and metadata (the one writer) ----------------------------------
@@ -424,34 +348,11 @@ def update_checkpoint(
     return checkpoint
 
 
-@transaction.atomic
-def delete_checkpoint(checkpoint: Checkpoint, user=None) -> GCRun:
-    """Start a run (by ``user``) that deletes one checkpoint's files.
-
-    Conflict when its experiment is being deleted or its files are already (being) deleted;
-    CheckpointProtected (a Conflict) when it is protected or registered.
-    """
-    checkpoint = Checkpoint.objects.select_for_update().get(pk=checkpoint.pk)
-    checkpoint.experiment.ensure_not_deleting()
-    if checkpoint.state in (CheckpointState.DELETED, CheckpointState.DELETING):
-        raise Conflict(f"checkpoint {checkpoint.uuid} is already {checkpoint.state}.")
-    if checkpoint.protected:
-        raise CheckpointProtected(f"checkpoint {checkpoint.uuid} is protected; unprotect it first.")
-    if refusal := checkpoint_registered_refusal(checkpoint):
-        raise CheckpointProtected(refusal)
-    return start_gc_run(
-        checkpoint.experiment, GCReason.CHECKPOINT_DELETED, checkpoint=checkpoint, user=user
-    )
-
-
 __all__ = [
-    "CheckpointProtected",
     "CheckpointState",
     "ReportError",
     "create_experiment",
     "create_trial",
-    "delete_checkpoint",
-    "delete_experiment",
     "set_protected",
     "update_checkpoint",
     "link_validation",
@@ -459,6 +360,4 @@ __all__ = [
     "report_checkpoint",
     "report_validation",
     "set_experiment_state",
-    "set_gc_policy",
-    "start_gc_run",
 ]

@@ -1,21 +1,12 @@
-"""Celery tasks of the experiments app; thin wrappers around ``experiments.gc``/``gc_sweep``.
+"""The index of the experiments app's Celery tasks, found here by Celery's autodiscovery.
 
-Arguments are primitive ids (JSON serializer). Both tasks are safe to run twice. ``run_gc``
-is defined beside ``gc.enqueue``: services start runs through it and the sweep below starts
-runs through services, so defining it here would make an import cycle. It is registered
-under this module's name, ``experiments.tasks.run_gc``.
+Each task lives with what it runs and keeps the name it was first registered under:
+``experiments.tasks.run_gc`` (``experiments.gc.execute.run_gc``, one GC run) and
+``experiments.tasks.gc_sweep`` (``experiments.gc.sweep.gc_sweep``, the periodic sweep).
+Queued messages and the beat schedule name them so.
 """
 
-from celery import shared_task
-
-from experiments.gc import run_gc
-from experiments.gc_sweep import sweep
-
-
-@shared_task
-def gc_sweep() -> list[int]:
-    """Periodic sweep (Celery beat): retire dead runs and retry what is left; see gc_sweep."""
-    return sweep()
-
+from experiments.gc.execute import run_gc
+from experiments.gc.sweep import gc_sweep
 
 __all__ = ["gc_sweep", "run_gc"]

@@ -6,9 +6,9 @@ from hypothesis import strategies as st
 
 from ckptweb.lib.policy import DELETE_EVERYTHING, InvalidPolicy, Policy
 from experiments.choices import CheckpointState, ExperimentState
+from experiments.gc.preview import gc_preview
+from experiments.gc.retention import ranked_candidates, retained
 from experiments.models import Checkpoint, Experiment, Trial
-from experiments.preview import gc_preview
-from experiments.retention import ranked_candidates, retained
 from tests.factories import bulk_checkpoints, make_experiment
 from tests.retention_oracle import reference_retained
 from tests.spec import SPEC_POLICIES

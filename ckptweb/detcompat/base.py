@@ -24,7 +24,6 @@ from rest_framework.views import APIView
 
 from ckptweb.api import exception_handler
 from ckptweb.detcompat.auth import DetBearerAuthentication
-from experiments import services
 from experiments.api.downloads import JSONErrorsNegotiation, api_exception
 from experiments.models import Checkpoint, Experiment
 from experiments.permissions import IsOwnerOrStaffOrReadOnly, is_owner_or_staff
@@ -139,7 +138,7 @@ def checkpoints_of(request, data: dict) -> list[Checkpoint]:
         if key not in found:
             raise NotFound(f"checkpoint {key} not found.")
         ensure_may_change(request, found[key])
-        services.check_not_deleting(found[key].experiment)
+        found[key].experiment.ensure_not_deleting()
     return [found[key] for key in uuids]
 
 

@@ -28,10 +28,11 @@ from ckptweb.detcompat.base import (
     json_body,
 )
 from ckptweb.lib.policy import InvalidPolicy, Policy
-from experiments import downloads, partial_deletion, services
+from experiments import downloads
 from experiments.api.downloads import logged
+from experiments.gc import files, runs
+from experiments.gc.preview import gc_preview
 from experiments.models import Experiment
-from experiments.preview import gc_preview
 
 #: What ``GET info`` reports; the client compares ``version`` with its own (PEP 440).
 DET_VERSION = "0.38.1"
@@ -137,7 +138,7 @@ class ExperimentView(DetView):
         except InvalidPolicy as exc:
             camel = {snake: camel for camel, snake in POLICY_NAMES.items()}[exc.field]
             raise ValidationError({f"checkpointStorage.{camel}": [str(exc)]}) from None
-        services.set_gc_policy(experiment, policy)
+        runs.set_gc_policy(experiment, policy)
         experiment.refresh_from_db()
         return Response({"experiment": translate.experiment_json(experiment)})
 
@@ -229,7 +230,7 @@ class CheckpointsView(DetView):
             for checkpoint in checkpoints_of(request, json_body(request)):
                 if checkpoint.state in ("DELETED", "DELETING"):
                     continue
-                services.delete_checkpoint(checkpoint)
+                runs.delete_checkpoint(checkpoint)
         return Response({})
 
 
@@ -237,7 +238,7 @@ class CheckpointsRemoveFilesView(DetView):
     """``POST api/v1/checkpoints/rm {checkpointUuids, checkpointGlobs}``: partial deletion.
 
     Each checkpoint with files matching the globs gets a FILES run
-    (``experiments.partial_deletion.delete_files``); checkpoints where nothing matches are
+    (``experiments.gc.files.delete_files``); checkpoints where nothing matches are
     left alone, and if nothing matches anywhere the service's 400 is the answer. An empty
     glob list (Determined's "refresh resources from storage") is not supported.
     """
@@ -257,13 +258,11 @@ class CheckpointsRemoveFilesView(DetView):
         with transaction.atomic():
             checkpoints = checkpoints_of(request, data)
             try:
-                globs = partial_deletion.check_globs(globs)
-                matching = [
-                    c for c in checkpoints if partial_deletion.matching_files(c.resources, globs)
-                ]
+                globs = files.check_globs(globs)
+                matching = [c for c in checkpoints if files.matching_files(c.resources, globs)]
                 for checkpoint in matching or checkpoints[:1]:
-                    partial_deletion.delete_files(checkpoint, globs)
-            except partial_deletion.GlobError as exc:  # Determined's name for the field
+                    files.delete_files(checkpoint, globs)
+            except files.GlobError as exc:  # Determined's name for the field
                 raise ValidationError({"checkpointGlobs": [str(exc)]}) from None
         return Response({})
 

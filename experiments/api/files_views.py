@@ -1,6 +1,6 @@
 """REST view of partial deletion: ``POST checkpoints/{uuid}/rm {globs: [...]}`` -> 202.
 
-Thin: DRF validates the body's shape, ``experiments.partial_deletion.delete_files`` owns
+Thin: DRF validates the body's shape, ``experiments.gc.files.delete_files`` owns
 every rule (glob syntax, protection, state) and starts the FILES GC run; its GlobError is
 a 400 naming ``globs`` and its Conflicts are 409s (``ckptweb.api.exception_handler``).
 """
@@ -14,9 +14,9 @@ from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from experiments import partial_deletion
 from experiments.api import serializers as s
 from experiments.api.views import ERROR_409, ApiViewMixin, validated
+from experiments.gc import files
 from experiments.models import Checkpoint
 
 
@@ -27,10 +27,10 @@ class CheckpointRmSerializer(serializers.Serializer):
         child=serializers.CharField(
             allow_blank=False,
             trim_whitespace=False,
-            max_length=partial_deletion.MAX_GLOB_CHARS,
+            max_length=files.MAX_GLOB_CHARS,
         ),
         allow_empty=False,
-        max_length=partial_deletion.MAX_GLOBS,
+        max_length=files.MAX_GLOBS,
         help_text='Python glob patterns with "**", relative to the checkpoint directory.',
     )
 
@@ -52,5 +52,5 @@ class CheckpointFilesDelete(ApiViewMixin, generics.GenericAPIView):
             raise NotFound(f"no checkpoint {uuid[:80]!r}.") from None
         self.check_object_permissions(request, checkpoint)
         data = validated(self.get_serializer_class(), request)
-        run = partial_deletion.delete_files(checkpoint, data["globs"])
+        run = files.delete_files(checkpoint, data["globs"])
         return Response({"gc_run": s.GCRunSerializer(run).data}, status=status.HTTP_202_ACCEPTED)

@@ -1,7 +1,7 @@
 """Representations of the REST API (DESIGN.md "REST API") and validation of its input.
 
 Serializers only shape and type-check data; the rules (config parsing, metric and
-resource checks, GC) live in ``experiments.services`` and ``experiments.retention``.
+resource checks, GC) live in ``experiments.services`` and ``experiments.gc.retention``.
 """
 
 from __future__ import annotations
@@ -39,17 +39,18 @@ def reject_nul(value, field: str):
     return value
 
 
-def state_field(choices: type, exclude: tuple[str, ...] = (), **kwargs):
+def state_field(choices: type, exclude: tuple[str, ...] = (), name: str = "", **kwargs):
     """A ChoiceField over a state enum, documented inline in the schema.
 
     Four models share the field name ``state`` with different choices; drf-spectacular
     would hoist each into an ``Enum`` component and warn that it cannot name them apart.
     Wrapping the enum in ``allOf`` keeps it inline, so the schema stays warning-free.
+    ``name`` (default: the enum's) heads the description.
     """
     values = [value for value in choices.values if value not in exclude]
     schema = {
         "allOf": [{"type": "string", "enum": values}],
-        "description": f"{choices.__name__}: {', '.join(values)}.",
+        "description": f"{name or choices.__name__}: {', '.join(values)}.",
     }
     field_class = extend_schema_field(schema)(
         type(f"{choices.__name__}Field", (serializers.ChoiceField,), {})
@@ -141,7 +142,8 @@ class GCRunSerializer(serializers.ModelSerializer):
     experiment_id = serializers.IntegerField(read_only=True)
     checkpoint_id = serializers.IntegerField(read_only=True, allow_null=True)
     policy = GCPolicySerializer(read_only=True)
-    state = state_field(RunState, read_only=True)
+    # Every run's lifecycle; the schema has always called a GC run's states GCRunState.
+    state = state_field(RunState, name="GCRunState", read_only=True)
     reason = serializers.CharField(read_only=True)
     started_by = serializers.SlugRelatedField(
         slug_field="username", read_only=True, help_text="Who started it; null when automatic."
@@ -347,7 +349,7 @@ class GCPreviewSerializer(serializers.Serializer):
 
 
 #: The query parameters of ``gc-preview``: a policy (missing values are the current one's)
-#: and the page of ``checkpoints`` (``experiments.preview.page_params``).
+#: and the page of ``checkpoints`` (``experiments.gc.preview.page_params``).
 GC_PREVIEW_PARAMETERS = [
     *(
         OpenApiParameter(

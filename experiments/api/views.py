@@ -2,7 +2,7 @@
 
 Thin by design: each view loads its object (``select_related`` so lists stay at a fixed
 number of queries), checks permissions, and calls ``experiments.services`` or
-``experiments.retention``. The services own the rules: their ``InvalidInput`` errors
+``experiments.gc.retention``. The services own the rules: their ``InvalidInput`` errors
 become 400 responses naming the field and their ``Conflict`` (a protected or
 already-deleting object) a 409, both in ``ckptweb.api.exception_handler``.
 """
@@ -30,9 +30,10 @@ from experiments.filters import (
     TrialFilterSet,
     ValidationFilterSet,
 )
+from experiments.gc import runs
+from experiments.gc.preview import gc_preview, page_params
 from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
 from experiments.permissions import IsOwnerOrStaffOrReadOnly
-from experiments.preview import gc_preview, page_params
 from experiments.registry import versions_prefetch
 from storage.config import ConfigError
 
@@ -129,7 +130,7 @@ class ExperimentViewSet(
     @extend_schema(responses={202: s.GCRunEnvelopeSerializer, 409: ERROR_409})
     def destroy(self, request, pk=None):
         """Delete all the experiment's files, then its rows; follow ``gc_run``."""
-        run = services.delete_experiment(self.get_object())
+        run = runs.delete_experiment(self.get_object())
         return Response({"gc_run": s.GCRunSerializer(run).data}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(parameters=s.GC_PREVIEW_PARAMETERS, responses={200: s.GCPreviewSerializer})
@@ -160,7 +161,7 @@ class ExperimentViewSet(
         """Set the GC policy and start a run that applies it."""
         experiment = self.get_object()
         data = validated(s.GCPolicySerializer, request)
-        run = services.set_gc_policy(experiment, Policy(**data), user=request.user)
+        run = runs.set_gc_policy(experiment, Policy(**data), user=request.user)
         return Response({"gc_run": s.GCRunSerializer(run).data}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -315,11 +316,9 @@ class CheckpointViewSet(ApiViewMixin, mixins.RetrieveModelMixin, viewsets.Generi
         responses={200: s.CheckpointSerializer, 409: ERROR_409},
     )
     def partial_update(self, request, uuid=None):
-        """Replace the metadata (a JSON object of at most 1 MiB) and/or set ``protected``.
-
-        409 while the experiment is being deleted, or when protecting a checkpoint that a GC
-        run already holds (the message names the run).
-        """
+        """Replace the metadata (a JSON object of at most 1 MiB) and/or set ``protected``."""
+        # 409 (services.update_checkpoint) while the experiment is being deleted, or when
+        # protecting a checkpoint a GC run already holds (the message names the run).
         checkpoint = self.get_object()
         data = validated(s.CheckpointUpdateSerializer, request)
         metadata = None
@@ -331,7 +330,7 @@ class CheckpointViewSet(ApiViewMixin, mixins.RetrieveModelMixin, viewsets.Generi
     @extend_schema(responses={202: s.GCRunEnvelopeSerializer, 409: ERROR_409})
     def destroy(self, request, uuid=None):
         """Delete the checkpoint's files (a GC run); a protected checkpoint is a 409."""
-        run = services.delete_checkpoint(self.get_object(), user=request.user)
+        run = runs.delete_checkpoint(self.get_object(), user=request.user)
         return Response({"gc_run": s.GCRunSerializer(run).data}, status=status.HTTP_202_ACCEPTED)
 
 

@@ -58,7 +58,7 @@ class Checkpoint(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [
-            # Retention (experiments.retention.retained_query): one partial index per window
+            # Retention (experiments.gc.retention.retained_query): one partial index per window
             # order, so each ROW_NUMBER() reads candidates in index order without sorting.
             models.Index(
                 fields=["experiment", "trial", "-steps_completed", "-id"],
@@ -91,11 +91,11 @@ class Checkpoint(models.Model):
             models.Index(
                 fields=["experiment"], name="ckpt_protected_idx", condition=Q(protected=True)
             ),
-            # Chart markers (experiments.chart_data.spread): index probes by id over candidates.
+            # Chart markers (experiments.charts.data.spread): index probes by id over candidates.
             models.Index(
                 fields=["experiment", "id"], name="ckpt_candidate_id_idx", condition=CANDIDATE
             ),
-            # GC worker (experiments.gc.delete_claimed): a run's next batch of DELETING rows in
+            # GC worker (gc.execute.delete_claimed): a run's next batch of DELETING rows in
             # uuid order, read from the index and stopped at the batch size; without it each
             # batch sorted every row the run still held (quadratic: 100k went at a third of
             # 10k's rate).

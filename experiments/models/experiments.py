@@ -108,7 +108,7 @@ class Validation(models.Model):
         ordering = ["trial_id", "steps_completed", "id"]
         indexes = [
             models.Index(fields=["trial", "steps_completed", "-id"], name="validation_step_idx"),
-            # Chart sampling (experiments.chart_data.spread): each trial's first and last id.
+            # Chart sampling (experiments.charts.data.spread): each trial's first and last id.
             models.Index(fields=["trial", "id"], name="validation_trial_id_idx"),
         ]
 

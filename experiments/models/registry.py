@@ -1,7 +1,7 @@
 """The model registry: named Models whose numbered ModelVersions pin checkpoints.
 
-A registered checkpoint is never garbage-collected (``experiments.retention`` keeps it like
-``protected``, ``experiments.gc`` never claims it); the rules live in
+A registered checkpoint is never garbage-collected (``experiments.gc.retention`` keeps it like
+``protected``, ``experiments.gc.execute`` never claims it); the rules live in
 ``experiments.registry``. Imported by ``experiments.models`` so Django finds the models.
 """
 

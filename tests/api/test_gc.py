@@ -2,7 +2,7 @@
 
 import pytest
 
-from experiments import services
+from experiments.gc import runs
 from experiments.models import GCRun
 from tests.spec import SPEC_POLICIES as SPEC_TABLE
 
@@ -126,14 +126,14 @@ def test_put_policy_rejects_bad_values(alice_api, experiment, body, field):
 @pytest.mark.parametrize("size", [2, 20])
 def test_gc_run_list_query_count(alice_api, experiment, size, django_assert_num_queries):
     for _ in range(size):
-        services.start_gc_run(experiment, "SWEEP")
+        runs.start_gc_run(experiment, "SWEEP")
     with django_assert_num_queries(2):
         response = alice_api.get(f"/api/v1/gc-runs?experiment={experiment.pk}")
     assert response.json()["count"] == size
 
 
 def test_gc_run_shows_errors_and_finish(alice_api, experiment):
-    run = services.start_gc_run(experiment, "SWEEP")
+    run = runs.start_gc_run(experiment, "SWEEP")
     GCRun.objects.filter(pk=run.pk).update(
         state="FAILED", errors=[{"checkpoint": "abc", "error": "denied"}], failed=1
     )

@@ -7,6 +7,7 @@ experiment and its checkpoints; anonymous requests get 401 everywhere.
 import pytest
 
 from experiments import services
+from experiments.gc import runs
 from tests.factories import client_for
 
 pytestmark = pytest.mark.django_db
@@ -102,7 +103,7 @@ def objects(alice, default_storage, tmp_path):
     directory = Path(default_storage.host_path) / str(checkpoint.uuid)
     directory.mkdir()
     (directory / "state-dict.pth").write_bytes(b"abc")
-    run = services.start_gc_run(experiment, "SWEEP")
+    run = runs.start_gc_run(experiment, "SWEEP")
     return {"e": experiment.pk, "t": trial.pk, "c": checkpoint.uuid, "g": run.pk}
 
 

@@ -6,9 +6,10 @@ import uuid
 import pytest
 
 from ckptweb.lib.errors import Conflict
-from experiments import partial_deletion, services
+from experiments import services
+from experiments.gc import files, runs
+from experiments.gc.retention import Policy
 from experiments.models import Checkpoint, Validation
-from experiments.retention import Policy
 
 pytestmark = pytest.mark.django_db
 
@@ -237,10 +238,10 @@ def test_the_services_refuse_a_deleting_experiment_themselves(experiment, trial,
         lambda: services.report_validation(trial, 1, {"loss": 1.0}),
         lambda: services.report_checkpoint(trial, 1),
         lambda: services.set_experiment_state(experiment, "PAUSED"),  # was a 400
-        lambda: services.set_gc_policy(experiment, Policy(1, 1, 1)),
-        lambda: services.delete_experiment(experiment),
-        lambda: services.delete_checkpoint(checkpoint),
-        lambda: partial_deletion.delete_files(checkpoint, ["*"]),
+        lambda: runs.set_gc_policy(experiment, Policy(1, 1, 1)),
+        lambda: runs.delete_experiment(experiment),
+        lambda: runs.delete_checkpoint(checkpoint),
+        lambda: files.delete_files(checkpoint, ["*"]),
     ]
     for call in calls:
         checkpoint.experiment = experiment

@@ -14,10 +14,11 @@ from django.utils import timezone
 
 from ckptweb.jobs import RunState
 from ckptweb.lib.policy import Policy
-from experiments import gc, services
+from experiments import services
 from experiments.choices import CheckpointState, GCReason
+from experiments.gc import execute, runs
+from experiments.gc.retention import ranked_candidates
 from experiments.models import Checkpoint, Experiment, GCRun
-from experiments.retention import ranked_candidates
 from tests.spec import (
     SPEC_POLICIES,  # noqa: F401 - used by the GC tests
     SPEC_TABLE,  # (trial, steps, metric) of checkpoints 1..10
@@ -192,9 +193,9 @@ def assert_retained_intact(experiment: Experiment, policy: Policy, store: FileSt
 
 def crashed_run(experiment, minutes_ago: int = 60) -> GCRun:
     """A run whose worker died right after claiming its checkpoints (heartbeat stopped)."""
-    run = services.start_gc_run(experiment, GCReason.POLICY_CHANGED)
+    run = runs.start_gc_run(experiment, GCReason.POLICY_CHANGED)
     GCRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING)
-    gc.claim_checkpoints(run)
+    execute.claim_checkpoints(run)
     GCRun.objects.filter(pk=run.pk).update(
         heartbeat=timezone.now() - timedelta(minutes=minutes_ago)
     )

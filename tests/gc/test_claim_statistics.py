@@ -12,8 +12,8 @@ import pytest
 from django.db import connection
 
 from ckptweb.jobs import RunState
-from experiments import gc, services
 from experiments.choices import GCReason
+from experiments.gc import execute, runs
 from experiments.models import Experiment, GCRun
 from tests.gc.builders import policy_of, spec_example
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 
 def claim_statements(experiment) -> list[str]:
-    run = services.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy_of((0, 0, 0)))
+    run = runs.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy_of((0, 0, 0)))
     Experiment.objects.filter(pk=experiment.pk).update(
         save_experiment_best=0, save_trial_best=0, save_trial_latest=0
     )
@@ -33,14 +33,14 @@ def claim_statements(experiment) -> list[str]:
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(record):
-        assert gc.claim_checkpoints(run) == 10
+        assert execute.claim_checkpoints(run) == 10
     return [sql for sql in seen if sql.upper().startswith("ANALYZE")]
 
 
 @pytest.mark.parametrize("threshold", [10, 11])
 def test_a_large_claim_analyzes_the_checkpoints(alice, fs_store, monkeypatch, threshold):
     experiment, _labels = spec_example(alice, fs_store)
-    monkeypatch.setattr(gc, "ANALYZE_AFTER_CLAIMING", threshold)
+    monkeypatch.setattr(execute, "ANALYZE_AFTER_CLAIMING", threshold)
     analyzed = claim_statements(experiment)
     if connection.vendor != "postgresql" or threshold > 10:
         assert analyzed == []  # SQLite's planner keeps no such statistics; a small claim

@@ -1,7 +1,7 @@
 """Property: for any experiment and policy, GC keeps exactly what the policy retains.
 
 What the policy retains is the independent oracle's answer (``tests.retention_oracle``,
-plain Python over the generated rows), not ``experiments.retention``'s, so a bug in the
+plain Python over the generated rows), not ``experiments.gc.retention``'s, so a bug in the
 ranking fails here.
 
 Eager and in-process (SQLite or PostgreSQL), with real files on a shared_fs directory.
@@ -20,8 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from experiments import gc, gc_sweep, services
+from experiments import services
 from experiments.choices import CheckpointState, GCReason
+from experiments.gc import execute, runs, sweep
 from experiments.models import Checkpoint, Experiment
 from storage.backends.shared_fs import SharedFSBackend
 from storage.models import StorageConfig
@@ -115,8 +116,8 @@ def test_gc_keeps_exactly_what_the_policy_retains(alice, monkeypatch, example):
         keep = set(reference_retained(rows, True, example["policy"]))
         stuck_files.dirs = {f"{root}/{c.uuid}/" for c in checkpoints if c.pk in stuck}
 
-        run = services.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy)
-        gc.execute_run(run.pk)
+        run = runs.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy)
+        execute.execute_run(run.pk)
         run.refresh_from_db()
         states = dict(Checkpoint.objects.filter(experiment=experiment).values_list("pk", "state"))
         present = store.listing()
@@ -134,9 +135,9 @@ def test_gc_keeps_exactly_what_the_policy_retains(alice, monkeypatch, example):
         assert_gc_invariant(store, checkpoints)
 
         stuck_files.dirs = set()  # the fault is repaired; the sweep finishes the job
-        gc_sweep.sweep()
+        sweep.sweep()
         for pending in experiment.gc_runs.filter(reason=GCReason.SWEEP):
-            gc.execute_run(pending.pk)
+            execute.execute_run(pending.pk)
         states = dict(Checkpoint.objects.filter(experiment=experiment).values_list("pk", "state"))
         assert {pk for pk, state in states.items() if state != CheckpointState.DELETED} == keep
         assert store.listing() == expected_files(c for c in checkpoints if c.pk in keep)

@@ -10,8 +10,9 @@ import pytest
 from django.urls import reverse
 
 from ckptweb.jobs import RunState
-from experiments import gc, services, summary
+from experiments import summary
 from experiments.choices import CheckpointState, ExperimentState, GCReason
+from experiments.gc import execute, runs
 from experiments.models import Checkpoint, Experiment, GCRun
 from tests import factories
 
@@ -31,11 +32,11 @@ def being_deleted(experiment):
 
 def held_by_a_run(checkpoint):
     """A GC run that has claimed ``checkpoint`` (DELETING) and not yet deleted it."""
-    run = services.start_gc_run(
+    run = runs.start_gc_run(
         checkpoint.experiment, GCReason.CHECKPOINT_DELETED, checkpoint=checkpoint
     )
     GCRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING)
-    assert gc.claim_checkpoints(run) == 1
+    assert execute.claim_checkpoints(run) == 1
     checkpoint.refresh_from_db()
     assert checkpoint.state == CheckpointState.DELETING
     return run
@@ -177,7 +178,7 @@ def test_the_run_then_deletes_what_it_held_and_keeps_the_protected_one(
 ):
     run = held_by_a_run(checkpoints[0])
     bulk_protect(alice_client, checkpoints)
-    gc.execute_run(run.pk)
+    execute.execute_run(run.pk)
     states = dict(Checkpoint.objects.values_list("pk", "state"))
     assert states[checkpoints[0].pk] == CheckpointState.DELETED
     assert states[checkpoints[1].pk] == CheckpointState.COMPLETED

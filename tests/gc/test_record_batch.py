@@ -1,12 +1,12 @@
-"""``gc.record_batch``: a constant number of statements per batch, compare-and-set kept."""
+"""``execute.record_batch``: a constant number of statements per batch, compare-and-set kept."""
 
 from __future__ import annotations
 
 import pytest
 
 from ckptweb.jobs import RunState
-from experiments import gc, services
 from experiments.choices import CheckpointState, GCReason
+from experiments.gc import execute, runs
 from experiments.models import Checkpoint, GCRun
 from tests.factories import bulk_checkpoints
 
@@ -19,7 +19,7 @@ def claimed_batch(trial, size: int = BATCH):
     """A RUNNING run holding ``size`` DELETING checkpoints of 10 + i bytes each."""
     rows = [(i, float(i), CheckpointState.COMPLETED, False, 10 + i) for i in range(size)]
     bulk_checkpoints(trial, rows)
-    run = services.start_gc_run(trial.experiment, GCReason.POLICY_CHANGED)
+    run = runs.start_gc_run(trial.experiment, GCReason.POLICY_CHANGED)
     GCRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING)
     Checkpoint.objects.filter(trial=trial).update(state=CheckpointState.DELETING, gc_run=run)
     batch = list(Checkpoint.objects.filter(gc_run=run).order_by("id"))
@@ -37,7 +37,7 @@ def test_a_batch_of_100_is_recorded_in_a_constant_number_of_statements(
     # the experiment summary's UPDATE, release: 8 (SQLite and PostgreSQL alike), not one
     # UPDATE per checkpoint.
     with django_assert_num_queries(8):
-        outcome = gc.record_batch(run.pk, batch, errors)
+        outcome = execute.record_batch(run.pk, batch, errors)
     assert (outcome.deleted, outcome.failed) == (90, 10)
     assert outcome.reclaimed_bytes == sum(c.size_bytes for c in batch[10:])
     assert outcome.experiment_id == trial.experiment_id
@@ -54,13 +54,13 @@ def test_a_batch_of_100_is_recorded_in_a_constant_number_of_statements(
 
 def test_checkpoints_the_run_no_longer_holds_are_neither_changed_nor_counted(trial):
     run, batch = claimed_batch(trial, size=6)
-    other = services.start_gc_run(trial.experiment, GCReason.SWEEP)
+    other = runs.start_gc_run(trial.experiment, GCReason.SWEEP)
     adopted, protected_again, errored = batch[0], batch[1], batch[2]
     # Another run adopted one; one went back to COMPLETED; one the run no longer holds fails.
     Checkpoint.objects.filter(pk=adopted.pk).update(gc_run=other)
     Checkpoint.objects.filter(pk=protected_again.pk).update(state=CheckpointState.COMPLETED)
     Checkpoint.objects.filter(pk=errored.pk).update(gc_run=None)
-    outcome = gc.record_batch(run.pk, batch, {str(errored.uuid): "boom"})
+    outcome = execute.record_batch(run.pk, batch, {str(errored.uuid): "boom"})
     assert (outcome.deleted, outcome.failed) == (3, 0)
     assert outcome.reclaimed_bytes == sum(c.size_bytes for c in batch[3:])
     run.refresh_from_db()
@@ -73,7 +73,7 @@ def test_checkpoints_the_run_no_longer_holds_are_neither_changed_nor_counted(tri
 
 def test_an_empty_batch_only_beats(trial):
     run, _ = claimed_batch(trial, size=1)
-    outcome = gc.record_batch(run.pk, [], {})
+    outcome = execute.record_batch(run.pk, [], {})
     assert (outcome.deleted, outcome.failed, outcome.reclaimed_bytes) == (0, 0, 0)
     run.refresh_from_db()
     assert run.deleted == 0 and run.heartbeat is not None

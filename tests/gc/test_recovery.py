@@ -16,8 +16,9 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from ckptweb.jobs import RunState
-from experiments import gc, gc_sweep, services, sweeper, tasks
+from experiments import tasks
 from experiments.choices import CheckpointState, GCReason
+from experiments.gc import execute, runs, sweep, sweeper
 from experiments.models import Experiment, GCRun
 from tests.gc.builders import (
     assert_gc_invariant,
@@ -63,7 +64,7 @@ def test_the_sweep_leaves_a_live_run_alone(alice, fs_store, run_on_commit):
     experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
     live = crashed_run(experiment, minutes_ago=0)
     with run_on_commit():
-        assert gc_sweep.sweep() == []
+        assert sweep.sweep() == []
     live.refresh_from_db()
     assert live.state == RunState.RUNNING
     assert labels_in_state(labels, CheckpointState.DELETING) == [9, 8, 7, 6, 4, 3, 2, 1]
@@ -72,10 +73,10 @@ def test_the_sweep_leaves_a_live_run_alone(alice, fs_store, run_on_commit):
 
 def test_the_sweep_resends_a_run_that_never_started(alice, fs_store, run_on_commit):
     experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
-    lost = services.start_gc_run(experiment, GCReason.POLICY_CHANGED)  # never sent
+    lost = runs.start_gc_run(experiment, GCReason.POLICY_CHANGED)  # never sent
     GCRun.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(hours=1))
     with run_on_commit():
-        gc_sweep.sweep()
+        sweep.sweep()
     lost.refresh_from_db()
     assert lost.state == RunState.SUCCEEDED and lost.deleted == 8
     assert_gc_invariant(fs_store)
@@ -86,7 +87,7 @@ def test_an_error_checkpoint_the_policy_still_deletes_is_retried(alice, fs_store
     failed_checkpoint(labels[3], remove=["metadata.json"], store=fs_store)
     failed_checkpoint(labels[4])
     with run_on_commit():
-        (run_id,) = gc_sweep.sweep()
+        (run_id,) = sweep.sweep()
     run = GCRun.objects.get(pk=run_id)
     assert (run.reason, run.state) == (GCReason.SWEEP, RunState.SUCCEEDED)
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 5]
@@ -99,7 +100,7 @@ def test_an_intact_error_checkpoint_now_retained_is_completed_again(alice, fs_st
     failed_checkpoint(labels[9])  # its deletion failed before any file went
     Experiment.objects.filter(pk=experiment.pk).update(save_trial_latest=2)  # now kept
     with run_on_commit():
-        gc_sweep.sweep()
+        sweep.sweep()
     assert_completed_again_under_0_0_2(experiment, labels, fs_store)
 
 
@@ -107,7 +108,7 @@ def test_a_damaged_error_checkpoint_now_retained_keeps_what_is_left(alice, fs_st
     experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
     failed_checkpoint(labels[10], remove=["metadata.json"], store=fs_store)
     with run_on_commit():
-        gc_sweep.sweep()
+        sweep.sweep()
     labels[10].refresh_from_db()
     assert labels[10].state == CheckpointState.PARTIALLY_DELETED
     assert labels[10].error == "permission denied"
@@ -131,7 +132,7 @@ def test_an_error_checkpoint_whose_storage_cannot_be_listed_stays_error(
 
     monkeypatch.setattr(SharedFSBackend, "list_files", unlistable)
     with run_on_commit():
-        gc_sweep.sweep()
+        sweep.sweep()
     labels[1].refresh_from_db()
     assert labels[1].state == CheckpointState.ERROR
     assert len(fs_store.listing()) == 30
@@ -147,14 +148,14 @@ def test_reapplying_the_policy_retries_a_fixed_undeletable_checkpoint(
     stuck = fs_store.root / str(labels[4].uuid)
     immutable_dir(stuck)
     with run_on_commit():
-        first = services.set_gc_policy(experiment, policy_of((0, 0, 1)))
+        first = runs.set_gc_policy(experiment, policy_of((0, 0, 1)))
     first.refresh_from_db()
     assert first.state == RunState.FAILED
     assert labels_in_state(labels, CheckpointState.ERROR) == [4]
 
     immutable_dir.unmark(stuck)  # the operator fixes the file system
     with run_on_commit():
-        again = services.set_gc_policy(experiment, policy_of((0, 0, 1)))  # same policy
+        again = runs.set_gc_policy(experiment, policy_of((0, 0, 1)))  # same policy
     again.refresh_from_db()
     assert (again.reason, again.state) == (GCReason.POLICY_CHANGED, RunState.SUCCEEDED)
     assert (again.deleted, again.failed) == (1, 0)
@@ -168,7 +169,7 @@ def test_a_policy_run_completes_an_error_checkpoint_it_now_keeps(alice, fs_store
     failed_checkpoint(labels[9])  # failed before any file went; (0, 0, 2) keeps it
     failed_checkpoint(labels[3], remove=["metadata.json"], store=fs_store)  # still deleted
     with run_on_commit():
-        run = services.set_gc_policy(experiment, policy_of((0, 0, 2)))
+        run = runs.set_gc_policy(experiment, policy_of((0, 0, 2)))
     run.refresh_from_db()
     assert run.state == RunState.SUCCEEDED
     assert_completed_again_under_0_0_2(experiment, labels, fs_store)
@@ -178,7 +179,7 @@ def test_an_unexpected_error_ends_the_run_and_the_sweep_takes_over(
     alice, fs_store, run_on_commit, monkeypatch
 ):
     experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
-    original = gc.record_batch
+    original = execute.record_batch
     calls = []
 
     def locked_once(*args, **kwargs):
@@ -187,9 +188,9 @@ def test_an_unexpected_error_ends_the_run_and_the_sweep_takes_over(
             raise OperationalError("database is locked")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(gc, "record_batch", locked_once)
+    monkeypatch.setattr(execute, "record_batch", locked_once)
     with run_on_commit():
-        run = services.set_gc_policy(experiment, policy_of((0, 0, 1)))
+        run = runs.set_gc_policy(experiment, policy_of((0, 0, 1)))
     run.refresh_from_db()
     assert run.state == RunState.FAILED and run.finished_at  # not RUNNING forever
     assert labels_in_state(labels, CheckpointState.DELETING)  # claimed, left over

@@ -11,11 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ckptweb.jobs import RunState
-from experiments import gc, registry, services
+from experiments import registry
 from experiments.choices import CheckpointState, ExperimentState, GCReason
+from experiments.gc import execute, runs
+from experiments.gc.preview import gc_preview
+from experiments.gc.retention import ranked_candidates
 from experiments.models import Checkpoint, Experiment, GCRun
-from experiments.preview import gc_preview
-from experiments.retention import ranked_candidates
 from tests.gc.builders import (
     SPEC_POLICIES,
     assert_gc_invariant,
@@ -50,7 +51,7 @@ def test_every_policy_keeps_the_registered_checkpoint(
     registry.register_version(model, labels[9], alice)
     expected = sorted({*saved, 9}, reverse=True)
     with run_on_commit():
-        run = services.set_gc_policy(experiment, policy_of(numbers))
+        run = runs.set_gc_policy(experiment, policy_of(numbers))
     run.refresh_from_db()
     assert run.state == RunState.SUCCEEDED
     assert labels_in_state(labels, CheckpointState.COMPLETED) == expected
@@ -92,21 +93,21 @@ def test_a_checkpoint_registered_after_the_preview_is_not_deleted(alice, fs_stor
     experiment, labels = spec_example(alice, fs_store)
     preview = gc_preview(experiment, policy_of((0, 0, 0))).as_dict()
     assert labels[9].pk in preview["deleted_ids"]
-    run = services.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy_of((0, 0, 0)))
+    run = runs.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy_of((0, 0, 0)))
     Experiment.objects.filter(pk=experiment.pk).update(
         save_experiment_best=0, save_trial_best=0, save_trial_latest=0
     )
     registry.register_version(model, labels[9], alice)
-    gc.execute_run(run.pk)
+    execute.execute_run(run.pk)
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [9]
     assert fs_store.listing() == expected_files([labels[9]])
 
 
 def test_a_single_checkpoint_run_re_checks_at_claim_time(alice, fs_store, model):
     experiment, labels = spec_example(alice, fs_store)
-    run = services.start_gc_run(experiment, GCReason.CHECKPOINT_DELETED, checkpoint=labels[4])
+    run = runs.start_gc_run(experiment, GCReason.CHECKPOINT_DELETED, checkpoint=labels[4])
     registry.register_version(model, labels[4], alice)
-    gc.execute_run(run.pk)
+    execute.execute_run(run.pk)
     labels[4].refresh_from_db()
     assert labels[4].state == CheckpointState.COMPLETED
     assert expected_files([labels[4]]) <= fs_store.listing()
@@ -114,12 +115,12 @@ def test_a_single_checkpoint_run_re_checks_at_claim_time(alice, fs_store, model)
 
 def test_a_claimed_checkpoint_cannot_be_registered(alice, fs_store, model):
     experiment, labels = spec_example(alice, fs_store)
-    run = services.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy_of((0, 0, 0)))
+    run = runs.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy_of((0, 0, 0)))
     Experiment.objects.filter(pk=experiment.pk).update(
         save_experiment_best=0, save_trial_best=0, save_trial_latest=0
     )
     GCRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING)
-    assert gc.claim_checkpoints(run) == 10
+    assert execute.claim_checkpoints(run) == 10
     with pytest.raises(registry.RegistryError, match="DELETING"):
         registry.register_version(model, labels[9], alice)
 
@@ -127,8 +128,8 @@ def test_a_claimed_checkpoint_cannot_be_registered(alice, fs_store, model):
 def test_deleting_the_experiment_keeps_the_files_and_says_why(alice, fs_store, model):
     experiment, labels = spec_example(alice, fs_store)
     registry.register_version(model, labels[9], alice)
-    with pytest.raises(services.CheckpointProtected, match="resnet-prod v1"):
-        services.delete_experiment(experiment)
+    with pytest.raises(runs.CheckpointProtected, match="resnet-prod v1"):
+        runs.delete_experiment(experiment)
     experiment.refresh_from_db()
     assert experiment.state == ExperimentState.ACTIVE
     assert fs_store.listing() == expected_files(labels.values())

@@ -13,8 +13,9 @@ import pytest
 from django.db import connection, connections, transaction
 
 from ckptweb.jobs import RunState
-from experiments import gc, registry
+from experiments import registry
 from experiments.choices import CheckpointState, GCReason
+from experiments.gc import execute
 from experiments.models import Checkpoint, Experiment, GCRun, ModelVersion
 from tests.gc.builders import policy_of, spec_example
 
@@ -42,7 +43,7 @@ def test_a_registration_waits_for_the_claim_and_is_refused(alice, fs_store):
     def claim():
         try:
             with transaction.atomic():
-                outcome["claimed"] = gc.claim_checkpoints(run)
+                outcome["claimed"] = execute.claim_checkpoints(run)
                 claimed.set()
                 release.wait(10)
         finally:

@@ -7,6 +7,7 @@ import pytest
 from ckptweb.jobs import RunState
 from experiments import registry, services
 from experiments.choices import CheckpointState, ExperimentState
+from experiments.gc import runs
 from tests.gc.builders import assert_gc_invariant, expected_files, labels_in_state, spec_example
 from tests.gc.conftest import wait_for
 from tests.gc.test_worker import finished, s3_store  # noqa: F401  (fixture)
@@ -27,7 +28,7 @@ def test_an_aggressive_policy_on_s3_keeps_the_registered_objects(gc_worker, alic
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [9, 4]
     assert s3_store.listing() == expected_files([labels[9], labels[4]])
     assert expected_files([labels[9], labels[4]]) <= before
-    with pytest.raises(services.CheckpointProtected, match="resnet-prod v1, resnet-prod v2"):
-        services.delete_experiment(experiment)
+    with pytest.raises(runs.CheckpointProtected, match="resnet-prod v1, resnet-prod v2"):
+        runs.delete_experiment(experiment)
     assert s3_store.listing() == expected_files([labels[9], labels[4]])
     assert_gc_invariant(s3_store)

@@ -13,8 +13,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from ckptweb.lib.policy import Policy
-from experiments import retention, services
+from experiments import services
 from experiments.choices import CheckpointState
+from experiments.gc import retention
 from tests import factories
 
 pytestmark = [

@@ -15,8 +15,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from ckptweb.lib.policy import Policy
-from experiments import chart_data, retention, services
+from experiments import services
+from experiments.charts import data
 from experiments.choices import GC_CANDIDATE_STATES, CheckpointState
+from experiments.gc import retention
 from experiments.models import Checkpoint
 from tests import factories
 
@@ -101,7 +103,7 @@ def test_sampled_chart_markers_carry_the_whole_sets_verdict(experiment, policy):
     candidates = retention.candidates(experiment)
     count = candidates.count()
     with CaptureQueriesContext(connection) as queries:
-        markers = chart_data.chart_checkpoints(
+        markers = data.chart_checkpoints(
             candidates, retention.Verdicts(experiment, policy), count, max_markers=30
         )
     assert markers.sampled and len(queries.captured_queries) == 2
@@ -113,7 +115,7 @@ def test_sampled_chart_markers_carry_the_whole_sets_verdict(experiment, policy):
     if whole:
         assert any(marker.keep for marker in markers.checkpoints), "kept ones stay visible"
     # The same chart from the whole set (the GC page) gives the same verdicts.
-    known = chart_data.chart_checkpoints(
+    known = data.chart_checkpoints(
         candidates, retention.Verdicts(experiment, policy, whole), count, max_markers=30
     )
     assert all(m.keep == (m.id in whole) for m in known.checkpoints)
@@ -125,7 +127,7 @@ def test_a_trial_chart_draws_no_other_trials_best(experiment):
     candidates = retention.candidates(experiment).filter(trial=trial)
     verdicts = retention.Verdicts(experiment, policy)
     verdicts.want([trial.pk])
-    markers = chart_data.chart_checkpoints(
+    markers = data.chart_checkpoints(
         candidates, verdicts, candidates.count(), max_markers=5, trial_id=trial.pk
     )
     assert {marker.trial_id for marker in markers.checkpoints} == {trial.pk}

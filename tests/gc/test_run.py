@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ckptweb.jobs import RunState
-from experiments import gc, gc_sweep, services, tasks
+from experiments import services, tasks
 from experiments.choices import CheckpointState, ExperimentState, GCReason
+from experiments.gc import execute, runs, sweep
 from experiments.models import Checkpoint, Experiment, GCRun
 from storage.backends.base import DeleteResult, TransientStorageError
 from storage.backends.shared_fs import SharedFSBackend
@@ -29,7 +30,7 @@ def test_it_keeps_exactly_the_spec_examples_checkpoints(
 ):
     experiment, labels = spec_example(alice, fs_store)
     with run_on_commit():
-        run = services.set_gc_policy(experiment, policy_of(numbers))
+        run = runs.set_gc_policy(experiment, policy_of(numbers))
     run.refresh_from_db()
     doomed = [label for label in labels if label not in saved]
     assert labels_in_state(labels, CheckpointState.COMPLETED) == saved
@@ -56,10 +57,10 @@ def test_reaching_a_terminal_state_collects_with_the_experiments_policy(
 
 def test_a_run_uses_the_policy_current_when_it_starts(alice, fs_store, run_on_commit):
     experiment, labels = spec_example(alice, fs_store)
-    stale = services.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy_of((0, 0, 0)))
+    stale = runs.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy_of((0, 0, 0)))
     with run_on_commit():
-        services.set_gc_policy(experiment, policy_of((0, 0, 3)))
-    gc.execute_run(stale.pk)  # queued with 0/0/0 before the change: must not use it
+        runs.set_gc_policy(experiment, policy_of((0, 0, 3)))
+    execute.execute_run(stale.pk)  # queued with 0/0/0 before the change: must not use it
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 9, 8, 5, 4, 3]
     assert_gc_invariant(fs_store)
 
@@ -71,7 +72,7 @@ def test_a_file_that_will_not_go_leaves_its_checkpoint_error_not_deleted(
     stuck = labels[3]
     immutable_dir(fs_store.root / str(stuck.uuid))
     with run_on_commit():
-        run = services.set_gc_policy(experiment, policy_of((0, 1, 1)))
+        run = runs.set_gc_policy(experiment, policy_of((0, 1, 1)))
     run.refresh_from_db()
     stuck.refresh_from_db()
     assert stuck.state == CheckpointState.ERROR
@@ -97,7 +98,7 @@ def test_errors_never_show_secrets(alice, fs_store, run_on_commit, monkeypatch):
 
     monkeypatch.setattr(SharedFSBackend, "delete_checkpoints", leaky)
     with run_on_commit():
-        run = services.set_gc_policy(experiment, policy_of((0, 0, 1)))
+        run = runs.set_gc_policy(experiment, policy_of((0, 0, 1)))
     run.refresh_from_db()
     assert run.failed == 8
     assert all("hunter2" not in entry["error"] and "***" in entry["error"] for entry in run.errors)
@@ -107,7 +108,7 @@ def test_errors_never_show_secrets(alice, fs_store, run_on_commit, monkeypatch):
 def test_a_protected_checkpoint_is_never_claimed(alice, fs_store, run_on_commit):
     experiment, labels = spec_example(alice, fs_store)
     with run_on_commit():
-        run = services.delete_checkpoint(labels[2])
+        run = runs.delete_checkpoint(labels[2])
         Checkpoint.objects.filter(pk=labels[2].pk).update(protected=True)  # before it runs
     run.refresh_from_db()
     assert run.state == RunState.SUCCEEDED and run.total == 0
@@ -118,18 +119,18 @@ def test_a_protected_checkpoint_is_never_claimed(alice, fs_store, run_on_commit)
 def test_deleting_one_checkpoint_deletes_only_its_files(alice, fs_store, run_on_commit):
     experiment, labels = spec_example(alice, fs_store)
     with run_on_commit():
-        services.delete_checkpoint(labels[10])
+        runs.delete_checkpoint(labels[10])
     assert labels_in_state(labels, CheckpointState.DELETED) == [10]
     assert_gc_invariant(fs_store)
 
 
 def test_a_checkpoint_another_run_holds_is_left_to_it(alice, fs_store):
     experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 0))
-    other = services.start_gc_run(experiment, GCReason.POLICY_CHANGED)
+    other = runs.start_gc_run(experiment, GCReason.POLICY_CHANGED)
     GCRun.objects.filter(pk=other.pk).update(state=RunState.RUNNING)
     Checkpoint.objects.filter(pk=labels[1].pk).update(state=CheckpointState.DELETING, gc_run=other)
-    run = services.start_gc_run(experiment, GCReason.POLICY_CHANGED)
-    gc.execute_run(run.pk)
+    run = runs.start_gc_run(experiment, GCReason.POLICY_CHANGED)
+    execute.execute_run(run.pk)
     run.refresh_from_db()
     assert run.total == 9 and run.deleted == 9
     labels[1].refresh_from_db()
@@ -139,11 +140,11 @@ def test_a_checkpoint_another_run_holds_is_left_to_it(alice, fs_store):
 
 def test_two_runs_claim_disjoint_sets(alice, fs_store, monkeypatch):
     experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
-    first = services.start_gc_run(experiment, GCReason.POLICY_CHANGED)
-    second = services.start_gc_run(experiment, GCReason.EXPERIMENT_TERMINAL)
+    first = runs.start_gc_run(experiment, GCReason.POLICY_CHANGED)
+    second = runs.start_gc_run(experiment, GCReason.EXPERIMENT_TERMINAL)
     for run in (first, second):
         GCRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING)
-        gc.claim_checkpoints(run)
+        execute.claim_checkpoints(run)
     calls = []
     original = SharedFSBackend.delete_checkpoints
 
@@ -152,8 +153,8 @@ def test_two_runs_claim_disjoint_sets(alice, fs_store, monkeypatch):
         return original(self, uuids)
 
     monkeypatch.setattr(SharedFSBackend, "delete_checkpoints", spy)
-    gc.execute_run(second.pk)
-    gc.execute_run(first.pk)
+    execute.execute_run(second.pk)
+    execute.execute_run(first.pk)
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.total, second.total) == (8, 0)
@@ -165,9 +166,9 @@ def test_two_runs_claim_disjoint_sets(alice, fs_store, monkeypatch):
 def test_running_a_finished_run_again_does_nothing(alice, fs_store, run_on_commit):
     experiment, labels = spec_example(alice, fs_store)
     with run_on_commit():
-        run = services.set_gc_policy(experiment, policy_of((0, 0, 1)))
+        run = runs.set_gc_policy(experiment, policy_of((0, 0, 1)))
     before = GCRun.objects.filter(pk=run.pk).values().get()
-    assert gc.execute_run(run.pk) is None
+    assert execute.execute_run(run.pk) is None
     tasks.run_gc.apply(args=[run.pk])
     assert GCRun.objects.filter(pk=run.pk).values().get() == before
     assert tasks.run_gc.apply(args=[987654]).successful()  # a missing run is not an error
@@ -196,7 +197,7 @@ class FlakyStorage:
 def test_transient_errors_are_retried_until_the_run_completes(alice, fs_store, monkeypatch):
     experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
     FlakyStorage(outages=2).install(monkeypatch)
-    run = services.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy_of((0, 0, 1)))
+    run = runs.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy_of((0, 0, 1)))
     tasks.run_gc.apply(args=[run.pk])  # eager: retries run at once
     run.refresh_from_db()
     assert run.state == RunState.SUCCEEDED and run.deleted == 8
@@ -206,7 +207,7 @@ def test_transient_errors_are_retried_until_the_run_completes(alice, fs_store, m
 def test_when_retries_run_out_the_failures_are_recorded(alice, fs_store, monkeypatch):
     experiment, labels = spec_example(alice, fs_store)
     FlakyStorage(outages=1000).install(monkeypatch)
-    run = services.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy_of((0, 1, 1)))
+    run = runs.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy_of((0, 1, 1)))
     tasks.run_gc.apply(args=[run.pk])
     run.refresh_from_db()
     assert run.state == RunState.FAILED and run.finished_at
@@ -228,13 +229,13 @@ def test_an_unreachable_storage_is_a_transient_error(alice, fs_store, monkeypatc
 
     monkeypatch.setattr(SharedFSBackend, "delete_checkpoints", refused)
     monkeypatch.setattr(SharedFSBackend, "check_connection", down)
-    run = services.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy_of((0, 0, 1)))
+    run = runs.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy_of((0, 0, 1)))
     with pytest.raises(TransientStorageError):
-        gc.execute_run(run.pk, final_attempt=False)
+        execute.execute_run(run.pk, final_attempt=False)
     assert Checkpoint.objects.filter(state=CheckpointState.DELETING, gc_run=run).count() == 8
     assert GCRun.objects.get(pk=run.pk).state == RunState.RUNNING
     monkeypatch.undo()
-    gc.execute_run(run.pk)  # the retry resumes what the run holds
+    execute.execute_run(run.pk)  # the retry resumes what the run holds
     run.refresh_from_db()
     assert run.state == RunState.SUCCEEDED and (run.total, run.deleted) == (8, 8)
     assert_gc_invariant(fs_store)
@@ -243,7 +244,7 @@ def test_an_unreachable_storage_is_a_transient_error(alice, fs_store, monkeypatc
 def test_deleting_an_experiment_deletes_files_then_rows(alice, fs_store, run_on_commit):
     experiment, labels = spec_example(alice, fs_store)
     with run_on_commit():
-        services.delete_experiment(experiment)
+        runs.delete_experiment(experiment)
     assert not Experiment.objects.filter(pk=experiment.pk).exists()
     assert not Checkpoint.objects.exists()
     assert fs_store.listing() == set()
@@ -256,14 +257,14 @@ def test_an_experiment_with_undeletable_files_stays_deleting(
     stuck = fs_store.root / str(labels[4].uuid)
     immutable_dir(stuck)
     with run_on_commit():
-        services.delete_experiment(experiment)
+        runs.delete_experiment(experiment)
     experiment.refresh_from_db()
     assert experiment.state == ExperimentState.DELETING
     assert labels_in_state(labels, CheckpointState.ERROR) == [4]
     assert_gc_invariant(fs_store)
     immutable_dir.unmark(stuck)
     with run_on_commit():
-        gc_sweep.sweep()
+        sweep.sweep()
     assert not Experiment.objects.filter(pk=experiment.pk).exists()
     assert fs_store.listing() == set()
 
@@ -271,7 +272,7 @@ def test_an_experiment_with_undeletable_files_stays_deleting(
 def test_a_policy_that_keeps_everything_changes_nothing(alice, fs_store, run_on_commit):
     experiment, labels = spec_example(alice, fs_store)
     with run_on_commit():
-        run = services.set_gc_policy(experiment, policy_of((10, 10, 10)))
+        run = runs.set_gc_policy(experiment, policy_of((10, 10, 10)))
     run.refresh_from_db()
     assert run.state == RunState.SUCCEEDED and run.total == 0
     assert_retained_intact(experiment, policy_of((10, 10, 10)), fs_store)

@@ -13,8 +13,9 @@ from django.core.management import call_command
 
 from experiments import batch, services, summary
 from experiments.choices import CheckpointState
+from experiments.gc import runs
+from experiments.gc.files import delete_files
 from experiments.models import Checkpoint, ExperimentSummary
-from experiments.partial_deletion import delete_files
 from storage.backends.base import DeleteResult
 from storage.backends.shared_fs import SharedFSBackend
 from tests import factories
@@ -83,7 +84,7 @@ def test_the_summary_follows_every_service_operation(alice, alice_api, fs_store,
     assert stored(experiment)["protected"] == 2
 
     with run_on_commit():
-        services.set_gc_policy(experiment, policy_of((0, 0, 1)))
+        runs.set_gc_policy(experiment, policy_of((0, 0, 1)))
     assert Checkpoint.objects.filter(state=CheckpointState.DELETED).exists()
     assert_in_step(experiment, "a policy GC run")
 
@@ -91,7 +92,7 @@ def test_the_summary_follows_every_service_operation(alice, alice_api, fs_store,
         experiment=experiment, state=CheckpointState.COMPLETED, protected=False
     ).first()
     with run_on_commit():
-        services.delete_checkpoint(survivor)
+        runs.delete_checkpoint(survivor)
     assert_in_step(experiment, "a single-checkpoint deletion")
 
     many = add_checkpoint(one, fs_store, 50, 0.3, files={**CHECKPOINT_FILES, "extra.txt": b"abc"})
@@ -122,12 +123,12 @@ def test_a_failed_batch_and_its_reconciliation_keep_the_summary(
     monkeypatch.setattr(SharedFSBackend, "delete_checkpoints", failing)
     monkeypatch.setattr(SharedFSBackend, "check_connection", lambda self: None)
     with run_on_commit():
-        services.set_gc_policy(experiment, policy_of((0, 0, 1)))
+        runs.set_gc_policy(experiment, policy_of((0, 0, 1)))
     assert Checkpoint.objects.filter(state=CheckpointState.ERROR).count() == 2
     assert_in_step(experiment, "a failed batch (ERROR)")
     monkeypatch.undo()
     with run_on_commit():
-        services.set_gc_policy(experiment, policy_of((0, 0, 2)))
+        runs.set_gc_policy(experiment, policy_of((0, 0, 2)))
     assert_in_step(experiment, "reconciling ERROR checkpoints and collecting again")
 
 

@@ -18,6 +18,7 @@ from django.db import transaction
 from ckptweb.jobs import RunState
 from experiments import services, tasks
 from experiments.choices import CheckpointState, ExperimentState, GCReason
+from experiments.gc import runs
 from experiments.models import Checkpoint, GCRun
 from tests.gc.builders import (
     S3Store,
@@ -216,17 +217,17 @@ def test_an_undeletable_file_stays_and_its_checkpoint_is_error(
 def test_two_runs_started_together_do_no_double_work(gc_worker, alice, fs_store):
     experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 0))
     with transaction.atomic():  # both are sent on commit, to two idle workers
-        first = services.start_gc_run(experiment, GCReason.EXPERIMENT_TERMINAL)
-        second = services.start_gc_run(experiment, GCReason.POLICY_CHANGED)
-    runs = [
+        first = runs.start_gc_run(experiment, GCReason.EXPERIMENT_TERMINAL)
+        second = runs.start_gc_run(experiment, GCReason.POLICY_CHANGED)
+    done = [
         wait_for(lambda pk=run.pk: finished(pk), message="both runs", workers=gc_worker)
         for run in (first, second)
     ]
-    assert all(run.state == RunState.SUCCEEDED for run in runs)
-    assert max(run.started_at for run in runs) < min(run.finished_at for run in runs)
-    assert sorted(run.total for run in runs) == [0, 10]
-    assert sum(run.deleted for run in runs) == 10
-    assert sum(run.reclaimed_bytes for run in runs) == sum(c.size_bytes for c in labels.values())
+    assert all(run.state == RunState.SUCCEEDED for run in done)
+    assert max(run.started_at for run in done) < min(run.finished_at for run in done)
+    assert sorted(run.total for run in done) == [0, 10]
+    assert sum(run.deleted for run in done) == 10
+    assert sum(run.reclaimed_bytes for run in done) == sum(c.size_bytes for c in labels.values())
     assert fs_store.listing() == set()
     assert_gc_invariant(fs_store)
 

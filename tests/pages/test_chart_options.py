@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from experiments.chart_axes import data_axis, duration_label, log_label
-from experiments.charts import PALETTE, ChartCheckpoint, Lines, metric_chart
+from experiments.charts.axes import data_axis, duration_label, log_label
+from experiments.charts.svg import PALETTE, ChartCheckpoint, Lines, metric_chart
 
 
 def test_the_x_axis_ends_at_the_last_point():

@@ -1,6 +1,6 @@
 """The SVG chart's layout rules: downsampling bounds, extremes kept, ticks."""
 
-from experiments.charts import (
+from experiments.charts.svg import (
     MAX_MARKERS,
     MAX_POINTS,
     ChartCheckpoint,

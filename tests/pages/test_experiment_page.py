@@ -5,8 +5,10 @@ import re
 import pytest
 from django.urls import reverse
 
-from experiments import chart_data, services, summary, views
+from experiments import services, summary
+from experiments.charts import data
 from experiments.models import Checkpoint, GCRun, Validation
+from experiments.views import experiments
 
 pytestmark = pytest.mark.django_db
 
@@ -64,8 +66,8 @@ def test_query_count_does_not_grow(
     assert f"of {checkpoints}" in html  # paginated, with the total
     assert html.count('<tr data-id="') == 50
     markers = len(re.findall(r'class="marker marker-(?:keep|delete)"', html))
-    assert 0 < markers <= chart_data.MAX_MARKERS, "the chart is downsampled"
-    if checkpoints > chart_data.MAX_MARKERS:
+    assert 0 < markers <= data.MAX_MARKERS, "the chart is downsampled"
+    if checkpoints > data.MAX_MARKERS:
         assert "downsampled for display" in html
 
 
@@ -171,7 +173,7 @@ def test_trial_and_gc_pages_do_not_grow(
             count = re.search(r'data-deleted-count="(\d+)"', html).group(1)
             assert int(count) == checkpoints - 2, "every deleted id counted, however many"
             inline = re.search(r'data-deleted-ids="([^"]*)"', html)
-            if checkpoints - 2 > views.PAGE_ID_LIMIT:  # "Copy all" fetches them from the API
+            if checkpoints - 2 > experiments.PAGE_ID_LIMIT:  # "Copy all" fetches them from the API
                 assert inline is None
                 ids_url = re.search(r'data-ids-url="([^"]*)"', html).group(1)
                 deleted = alice_client.get(ids_url.replace("&amp;", "&")).json()["deleted_ids"]

@@ -310,10 +310,10 @@ def test_an_experiment_on_azurite_from_report_to_scan(
 
     # The lease released, the sweep retries the ERROR checkpoint and deletes it.
     held.release()
-    from experiments import gc_sweep
+    from experiments.gc import sweep
 
     with django_capture_on_commit_callbacks(execute=True):
-        gc_sweep.sweep()
+        sweep.sweep()
     first.refresh_from_db()
     assert first.state == CheckpointState.DELETED
     assert not azure_store.exists(uuids[0], "metadata.json")

@@ -204,19 +204,19 @@ def test_the_sweep_resumes_a_dead_files_run_with_its_globs(
 
     from django.utils import timezone
 
-    from experiments import gc, gc_sweep
-    from experiments.partial_deletion import delete_files
+    from experiments.gc import execute, sweep
+    from experiments.gc.files import delete_files
 
     checkpoint = make_checkpoint(fs_store, FILES)
     with django_capture_on_commit_callbacks(execute=False):
         dead = delete_files(checkpoint, ["code/**"])
     GCRun.objects.filter(pk=dead.pk).update(state="RUNNING")
-    gc.claim_checkpoints(dead)
+    execute.claim_checkpoints(dead)
     fs_store.root.joinpath(str(checkpoint.uuid), "code", "train.py").unlink()  # went before
     GCRun.objects.filter(pk=dead.pk).update(heartbeat=timezone.now() - timedelta(hours=1))
 
     with django_capture_on_commit_callbacks(execute=True):
-        started = gc_sweep.sweep()
+        started = sweep.sweep()
     dead.refresh_from_db()
     assert dead.state == "FAILED"
     (resumed,) = GCRun.objects.filter(pk__in=started)
@@ -227,4 +227,4 @@ def test_the_sweep_resumes_a_dead_files_run_with_its_globs(
     for path in ("b.tmp", "model.pth", "tmp/a.tmp"):
         assert fs_store.exists(checkpoint.uuid, path), path
     with django_capture_on_commit_callbacks(execute=True):
-        assert gc_sweep.sweep() == []  # nothing left to do
+        assert sweep.sweep() == []  # nothing left to do

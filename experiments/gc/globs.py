@@ -2,7 +2,7 @@
 
 ``check_globs`` validates a request's globs; ``matching_files`` selects resource paths;
 ``delete_matching_files`` and ``remaining_files`` are what a GC run of reason FILES does
-(``experiments.gc``), started by ``experiments.partial_deletion``.
+(``experiments.gc.execute``), started by ``experiments.gc.files``.
 
 Glob semantics are Python's ``glob`` (``recursive=True``) applied to resource paths, the
 same as ``glob.translate(pattern, recursive=True, include_hidden=True)`` of Python 3.13

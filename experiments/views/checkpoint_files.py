@@ -5,7 +5,7 @@ storage cannot be listed the page falls back to the reported ``resources`` and s
 a DELETED checkpoint lists nothing. Small text files get an inline preview (at most
 ``PREVIEW_MAX_FILES`` of at most ``PREVIEW_MAX_BYTES``). Download links are the storage
 app's archive routes; the model format is detected from the file names
-(``experiments.snippets``) and offered as a quoted load snippet.
+(``experiments.views.snippets``) and offered as a quoted load snippet.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from django.urls import NoReverseMatch, reverse
 from experiments.choices import GONE_STATES, CheckpointState
 from experiments.downloads import best_checkpoint, checkpoint_files, read_text_preview
 from experiments.models import Checkpoint, Experiment, Trial
-from experiments.snippets import detect_format, load_snippet
+from experiments.views.snippets import detect_format, load_snippet
 from storage.services import is_text_file
 
 PREVIEW_MAX_BYTES = 64 * 1024

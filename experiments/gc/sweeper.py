@@ -4,7 +4,7 @@ With a broker, Celery beat sends ``gc_sweep`` every ``CKPTWEB_GC_SWEEP_SECONDS``
 embedded default (no ``CELERY_BROKER_URL``, tasks eager) nothing would ever send it, so a
 GC run whose process died (a gunicorn worker SIGKILLed, the machine rebooted) would stay
 RUNNING and its claimed checkpoints DELETING forever. Instead each serving process runs
-this timer, which calls the same :func:`experiments.gc_sweep.sweep` (there is one sweep): it
+this timer, which calls the same :func:`experiments.gc.sweep.sweep` (there is one sweep): it
 retires runs whose heartbeat is older than ``CKPTWEB_GC_STALE_SECONDS`` and starts SWEEP
 runs, which execute in the timer thread (eager tasks).
 
@@ -29,7 +29,7 @@ import threading
 from django.conf import settings
 from django.db import close_old_connections, connections
 
-from experiments.gc_sweep import sweep
+from experiments.gc.sweep import sweep
 
 logger = logging.getLogger(__name__)
 

@@ -19,17 +19,18 @@ checkpoints, orphaned DELETING checkpoints, or rows left to delete. A SWEEP run 
 
 from __future__ import annotations
 
+from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
 from ckptweb import jobs
 from ckptweb.jobs import RUN_ACTIVE_STATES, RUN_TERMINAL_STATES, RunState
-from experiments import gc
 from experiments.choices import CheckpointState, ExperimentState, GCReason
+from experiments.gc import execute
+from experiments.gc.files import resume_orphaned_deletions
+from experiments.gc.runs import start_gc_run
 from experiments.models import Checkpoint, Experiment, GCRun
-from experiments.partial_deletion import resume_orphaned_deletions
-from experiments.services import start_gc_run
 
 
 def sweep() -> list[int]:
@@ -44,7 +45,7 @@ def sweep() -> list[int]:
     cutoff = jobs.stale_cutoff(stale)
     never_started = GCRun.objects.filter(state=RunState.PENDING, created_at__lt=cutoff)
     for run_id in list(never_started.values_list("pk", flat=True)):
-        gc.enqueue(run_id)  # its first message may have been lost
+        execute.enqueue(run_id)  # its first message may have been lost
 
     busy = set(
         GCRun.objects.filter(state__in=RUN_ACTIVE_STATES).values_list("experiment_id", flat=True)
@@ -63,7 +64,7 @@ def sweep() -> list[int]:
     needy |= set(
         deleting.filter(
             checkpoints__protected=False,
-            checkpoints__state__in=gc.CLAIMABLE_STATES,
+            checkpoints__state__in=execute.CLAIMABLE_STATES,
         ).values_list("pk", flat=True)
     )
     needy |= set(
@@ -74,6 +75,14 @@ def sweep() -> list[int]:
     started = list(resumed)
     for experiment in Experiment.objects.filter(pk__in=needy - busy).order_by("pk"):
         with transaction.atomic():
-            run = start_gc_run(experiment, GCReason.SWEEP, policy=gc.effective_policy(experiment))
+            run = start_gc_run(
+                experiment, GCReason.SWEEP, policy=execute.effective_policy(experiment)
+            )
         started.append(run.pk)
     return started
+
+
+@shared_task(name="experiments.tasks.gc_sweep")
+def gc_sweep() -> list[int]:
+    """Periodic sweep (Celery beat): retire dead runs and retry what is left; see ``sweep``."""
+    return sweep()

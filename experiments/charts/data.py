@@ -28,8 +28,8 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTransform
 
+from experiments.gc.retention import Verdicts
 from experiments.models import Validation
-from experiments.retention import Verdicts
 
 #: The chart is about 900 px wide: 1,000 line points and 1,000 markers are more than it
 #: can tell apart, and keep the page's SVG near 400 KB at any size (2,000 of each doubled

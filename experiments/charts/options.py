@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from experiments.chart_data import chart_checkpoints, validation_lines
-from experiments.charts import metric_chart
+from experiments.charts.data import chart_checkpoints, validation_lines
+from experiments.charts.svg import metric_chart
+from experiments.gc.retention import Verdicts, candidates
 from experiments.models import Experiment, Trial, Validation
-from experiments.retention import Verdicts, candidates
 
 METRIC_SAMPLE = 200
 #: The metric names offered come from the validations of this many latest trials.

@@ -2,9 +2,9 @@
 
 ``metric_chart`` lays out one line per trial plus a marker per checkpoint — kept ones filled,
 those the policy would delete hollow and red — and thins lines further to the page's budget.
-Its input is bounded by the database (``experiments.chart_data``: at most about
+Its input is bounded by the database (``experiments.charts.data``: at most about
 ``MAX_POINTS`` validations and ``MAX_MARKERS`` checkpoints whatever the size of the
-experiment). Any reported metric can be drawn (``experiments.chart_options`` reads the
+experiment). Any reported metric can be drawn (``experiments.charts.options`` reads the
 page's choice), on a linear or log10 scale, in a colour-blind-safe palette of 12 (dashed
 past the sixth).
 """
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from experiments.chart_axes import (  # noqa: F401 - nice_ticks, downsample: re-exported
+from experiments.charts.axes import (  # noqa: F401 - nice_ticks, downsample: re-exported
     axis_fraction,
     data_axis,
     downsample,
@@ -29,7 +29,7 @@ from experiments.chart_axes import (  # noqa: F401 - nice_ticks, downsample: re-
     stride,
     tick_label,
 )
-from experiments.chart_data import MAX_MARKERS, MAX_POINTS, ChartCheckpoint, Lines, Markers
+from experiments.charts.data import MAX_MARKERS, MAX_POINTS, ChartCheckpoint, Lines, Markers
 
 MAX_LEGEND = 12
 #: Colour-blind-safe (Okabe & Ito, then Paul Tol's muted scheme): 12 distinct hues on

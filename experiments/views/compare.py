@@ -17,8 +17,8 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from experiments.chart_data import ChartCheckpoint, validation_lines
-from experiments.charts import metric_chart
+from experiments.charts.data import ChartCheckpoint, validation_lines
+from experiments.charts.svg import metric_chart
 from experiments.models import Checkpoint, Trial, Validation
 
 MIN_COMPARED, MAX_COMPARED = 2, 8

@@ -17,7 +17,7 @@ A run (``execute_run``) works in three steps, each safe to repeat:
    is also listed in ``run.errors``. Every finishing UPDATE is again a compare-and-set on
    ``state=DELETING, gc_run=run``, so a run that lost its checkpoints to a newer run (after
    being declared stale) changes nothing and counts nothing.
-   A run of reason FILES (partial deletion, see ``experiments.partial_deletion``) holds
+   A run of reason FILES (partial deletion, see ``experiments.gc.files``) holds
    one checkpoint and asks the backend to delete only the files its ``globs`` match; the
    files confirmed gone leave ``resources``/``size_bytes`` in the same finishing UPDATE,
    which sets PARTIALLY_DELETED (DELETED when nothing is left). When some files would not
@@ -34,7 +34,7 @@ checkpoints: COMPLETED when every file it reported is still there, PARTIALLY_DEL
 some are gone. That makes it a candidate again, so the usual ranking with the *current*
 policy decides: it is retried only if the policy still deletes it, and a checkpoint the
 policy now retains keeps its files. An ERROR checkpoint whose storage cannot be listed
-stays ERROR for the next sweep. A SWEEP run (``experiments.gc_sweep``) first **adopts** the
+stays ERROR for the next sweep. A SWEEP run (``experiments.gc.sweep``) first **adopts** the
 DELETING checkpoints whose run is gone and finishes deleting them.
 
 The run's lifecycle — claim, heartbeat, finish, and retirement when its heartbeat stops —
@@ -56,10 +56,10 @@ from ckptweb.jobs import RUN_TERMINAL_STATES, RunState
 from ckptweb.lib.policy import DELETE_EVERYTHING, Policy
 from experiments import summary
 from experiments.choices import GC_CANDIDATE_STATES, CheckpointState, ExperimentState, GCReason
-from experiments.file_globs import delete_matching_files
-from experiments.gc_record import BatchOutcome, record_batch  # noqa: F401  (gc.record_batch)
+from experiments.gc.globs import delete_matching_files
+from experiments.gc.record import BatchOutcome, record_batch  # noqa: F401  (gc.record_batch)
+from experiments.gc.retention import pinned, ranked_candidates
 from experiments.models import Checkpoint, Experiment, GCRun
-from experiments.retention import pinned, ranked_candidates
 from storage.backends import get_backend
 from storage.backends.base import StorageError, TransientStorageError
 

@@ -2,10 +2,10 @@
 
 Every page needs a signed-in user; anyone signed in may look, only the experiment's owner
 or staff may change anything (apply a GC policy, protect a checkpoint). Views stay thin:
-the queries are ``experiments.queries`` (counts do not grow with the number of
-checkpoints), the files, downloads and snippets ``experiments.checkpoint_files``, the GC
-preview ``experiments.preview`` (the API's, one function) and the charts a sample of bounded
-size chosen by the database (``experiments.charts``).
+the queries are ``experiments.views.queries`` (counts do not grow with the number of
+checkpoints), the files, downloads and snippets ``experiments.views.checkpoint_files``, the GC
+preview ``experiments.gc.preview`` (the API's, one function) and the charts a sample of bounded
+size chosen by the database (``experiments.charts.svg``).
 """
 
 from __future__ import annotations
@@ -23,21 +23,24 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from ckptweb.jobs import RUN_TERMINAL_STATES
 from ckptweb.lib.errors import Conflict
 from ckptweb.lib.policy import POLICY_FIELDS
-from experiments import registry_pages, services
-from experiments.chart_options import page_chart
-from experiments.checkpoint_files import (
+from experiments import services
+from experiments.charts.options import page_chart
+from experiments.choices import GC_CANDIDATE_STATES
+from experiments.forms import ExperimentFilterForm, GCPolicyForm
+from experiments.gc.preview import gc_preview, policy_counts, preview_is_current
+from experiments.gc.retention import Verdicts, retained
+from experiments.gc.runs import set_gc_policy
+from experiments.models import Checkpoint, Experiment, GCRun, Trial
+from experiments.permissions import can_manage
+from experiments.registry import mark_registered
+from experiments.views import registry
+from experiments.views.checkpoint_files import (
     best_download,
     checkpoint_file_rows,
     download_links,
     model_format_and_snippet,
 )
-from experiments.choices import GC_CANDIDATE_STATES
-from experiments.forms import ExperimentFilterForm, GCPolicyForm
-from experiments.models import Checkpoint, Experiment, GCRun, Trial
-from experiments.page_filters import checkpoint_table, gc_history, trial_rows
-from experiments.permissions import can_manage
-from experiments.preview import gc_preview, policy_counts, preview_is_current
-from experiments.queries import (
+from experiments.views.queries import (
     checkpoint_validation,
     experiment_rows,
     experiment_summary,
@@ -48,9 +51,7 @@ from experiments.queries import (
     trial_validation_stats,
     verdict,
 )
-from experiments.registry import mark_registered
-from experiments.retention import Verdicts, retained
-from experiments.services import set_gc_policy
+from experiments.views.tables import checkpoint_table, gc_history, trial_rows
 
 EXPERIMENTS_PER_PAGE = 25
 TRIALS_SHOWN = 100
@@ -147,7 +148,7 @@ PAGE_ID_LIMIT = 1000
 def _preview_context(experiment: Experiment, policy) -> dict:
     """What ``partials/gc_preview.html`` shows for ``policy``: the preview and its chart.
 
-    ``experiments.preview.gc_preview`` (its first page of rows, as the API's, and at most
+    ``experiments.gc.preview.gc_preview`` (its first page of rows, as the API's, and at most
     ``PAGE_ID_LIMIT`` ids of each list) and the metric chart of the candidates with the
     same verdicts.
     """
@@ -326,7 +327,7 @@ def checkpoint_detail(request, uuid):
             "format": model_format,
             "snippet": snippet,
             "metadata": sorted(checkpoint.metadata.items()) if checkpoint.metadata else [],
-            **registry_pages.checkpoint_registry_context(request, checkpoint),
+            **registry.checkpoint_registry_context(request, checkpoint),
         },
     )
 

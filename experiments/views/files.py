@@ -2,7 +2,7 @@
 
 ``checkpoint_rm_preview`` (GET, htmx) renders ``#rm-preview``: the files the typed globs
 match and their bytes, or the glob error; ``checkpoint_rm`` (POST) calls
-``experiments.partial_deletion.delete_files`` and redirects to the checkpoint page with the
+``experiments.gc.files.delete_files`` and redirects to the checkpoint page with the
 outcome as a message. Both only translate: the service owns every rule.
 """
 
@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from ckptweb.lib.errors import Conflict
-from experiments import partial_deletion
+from experiments.gc import files
 from experiments.models import Checkpoint
 from experiments.permissions import can_manage
 
@@ -40,11 +40,11 @@ def checkpoint_rm_preview(request, uuid):
     checkpoint = _managed_checkpoint(request, uuid)
     context = {"checkpoint": checkpoint, "error": None, "matches": {}, "total": 0}
     try:
-        globs = partial_deletion.check_globs(globs_from(request.GET))
-    except partial_deletion.GlobError as exc:
+        globs = files.check_globs(globs_from(request.GET))
+    except files.GlobError as exc:
         context["error"] = str(exc)
     else:
-        matches = partial_deletion.matching_files(checkpoint.resources, globs)
+        matches = files.matching_files(checkpoint.resources, globs)
         context.update(matches=matches, total=sum(matches.values()))
     return render(request, "partials/rm_preview.html", context)
 
@@ -55,8 +55,8 @@ def checkpoint_rm(request, uuid):
     """Start deleting the matching files; back to the checkpoint page with the outcome."""
     checkpoint = _managed_checkpoint(request, uuid)
     try:
-        run = partial_deletion.delete_files(checkpoint, globs_from(request.POST))
-    except (partial_deletion.GlobError, Conflict) as exc:
+        run = files.delete_files(checkpoint, globs_from(request.POST))
+    except (files.GlobError, Conflict) as exc:
         messages.error(request, str(exc))
     else:
         run.refresh_from_db()

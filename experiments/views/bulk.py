@@ -5,7 +5,7 @@ The tables' checkboxes post ``checkpoints`` (uuids, at most ``MAX_SELECTED``) an
 folder per checkpoint (``experiments.downloads``), ``protect``/``unprotect`` flip the flag in one
 UPDATE, and ``delete`` first answers a confirmation page that names the checkpoints and the
 bytes they free; only its ``confirm=1`` post starts the deletions (one GC run per checkpoint,
-``services.delete_checkpoint``, so each is retried and recorded like a single deletion).
+``runs.delete_checkpoint``, so each is retried and recorded like a single deletion).
 Changes need the owner or staff for every selected checkpoint's experiment; any other
 problem is a message on the page the user came from, never a 500.
 """
@@ -29,11 +29,11 @@ from ckptweb.lib.errors import Conflict
 from ckptweb.lib.units import human_bytes
 from experiments import services
 from experiments.choices import GONE_STATES
-from experiments.compare import MAX_COMPARED, MIN_COMPARED
 from experiments.downloads import foldered_archive, safe_name
+from experiments.gc.runs import CheckpointProtected, delete_checkpoint
 from experiments.models import Checkpoint
 from experiments.permissions import can_manage
-from experiments.services import CheckpointProtected, delete_checkpoint
+from experiments.views.compare import MAX_COMPARED, MIN_COMPARED
 from storage.archive import FORMATS
 from storage.backends.base import StorageError
 

@@ -1,4 +1,4 @@
-"""Recording a deleted batch of a GC run (``experiments.gc``): states, counts, bytes.
+"""Recording a deleted batch of a GC run (``experiments.gc.execute``): states, counts, bytes.
 
 ``record_batch`` issues a constant number of statements per batch, whatever its size: the
 GC worker's bottleneck was one compare-and-set UPDATE per checkpoint. Its ``BatchOutcome``
@@ -21,7 +21,7 @@ from ckptweb import jobs
 from ckptweb.lib.db import add_bytes
 from experiments import summary
 from experiments.choices import CheckpointState
-from experiments.file_globs import remaining_files
+from experiments.gc.globs import remaining_files
 from experiments.models import Checkpoint, GCRun
 
 logger = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Partial deletion: remove the files of a checkpoint that match a list of globs.
 
 ``delete_files(checkpoint, globs)`` validates the globs and starts a GC run of reason FILES
-for the one checkpoint. The run itself is the ordinary GC run of ``experiments.gc`` (the
+for the one checkpoint. The run itself is the ordinary GC run of ``experiments.gc.execute`` (the
 same claim, batches, heartbeat and finish): it claims the checkpoint (``-> DELETING``),
 asks the backend to delete the matching files (``StorageBackend.delete_files``), and only
 then, for the files the storage confirmed gone, removes them from ``resources`` and
@@ -10,7 +10,7 @@ when no file is left. Files the storage refused stay in ``resources`` and the ch
 becomes ERROR, as for any failed deletion.
 
 The globs and their semantics, and the deletion of matched files a FILES run does, are
-``experiments.file_globs``'.
+``experiments.gc.globs``'.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from django.db import transaction
 from ckptweb.jobs import RUN_TERMINAL_STATES
 from ckptweb.lib.errors import Conflict
 from experiments.choices import CheckpointState, GCReason
-from experiments.file_globs import (
+from experiments.gc.globs import (
     MAX_GLOB_CHARS,
     MAX_GLOBS,
     GlobError,
@@ -28,9 +28,9 @@ from experiments.file_globs import (
     glob_matches,
     matching_files,
 )
+from experiments.gc.runs import start_gc_run
 from experiments.models import Checkpoint, GCRun
 from experiments.registry import checkpoint_registered_refusal
-from experiments.services import start_gc_run
 
 #: States whose files may be partly deleted (the GC candidates, and ERROR as a retry).
 DELETABLE_STATES = (

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from ckptweb.lib.limits import InvalidInput
 from ckptweb.lib.policy import Policy
 from experiments import summary
+from experiments.gc.retention import CANDIDATE_COLUMNS, RankedCheckpoint, candidates, retained
 from experiments.models import Experiment
 from experiments.registry import registered_versions
-from experiments.retention import CANDIDATE_COLUMNS, RankedCheckpoint, candidates, retained
 
 DEFAULT_PAGE_SIZE = 200
 MAX_PAGE_SIZE = 1000

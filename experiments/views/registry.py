@@ -4,7 +4,7 @@
 Anyone signed in looks; registering into a model is for its owner and staff (a model that
 does not exist yet is created by the registration, owned by whoever registers). Rules and
 messages come from ``experiments.registry``; the download buttons and the load snippet are
-the checkpoint page's (``experiments.checkpoint_files.download_links``-style URLs of the
+the checkpoint page's (``experiments.views.checkpoint_files.download_links``-style URLs of the
 model route, ``detect_format`` and ``load_snippet``).
 """
 
@@ -22,7 +22,7 @@ from experiments.choices import GONE_STATES
 from experiments.filters import ModelFilterSet
 from experiments.models import Checkpoint, Model, ModelVersion
 from experiments.permissions import is_owner_or_staff, is_staff
-from experiments.snippets import detect_format, load_snippet
+from experiments.views.snippets import detect_format, load_snippet
 
 MODELS_PER_PAGE = 25
 #: Model names offered in the checkpoint page's "Register" form.
