@@ -204,7 +204,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Interval of the periodic GC sweep that retries ERROR checkpoints and resumes abandoned runs.
 CKPTWEB_GC_SWEEP_SECONDS = envint("CKPTWEB_GC_SWEEP_SECONDS", 300, minimum=1)
-# Without a broker (no beat), serving processes run the sweep on a timer (experiments/sweeper).
+# Without a broker (no beat), serving processes run the sweep on a timer (experiments/gc/sweep.py).
 CKPTWEB_INPROCESS_SWEEP = envbool("CKPTWEB_INPROCESS_SWEEP", True)
 # A GC run whose heartbeat is older than this is taken for dead and resumed by the sweep.
 CKPTWEB_GC_STALE_SECONDS = envint("CKPTWEB_GC_STALE_SECONDS", 600, minimum=1)

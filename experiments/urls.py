@@ -2,28 +2,28 @@
 
 from django.urls import path
 
-from experiments.views import bulk, compare, experiments, files, registry, search
+from experiments.views import bulk, checkpoints, compare, experiments, gc, registry, search
 
 app_name = "experiments"
 
 urlpatterns = [
     path("", experiments.experiment_list, name="list"),
     path("experiments/<int:pk>/", experiments.experiment_detail, name="detail"),
-    path("experiments/<int:pk>/gc/", experiments.experiment_gc, name="gc"),
-    path("experiments/<int:pk>/gc/counts/", experiments.experiment_gc_counts, name="gc-counts"),
-    path("experiments/<int:pk>/gc/preview/", experiments.experiment_gc_preview, name="gc-preview"),
-    path("gc-runs/<int:pk>/card/", experiments.gc_run_card, name="gc-run-card"),
+    path("experiments/<int:pk>/gc/", gc.experiment_gc, name="gc"),
+    path("experiments/<int:pk>/gc/counts/", gc.experiment_gc_counts, name="gc-counts"),
+    path("experiments/<int:pk>/gc/preview/", gc.experiment_gc_preview, name="gc-preview"),
+    path("gc-runs/<int:pk>/card/", gc.gc_run_card, name="gc-run-card"),
     path("trials/<int:pk>/", experiments.trial_detail, name="trial"),
-    path("checkpoints/<uuid:uuid>/", experiments.checkpoint_detail, name="checkpoint"),
+    path("checkpoints/<uuid:uuid>/", checkpoints.checkpoint_detail, name="checkpoint"),
     path(
         "checkpoints/<uuid:uuid>/protect/",
-        experiments.checkpoint_protect,
+        checkpoints.checkpoint_protect,
         name="checkpoint-protect",
     ),
-    path("checkpoints/<uuid:uuid>/rm/", files.checkpoint_rm, name="checkpoint-rm"),
+    path("checkpoints/<uuid:uuid>/rm/", checkpoints.checkpoint_rm, name="checkpoint-rm"),
     path(
         "checkpoints/<uuid:uuid>/rm/preview/",
-        files.checkpoint_rm_preview,
+        checkpoints.checkpoint_rm_preview,
         name="checkpoint-rm-preview",
     ),
     path(

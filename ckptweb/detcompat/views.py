@@ -31,6 +31,7 @@ from ckptweb.lib.policy import InvalidPolicy, Policy
 from experiments import downloads
 from experiments.api.downloads import logged
 from experiments.gc import files, runs
+from experiments.gc.globs import GlobError, check_globs, matching_files
 from experiments.gc.preview import gc_preview
 from experiments.models import Experiment
 
@@ -258,11 +259,11 @@ class CheckpointsRemoveFilesView(DetView):
         with transaction.atomic():
             checkpoints = checkpoints_of(request, data)
             try:
-                globs = files.check_globs(globs)
-                matching = [c for c in checkpoints if files.matching_files(c.resources, globs)]
+                globs = check_globs(globs)
+                matching = [c for c in checkpoints if matching_files(c.resources, globs)]
                 for checkpoint in matching or checkpoints[:1]:
                     files.delete_files(checkpoint, globs)
-            except files.GlobError as exc:  # Determined's name for the field
+            except GlobError as exc:  # Determined's name for the field
                 raise ValidationError({"checkpointGlobs": [str(exc)]}) from None
         return Response({})
 

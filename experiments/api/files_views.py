@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from experiments.api import serializers as s
 from experiments.api.views import ERROR_409, ApiViewMixin, validated
 from experiments.gc import files
+from experiments.gc.globs import MAX_GLOB_CHARS, MAX_GLOBS
 from experiments.models import Checkpoint
 
 
@@ -27,10 +28,10 @@ class CheckpointRmSerializer(serializers.Serializer):
         child=serializers.CharField(
             allow_blank=False,
             trim_whitespace=False,
-            max_length=files.MAX_GLOB_CHARS,
+            max_length=MAX_GLOB_CHARS,
         ),
         allow_empty=False,
-        max_length=files.MAX_GLOBS,
+        max_length=MAX_GLOBS,
         help_text='Python glob patterns with "**", relative to the checkpoint directory.',
     )
 

@@ -1,4 +1,4 @@
-"""The metric charts of the pages, and their controls: ``?metric=&x=&scale=``.
+"""The controls of the pages' metric charts: ``?metric=&x=&scale=``.
 
 ``metric`` is any metric name the trials reported (default: the searcher metric), ``x`` is
 ``steps`` or ``time``, ``scale`` is ``linear`` or ``log``. Unknown values fall back to the
@@ -12,11 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db.models import QuerySet
-
-from experiments.charts.data import chart_checkpoints, validation_lines
-from experiments.charts.svg import metric_chart
-from experiments.gc.retention import Verdicts, candidates
-from experiments.models import Experiment, Trial, Validation
 
 METRIC_SAMPLE = 200
 #: The metric names offered come from the validations of this many latest trials.
@@ -68,49 +63,3 @@ def chart_options(params, searcher_metric: str, validations: QuerySet) -> ChartO
     x_axis = params.get("x") if params.get("x") in X_AXES else "steps"
     scale = params.get("scale") if params.get("scale") in SCALES else "linear"
     return ChartOptions(metric, searcher_metric, x_axis, scale, metrics)
-
-
-def page_chart(
-    experiment: Experiment,
-    verdicts: Verdicts,
-    n_candidates: int,
-    trial: Trial | None = None,
-    n_validations: int | None = None,
-    params=None,
-):
-    """The metric chart of an experiment (or one trial): at most five queries.
-
-    ``verdicts`` (``retention.Verdicts``) give the markers' kept or deleted; ``n_candidates``
-    is the number of GC candidates charted (an upper bound will do) and ``n_validations``
-    the number of validations if known; both size the SQL samples.
-    ``params`` (``request.GET``) choose the metric, x axis and scale (``chart_options``).
-    """
-    if trial is None:
-        trials = experiment.trials.all()
-        validations = Validation.objects.filter(trial__experiment=experiment)
-        marked = candidates(experiment)
-    else:
-        trials = Trial.objects.filter(pk=trial.pk)
-        validations = Validation.objects.filter(trial=trial)
-        marked = candidates(experiment).filter(trial=trial)
-    if params is None:  # the GC pages chart the searcher metric only, with no controls
-        options = ChartOptions(experiment.searcher_metric, experiment.searcher_metric)
-    else:
-        # The metric names of the latest trials' validations: "the latest validations" of the
-        # experiment by id would walk the id index across other experiments' rows.
-        latest = validations.filter(trial__in=trials.order_by("-id")[:METRIC_TRIALS])
-        options = chart_options(params, experiment.searcher_metric, latest)
-    lines = validation_lines(
-        options.metric, validations, trials, n_validations, x_axis=options.x_axis
-    )
-    markers = chart_checkpoints(marked, verdicts, n_candidates, trial_id=trial and trial.pk)
-    chart = metric_chart(
-        options.metric,
-        lines,
-        markers,
-        x_axis=options.x_axis,
-        log=options.log,
-        searcher=options.searcher,
-    )
-    chart.options = options
-    return chart

@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from experiments.charts.axes import (  # noqa: F401 - nice_ticks, downsample: re-exported
+from experiments.charts.axes import (
     axis_fraction,
     data_axis,
     downsample,
     duration_label,
     log_axis,
     log_label,
-    nice_ticks,
     stride,
     tick_label,
 )

@@ -57,7 +57,7 @@ from ckptweb.lib.policy import DELETE_EVERYTHING, Policy
 from experiments import summary
 from experiments.choices import GC_CANDIDATE_STATES, CheckpointState, ExperimentState, GCReason
 from experiments.gc.globs import delete_matching_files
-from experiments.gc.record import BatchOutcome, record_batch  # noqa: F401  (gc.record_batch)
+from experiments.gc.record import record_batch
 from experiments.gc.retention import pinned, ranked_candidates
 from experiments.models import Checkpoint, Experiment, GCRun
 from storage.backends import get_backend

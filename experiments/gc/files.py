@@ -10,7 +10,8 @@ when no file is left. Files the storage refused stay in ``resources`` and the ch
 becomes ERROR, as for any failed deletion.
 
 The globs and their semantics, and the deletion of matched files a FILES run does, are
-``experiments.gc.globs``'.
+``experiments.gc.globs``' (a module of its own: the run's execution imports it, and this
+module starts runs).
 """
 
 from __future__ import annotations
@@ -21,11 +22,8 @@ from ckptweb.jobs import RUN_TERMINAL_STATES
 from ckptweb.lib.errors import Conflict
 from experiments.choices import CheckpointState, GCReason
 from experiments.gc.globs import (
-    MAX_GLOB_CHARS,
-    MAX_GLOBS,
     GlobError,
     check_globs,
-    glob_matches,
     matching_files,
 )
 from experiments.gc.runs import start_gc_run
@@ -111,17 +109,10 @@ def resume_orphaned_deletions() -> list[int]:
     return started
 
 
-# The glob names stay importable from here, where the page and API views find them.
 __all__ = [
     "DELETABLE_STATES",
-    "MAX_GLOBS",
-    "MAX_GLOB_CHARS",
     "FilesNotDeletable",
-    "GlobError",
-    "check_globs",
     "delete_files",
-    "glob_matches",
-    "matching_files",
     "refusal_reason",
     "resume_orphaned_deletions",
 ]

@@ -17,9 +17,8 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from experiments.charts.data import ChartCheckpoint, validation_lines
-from experiments.charts.svg import metric_chart
-from experiments.models import Checkpoint, Trial, Validation
+from experiments.charts import comparison_chart
+from experiments.models import Checkpoint, Validation
 
 MIN_COMPARED, MAX_COMPARED = 2, 8
 PARAM = "checkpoints"
@@ -100,28 +99,6 @@ def comparison_rows(checkpoints: list[Checkpoint]) -> dict[str, list[CompareRow]
         "metrics": [CompareRow(n, [m.get(n) for m in metrics], "metric") for n in metric_names],
         "hparams": [CompareRow(n, [h.get(n) for h in hparams]) for n in hparam_names],
     }
-
-
-def comparison_chart(checkpoints: list[Checkpoint]):
-    """The compared checkpoints' trials on one chart of the first one's searcher metric."""
-    metric = checkpoints[0].experiment.searcher_metric
-    trial_ids = {c.trial_id for c in checkpoints}
-    lines = validation_lines(
-        metric,
-        Validation.objects.filter(trial_id__in=trial_ids),
-        Trial.objects.filter(pk__in=trial_ids),
-    )
-    markers = [
-        ChartCheckpoint(
-            c.id,
-            c.trial_id,
-            c.steps_completed,
-            c.validation_metric if c.experiment.searcher_metric == metric else None,
-            None,
-        )
-        for c in checkpoints
-    ]
-    return metric_chart(metric, lines, markers)
 
 
 @login_required

@@ -3,7 +3,7 @@
 The embedded default (no broker): the run executes inside the gunicorn worker that took
 the request. The worker is killed between two storage batches; a second server (a new
 process on the same SQLite file) has no Celery beat, only the in-process sweep timer of
-``experiments/sweeper.py``, which must retire the dead run and finish its work.
+``experiments/gc/sweep.py``, which must retire the dead run and finish its work.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 import pytest
 
 from experiments.gc.preview import gc_preview
-from experiments.views import experiments as experiment_pages
+from experiments.views import gc as gc_pages
 from tests.browser.conftest import browser_session
 from tests.gc.builders import policy_of
 
@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_copy_all_fetches_the_whole_list_it_does_not_inline(
     browser, live_server, spec_example, monkeypatch
 ):
-    monkeypatch.setattr(experiment_pages, "PAGE_ID_LIMIT", 3)
+    monkeypatch.setattr(gc_pages, "PAGE_ID_LIMIT", 3)
     with browser_session(browser, live_server.url, clipboard=True) as session:
         session.login("alice")
         session.goto(f"/experiments/{spec_example.pk}/gc/")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from experiments.gc.files import GlobError, check_globs, glob_matches, matching_files
+from experiments.gc.globs import GlobError, check_globs, glob_matches, matching_files
 
 PATHS = [
     "model.pth",

@@ -1,4 +1,4 @@
-"""``execute.record_batch``: a constant number of statements per batch, compare-and-set kept."""
+"""``record.record_batch``: a constant number of statements per batch, compare-and-set kept."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from ckptweb.jobs import RunState
 from experiments.choices import CheckpointState, GCReason
-from experiments.gc import execute, runs
+from experiments.gc import record, runs
 from experiments.models import Checkpoint, GCRun
 from tests.factories import bulk_checkpoints
 
@@ -37,7 +37,7 @@ def test_a_batch_of_100_is_recorded_in_a_constant_number_of_statements(
     # the experiment summary's UPDATE, release: 8 (SQLite and PostgreSQL alike), not one
     # UPDATE per checkpoint.
     with django_assert_num_queries(8):
-        outcome = execute.record_batch(run.pk, batch, errors)
+        outcome = record.record_batch(run.pk, batch, errors)
     assert (outcome.deleted, outcome.failed) == (90, 10)
     assert outcome.reclaimed_bytes == sum(c.size_bytes for c in batch[10:])
     assert outcome.experiment_id == trial.experiment_id
@@ -60,7 +60,7 @@ def test_checkpoints_the_run_no_longer_holds_are_neither_changed_nor_counted(tri
     Checkpoint.objects.filter(pk=adopted.pk).update(gc_run=other)
     Checkpoint.objects.filter(pk=protected_again.pk).update(state=CheckpointState.COMPLETED)
     Checkpoint.objects.filter(pk=errored.pk).update(gc_run=None)
-    outcome = execute.record_batch(run.pk, batch, {str(errored.uuid): "boom"})
+    outcome = record.record_batch(run.pk, batch, {str(errored.uuid): "boom"})
     assert (outcome.deleted, outcome.failed) == (3, 0)
     assert outcome.reclaimed_bytes == sum(c.size_bytes for c in batch[3:])
     run.refresh_from_db()
@@ -73,7 +73,7 @@ def test_checkpoints_the_run_no_longer_holds_are_neither_changed_nor_counted(tri
 
 def test_an_empty_batch_only_beats(trial):
     run, _ = claimed_batch(trial, size=1)
-    outcome = execute.record_batch(run.pk, [], {})
+    outcome = record.record_batch(run.pk, [], {})
     assert (outcome.deleted, outcome.failed, outcome.reclaimed_bytes) == (0, 0, 0)
     run.refresh_from_db()
     assert run.deleted == 0 and run.heartbeat is not None

@@ -18,7 +18,7 @@ from django.utils import timezone
 from ckptweb.jobs import RunState
 from experiments import tasks
 from experiments.choices import CheckpointState, GCReason
-from experiments.gc import execute, runs, sweep, sweeper
+from experiments.gc import execute, runs, sweep
 from experiments.models import Experiment, GCRun
 from tests.gc.builders import (
     assert_gc_invariant,
@@ -195,7 +195,7 @@ def test_an_unexpected_error_ends_the_run_and_the_sweep_takes_over(
     assert run.state == RunState.FAILED and run.finished_at  # not RUNNING forever
     assert labels_in_state(labels, CheckpointState.DELETING)  # claimed, left over
     with run_on_commit():
-        (sweep_id,) = sweeper.tick()
+        (sweep_id,) = sweep.tick()
     assert GCRun.objects.get(pk=sweep_id).state == RunState.SUCCEEDED
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 5]
     assert not GCRun.objects.filter(state__in=["PENDING", "RUNNING"]).exists()
@@ -206,7 +206,7 @@ def test_the_timer_tick_is_the_sweep(alice, fs_store, run_on_commit):
     experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
     dead = crashed_run(experiment)
     with run_on_commit():
-        started = sweeper.tick()
+        started = sweep.tick()
     dead.refresh_from_db()
     assert dead.state == RunState.FAILED
     assert GCRun.objects.get(pk=started[0]).state == RunState.SUCCEEDED
@@ -215,8 +215,8 @@ def test_the_timer_tick_is_the_sweep(alice, fs_store, run_on_commit):
 
 def test_the_timer_runs_only_without_a_broker(settings, monkeypatch):
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/14"
-    assert not sweeper.enabled()
+    assert not sweep.timer_enabled()
     settings.CELERY_BROKER_URL = None
-    assert sweeper.enabled()
+    assert sweep.timer_enabled()
     settings.CKPTWEB_INPROCESS_SWEEP = False
-    assert not sweeper.enabled()
+    assert not sweep.timer_enabled()

@@ -1,13 +1,7 @@
 """The SVG chart's layout rules: downsampling bounds, extremes kept, ticks."""
 
-from experiments.charts.svg import (
-    MAX_MARKERS,
-    MAX_POINTS,
-    ChartCheckpoint,
-    downsample,
-    metric_chart,
-    nice_ticks,
-)
+from experiments.charts.axes import downsample, nice_ticks
+from experiments.charts.svg import MAX_MARKERS, MAX_POINTS, ChartCheckpoint, metric_chart
 
 
 def test_downsample_keeps_ends_and_extremes():

@@ -10,7 +10,7 @@ from django.urls import reverse
 from experiments import summary
 from experiments.choices import CheckpointState
 from experiments.models import GCRun
-from experiments.views import experiments as experiment_pages
+from experiments.views import gc as gc_pages
 from tests.factories import bulk_checkpoints
 from tests.spec import SPEC_POLICIES_TEXT as SPEC_POLICIES
 
@@ -44,7 +44,7 @@ def shown_ids(html: str, element: str) -> list[int]:
 def test_a_cut_preview_shows_the_apis_counts_bytes_and_first_ids(
     alice_client, spec_example, monkeypatch, policy, saved
 ):
-    monkeypatch.setattr(experiment_pages, "PAGE_ID_LIMIT", 3)
+    monkeypatch.setattr(gc_pages, "PAGE_ID_LIMIT", 3)
     html = partial(alice_client, spec_example, policy_params(policy))
     api = alice_client.get(attr(html, "data-ids-url").replace("&amp;", "&")).json()
     assert attr(html, "data-retained-count") == str(len(api["retained_ids"]))
