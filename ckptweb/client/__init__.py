@@ -32,7 +32,10 @@ from ckptweb.client.registry import RegistryCalls
 from ckptweb.lib.units import human_bytes
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-GC_RUN_TERMINAL_STATES = ("SUCCEEDED", "FAILED")
+#: The end states of every server-side run (GC runs, storage scans, orphan deletions).
+RUN_TERMINAL_STATES = ("SUCCEEDED", "FAILED")
+#: What "progress" means when following a run.
+PROGRESS_FIELDS = ("state", "total", "deleted", "failed")
 
 
 def human_size(size: int | None) -> str:
@@ -223,6 +226,33 @@ class Client(BatchCalls, RegistryCalls):
     def get_gc_run(self, run_id: int) -> dict:
         return self.request("GET", f"gc-runs/{run_id}")
 
+    def wait_for(
+        self,
+        path: str,
+        poll: float = 0.5,
+        timeout: float | None = None,
+        on_change: Callable[[dict], None] | None = None,
+    ) -> dict:
+        """Poll a run at ``path`` (a GC run, scan or orphan deletion) until it has finished.
+
+        Every run has the server's one lifecycle (PENDING -> RUNNING -> SUCCEEDED | FAILED);
+        ``on_change`` sees the body whenever its progress (``PROGRESS_FIELDS``) changed.
+        Returns the last body.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last = None
+        while True:
+            run = self.request("GET", path)
+            progress = tuple(run.get(field) for field in PROGRESS_FIELDS)
+            if on_change is not None and progress != last:
+                on_change(run)
+            last = progress
+            if run["state"] in RUN_TERMINAL_STATES:
+                return run
+            if deadline is not None and time.monotonic() > deadline:
+                raise ApiError(f"{path} is still {run['state']} after {timeout:g} s")
+            time.sleep(poll)
+
     def wait_for_gc_run(
         self,
         run_id: int,
@@ -231,19 +261,7 @@ class Client(BatchCalls, RegistryCalls):
         on_change: Callable[[dict], None] | None = None,
     ) -> dict:
         """Poll a GC run until it SUCCEEDED or FAILED; ``on_change`` sees each new state."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        last = None
-        while True:
-            run = self.get_gc_run(run_id)
-            snapshot = (run["state"], run["deleted"], run["failed"], run["total"])
-            if on_change is not None and snapshot != last:
-                on_change(run)
-            last = snapshot
-            if run["state"] in GC_RUN_TERMINAL_STATES:
-                return run
-            if deadline is not None and time.monotonic() > deadline:
-                raise ApiError(f"GC run {run_id} is still {run['state']} after {timeout:g} s")
-            time.sleep(poll)
+        return self.wait_for(f"gc-runs/{run_id}", poll, timeout, on_change)
 
     # --- downloads -----------------------------------------------------------------------
 

@@ -11,14 +11,10 @@ handlers take the ``ckptweb.client.Client`` built from ``--url``/``--token`` or
 from __future__ import annotations
 
 import sys
-import time
 from urllib.parse import quote
 
 from ckptweb.client import ApiError, Client, human_size
 from ckptweb.client.cli.common import confirm
-
-TERMINAL_STATES = ("SUCCEEDED", "FAILED")
-POLL_SECONDS = 0.5
 
 
 class StorageCommandError(ApiError):
@@ -27,15 +23,6 @@ class StorageCommandError(ApiError):
 
 def _storage_path(name: str) -> str:
     return f"storage/{quote(name, safe='')}/scans"
-
-
-def wait_for(client: Client, path: str, poll: float = POLL_SECONDS) -> dict:
-    """Poll ``path`` until its ``state`` is SUCCEEDED or FAILED; returns the last body."""
-    while True:
-        body = client.request("GET", path)
-        if body["state"] in TERMINAL_STATES:
-            return body
-        time.sleep(poll)
 
 
 def print_scan(scan: dict, out=None) -> None:
@@ -67,7 +54,7 @@ def storage_scan(client: Client, args) -> None:
     if args.no_wait:
         print(f"scan {scan['id']} started")
         return
-    scan = wait_for(client, f"storage-scans/{scan['id']}")
+    scan = client.wait_for(f"storage-scans/{scan['id']}")
     print_scan(scan)
     if scan["state"] == "FAILED":
         raise StorageCommandError(f"scan {scan['id']} failed: {scan.get('error') or 'unknown'}")
@@ -104,7 +91,7 @@ def storage_delete_orphans(client: Client, args) -> None:
         print("nothing deleted")
         return
     deletion = client.request("POST", f"storage-scans/{scan_id}/delete-orphans")
-    deletion = wait_for(client, f"orphan-deletions/{deletion['id']}")
+    deletion = client.wait_for(f"orphan-deletions/{deletion['id']}")
     print(
         f"deletion {deletion['id']}: {deletion['state']}: {deletion['deleted']} deleted, "
         f"{deletion['skipped']} kept, {deletion['failed']} failed, "
