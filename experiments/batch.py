@@ -1,6 +1,6 @@
 """Batch ingest: up to ``MAX_BATCH`` checkpoint or validation reports of one trial at once.
 
-DESIGN.md "Scale contract". Every item meets the rules of a single report (the same
+docs/architecture.md "Scale contract". Every item meets the rules of a single report (the same
 ``experiments.services`` checks: ``new_checkpoint``, ``check_metrics``), and every refusal
 is collected under the item's index, so one answer names all the bad items. The batch is
 one transaction: one bad item stores nothing.

@@ -1,4 +1,6 @@
-"""Import cycles between ckptweb's modules: none allowed (DESIGN.md "Layout").
+"""Import cycles between ckptweb's modules: none allowed.
+
+docs/architecture.md, "The dependency rule".
 
 grimp reads every ``import`` statement of the product packages, those inside functions
 included, so a lazy import that only dodges a cycle at import time still counts: the two

@@ -1,8 +1,8 @@
 """An oracle of the GC retention rules, independent of ``experiments/retention.py``.
 
 Plain Python over rows the tests generated themselves, following the spec
-(/work/shared/spec/exporting-checkpoints.rst, "Checkpoint Garbage Collection") and
-DESIGN.md "Retention (GC) semantics", so a bug in the SQL ranking cannot hide in its own
+(docs/spec/exporting-checkpoints.rst, "Checkpoint Garbage Collection") and
+docs/architecture.md "Retention", so a bug in the SQL ranking cannot hide in its own
 oracle. A row is a dict: ``id``, ``trial``, ``steps``, ``metric`` (None when the checkpoint
 has no validation), ``state``, ``protected`` and optionally ``registered`` (pinned by a
 model version).

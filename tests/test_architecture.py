@@ -1,4 +1,4 @@
-"""The layering of DESIGN.md "Layout", checked in the suite as ``make lint`` checks it."""
+"""The layering of docs/architecture.md, "The dependency rule", checked in the suite too."""
 
 import subprocess
 import sys

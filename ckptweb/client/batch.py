@@ -1,4 +1,4 @@
-"""Batch reporting calls of ``ckptweb.client.Client`` (DESIGN.md "Scale contract").
+"""Batch reporting calls of ``ckptweb.client.Client`` (docs/architecture.md "Scale contract").
 
 ``BatchCalls`` is a mixin over the client's ``request``. One call sends up to
 ``BATCH_SIZE`` reports in one request, stored by the server in one transaction (all or

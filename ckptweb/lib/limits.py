@@ -1,4 +1,4 @@
-"""What a JSON value must be before ckptweb stores it (DESIGN.md "Limits and bad input").
+"""What a JSON value must be before ckptweb stores it (docs/architecture.md "Limits and bad input").
 
 Any signed-in user can send anything, and training code writes ``metadata.json`` files that
 imports read: nothing they send may be stored in a shape that breaks a page, a list or a GC

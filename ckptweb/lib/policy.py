@@ -1,4 +1,4 @@
-"""The GC policy: the three ``save_*`` numbers of DESIGN.md "Retention", as one value type.
+"""The GC policy: the three ``save_*`` numbers (docs/architecture.md "Retention") as a value.
 
 Every layer uses this one type: ``StorageConfig.default_policy()`` and
 ``Experiment.gc_policy`` return it, the forms, the API and the Determined layer parse user

@@ -1,6 +1,6 @@
 """YAML that any user may send: parsed within fixed limits, into plain JSON values.
 
-Experiment configs arrive as YAML text from any signed-in user (DESIGN.md "Limits and bad
+Experiment configs arrive as YAML text from any signed-in user (docs/architecture.md "Limits and bad
 input"). ``yaml.safe_load`` alone is not enough: 456 bytes of nested aliases expand to
 hundreds of megabytes, a 5000-digit integer raises inside the constructor, dates become
 ``datetime`` objects that JSON cannot store, and ``!!binary``/``!!set`` make bytes and sets.

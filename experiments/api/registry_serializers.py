@@ -1,4 +1,4 @@
-"""Representations of the model registry API (DESIGN.md "Model registry").
+"""Representations of the model registry API (docs/architecture.md "Model registry").
 
 Shape and type only; names, labels, lengths and the COMPLETED rule are checked by
 ``experiments.registry``, whose errors name the field.

@@ -1,4 +1,4 @@
-"""Representations of the REST API (DESIGN.md "REST API") and validation of its input.
+"""Representations of the REST API (docs/architecture.md "REST API") and validation of its input.
 
 Serializers only shape and type-check data; the rules (config parsing, metric and
 resource checks, GC) live in ``experiments.services`` and ``experiments.gc.retention``.
@@ -66,6 +66,8 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class GCPolicySerializer(serializers.Serializer):
+    # The docstring is the schema's description, kept byte for byte; the rule it names is
+    # docs/architecture.md "Retention".
     """The three ``save_*`` numbers of a GC policy (DESIGN.md "Retention")."""
 
     save_experiment_best = serializers.IntegerField(min_value=0, max_value=MAX_POLICY_VALUE)
@@ -332,6 +334,8 @@ class PreviewCheckpointSerializer(serializers.Serializer):
 
 
 class GCPreviewSerializer(serializers.Serializer):
+    # The docstring is the schema's description, kept byte for byte; the contract it names is
+    # docs/architecture.md "Scale contract".
     """What a GC policy would keep and delete (DESIGN.md ``gc-preview``); ids descending.
 
     The id lists and ``reclaimed_bytes`` cover every candidate; ``checkpoints`` is one page.

@@ -1,6 +1,7 @@
 """Chart axes and thinning: round ticks, positions without overflow, labels, downsampling.
 
-Any finite value works, up to ±1.8e308 (DESIGN.md "Limits": any finite metric renders):
+Any finite value works, up to ±1.8e308 (docs/architecture.md "Limits and bad input": any
+finite metric renders):
 spans are computed on halves so they cannot overflow. ``data_axis`` makes an axis that ends
 at the data — its ends are the data's extremes and the round ticks inside them are labelled
 — rather than one stretched to the next round number past the last point.
@@ -14,9 +15,10 @@ import math
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     """Round tick values covering ``[low, high]`` (1, 2, 2.5 or 5 times a power of ten).
 
-    Any finite inputs work, up to ±1.8e308 and down to subnormals (DESIGN.md "Limits": any
-    finite metric renders): spans are computed on halves so they cannot overflow, and
-    where round steps do not exist in floating point the ticks are evenly spaced.
+    Any finite inputs work, up to ±1.8e308 and down to subnormals (docs/architecture.md
+    "Limits and bad input": any finite metric renders): spans are computed on halves so
+    they cannot overflow, and where round steps do not exist in floating point the ticks are
+    evenly spaced.
     """
     if not high > low:
         pad = abs(low) / 10 or 1.0

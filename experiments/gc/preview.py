@@ -1,8 +1,8 @@
 """The GC preview: what a policy would keep and delete, without changing anything.
 
-One function, ``gc_preview``, serves the API's ``gc-preview`` (DESIGN.md "Scale contract"),
-the GC page and its live-preview partial, the ``ckpt`` CLI (through the API) and the
-Determined layer's ``preview_gc``. Its cost does not grow with what a page shows:
+One function, ``gc_preview``, serves the API's ``gc-preview`` (docs/architecture.md
+"Scale contract"), the GC page and its live-preview partial, the ``ckpt`` CLI (through the
+API) and the Determined layer's ``preview_gc``. Its cost does not grow with what a page shows:
 
 * the retained set is one query (``retention.retained``: a UNION of windowed selects);
 * the whole id lists and the reclaimed bytes come from one narrow query of the candidates'

@@ -5,7 +5,7 @@ three ways with window functions — best over the experiment, best within the t
 within the trial — and a checkpoint is kept when any rank is within the policy, or it is
 protected, or it is registered (a ModelVersion pins it; see ``experiments.registry``). The
 registered set is a subquery of the same query, so a policy can never outvote it. The rules
-are DESIGN.md "Retention (GC) semantics":
+are docs/architecture.md "Retention":
 
 * "best" orders by the validation metric (ascending when ``smaller_is_better``, else
   descending), ties to the smaller ``steps_completed``, then the smaller id; checkpoints

@@ -18,7 +18,8 @@ def mixed(experiment, trial):
     return {c.steps_completed: c for c in rows}
 
 
-#: DESIGN.md's checkpoint fields, written out so the serializer cannot drift from them.
+#: The API's checkpoint fields (docs/architecture.md "REST API"), written out so the
+#: serializer cannot drift from them.
 CHECKPOINT_FIELDS = (
     "id uuid trial_id experiment_id steps_completed state resources size_bytes metadata"
     " validation_metric protected report_time"

@@ -21,7 +21,8 @@ hyperparameters:
 """
 
 
-#: DESIGN.md's experiment fields, written out so the serializer cannot drift from them.
+#: The API's experiment fields (docs/architecture.md "REST API"), written out so the
+#: serializer cannot drift from them.
 EXPERIMENT_FIELDS = (
     "id name owner state searcher_metric smaller_is_better storage gc_policy config created_at"
 )

@@ -1,5 +1,5 @@
 """Issue 11's attacks, replayed: each is a clear 4xx naming the field, or stored harmlessly,
-and every page stays 200 for every other user (DESIGN.md "Limits and bad input")."""
+and every page stays 200 for every other user (docs/architecture.md "Limits and bad input")."""
 
 from __future__ import annotations
 

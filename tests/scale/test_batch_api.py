@@ -1,4 +1,5 @@
-"""POST trials/{id}/checkpoints:batch and validations:batch (DESIGN.md "Scale contract")."""
+"""POST trials/{id}/checkpoints:batch and validations:batch (docs/architecture.md, "Scale
+contract")."""
 
 import uuid
 
