@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo '$(EXTRAS)') | cks
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve migrate test lint format worker bench det-venv azurite
+.PHONY: install run serve migrate test test-fast lint format worker bench det-venv azurite
 
 install: $(STAMP)
 
@@ -72,6 +72,10 @@ format: install
 test: lint
 	-@$(MAKE) -s det-venv || echo "make: no Determined client venv; tests/detcompat will skip"
 	$(BIN)/python -m pytest
+
+# The development loop: no slow, browser or service tests (make test stays whole for CI).
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow and not browser and not services"
 
 bench: install
 	$(BIN)/python bench/run.py
