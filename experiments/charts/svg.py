@@ -80,7 +80,7 @@ class Marker:
 
 @dataclass
 class Chart:
-    """Everything ``partials/metric_chart.html`` draws."""
+    """Everything ``experiments/charts/metric_chart.html`` draws."""
 
     metric_name: str
     width: int = WIDTH

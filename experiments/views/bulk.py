@@ -147,7 +147,7 @@ def bulk_action(request):
             )["b"]
             return render(
                 request,
-                "experiments/bulk_delete_confirm.html",
+                "experiments/checkpoints/bulk_delete_confirm.html",
                 {
                     "checkpoints": checkpoints,
                     "live": live,

@@ -58,7 +58,7 @@ def checkpoint_detail(request, uuid):
     )
     return render(
         request,
-        "experiments/checkpoint_detail.html",
+        "experiments/checkpoints/checkpoint_detail.html",
         {
             "checkpoint": checkpoint,
             "experiment": experiment,
@@ -127,7 +127,7 @@ def checkpoint_rm_preview(request, uuid):
     else:
         matches = matching_files(checkpoint.resources, globs)
         context.update(matches=matches, total=sum(matches.values()))
-    return render(request, "partials/rm_preview.html", context)
+    return render(request, "experiments/checkpoints/rm_preview.html", context)
 
 
 @login_required

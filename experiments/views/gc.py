@@ -37,7 +37,7 @@ def experiment_gc_counts(request, pk: int):
     experiment page loads after it renders (the whole retained set: ~100 ms at 1M)."""
     experiment = get_object_or_404(Experiment.objects.select_related("storage"), pk=pk)
     counts = policy_counts(experiment, experiment.gc_policy)  # storage: its default policy
-    return render(request, "partials/gc_counts.html", counts)
+    return render(request, "experiments/gc/counts.html", counts)
 
 
 # --- GC policy -------------------------------------------------------------------------------
@@ -49,7 +49,7 @@ PAGE_ID_LIMIT = 1000
 
 
 def _preview_context(experiment: Experiment, policy) -> dict:
-    """What ``partials/gc_preview.html`` shows for ``policy``: the preview and its chart.
+    """What ``experiments/gc/preview.html`` shows for ``policy``: the preview and its chart.
 
     ``experiments.gc.preview.gc_preview`` (its first page of rows, as the API's, and at most
     ``PAGE_ID_LIMIT`` ids of each list) and the metric chart of the candidates with the
@@ -114,7 +114,7 @@ def experiment_gc(request, pk: int):
         "run": latest_run(experiment),
         **_preview_context(experiment, policy),
     }
-    return render(request, "experiments/experiment_gc.html", context, status=status)
+    return render(request, "experiments/gc/experiment_gc.html", context, status=status)
 
 
 @login_required
@@ -128,7 +128,7 @@ def experiment_gc_preview(request, pk: int):
     experiment = get_object_or_404(Experiment.objects.select_related("storage"), pk=pk)
     form = GCPolicyForm(experiment, request.GET)
     if not form.is_valid():
-        response = render(request, "partials/gc_errors.html", {"form": form})
+        response = render(request, "experiments/gc/errors.html", {"form": form})
         if request.htmx:
             response["HX-Retarget"] = "#gc-errors"
             response["HX-Reswap"] = "innerHTML"
@@ -136,7 +136,7 @@ def experiment_gc_preview(request, pk: int):
             response.status_code = 400
         return response
     context = {"oob_errors": True, **_preview_context(experiment, form.policy)}
-    return render(request, "partials/gc_preview.html", context)
+    return render(request, "experiments/gc/preview.html", context)
 
 
 @login_required
@@ -148,7 +148,7 @@ def gc_run_card(request, pk: int):
     refreshes the tables that depend on it.
     """
     run = get_object_or_404(GCRun.objects.select_related("experiment"), pk=pk)
-    response = render(request, "partials/gc_run.html", {"run": run})
+    response = render(request, "experiments/gc/run.html", {"run": run})
     if request.htmx and (run.finished_at or run.state in RUN_TERMINAL_STATES):
         response["HX-Trigger"] = "gc-finished"
     return response

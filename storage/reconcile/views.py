@@ -123,7 +123,7 @@ def scan_start(request, storage_id: int):
 def scan_card(request, storage_id: int, scan_id: int):
     """The scan's progress card; polled until the scan has ended, then reloads the page."""
     storage = _storage(storage_id)
-    return _card(request, "reconcile/_scan_card.html", _scan(storage, scan_id), storage)
+    return _card(request, "reconcile/scan_card.html", _scan(storage, scan_id), storage)
 
 
 def _card(request, template: str, run, storage: StorageConfig):
@@ -189,7 +189,7 @@ def deletion_card(request, storage_id: int, deletion_id: int):
     """The deletion's progress card, polled every second until it has ended."""
     storage = _storage(storage_id)
     deletion = _deletion(storage, deletion_id)
-    return _card(request, "reconcile/_deletion_card.html", deletion, storage)
+    return _card(request, "reconcile/deletion_card.html", deletion, storage)
 
 
 # --- actions on items -----------------------------------------------------------------------
