@@ -78,4 +78,4 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow and not browser and not services"
 
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench.run

@@ -16,10 +16,10 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from common import Result, rate_result, size_label
-from data import bench_user, reporting_experiment
-from server import gunicorn
 
+from bench.common import Result, rate_result, size_label
+from bench.data import bench_user, reporting_experiment
+from bench.server import gunicorn
 from experiments.batch import MAX_BATCH
 from experiments.models import Checkpoint
 

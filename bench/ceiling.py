@@ -15,9 +15,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
-from common import Result
-from data import reporting_experiment
 
+from bench.common import Result
+from bench.data import reporting_experiment
 from experiments.models import Checkpoint
 
 CLIENTS = 4

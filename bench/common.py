@@ -1,6 +1,6 @@
 """Shared helpers of the benchmarks: timing, results, the bench database, subprocesses.
 
-Nothing here imports Django at module level: ``bench/run.py`` must set ``DATABASE_URL``
+Nothing here imports Django at module level: ``bench.run`` must set ``DATABASE_URL``
 and ``CKPTWEB_DATA_DIR`` before Django reads its settings.
 """
 

@@ -20,10 +20,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from common import GIB, MIB, PYTHON, REPO, Result, median
-from data import bench_user, create_experiment
-from server import Server, gunicorn
-
+from bench.common import GIB, MIB, PYTHON, REPO, Result, median
+from bench.data import bench_user, create_experiment
+from bench.server import Server, gunicorn
 from experiments.models import Checkpoint
 
 FILES = 8
@@ -47,7 +46,7 @@ def server_pids(server: Server) -> list[int]:
 
 def seed(total: int) -> tuple[Checkpoint, object]:
     """The moto server, and a checkpoint of ``total`` bytes in ``FILES`` files on it."""
-    import s3_gc
+    from bench import s3_gc
 
     moto = s3_gc.start_moto()
     endpoint = f"http://127.0.0.1:{moto.get_host_and_port()[1]}"

@@ -13,10 +13,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from common import MIB, Result, median, peak_rss_mib
-from data import bench_user, create_experiment, shared_fs_storage
-from server import Server, gunicorn
-
+from bench.common import MIB, Result, median, peak_rss_mib
+from bench.data import bench_user, create_experiment, shared_fs_storage
+from bench.server import Server, gunicorn
 from experiments.models import Checkpoint
 
 FILE_TARGET = 0.5

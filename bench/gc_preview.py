@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 
-from common import Result, curve, interleaved, median, ms, size_label, time_runs
-from data import bench_user
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from bench.common import Result, curve, interleaved, median, ms, size_label, time_runs
+from bench.data import bench_user
 from ckptweb.lib.policy import Policy
 from experiments.choices import GC_CANDIDATE_STATES
 from experiments.gc.preview import gc_preview

@@ -17,11 +17,11 @@ import os
 import time
 from pathlib import Path
 
-import s3_gc
-from common import PYTHON, Result, curve, size_label, start_process, stop_process
-from data import populate, shared_fs_storage
 from django.db import connection
 
+from bench import s3_gc
+from bench.common import PYTHON, Result, curve, size_label, start_process, stop_process
+from bench.data import populate, shared_fs_storage
 from experiments.gc import runs
 from experiments.gc.retention import Policy
 from experiments.models import Checkpoint, GCRun

@@ -18,12 +18,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from common import Result, median, rate_result, size_label
-from data import bench_user, create_experiment, reporting_experiment, shared_fs_storage
 from django.db import connection
 from django.test import Client
-from server import gunicorn
 
+from bench.common import Result, median, rate_result, size_label
+from bench.data import bench_user, create_experiment, reporting_experiment, shared_fs_storage
+from bench.server import gunicorn
 from experiments.models import Checkpoint
 
 TRIALS = 10

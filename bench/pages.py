@@ -7,10 +7,11 @@ under CaptureQueriesContext (which turns on query logging, so it is not timed).
 
 from __future__ import annotations
 
-from common import Result, curve, median, ms, parse_size, time_runs
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+
+from bench.common import Result, curve, median, ms, parse_size, time_runs
 
 TARGET_MS = 150
 

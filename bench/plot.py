@@ -11,7 +11,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from common import Result, size_label
+from bench.common import Result, size_label
 
 
 def curves(results: list[Result]) -> dict[str, list[tuple[int, float]]]:

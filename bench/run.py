@@ -20,10 +20,10 @@ Prints a table, writes ``bench/results.json`` and plots time against size per me
 ``bench/results.png``. Generated files live in a temp dir that is removed at the end;
 gunicorn, Celery and moto are stopped even when a section fails.
 
-    python bench/run.py                 # 1k, 10k, 100k
-    python bench/run.py --full          # and 1M
-    python bench/run.py --quick         # 1k and 10k, small downloads, for development
-    python bench/run.py --only gc,pages --sizes 1k,100k
+    python -m bench.run                 # 1k, 10k, 100k
+    python -m bench.run --full          # and 1M
+    python -m bench.run --quick         # 1k and 10k, small downloads, for development
+    python -m bench.run --only gc,pages --sizes 1k,100k
 """
 
 from __future__ import annotations
@@ -38,10 +38,9 @@ import time
 import traceback
 from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent)]
+from bench import common
 
-import common  # noqa: E402
+BENCH_DIR = Path(__file__).resolve().parent
 
 SECTIONS = ("gc", "pages", "downloads", "s3", "ingest", "batch", "gcrun", "direct")
 SIZES = (1_000, 10_000, 100_000)
@@ -146,7 +145,7 @@ class Bench:
     def experiments(self) -> dict[str, int]:
         """One generated experiment per curve size (created on first use): label -> id."""
         if not self._experiments:
-            import data
+            from bench import data
 
             storage = data.shared_fs_storage("bench-pages", str(self.work / "pages_fs"))
             for size in self.args.curve:
@@ -162,8 +161,7 @@ class Bench:
         return [size for size in self.args.curve if size <= self.args.caps.get(section, size)]
 
     def gc(self) -> None:
-        import data
-        import gc_preview
+        from bench import data, gc_preview
 
         _user, token = data.bench_user()
         experiments = self.experiments()
@@ -174,20 +172,19 @@ class Bench:
             self.profiles.update(profile)
 
     def pages(self) -> None:
-        import data
-        import pages
+        from bench import data, pages
 
         user, token = data.bench_user()
         self.results += pages.run(user, token, self.experiments(), self.sizes["runs"])
 
     def downloads(self) -> None:
-        import downloads
+        from bench import downloads
 
         runs = self.sizes["runs"]
         self.results += downloads.run(self.env, self.work, self.sizes["download_bytes"], runs)
 
     def s3(self) -> None:
-        import s3_gc
+        from bench import s3_gc
 
         s = self.sizes
         self.results += s3_gc.run(
@@ -195,27 +192,26 @@ class Bench:
         )
 
     def ingest(self) -> None:
-        import ingest
+        from bench import ingest
 
         for size in self.capped("ingest"):
             self.results += ingest.run(self.env, self.work, size)
         self.profiles.update(ingest.profile())
 
     def batch(self) -> None:
-        import batch_ingest
-        import ceiling
+        from bench import batch_ingest, ceiling
 
         for size in self.capped("batch"):
             self.results += batch_ingest.run(self.env, self.work, size)
         self.results += ceiling.run(self.work, 2_000, 20_000)
 
     def gcrun(self) -> None:
-        import gc_worker
+        from bench import gc_worker
 
         self.results += gc_worker.run(self.env, self.work, self.capped("gcrun"))
 
     def direct(self) -> None:
-        import direct
+        from bench import direct
 
         s = self.sizes
         self.results += direct.run(self.env, self.work, s["direct_bytes"], s["direct_runs"])
@@ -255,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - started
     print(common.format_table(bench.results))
     try:
-        import plot
+        from bench import plot
 
         picture = args.output.with_suffix(".png")
         if plot.plot(bench.results, picture):

@@ -27,9 +27,8 @@ import logging
 import time
 import uuid
 
-from common import Result, median
-from data import create_experiment
-
+from bench.common import Result, median
+from bench.data import create_experiment
 from experiments.gc import execute
 from storage.backends import get_backend
 from storage.models import StorageConfig

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import (
+from bench.common import (
     PYTHON,
     child_pids,
     free_port,
