@@ -1,12 +1,21 @@
-"""Import cycles between ckptweb's modules: none allowed.
+"""The shape rules import-linter cannot express: no import cycle, no shim, no crowded room.
 
-docs/architecture.md, "The dependency rule".
+docs/architecture.md, "The dependency rule" and "Splitting by concept".
 
+1. **No import cycle between modules.**
 grimp reads every ``import`` statement of the product packages, those inside functions
 included, so a lazy import that only dodges a cycle at import time still counts: the two
 modules still need each other. ``if TYPE_CHECKING:`` imports are left out (they never run).
 Strongly connected components of the module graph are the cycles; each is reported with
 one concrete loop to break.
+
+2. **No module that only re-exports** (a shim that keeps an old name alive): a module whose
+   body is nothing but imports (and ``__all__``). Two exceptions are the frameworks' own
+   conventions: ``experiments/models/__init__.py`` (Django finds an app's models in
+   ``<app>.models``) and ``experiments/tasks.py`` (Celery's autodiscovery imports
+   ``<app>.tasks``).
+3. **No folder with more than 20 modules side by side**: a crowd of modules is a package
+   waiting to be found (split by concept, never by size).
 
 Run as ``python -m tests.architecture`` (``make lint`` does); ``tests/test_architecture.py``
 runs the same check in the suite.
@@ -14,11 +23,17 @@ runs the same check in the suite.
 
 from __future__ import annotations
 
+import ast
 import sys
+from pathlib import Path
 
 import grimp
 
 PACKAGES = ("ckptweb", "experiments", "storage")
+ROOT = Path(__file__).resolve().parent.parent
+#: Modules that only import, by the frameworks' conventions (see the module docstring).
+CONVENTIONAL_INDEXES = frozenset({"experiments/models/__init__.py", "experiments/tasks.py"})
+MAX_MODULES_PER_FOLDER = 20
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -94,14 +109,65 @@ def report(graph: dict[str, set[str]] | None = None) -> list[str]:
     return [" -> ".join(loop_in(c, graph)) + f"  ({len(c)} modules)" for c in cycles(graph)]
 
 
+def product_modules(root: Path = ROOT):
+    """Every product module's path relative to ``root`` (migrations left out)."""
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            relative = path.relative_to(root)
+            if "migrations" not in relative.parts:
+                yield relative
+
+
+def only_reexports(source: str) -> bool:
+    """True when a module's body is imports (and ``__all__``) and nothing else."""
+    body = ast.parse(source).body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    imports = [n for n in body if isinstance(n, ast.Import | ast.ImportFrom)]
+    rest = [
+        n
+        for n in body
+        if not isinstance(n, ast.Import | ast.ImportFrom)
+        and not (
+            isinstance(n, ast.Assign) and [getattr(t, "id", None) for t in n.targets] == ["__all__"]
+        )
+    ]
+    real = [n for n in imports if not (isinstance(n, ast.ImportFrom) and n.module == "__future__")]
+    return bool(real) and not rest
+
+
+def shims(root: Path = ROOT) -> list[str]:
+    """Modules that only re-export, conventional indexes excepted."""
+    return [
+        str(path)
+        for path in product_modules(root)
+        if str(path) not in CONVENTIONAL_INDEXES and only_reexports((root / path).read_text())
+    ]
+
+
+def crowded_folders(root: Path = ROOT, limit: int = MAX_MODULES_PER_FOLDER) -> list[str]:
+    """Folders holding more than ``limit`` modules side by side (``__init__`` not counted)."""
+    counts: dict[Path, int] = {}
+    for path in product_modules(root):
+        if path.name != "__init__.py":
+            counts[path.parent] = counts.get(path.parent, 0) + 1
+    return [f"{folder} ({n} modules)" for folder, n in sorted(counts.items()) if n > limit]
+
+
 def main() -> int:
     problems = report()
     for line in problems:
         print(f"import cycle: {line}")
+    for path in shims():
+        print(f"module only re-exports (import from where the names live): {path}")
+    for folder in crowded_folders():
+        print(f"more than {MAX_MODULES_PER_FOLDER} modules side by side: {folder}")
+    failed = bool(problems or shims() or crowded_folders())
     if problems:
         print(f"{len(problems)} import cycle(s) between modules; break each one.")
+    if failed:
         return 1
-    print("no import cycles between modules")
+    print("no import cycles between modules, no shims, no crowded folders")
     return 0
 
 

@@ -4,7 +4,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.architecture import cycles, import_graph, loop_in, report
+from tests.architecture import (
+    crowded_folders,
+    cycles,
+    import_graph,
+    loop_in,
+    only_reexports,
+    report,
+    shims,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,3 +52,27 @@ def test_the_ckpt_entry_point_loads_neither_django_nor_celery():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+def test_no_module_only_re_exports():
+    assert shims() == []
+
+
+def test_a_planted_shim_is_found(tmp_path):
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "old_name.py").write_text(
+        '"""Kept for old imports."""\n\nfrom experiments.gc.execute import execute_run\n\n'
+        '__all__ = ["execute_run"]\n'
+    )
+    (tmp_path / "experiments" / "real.py").write_text("import os\n\nX = os.sep\n")
+    assert shims(tmp_path) == ["experiments/old_name.py"]
+    assert not only_reexports('"""Docstring only."""\n')
+
+
+def test_no_folder_has_more_than_twenty_modules(tmp_path):
+    assert crowded_folders() == []
+    crowded = tmp_path / "storage" / "crowd"
+    crowded.mkdir(parents=True)
+    for n in range(21):
+        (crowded / f"m{n}.py").write_text("")
+    assert crowded_folders(tmp_path) == ["storage/crowd (21 modules)"]
