@@ -1,20 +1,13 @@
 """The periodic GC sweep: retire dead runs and start SWEEP runs where work is left.
 
-The periodic sweep (``sweep``) retires runs whose heartbeat stopped (``ckptweb.jobs``), re-enqueues
-runs that never started, and starts a SWEEP run for every experiment with ERROR
-checkpoints, orphaned DELETING checkpoints, or rows left to delete. A SWEEP run first
-
-* **adopts** DELETING checkpoints whose run is gone and finishes deleting them: they were
-  claimed by a run that had decided to delete them, and some of their files may be gone
-  already, so there is nothing intact left to retain. Checkpoints of a dead FILES run are
-  not adopted: the sweep gives them a new FILES run with the same globs
-  (``partial_deletion.resume_orphaned_deletions``);
-* **reconciles** each ERROR checkpoint with its storage: COMPLETED when every file it
-  reported is still there, PARTIALLY_DELETED when some are gone. That makes it a candidate
-  again, so the usual ranking with the *current* policy decides: it is retried only if the
-  policy still deletes it, and a checkpoint the policy now retains keeps its files (and is
-  COMPLETED only when they are all there). An ERROR checkpoint whose storage cannot be
-  listed stays ERROR for the next sweep.
+The periodic sweep (``sweep``) retires runs whose heartbeat stopped (``ckptweb.jobs``),
+re-enqueues runs that never started, and starts a SWEEP run for every experiment with ERROR
+checkpoints, orphaned DELETING checkpoints, or rows left to delete. A SWEEP run **adopts**
+the DELETING checkpoints whose run is gone and finishes deleting them: they were claimed by a
+run that had decided to delete them, and some of their files may be gone already, so there is
+nothing intact left to retain. Checkpoints of a dead FILES run are not adopted: the sweep gives
+them a new FILES run with the same globs (``files.resume_orphaned_deletions``). Like every
+run, it then reconciles the ERROR checkpoints (``execute``'s docstring).
 
 **Without Celery beat: a daemon timer thread in every serving process.**
 
