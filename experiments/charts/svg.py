@@ -168,6 +168,86 @@ class Chart:
         return mark_safe("".join(deleted) + "".join(kept))  # noqa: S308 - titles escaped
 
 
+@dataclass
+class _Values:
+    """What a chart plots of a metric: the value, or its log10 (None when it cannot be shown)."""
+
+    chart: Chart
+    log: bool
+
+    def shown(self, value: float | None) -> float | None:
+        if value is None or not self.log:
+            return value
+        if value > 0:
+            return math.log10(value)
+        self.chart.hidden_nonpositive += 1
+        return None
+
+
+def _sample_lines(chart: Chart, lines: dict, values: _Values) -> dict[int, list]:
+    """Each trial's line within the point budget, as (x, shown value) pairs."""
+    budget = max(4, MAX_POINTS // max(len(lines), 1))
+    sampled = {}
+    for trial_id, points in lines.items():
+        kept_points = downsample(points, budget)
+        chart.downsampled |= len(kept_points) < len(points)
+        plotted = [(x, values.shown(v)) for x, v in kept_points]
+        sampled[trial_id] = [(x, v) for x, v in plotted if v is not None]
+    return sampled
+
+
+def _sample_markers(chart: Chart, checkpoints: list[ChartCheckpoint]) -> list[ChartCheckpoint]:
+    """At most ``MAX_MARKERS`` checkpoints, kept and deleted in their proportions."""
+    kept = [c for c in checkpoints if c.keep is not False]
+    dropped = [c for c in checkpoints if c.keep is False]
+    if len(checkpoints) > MAX_MARKERS:
+        share = max(1, MAX_MARKERS * len(kept) // len(checkpoints))
+        kept = stride(kept, share)
+        dropped = stride(dropped, MAX_MARKERS - len(kept))
+        chart.downsampled = True
+    return kept + dropped
+
+
+@dataclass
+class _Scale:
+    """Data to pixels on both axes, which end at the data (``axes.data_axis``)."""
+
+    chart: Chart
+    origin: float
+    x_range: tuple[float, float]
+    y_range: tuple[float, float]
+
+    @classmethod
+    def fit(cls, chart: Chart, xs: list[float], ys: list[float]) -> _Scale:
+        """The scale of ``xs`` and ``ys`` (shown values), with the chart's ticks set."""
+        time = chart.x_axis == "time"
+        origin = min(xs) if time else 0.0
+        if time:
+            xs = [x - origin for x in xs]
+        x_lo, x_hi, x_ticks = data_axis(min(0.0, min(xs)), max(xs))
+        if ys:
+            y_lo, y_hi, y_ticks = (log_axis if chart.log else data_axis)(min(ys), max(ys))
+        else:
+            y_ticks, y_lo, y_hi = [], 0.0, 1.0
+        scale = cls(chart, origin, (x_lo, x_hi), (y_lo, y_hi))
+        x_label = duration_label if time else tick_label
+        chart.x_ticks = [(scale.x(t + origin), x_label(t)) for t in x_ticks]
+        chart.y_ticks = [
+            (scale.y(t), log_label(t) if chart.log else tick_label(t)) for t in y_ticks
+        ]
+        return scale
+
+    def x(self, x: float) -> float:
+        fraction = axis_fraction(x - self.origin, *self.x_range)
+        chart = self.chart
+        return round(chart.plot_left + fraction * (chart.plot_right - chart.plot_left), 1)
+
+    def y(self, value: float) -> float:
+        fraction = axis_fraction(value, *self.y_range)
+        chart = self.chart
+        return round(chart.plot_bottom - fraction * (chart.plot_bottom - chart.plot_top), 1)
+
+
 def metric_chart(
     metric_name: str,
     lines: dict[int, list[tuple[int, float]]] | Lines,
@@ -186,7 +266,7 @@ def metric_chart(
     ``log`` draws the metric on a log10 scale, leaving out values ≤ 0 (counted in
     ``hidden_nonpositive``). When ``metric_name`` is not the searcher metric
     (``searcher=False``) a checkpoint sits on its trial's value at its step, if any.
-    Both axes end at the data (``chart_axes.data_axis``).
+    The steps: sample the lines and the markers, fit the scale, draw.
     """
     chart = Chart(metric_name=metric_name, width=width, height=height, x_axis=x_axis, log=log)
     by_steps: dict[int, dict[int, float]] = {}
@@ -203,32 +283,8 @@ def metric_chart(
         return chart
     colours = {t: PALETTE[i % len(PALETTE)] for i, t in enumerate(trial_ids)}
     dashed = {t: i % (2 * DASHED_FROM) >= DASHED_FROM for i, t in enumerate(trial_ids)}
-
-    def shown_value(value: float | None) -> float | None:
-        """The plotted value: the metric, or its log10; None when it cannot be shown."""
-        if value is None or not log:
-            return value
-        if value > 0:
-            return math.log10(value)
-        chart.hidden_nonpositive += 1
-        return None
-
-    budget = max(4, MAX_POINTS // max(len(lines), 1))
-    sampled = {}
-    for trial_id, points in lines.items():
-        kept_points = downsample(points, budget)
-        chart.downsampled |= len(kept_points) < len(points)
-        plotted = [(x, shown_value(v)) for x, v in kept_points]
-        sampled[trial_id] = [(x, v) for x, v in plotted if v is not None]
-
-    kept = [c for c in checkpoints if c.keep is not False]
-    dropped = [c for c in checkpoints if c.keep is False]
-    if len(checkpoints) > MAX_MARKERS:
-        share = max(1, MAX_MARKERS * len(kept) // len(checkpoints))
-        kept = stride(kept, share)
-        dropped = stride(dropped, MAX_MARKERS - len(kept))
-        chart.downsampled = True
-    shown = kept + dropped
+    values = _Values(chart, log)
+    sampled = _sample_lines(chart, lines, values)
 
     def marker_x(c: ChartCheckpoint) -> float | None:
         return c.report_time if x_axis == "time" else c.steps_completed
@@ -238,55 +294,38 @@ def metric_chart(
             return c.validation_metric
         return by_steps.get(c.trial_id, {}).get(c.steps_completed)
 
-    shown = [c for c in shown if marker_x(c) is not None]
-    values = {c.id: shown_value(marker_metric(c)) for c in shown}
+    shown = [c for c in _sample_markers(chart, checkpoints) if marker_x(c) is not None]
+    shown_values = {c.id: values.shown(marker_metric(c)) for c in shown}
     xs = [p[0] for pts in sampled.values() for p in pts] + [marker_x(c) for c in shown]
     ys = [p[1] for pts in sampled.values() for p in pts] + [
-        v for v in values.values() if v is not None
+        v for v in shown_values.values() if v is not None
     ]
     if not xs:
         return chart
     chart.empty = False
-    origin = min(xs) if x_axis == "time" else 0.0
-    if x_axis == "time":
-        xs = [x - origin for x in xs]
-    x_lo, x_hi, x_ticks = data_axis(min(0.0, min(xs)), max(xs))
-    if ys:
-        y_lo, y_hi, y_ticks = (log_axis if log else data_axis)(min(ys), max(ys))
-    else:
-        y_ticks, y_lo, y_hi = [], 0.0, 1.0
-
-    def sx(x: float) -> float:
-        fraction = axis_fraction(x - origin, x_lo, x_hi)
-        return round(chart.plot_left + fraction * (chart.plot_right - chart.plot_left), 1)
-
-    def sy(value: float) -> float:
-        fraction = axis_fraction(value, y_lo, y_hi)
-        return round(chart.plot_bottom - fraction * (chart.plot_bottom - chart.plot_top), 1)
-
-    x_label = duration_label if x_axis == "time" else tick_label
-    chart.x_ticks = [(sx(t + origin), x_label(t)) for t in x_ticks]
-    chart.y_ticks = [(sy(t), log_label(t) if log else tick_label(t)) for t in y_ticks]
+    scale = _Scale.fit(chart, xs, ys)
     for trial_id in trial_ids:
         points = sampled.get(trial_id, [])
         if points:
-            path = "M" + " L".join(f"{sx(x)},{sy(v)}" for x, v in points)
+            path = "M" + " L".join(f"{scale.x(x)},{scale.y(v)}" for x, v in points)
             chart.series.append(
                 Series(trial_id, colours[trial_id], path, len(points), dashed[trial_id])
             )
     for c in shown:
         verdict = {True: "kept", False: "would be deleted", None: "not a GC candidate"}[c.keep]
         metric = marker_metric(c)
-        if values[c.id] is None:
+        if shown_values[c.id] is None:
             y = chart.lane_y
             chart.has_lane = True
             value = "no metric" if metric is None else f"{metric_name} {metric:.4g}"
         else:
-            y = sy(values[c.id])
+            y = scale.y(shown_values[c.id])
             value = f"{metric_name} {metric:.4g}"
         title = f"Checkpoint {c.id} · trial {c.trial_id} · step {c.steps_completed:,} · {value}"
         chart.markers.append(
-            Marker(sx(marker_x(c)), y, colours[c.trial_id], c.keep, f"{title} · {verdict}", c.id)
+            Marker(
+                scale.x(marker_x(c)), y, colours[c.trial_id], c.keep, f"{title} · {verdict}", c.id
+            )
         )
     chart.legend = [(f"Trial {t}", colours[t], dashed[t]) for t in trial_ids[:MAX_LEGEND]]
     chart.legend_more = max(0, len(trial_ids) - MAX_LEGEND)
