@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from experiments import services
+from experiments.choices import CheckpointState, ExperimentState
 from experiments.models import Experiment, Trial
 from storage.models import StorageConfig
 
@@ -175,7 +176,7 @@ def build_training_experiment(
             trial.state = Trial.State.COMPLETED
             trial.save(update_fields=["state"])
     if finished:
-        services.set_experiment_state(experiment, "COMPLETED")
+        services.set_experiment_state(experiment, ExperimentState.COMPLETED)
     return experiment
 
 
@@ -200,9 +201,9 @@ def register_demo_model(owner) -> bool:
     if experiment is None or Model.objects.filter(name=DEMO_MODEL).exists():
         return False
     best = list(
-        experiment.checkpoints.filter(state="COMPLETED", validation_metric__isnull=False).order_by(
-            "validation_metric", "steps_completed", "id"
-        )[:2]
+        experiment.checkpoints.filter(
+            state=CheckpointState.COMPLETED, validation_metric__isnull=False
+        ).order_by("validation_metric", "steps_completed", "id")[:2]
     )
     model = registry.create_model(
         owner, DEMO_MODEL, "ResNet-18 on CIFAR-10, the version we serve.", ["vision", "demo"]

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from ckptweb.lib.errors import Conflict
 from ckptweb.lib.limits import InvalidInput
 from ckptweb.lib.paths import UnsafePath
+from experiments.choices import TrialState
 from experiments.models import Checkpoint, Experiment, Trial
 from experiments.services import ReportError, report_checkpoint
 from storage.backends import get_backend
@@ -108,6 +109,6 @@ def _import_trial(experiment: Experiment, trial: Trial | None, trial_id) -> Tria
     if trial is not None:
         return trial
     imported, _ = Trial.objects.get_or_create(
-        experiment=experiment, hparams={"imported": True}, defaults={"state": "COMPLETED"}
+        experiment=experiment, hparams={"imported": True}, defaults={"state": TrialState.COMPLETED}
     )
     return imported

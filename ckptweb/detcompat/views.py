@@ -30,6 +30,7 @@ from ckptweb.detcompat.base import (
 from ckptweb.lib.policy import InvalidPolicy, Policy
 from experiments import downloads
 from experiments.api.downloads import logged
+from experiments.choices import GONE_STATES
 from experiments.gc import files, runs
 from experiments.gc.globs import GlobError, check_globs, matching_files
 from experiments.gc.preview import gc_preview
@@ -229,7 +230,7 @@ class CheckpointsView(DetView):
     def delete(self, request):
         with transaction.atomic():
             for checkpoint in checkpoints_of(request, json_body(request)):
-                if checkpoint.state in ("DELETED", "DELETING"):
+                if checkpoint.state in GONE_STATES:
                     continue
                 runs.delete_checkpoint(checkpoint)
         return Response({})

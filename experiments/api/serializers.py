@@ -135,7 +135,7 @@ class ExperimentCreateSerializer(serializers.Serializer):
 class ExperimentStateSerializer(serializers.Serializer):
     """PATCH experiments/{id}: the new state (DELETING is reached through DELETE only)."""
 
-    state = state_field(ExperimentState, exclude=("DELETING",))
+    state = state_field(ExperimentState, exclude=(ExperimentState.DELETING,))
 
 
 class GCRunSerializer(serializers.ModelSerializer):

@@ -102,7 +102,7 @@ class Checkpoint(models.Model):
             models.Index(
                 fields=["gc_run", "uuid"],
                 name="ckpt_deleting_run_idx",
-                condition=Q(state="DELETING"),
+                condition=Q(state=CheckpointState.DELETING),
             ),
             # Dashboard: checkpoint table sorted by metric.
             models.Index(fields=["experiment", "validation_metric"], name="checkpoint_metric_idx"),
@@ -111,7 +111,7 @@ class Checkpoint(models.Model):
             models.Index(
                 fields=["state"],
                 name="checkpoint_gc_pending_idx",
-                condition=Q(state__in=["DELETING", "ERROR"]),
+                condition=Q(state__in=[CheckpointState.DELETING, CheckpointState.ERROR]),
             ),
         ]
 

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from experiments import registry
-from experiments.choices import GONE_STATES
+from experiments.choices import GONE_STATES, CheckpointState
 from experiments.filters import ModelFilterSet
 from experiments.models import Checkpoint, Model, ModelVersion
 from experiments.permissions import is_owner_or_staff, is_staff
@@ -107,7 +107,7 @@ def checkpoint_registry_context(request, checkpoint: Checkpoint) -> dict:
         models = models.filter(owner=request.user)
     return {
         "model_versions": versions,
-        "registrable": checkpoint.state == "COMPLETED",
+        "registrable": checkpoint.state == CheckpointState.COMPLETED,
         "model_choices": list(models.values_list("name", flat=True)[:MODEL_CHOICES_SHOWN]),
     }
 
