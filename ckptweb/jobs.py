@@ -84,6 +84,7 @@ class Run(models.Model):
 
     @property
     def is_finished(self) -> bool:
+        """SUCCEEDED or FAILED: the run will not change again (pages stop polling it)."""
         return self.state in RUN_TERMINAL_STATES
 
     def scrub(self, text: str) -> str:

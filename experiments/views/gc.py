@@ -15,7 +15,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from ckptweb.jobs import RUN_TERMINAL_STATES
 from ckptweb.lib.errors import Conflict
 from ckptweb.lib.policy import POLICY_FIELDS
 from experiments.charts import page_chart
@@ -149,6 +148,6 @@ def gc_run_card(request, pk: int):
     """
     run = get_object_or_404(GCRun.objects.select_related("experiment"), pk=pk)
     response = render(request, "experiments/gc/run.html", {"run": run})
-    if request.htmx and (run.finished_at or run.state in RUN_TERMINAL_STATES):
+    if request.htmx and (run.finished_at or run.is_finished):
         response["HX-Trigger"] = "gc-finished"
     return response
