@@ -66,11 +66,18 @@ class SharedFSBackend(StorageBackend):
         return root
 
     def checkpoint_dir(self, checkpoint_uuid) -> Path:
-        """``<root>/<uuid>`` for a checked uuid; a symlink leading out of the root is refused."""
-        root = self.root
-        base = root / check_uuid(checkpoint_uuid)
-        if os.path.islink(base) and not _is_within(os.path.realpath(base), os.path.realpath(root)):
-            raise UnsafePath("checkpoint directory is a symlink leading out of the storage root")
+        """``<root>/<uuid>`` for a checked uuid, refused when the directory is a symlink.
+
+        Wherever it points: inside the root it would be another checkpoint's directory (a
+        user could read, or partly delete, files that another user's checkpoint holds),
+        outside it anything on the host.
+        """
+        base = self.root / check_uuid(checkpoint_uuid)
+        if os.path.islink(base):
+            raise UnsafePath(
+                f"checkpoint directory {base.name} is a symlink; ckptweb reads and deletes "
+                "only real directories"
+            )
         return base
 
     def file_path(self, checkpoint_uuid, path: str) -> Path:
@@ -157,12 +164,12 @@ class SharedFSBackend(StorageBackend):
 
     def _delete_one(self, checkpoint_uuid: str, result: DeleteResult) -> None:
         """Delete one checkpoint dir bottom-up, never following symlinks."""
-        base = self.checkpoint_dir(checkpoint_uuid)
-        if not os.path.lexists(base):
-            return
-        if os.path.islink(base):  # never walk into another directory through a link
+        base = self.root / check_uuid(checkpoint_uuid)
+        if os.path.islink(base):  # the link goes, never what it points to
             self.remove_file(str(base))
             result.deleted_files += 1
+            return
+        if not os.path.lexists(base):
             return
         errors: dict[str, str] = {}
         total = 0
