@@ -20,7 +20,7 @@ import functools
 import ipaddress
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from ckptweb.lib.paths import check_relative_path
 from storage.backends.base import (
@@ -273,7 +273,10 @@ class AzureBackend(ObjectStoreBackend):
                 start=now - timedelta(minutes=5),  # tolerate clock skew
                 expiry=now + timedelta(seconds=expires_in),
             )
-            return f"{self.container.get_blob_client(name).url}?{sas}"
+            # The blob URL repeats the query of account_url (or BlobEndpoint): a SAS there
+            # would hand every user an account-wide token. Only this blob's SAS is appended.
+            blob_url = urlsplit(self.container.get_blob_client(name).url)._replace(query="")
+            return f"{urlunsplit(blob_url)}?{sas}"
 
     # Deletes ------------------------------------------------------------------------
 
