@@ -85,11 +85,16 @@ def delete_many(checkpoints: list[Checkpoint], user=None) -> tuple[int, list[str
     return started, skipped
 
 
-def _back(request):
+def _next(request) -> str:
+    """The page to go back to: ``next`` when it is this site's, else the experiments list."""
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-        target = "/"
-    return redirect(target or "/")
+        return "/"
+    return target or "/"
+
+
+def _back(request):
+    return redirect(_next(request))
 
 
 def _require_manage(request, checkpoints: list[Checkpoint]) -> None:
@@ -153,7 +158,7 @@ def bulk_action(request):
                     "live": live,
                     "bytes": total or 0,
                     "bytes_human": human_bytes(total or 0),
-                    "next": request.POST.get("next", ""),
+                    "next": _next(request),
                 },
             )
         started, skipped = delete_many(checkpoints, request.user)
