@@ -52,6 +52,17 @@ def is_owner_or_staff(user, obj) -> bool:
     return bool(user.is_staff) or owner_id(obj) == user.pk
 
 
+def may_release_pin(user, version: ModelVersion) -> bool:
+    """Who may delete a model version: the model's owner, staff, and also the owner of the
+    pinned checkpoint's experiment, so nobody can make another user's data undeletable by
+    registering it."""
+    if is_owner_or_staff(user, version):
+        return True
+    return bool(user and user.is_authenticated) and (
+        version.checkpoint.experiment.owner_id == user.pk
+    )
+
+
 def can_manage(user, experiment: Experiment) -> bool:
     """Owners and staff may change an experiment; everyone else only looks."""
     return is_owner_or_staff(user, experiment)

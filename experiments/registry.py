@@ -39,6 +39,7 @@ from experiments.models.registry import (
     MODEL_NAME_PATTERN,
     Model,
     ModelVersion,
+    RetiredModelName,
 )
 
 MAX_DESCRIPTION_CHARS = 10_000
@@ -132,7 +133,20 @@ def create_model(owner, name, description=None, labels=None) -> Model:
     with transaction.atomic():
         if Model.objects.filter(name=name).exists():
             raise RegistryConflict(f"name: a model named {name!r} already exists.")
-        return Model.objects.create(name=name, description=description, labels=labels, owner=owner)
+        retired = RetiredModelName.objects.select_for_update().filter(name=name).first()
+        if retired is not None and retired.owner_id != owner.pk:
+            raise RegistryConflict(
+                f"name: {name!r} belonged to another user's deleted model; its versions must "
+                "never come to mean other checkpoints, so choose another name."
+            )
+        last_version = retired.last_version if retired else 0
+        return Model.objects.create(
+            name=name,
+            description=description,
+            labels=labels,
+            owner=owner,
+            last_version=last_version,
+        )
 
 
 def update_model(model: Model, description=None, labels=None) -> Model:
@@ -145,9 +159,18 @@ def update_model(model: Model, description=None, labels=None) -> Model:
     return model
 
 
+@transaction.atomic
 def delete_model(model: Model) -> None:
-    """Delete a model and its versions; the checkpoints stay (and become GC-able again)."""
-    model.delete()
+    """Delete a model and its versions; the checkpoints stay (and become GC-able again).
+
+    Its name stays reserved to its owner (``RetiredModelName``), with the last version number.
+    """
+    locked = Model.objects.select_for_update().get(pk=model.pk)
+    RetiredModelName.objects.update_or_create(
+        name=locked.name,
+        defaults={"owner_id": locked.owner_id, "last_version": locked.last_version},
+    )
+    locked.delete()
 
 
 # --- versions ------------------------------------------------------------------------------
@@ -293,7 +316,8 @@ def checkpoint_registered_refusal(checkpoint: Checkpoint) -> str | None:
         return None
     return (
         f"checkpoint {checkpoint.uuid} is registered as {name_versions(versions)}; "
-        "delete those model versions first."
+        "delete those model versions first (the experiment's owner may, as well as the "
+        "model's owner)."
     )
 
 

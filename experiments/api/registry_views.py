@@ -14,7 +14,7 @@ from __future__ import annotations
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, mixins, status, viewsets
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from experiments import registry
@@ -23,7 +23,7 @@ from experiments.api.downloads import ARCHIVE_RESPONSES, CheckpointDownloadView
 from experiments.api.views import ERROR_409, ApiSchema, validated
 from experiments.filters import ModelFilterSet
 from experiments.models import Checkpoint, Model, ModelVersion
-from experiments.permissions import IsOwnerOrStaffOrReadOnly
+from experiments.permissions import IsOwnerOrStaffOrReadOnly, may_release_pin
 from storage.archive import FORMATS
 
 #: A model name in a URL; anything else reaches the view and becomes a JSON 404.
@@ -192,7 +192,15 @@ class ModelVersionDetail(RegistryViewMixin, generics.GenericAPIView):
         """Remove the version; its checkpoint is GC-able again unless otherwise pinned."""
         if version == registry.LATEST:
             raise ValidationError({"version": ["delete a version by its number, not 'latest'."]})
-        registry.delete_version(self.get_version())
+        # Not the model's permission alone: the pinned checkpoint's owner may release it too.
+        model = generics.get_object_or_404(Model.objects.select_related("owner"), name=name)
+        found = find_version(model, version)
+        if not may_release_pin(request.user, found):
+            raise PermissionDenied(
+                "Only the model's owner, the owner of the pinned checkpoint's experiment, or "
+                "staff may delete a model version."
+            )
+        registry.delete_version(found)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

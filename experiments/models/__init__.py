@@ -3,7 +3,7 @@
 from experiments.models.checkpoints import CANDIDATE, CANDIDATE_WITH_METRIC, Checkpoint
 from experiments.models.experiments import Experiment, Trial, Validation
 from experiments.models.gc import GCRun
-from experiments.models.registry import Model, ModelVersion
+from experiments.models.registry import Model, ModelVersion, RetiredModelName
 from experiments.models.summary import ExperimentSummary
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "GCRun",
     "Model",
     "ModelVersion",
+    "RetiredModelName",
     "Trial",
     "Validation",
 ]

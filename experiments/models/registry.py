@@ -81,3 +81,19 @@ class ModelVersion(models.Model):
     def label(self) -> str:
         """``NAME vN``, as GC previews and 409 messages name it."""
         return f"{self.model.name} v{self.version}"
+
+
+class RetiredModelName(models.Model):
+    """The name of a deleted model, kept for its owner: nobody else may take it.
+
+    ``squat v1`` must never come to mean another user's checkpoint. The owner may create
+    the model again; its versions then go on from ``last_version``, so no number is reused.
+    """
+
+    name = models.CharField(max_length=MODEL_NAME_MAX_LENGTH, unique=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    last_version = models.PositiveIntegerField(default=0)
+    retired_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} (retired)"
