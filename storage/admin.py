@@ -21,7 +21,7 @@ class StorageConfigAdmin(admin.ModelAdmin):
     search_fields = ("name", "bucket", "container", "host_path")
     actions = ["test_connection"]
     fieldsets = (
-        (None, {"fields": ("name", "type", "is_default")}),
+        (None, {"fields": ("name", "type", "is_default", "direct_urls")}),
         (
             "Location",
             {

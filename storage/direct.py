@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from storage.backends.base import FileNotFoundInStorage, StorageBackend
+from storage.backends.base import DirectDownloadUnsupported, FileNotFoundInStorage, StorageBackend
 
 DEFAULT_EXPIRES = 3600
 MAX_EXPIRES = 7 * 24 * 3600
@@ -32,6 +32,15 @@ class DirectFile:
     expires_at: datetime
 
 
+def ensure_direct_urls(backend: StorageBackend) -> None:
+    """DirectDownloadUnsupported (a 409) when the storage's admin turned direct URLs off."""
+    if not backend.config.direct_urls:
+        raise DirectDownloadUnsupported(
+            f"storage {backend.config.name} does not hand out direct URLs; download the "
+            "files through ckptweb."
+        )
+
+
 def _expiry(expires_in: int) -> datetime:
     return (datetime.now(UTC) + timedelta(seconds=expires_in)).replace(microsecond=0)
 
@@ -44,6 +53,7 @@ def signed_manifest(
     Raises DirectDownloadUnsupported (shared_fs, or credentials that cannot sign),
     FileNotFoundInStorage (no files) or another StorageError.
     """
+    ensure_direct_urls(backend)
     # Signing is local: a first signature fails fast (409) before any listing request.
     backend.signed_url(name, "metadata.json", expires_in)
     files = backend.list_files(name)
@@ -62,6 +72,7 @@ def signed_file_url(
     backend: StorageBackend, name: str, path: str, expires_in: int = DEFAULT_EXPIRES
 ) -> str:
     """A presigned URL of one existing file of directory ``name`` (one stat request)."""
+    ensure_direct_urls(backend)
     url = backend.signed_url(name, path, expires_in)  # 409 before any request on shared_fs
     backend.stat(name, path)
     return url

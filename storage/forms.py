@@ -66,6 +66,7 @@ class StorageConfigForm(forms.ModelForm):
             "type",
             *STORAGE_FIELDS,
             "is_default",
+            "direct_urls",
             "save_experiment_best",
             "save_trial_best",
             "save_trial_latest",

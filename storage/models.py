@@ -74,6 +74,12 @@ class StorageConfig(models.Model):
     account_url = models.CharField(max_length=1024, blank=True)
     credential = models.CharField(max_length=2048, blank=True)
     is_default = models.BooleanField(default=False)
+    direct_urls = models.BooleanField(
+        default=True,
+        help_text="Hand out presigned URLs (direct downloads). An S3 URL names the access key "
+        "ID (never the secret), as SigV4 requires; turn this off to serve files only through "
+        "ckptweb.",
+    )
     save_experiment_best = models.PositiveIntegerField(default=0)
     save_trial_best = models.PositiveIntegerField(default=1)
     save_trial_latest = models.PositiveIntegerField(default=1)
