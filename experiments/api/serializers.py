@@ -10,11 +10,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
 from ckptweb.jobs import RunState
+from ckptweb.lib.limits import MAX_INT
 from ckptweb.lib.policy import MAX_POLICY_VALUE, POLICY_FIELDS
 from experiments.choices import CheckpointState, ExperimentState, TrialState
 from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
-
-MAX_STEPS = 2**63 - 1
 
 
 def contains_nul(value) -> bool:
@@ -215,7 +214,7 @@ class ValidationSerializer(serializers.ModelSerializer):
     """A validation: the metrics a trial reported after ``steps_completed`` steps."""
 
     trial_id = serializers.IntegerField(read_only=True)
-    steps_completed = serializers.IntegerField(min_value=0, max_value=MAX_STEPS)
+    steps_completed = serializers.IntegerField(min_value=0, max_value=MAX_INT)
     metrics = serializers.DictField(
         child=serializers.FloatField(), help_text="Metric name → finite number."
     )
@@ -272,16 +271,16 @@ class CheckpointReportSerializer(serializers.Serializer):
     """POST trials/{id}/checkpoints: a checkpoint whose files are already on storage."""
 
     uuid = serializers.UUIDField(required=False, help_text="Generated when omitted.")
-    steps_completed = serializers.IntegerField(min_value=0, max_value=MAX_STEPS)
+    steps_completed = serializers.IntegerField(min_value=0, max_value=MAX_INT)
     resources = serializers.DictField(
-        child=serializers.IntegerField(min_value=0, max_value=MAX_STEPS),
+        child=serializers.IntegerField(min_value=0, max_value=MAX_INT),
         required=False,
         help_text="Relative file path → size in bytes.",
     )
     metadata = serializers.DictField(required=False, help_text="JSON object, at most 1 MiB.")
 
     def validate_resources(self, value):
-        if sum(value.values()) > MAX_STEPS:
+        if sum(value.values()) > MAX_INT:
             raise serializers.ValidationError("resources add up to more than 2**63-1 bytes.")
         return value
 
