@@ -13,6 +13,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from ckptweb.lib.errors import Conflict
 from ckptweb.lib.limits import MAX_BODY_BYTES, InvalidInput, check_json, decode_json
+from ckptweb.lib.units import human_bytes
 
 
 class ConflictError(APIException):
@@ -27,7 +28,7 @@ class BodyTooLarge(APIException):
     """A request body over ``MAX_BODY_BYTES``: a JSON 413, not Django's HTML 400."""
 
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = f"request body is over the limit of {MAX_BODY_BYTES // (1024 * 1024)} MiB."
+    default_detail = f"request body is over the limit of {human_bytes(MAX_BODY_BYTES, exact=True)}."
     default_code = "too_large"
 
 
