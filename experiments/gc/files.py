@@ -26,7 +26,7 @@ from experiments.gc.globs import (
     check_globs,
     matching_files,
 )
-from experiments.gc.runs import CheckpointGone, deletion_refusal, start_gc_run
+from experiments.gc.runs import AlreadyDeleted, deletion_refusal, start_gc_run
 from experiments.models import Checkpoint, GCRun
 
 
@@ -41,7 +41,7 @@ def refusal_reason(checkpoint: Checkpoint) -> str | None:
     a whole checkpoint; a gone state is worded for files.
     """
     refusal = deletion_refusal(checkpoint)
-    if isinstance(refusal, CheckpointGone):
+    if isinstance(refusal, AlreadyDeleted):
         return f"checkpoint {checkpoint.uuid} is {checkpoint.state}; its files cannot be deleted."
     return refusal.message if refusal else None
 

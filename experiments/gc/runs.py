@@ -24,7 +24,7 @@ class CheckpointProtected(Conflict):
     """A protected (or registered) checkpoint cannot be deleted (a 409)."""
 
 
-class CheckpointGone(Conflict):
+class AlreadyDeleted(Conflict):
     """The checkpoint's files are already deleted or being deleted (a 409)."""
 
 
@@ -32,12 +32,12 @@ def deletion_refusal(checkpoint: Checkpoint) -> Conflict | None:
     """Why ``checkpoint``'s files may not be deleted now, wholly or in part; None if they may.
 
     The one rule of ``delete_checkpoint`` and ``experiments.gc.files.delete_files``, as the
-    Conflict to raise: CheckpointGone when its state is not one of ``DELETABLE_STATES``
+    Conflict to raise: AlreadyDeleted when its state is not one of ``DELETABLE_STATES``
     (checked first: unprotecting would not help), else CheckpointProtected when it is
     protected or registered as a model version (``experiments.registry``).
     """
     if checkpoint.state not in DELETABLE_STATES:
-        return CheckpointGone(f"checkpoint {checkpoint.uuid} is already {checkpoint.state}.")
+        return AlreadyDeleted(f"checkpoint {checkpoint.uuid} is already {checkpoint.state}.")
     if checkpoint.protected:
         message = f"checkpoint {checkpoint.uuid} is protected; unprotect it first."
         return CheckpointProtected(message)
@@ -123,7 +123,7 @@ def delete_checkpoint(checkpoint: Checkpoint, user=None) -> GCRun:
     """Start a run (by ``user``) that deletes one checkpoint's files.
 
     Conflict when its experiment is being deleted; ``deletion_refusal``'s when its files
-    may not be deleted (CheckpointGone, CheckpointProtected).
+    may not be deleted (AlreadyDeleted, CheckpointProtected).
     """
     checkpoint = Checkpoint.objects.select_for_update().get(pk=checkpoint.pk)
     checkpoint.experiment.ensure_not_deleting()
