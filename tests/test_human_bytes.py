@@ -4,7 +4,9 @@ exact for the limits that messages state."""
 from __future__ import annotations
 
 import pytest
+import rest_framework.views  # noqa: F401 - before ckptweb.api, which DRF's settings import back
 
+from ckptweb.api import BodyTooLarge
 from ckptweb.lib.limits import MAX_FIELD_BYTES, InvalidInput, check_json
 from ckptweb.lib.safe_yaml import MAX_YAML_BYTES, load
 from ckptweb.lib.units import human_bytes
@@ -31,8 +33,6 @@ def test_rounded_and_exact(size, rounded, exact):
 
 
 def test_the_limits_in_messages_keep_their_text():
-    from ckptweb.api import BodyTooLarge  # after DRF's settings (they import ckptweb.api)
-
     with pytest.raises(InvalidInput) as refused:
         check_json({"x": "y" * MAX_FIELD_BYTES}, "metadata")
     assert refused.value.message.endswith("the limit is 1,048,576 bytes (1 MiB).")
