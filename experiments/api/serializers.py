@@ -219,7 +219,10 @@ class ValidationSerializer(serializers.ModelSerializer):
         """Keep the metric values as sent (ints stay ints); services check finiteness."""
         validated = super().to_internal_value(data)
         if isinstance(data, dict) and isinstance(data.get("metrics"), dict):
-            validated["metrics"] = storable(data["metrics"], "metrics")
+            try:
+                validated["metrics"] = storable(data["metrics"], "metrics")
+            except serializers.ValidationError as exc:  # named, as a field's own errors are
+                raise serializers.ValidationError({"metrics": exc.detail}) from None
         return validated
 
 
