@@ -6,13 +6,21 @@ import orjson
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import status
-from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ckptweb.lib.errors import Conflict
+from ckptweb.lib.errors import Conflict, Gone
 from ckptweb.lib.limits import MAX_BODY_BYTES, InvalidInput, check_json, decode_json
+from ckptweb.lib.paths import UnsafePath
+from ckptweb.lib.units import human_bytes
+from storage.backends.base import (
+    DirectDownloadUnsupported,
+    FileNotFoundInStorage,
+    StorageError,
+    TransientStorageError,
+)
 
 
 class ConflictError(APIException):
@@ -23,11 +31,32 @@ class ConflictError(APIException):
     default_code = "conflict"
 
 
+class StatusError(APIException):
+    """An error of ``STATUSES`` answered with its status: ``{"detail": message}``."""
+
+    def __init__(self, status_code: int, message: str):
+        super().__init__(message)
+        self.status_code = status_code
+
+
+#: Exception -> HTTP status of every API answer (``/det-compat/`` answers the same status in
+#: Determined's body); the first match wins (subclasses first). ``api_exception`` answers
+#: these, and InvalidInput (400 naming the field), Conflict (409), a body too large (413), a
+#: 404 and an unsafe path (400 naming ``path``) with their own classes.
+STATUSES = (
+    (Gone, 410),  # a checkpoint's files are deleted or being deleted
+    (FileNotFoundInStorage, 404),
+    (DirectDownloadUnsupported, 409),  # the storage has no direct URLs (shared_fs)
+    (TransientStorageError, 503),  # worth retrying (the downloads add Retry-After)
+    (StorageError, 502),  # the storage answered with an error
+)
+
+
 class BodyTooLarge(APIException):
     """A request body over ``MAX_BODY_BYTES``: a JSON 413, not Django's HTML 400."""
 
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = f"request body is over the limit of {MAX_BODY_BYTES // (1024 * 1024)} MiB."
+    default_detail = f"request body is over the limit of {human_bytes(MAX_BODY_BYTES, exact=True)}."
     default_code = "too_large"
 
 
@@ -106,21 +135,31 @@ def not_found(exc: Http404, context) -> NotFound:
     return NotFound(f"{what} does not exist.")
 
 
+def api_exception(exc: Exception, context=None) -> Exception:
+    """The DRF exception answering ``exc`` (``STATUSES`` and the rules above it), or ``exc``."""
+    if isinstance(exc, InvalidInput):
+        return invalid(exc)
+    if isinstance(exc, Conflict):
+        return ConflictError(exc.message, exc.code)
+    if isinstance(exc, RequestDataTooBig):
+        return BodyTooLarge()
+    if isinstance(exc, Http404):
+        return not_found(exc, context)
+    if isinstance(exc, UnsafePath):
+        return ParseError(f"path: {exc}")
+    for kind, status_code in STATUSES:
+        if isinstance(exc, kind):
+            return StatusError(status_code, str(exc))
+    return exc
+
+
 def exception_handler(exc, context):
     """DRF's handler, plus a top-level ``message`` that names the offending field.
 
     Field errors keep DRF's shape (``{"field": ["..."]}``) so clients can map them, and
     every error body gains ``"message"`` for people and for the CLI.
     """
-    if isinstance(exc, InvalidInput):
-        exc = invalid(exc)
-    elif isinstance(exc, Conflict):
-        exc = ConflictError(exc.message, exc.code)
-    elif isinstance(exc, RequestDataTooBig):
-        exc = BodyTooLarge()
-    elif isinstance(exc, Http404):
-        exc = not_found(exc, context)
-    response = drf_exception_handler(exc, context)
+    response = drf_exception_handler(api_exception(exc, context), context)
     if response is None:
         return None
     data = response.data

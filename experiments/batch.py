@@ -88,15 +88,12 @@ def checked_checkpoints(
 
 def link_validations(trial: Trial, checkpoints: Sequence[Checkpoint]) -> None:
     """Give unsaved ``checkpoints`` the searcher metric of the latest validation at their step."""
-    steps = {checkpoint.steps_completed for checkpoint in checkpoints}
-    latest: dict[int, dict] = {}
-    validations = Validation.objects.filter(trial=trial, steps_completed__in=steps)
-    for step, metrics in validations.order_by("id").values_list("steps_completed", "metrics"):
-        latest[step] = metrics  # ordered by id: the latest report wins
-    for checkpoint in checkpoints:
-        metrics = latest.get(checkpoint.steps_completed)
-        if metrics is not None:
-            checkpoint.validation_metric = services.searcher_metric_of(trial.experiment, metrics)
+    for checkpoint, validation in zip(
+        checkpoints, services.latest_validations(checkpoints), strict=True
+    ):
+        if validation is not None:
+            metric = services.searcher_metric_of(trial.experiment, validation.metrics)
+            checkpoint.validation_metric = metric
 
 
 def report_checkpoints(

@@ -58,6 +58,9 @@ class CheckpointState(models.TextChoices):
 
 
 GC_CANDIDATE_STATES = (CheckpointState.COMPLETED, CheckpointState.PARTIALLY_DELETED)
+#: States whose files may be deleted, wholly or in part, and a GC run may claim: the GC
+#: candidates, and ERROR (a retry).
+DELETABLE_STATES = (*GC_CANDIDATE_STATES, CheckpointState.ERROR)
 #: States whose files are gone or going: downloads answer 410 Gone.
 GONE_STATES = (CheckpointState.DELETING, CheckpointState.DELETED)
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from django.db.models import F
 
+from ckptweb.lib.errors import Gone
 from ckptweb.lib.paths import check_relative_path
 from experiments.choices import GC_CANDIDATE_STATES, GONE_STATES
 from experiments.models import Checkpoint, Experiment, Trial
@@ -46,7 +47,7 @@ from storage.services import PREVIEW_LIMIT
 from storage.services import read_text_preview as read_directory_preview
 
 
-class CheckpointGone(Exception):
+class CheckpointGone(Gone):
     """The checkpoint's files are deleted or being deleted."""
 
 

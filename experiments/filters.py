@@ -14,11 +14,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from ckptweb.jobs import RunState
+from ckptweb.lib.limits import MAX_INT
 from experiments.choices import CheckpointState, ExperimentState, TrialState
 from experiments.models import Checkpoint, Experiment, GCRun, Model, Trial, Validation
 from experiments.registry import search_models
-
-MAX_ID = 2**63 - 1
 
 
 @extend_schema_field(OpenApiTypes.INT)
@@ -29,7 +28,7 @@ class IdFilter(django_filters.NumberFilter):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("min_value", 0)
-        kwargs.setdefault("max_value", MAX_ID)
+        kwargs.setdefault("max_value", MAX_INT)
         super().__init__(*args, **kwargs)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import uuid as uuid_lib
+from collections.abc import Sequence
 
 import yaml
 from django.db import IntegrityError, transaction
@@ -178,16 +179,31 @@ def report_validation(trial: Trial, steps_completed: int, metrics: dict) -> Vali
     return validation
 
 
+def latest_validations(checkpoints: Sequence[Checkpoint]) -> list[Validation | None]:
+    """The latest validation reported at each checkpoint's step, in the checkpoints' order.
+
+    None where the checkpoint's trial reported none at its step. One query for any number
+    of checkpoints (none for none); the checkpoints may be unsaved.
+    """
+    latest: dict[tuple[int, int], Validation] = {}
+    if checkpoints:
+        validations = Validation.objects.filter(
+            trial_id__in={c.trial_id for c in checkpoints},
+            steps_completed__in={c.steps_completed for c in checkpoints},
+        ).order_by("id")
+        for validation in validations:
+            latest[(validation.trial_id, validation.steps_completed)] = validation  # latest wins
+    return [latest.get((c.trial_id, c.steps_completed)) for c in checkpoints]
+
+
+def latest_validation(checkpoint: Checkpoint) -> Validation | None:
+    """The latest validation reported at ``checkpoint``'s step, or None (one query)."""
+    return latest_validations([checkpoint])[0]
+
+
 def link_validation(checkpoint: Checkpoint) -> None:
     """Set ``checkpoint.validation_metric`` from the trial's latest validation at its step."""
-    validation = (
-        Validation.objects.filter(
-            trial_id=checkpoint.trial_id, steps_completed=checkpoint.steps_completed
-        )
-        .order_by("-id")
-        .only("metrics")
-        .first()
-    )
+    validation = latest_validation(checkpoint)
     metric = None
     if validation is not None:
         metric = searcher_metric_of(checkpoint.trial.experiment, validation.metrics)
@@ -355,6 +371,8 @@ __all__ = [
     "create_trial",
     "set_protected",
     "update_checkpoint",
+    "latest_validation",
+    "latest_validations",
     "link_validation",
     "new_checkpoint",
     "report_checkpoint",

@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 
 from ckptweb.api import exception_handler
 from ckptweb.detcompat.auth import DetBearerAuthentication
-from experiments.api.downloads import JSONErrorsNegotiation, api_exception
+from experiments.api.downloads import JSONErrorsNegotiation
 from experiments.models import Checkpoint, Experiment
 from experiments.permissions import IsOwnerOrStaffOrReadOnly, is_owner_or_staff
 
@@ -34,7 +34,7 @@ MAX_UUIDS = 1000
 
 def det_exception_handler(exc, context):
     """ckptweb's error response, with the body Determined reads: message and error.error."""
-    response = exception_handler(api_exception(exc), context)
+    response = exception_handler(exc, context)
     if response is not None:
         message = str(response.data.get("message", "")) if isinstance(response.data, dict) else ""
         response.data = {"message": message, "error": {"error": message}}

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import copy
 
+from experiments import services
 from experiments.choices import CheckpointState, ExperimentState
-from experiments.models import Checkpoint, Experiment, Validation
+from experiments.models import Checkpoint, Experiment
 from storage.backends import BACKENDS
 from storage.models import url_credentials
 
@@ -88,25 +89,11 @@ def experiment_config(experiment: Experiment) -> dict:
     return config
 
 
-def validation_metrics(checkpoints) -> dict[tuple[int, int], dict]:
-    """``{(trial_id, steps_completed): metrics}`` of the checkpoints' validations, one query.
-
-    Where a trial reported several validations at the same step, the latest wins (as for
-    ``Checkpoint.validation_metric``).
+def validation_metrics(checkpoints) -> list[dict | None]:
+    """The metrics of each checkpoint's latest validation at its step (None where there is
+    none), in the checkpoints' order: ``experiments.services.latest_validations``, one query.
     """
-    trials = {c.trial_id for c in checkpoints}
-    steps = {c.steps_completed for c in checkpoints}
-    found: dict[tuple[int, int], dict] = {}
-    if not checkpoints:
-        return found
-    rows = (
-        Validation.objects.filter(trial_id__in=trials, steps_completed__in=steps)
-        .order_by("id")
-        .values_list("trial_id", "steps_completed", "metrics")
-    )
-    for trial_id, step, metrics in rows:
-        found[(trial_id, step)] = metrics
-    return found
+    return [v.metrics if v else None for v in services.latest_validations(checkpoints)]
 
 
 def checkpoint_json(checkpoint: Checkpoint, config: dict, metrics: dict | None) -> dict:
@@ -135,16 +122,12 @@ def checkpoint_json(checkpoint: Checkpoint, config: dict, metrics: dict | None) 
 
 def checkpoints_json(checkpoints: list[Checkpoint]) -> list[dict]:
     """``v1Checkpoint``s of checkpoints (with ``trial`` and ``experiment`` selected)."""
-    metrics = validation_metrics(checkpoints)
     configs: dict[int, dict] = {}
     result = []
-    for checkpoint in checkpoints:
+    for checkpoint, metrics in zip(checkpoints, validation_metrics(checkpoints), strict=True):
         if checkpoint.experiment_id not in configs:
             configs[checkpoint.experiment_id] = experiment_config(checkpoint.experiment)
-        key = (checkpoint.trial_id, checkpoint.steps_completed)
-        result.append(
-            checkpoint_json(checkpoint, configs[checkpoint.experiment_id], metrics.get(key))
-        )
+        result.append(checkpoint_json(checkpoint, configs[checkpoint.experiment_id], metrics))
     return result
 
 

@@ -302,8 +302,5 @@ class PreviewGCView(DetView):
         ids = gc_preview(experiment, policy, page_size=1).deleted_ids
         doomed = list(checkpoints_queryset().filter(pk__in=ids).order_by("trial_id", "id"))
         metrics = translate.validation_metrics(doomed)
-        rows = [
-            translate.preview_gc_row(c, metrics.get((c.trial_id, c.steps_completed)))
-            for c in doomed
-        ]
+        rows = [translate.preview_gc_row(c, m) for c, m in zip(doomed, metrics, strict=True)]
         return Response({"checkpoints": rows, "metric_name": experiment.searcher_metric})

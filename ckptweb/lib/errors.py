@@ -1,9 +1,9 @@
 """Domain errors every layer may raise; ``ckptweb.api.exception_handler`` maps them.
 
 Services own the rules, so they raise these and never an HTTP exception; the one exception
-handler turns ``InvalidInput`` (``ckptweb.lib.limits``) into a 400 naming the field and
-``Conflict`` into a 409, and pages show the message. Views, viewsets and tasks do not catch
-them to re-raise something else.
+handler turns ``InvalidInput`` (``ckptweb.lib.limits``) into a 400 naming the field,
+``Conflict`` into a 409 and ``Gone`` into a 410, and pages show the message. Views,
+viewsets and tasks do not catch them to re-raise something else.
 """
 
 from __future__ import annotations
@@ -22,6 +22,11 @@ class Conflict(Exception):
         self.message = message or self.default_message
         self.code = code
         super().__init__(self.message)
+
+
+class Gone(Exception):
+    """What the request names existed but its content is gone for good (a 410): the files of
+    a deleted checkpoint. ``message`` is the sentence shown to the user."""
 
 
 class ExternalError(Exception):

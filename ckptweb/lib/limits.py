@@ -27,6 +27,8 @@ import math
 
 import orjson
 
+from ckptweb.lib.units import human_bytes
+
 MAX_DEPTH = 32
 MAX_FIELD_BYTES = 1024 * 1024
 MAX_CONFIG_NODES = 10_000
@@ -105,13 +107,6 @@ def _path(field: str, trail) -> str:
     return path
 
 
-def _human(size: int) -> str:
-    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
-        if size >= scale and size % scale == 0:
-            return f"{size // scale} {unit}"
-    return f"{size} bytes"
-
-
 def check_json(
     value,
     field: str,
@@ -188,7 +183,7 @@ def check_json_bytes(value, field: str, max_bytes: int | None = MAX_FIELD_BYTES)
         raise InvalidInput(
             field,
             f"{field} is {size:,} bytes of JSON; the limit is {max_bytes:,} bytes "
-            f"({_human(max_bytes)}).",
+            f"({human_bytes(max_bytes, exact=True)}).",
         )
     return value
 

@@ -30,6 +30,7 @@ from ckptweb.lib.limits import (
     check_text,
     printable,
 )
+from ckptweb.lib.units import human_bytes
 
 MAX_YAML_BYTES = 256 * 1024
 #: Longest integer literal accepted (2**63 has 19 digits; leave room for signs and ``_``).
@@ -120,7 +121,9 @@ def load(text: str, field: str = "config"):
     """Parse ``text`` within the limits above; raise InvalidInput, or yaml.YAMLError for syntax."""
     check_text(text, field)
     if len(text.encode("utf-8")) > MAX_YAML_BYTES:
-        raise InvalidInput(field, f"{field} is over {MAX_YAML_BYTES // 1024} KiB of YAML text.")
+        raise InvalidInput(
+            field, f"{field} is over {human_bytes(MAX_YAML_BYTES, exact=True)} of YAML text."
+        )
     _check_events(text, field)
     loader = _Loader(text)
     try:

@@ -7,10 +7,10 @@ from rest_framework import generics
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
+from ckptweb.lib.limits import MAX_INT
 from experiments.api import serializers as s
 from experiments.api.views import EXPERIMENT_ID, ExperimentChildMixin
 from experiments.downloads import best_checkpoint
-from experiments.filters import MAX_ID
 from experiments.models import Checkpoint
 
 
@@ -32,7 +32,7 @@ class BestCheckpointView(ExperimentChildMixin, generics.GenericAPIView):
         experiment = self.get_parent()
         trial = request.query_params.get("trial")
         if trial is not None:
-            if not trial.isdigit() or int(trial) > MAX_ID:
+            if not trial.isdigit() or int(trial) > MAX_INT:
                 raise ValidationError({"trial": ["trial: a trial id (a whole number)."]})
             trial = int(trial)
         checkpoint = best_checkpoint(experiment, trial)

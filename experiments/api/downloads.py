@@ -6,9 +6,9 @@ validates ``expires`` and answers a manifest of presigned URLs (bearer credentia
 while, so ``Cache-Control: no-store``); the single-file redirect (``files/{path}?redirect=1``)
 lives in ``CheckpointFileView``.
 
-Storage-layer exceptions become HTTP statuses in ``api_exception`` (one table); these views
-and the Determined compatibility layer answer errors through it, as JSON
-``{"message": ...}`` without secrets, whatever the Accept header asked for. The rules (who
+Storage-layer exceptions become HTTP statuses in ``ckptweb.api.STATUSES`` (the one table of
+every API answer, the Determined compatibility layer's included); these views answer errors
+as JSON ``{"message": ...}`` without secrets, whatever the Accept header asked for. The rules (who
 may download, gone checkpoints) are in ``experiments.downloads``.
 """
 
@@ -35,38 +35,18 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ckptweb.lib.paths import UnsafePath, check_relative_path
+from ckptweb.lib.paths import check_relative_path
 from experiments import downloads
 from experiments.models import Checkpoint
 from storage import direct, untrusted
 from storage.archive import FORMATS
 from storage.backends.base import (
     CHUNK_SIZE,
-    DirectDownloadUnsupported,
-    FileNotFoundInStorage,
     StorageError,
     TransientStorageError,
 )
 
 logger = logging.getLogger(__name__)
-
-
-class StorageStatus(exceptions.APIException):
-    """A storage-layer error answered with its HTTP status (see ``STATUSES``)."""
-
-    def __init__(self, status_code: int, message: str):
-        super().__init__(message)
-        self.status_code = status_code
-
-
-#: Storage-layer exception -> HTTP status; the first match wins (subclasses first).
-STATUSES = (
-    (downloads.CheckpointGone, 410),  # its files are deleted or being deleted
-    (FileNotFoundInStorage, 404),
-    (DirectDownloadUnsupported, 409),  # the storage has no direct URLs (shared_fs)
-    (TransientStorageError, 503),  # worth retrying: with Retry-After
-    (StorageError, 502),  # the storage answered with an error
-)
 
 
 class RangeNotSatisfiable(exceptions.APIException):
@@ -78,16 +58,6 @@ class RangeNotSatisfiable(exceptions.APIException):
     def __init__(self, size: int):
         super().__init__(f"The requested range starts beyond the end ({size} bytes).")
         self.size = size
-
-
-def api_exception(exc: Exception) -> Exception:
-    """Map storage-layer exceptions to DRF exceptions (status + message)."""
-    if isinstance(exc, UnsafePath):
-        return exceptions.ParseError(f"path: {exc}")
-    for kind, status_code in STATUSES:
-        if isinstance(exc, kind):
-            return StorageStatus(status_code, str(exc))
-    return exc
 
 
 class JSONErrorsNegotiation(BaseContentNegotiation):
@@ -120,11 +90,10 @@ class CheckpointStreamView(APIView):
         return "Token"
 
     def handle_exception(self, exc):
-        exc = api_exception(exc)
-        response = super().handle_exception(exc)
+        response = super().handle_exception(exc)  # statuses: ckptweb.api.STATUSES
         if isinstance(exc, RangeNotSatisfiable):
             response["Content-Range"] = f"bytes */{exc.size}"
-        if isinstance(exc, StorageStatus) and exc.status_code == 503:
+        if isinstance(exc, TransientStorageError):
             response["Retry-After"] = "30"
         return response
 

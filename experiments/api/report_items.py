@@ -19,7 +19,8 @@ import uuid as uuid_lib
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
-from experiments.api.serializers import MAX_STEPS, CheckpointReportSerializer
+from ckptweb.lib.limits import MAX_INT
+from experiments.api.serializers import CheckpointReportSerializer
 
 _INT = serializers.IntegerField.default_error_messages
 _FIELD = serializers.Field.default_error_messages
@@ -37,7 +38,7 @@ class _Refused(Exception):
         self.detail = detail
 
 
-def _integer(value, max_value: int = MAX_STEPS) -> int:
+def _integer(value, max_value: int = MAX_INT) -> int:
     """DRF's ``IntegerField(min_value=0, max_value=max_value)`` on a present value."""
     if value is None:
         raise _Refused([_FIELD["null"]])
@@ -90,7 +91,7 @@ def _resources(value) -> dict:
             errors[str(path)] = exc.detail
     if errors:
         raise _Refused(errors)
-    if total > MAX_STEPS:
+    if total > MAX_INT:
         raise _Refused(["resources add up to more than 2**63-1 bytes."])
     return value
 

@@ -10,33 +10,23 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
 from ckptweb.jobs import RunState
+from ckptweb.lib.limits import MAX_INT, InvalidInput, check_json
 from ckptweb.lib.policy import MAX_POLICY_VALUE, POLICY_FIELDS
 from experiments.choices import CheckpointState, ExperimentState, TrialState
 from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
 
-MAX_STEPS = 2**63 - 1
 
+def storable(value, field: str):
+    """``value`` if ``ckptweb.lib.limits.check_json`` takes it (NUL, Unicode, numbers, depth;
+    the size is the services' rule), else a ValidationError with its message.
 
-def contains_nul(value) -> bool:
-    """True if a NUL character hides in any string or key of a JSON value.
-
-    PostgreSQL cannot store ``\\u0000`` in jsonb or text, so such input is a 400 here
-    rather than a database error later.
+    A JSON body's values passed the same check in ``ckptweb.api.LimitedJSONParser``; a form
+    body's did not, and PostgreSQL cannot store ``\\u0000``: a 400 here, not a 500 later.
     """
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(contains_nul(key) or contains_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(contains_nul(item) for item in value)
-    return False
-
-
-def reject_nul(value, field: str):
-    """Raise a ValidationError naming ``field`` when ``value`` contains a NUL character."""
-    if contains_nul(value):
-        raise serializers.ValidationError(f"{field} must not contain NUL characters.")
-    return value
+    try:
+        return check_json(value, field, max_bytes=None)
+    except InvalidInput as exc:
+        raise serializers.ValidationError(exc.message) from None
 
 
 def state_field(choices: type, exclude: tuple[str, ...] = (), name: str = "", **kwargs):
@@ -90,7 +80,7 @@ class ConfigField(serializers.Field):
 
     def to_internal_value(self, data):
         if isinstance(data, str | dict):
-            return reject_nul(data, "config")
+            return storable(data, "config")
         self.fail("invalid")
 
     def to_representation(self, value):
@@ -208,14 +198,14 @@ class TrialSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "experiment_id", "state", "created_at"]
 
     def validate_hparams(self, value):
-        return reject_nul(value, "hparams")
+        return storable(value, "hparams")
 
 
 class ValidationSerializer(serializers.ModelSerializer):
     """A validation: the metrics a trial reported after ``steps_completed`` steps."""
 
     trial_id = serializers.IntegerField(read_only=True)
-    steps_completed = serializers.IntegerField(min_value=0, max_value=MAX_STEPS)
+    steps_completed = serializers.IntegerField(min_value=0, max_value=MAX_INT)
     metrics = serializers.DictField(
         child=serializers.FloatField(), help_text="Metric name → finite number."
     )
@@ -229,7 +219,10 @@ class ValidationSerializer(serializers.ModelSerializer):
         """Keep the metric values as sent (ints stay ints); services check finiteness."""
         validated = super().to_internal_value(data)
         if isinstance(data, dict) and isinstance(data.get("metrics"), dict):
-            validated["metrics"] = reject_nul(data["metrics"], "metrics")
+            try:
+                validated["metrics"] = storable(data["metrics"], "metrics")
+            except serializers.ValidationError as exc:  # named, as a field's own errors are
+                raise serializers.ValidationError({"metrics": exc.detail}) from None
         return validated
 
 
@@ -272,21 +265,21 @@ class CheckpointReportSerializer(serializers.Serializer):
     """POST trials/{id}/checkpoints: a checkpoint whose files are already on storage."""
 
     uuid = serializers.UUIDField(required=False, help_text="Generated when omitted.")
-    steps_completed = serializers.IntegerField(min_value=0, max_value=MAX_STEPS)
+    steps_completed = serializers.IntegerField(min_value=0, max_value=MAX_INT)
     resources = serializers.DictField(
-        child=serializers.IntegerField(min_value=0, max_value=MAX_STEPS),
+        child=serializers.IntegerField(min_value=0, max_value=MAX_INT),
         required=False,
         help_text="Relative file path → size in bytes.",
     )
     metadata = serializers.DictField(required=False, help_text="JSON object, at most 1 MiB.")
 
     def validate_resources(self, value):
-        if sum(value.values()) > MAX_STEPS:
+        if sum(value.values()) > MAX_INT:
             raise serializers.ValidationError("resources add up to more than 2**63-1 bytes.")
         return value
 
     def validate_metadata(self, value):
-        return reject_nul(value, "metadata")
+        return storable(value, "metadata")
 
     def to_internal_value(self, data):
         """Keep resources as sent (no "5" → 5 coercion); the service checks them strictly."""
@@ -314,7 +307,7 @@ class CheckpointUpdateSerializer(serializers.Serializer):
     protected = serializers.BooleanField(required=False)
 
     def validate_metadata(self, value):
-        return reject_nul(value, "metadata")
+        return storable(value, "metadata")
 
 
 class PreviewCheckpointSerializer(serializers.Serializer):

@@ -65,12 +65,6 @@ from storage.backends.base import StorageError, TransientStorageError
 
 logger = logging.getLogger(__name__)
 
-#: States a run may claim: the GC candidates, plus ERROR (a retry).
-CLAIMABLE_STATES = (
-    CheckpointState.COMPLETED,
-    CheckpointState.PARTIALLY_DELETED,
-    CheckpointState.ERROR,
-)
 #: Runs that delete (files of) the one checkpoint named on the run, whatever the policy.
 SINGLE_CHECKPOINT_REASONS = (GCReason.CHECKPOINT_DELETED, GCReason.FILES)
 
@@ -170,8 +164,8 @@ def claim_checkpoints(run: GCRun) -> int:
                 pinned()
             )
             claim = {"state": CheckpointState.DELETING, "gc_run": run, "error": ""}
-            # CLAIMABLE_STATES in two UPDATEs: the candidates leave the summary's counts,
-            # with the bytes this run holds after the first UPDATE less those before it.
+            # choices.DELETABLE_STATES in two UPDATEs: the candidates leave the summary's
+            # counts, with the bytes this run holds after the first UPDATE less those before it.
             holding = Checkpoint.objects.filter(gc_run=run, state=CheckpointState.DELETING)
             before = summary.bytes_of(holding)
             left = claimable.filter(state__in=GC_CANDIDATE_STATES).update(**claim)

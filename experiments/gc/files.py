@@ -26,16 +26,8 @@ from experiments.gc.globs import (
     check_globs,
     matching_files,
 )
-from experiments.gc.runs import start_gc_run
+from experiments.gc.runs import AlreadyDeleted, deletion_refusal, start_gc_run
 from experiments.models import Checkpoint, GCRun
-from experiments.registry import checkpoint_registered_refusal
-
-#: States whose files may be partly deleted (the GC candidates, and ERROR as a retry).
-DELETABLE_STATES = (
-    CheckpointState.COMPLETED,
-    CheckpointState.PARTIALLY_DELETED,
-    CheckpointState.ERROR,
-)
 
 
 class FilesNotDeletable(Conflict):
@@ -45,16 +37,13 @@ class FilesNotDeletable(Conflict):
 def refusal_reason(checkpoint: Checkpoint) -> str | None:
     """Why ``checkpoint``'s files may not be deleted, or None when they may.
 
-    The one place that decides it: protected checkpoints and those registered as model
-    versions (``experiments.registry``) are refused.
+    ``experiments.gc.runs.deletion_refusal`` decides (state, protected, registered), as for
+    a whole checkpoint; a gone state is worded for files.
     """
-    if checkpoint.protected:
-        return f"checkpoint {checkpoint.uuid} is protected; unprotect it first."
-    if refusal := checkpoint_registered_refusal(checkpoint):
-        return refusal
-    if checkpoint.state not in DELETABLE_STATES:
+    refusal = deletion_refusal(checkpoint)
+    if isinstance(refusal, AlreadyDeleted):
         return f"checkpoint {checkpoint.uuid} is {checkpoint.state}; its files cannot be deleted."
-    return None
+    return refusal.message if refusal else None
 
 
 @transaction.atomic
@@ -110,7 +99,6 @@ def resume_orphaned_deletions() -> list[int]:
 
 
 __all__ = [
-    "DELETABLE_STATES",
     "FilesNotDeletable",
     "delete_files",
     "refusal_reason",

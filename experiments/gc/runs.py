@@ -14,7 +14,7 @@ from django.db import transaction
 
 from ckptweb.lib.errors import Conflict
 from ckptweb.lib.policy import DELETE_EVERYTHING, POLICY_FIELDS, Policy
-from experiments.choices import CheckpointState, ExperimentState, GCReason
+from experiments.choices import DELETABLE_STATES, CheckpointState, ExperimentState, GCReason
 from experiments.gc import execute
 from experiments.models import Checkpoint, Experiment, GCRun
 from experiments.registry import checkpoint_registered_refusal, experiment_registered_refusal
@@ -22,6 +22,28 @@ from experiments.registry import checkpoint_registered_refusal, experiment_regis
 
 class CheckpointProtected(Conflict):
     """A protected (or registered) checkpoint cannot be deleted (a 409)."""
+
+
+class AlreadyDeleted(Conflict):
+    """The checkpoint's files are already deleted or being deleted (a 409)."""
+
+
+def deletion_refusal(checkpoint: Checkpoint) -> Conflict | None:
+    """Why ``checkpoint``'s files may not be deleted now, wholly or in part; None if they may.
+
+    The one rule of ``delete_checkpoint`` and ``experiments.gc.files.delete_files``, as the
+    Conflict to raise: AlreadyDeleted when its state is not one of ``DELETABLE_STATES``
+    (checked first: unprotecting would not help), else CheckpointProtected when it is
+    protected or registered as a model version (``experiments.registry``).
+    """
+    if checkpoint.state not in DELETABLE_STATES:
+        return AlreadyDeleted(f"checkpoint {checkpoint.uuid} is already {checkpoint.state}.")
+    if checkpoint.protected:
+        message = f"checkpoint {checkpoint.uuid} is protected; unprotect it first."
+        return CheckpointProtected(message)
+    if refusal := checkpoint_registered_refusal(checkpoint):
+        return CheckpointProtected(refusal)
+    return None
 
 
 # --- experiments ---------------------------------------------------------------------------
@@ -100,17 +122,13 @@ def delete_experiment(experiment: Experiment) -> GCRun:
 def delete_checkpoint(checkpoint: Checkpoint, user=None) -> GCRun:
     """Start a run (by ``user``) that deletes one checkpoint's files.
 
-    Conflict when its experiment is being deleted or its files are already (being) deleted;
-    CheckpointProtected (a Conflict) when it is protected or registered.
+    Conflict when its experiment is being deleted; ``deletion_refusal``'s when its files
+    may not be deleted (AlreadyDeleted, CheckpointProtected).
     """
     checkpoint = Checkpoint.objects.select_for_update().get(pk=checkpoint.pk)
     checkpoint.experiment.ensure_not_deleting()
-    if checkpoint.state in (CheckpointState.DELETED, CheckpointState.DELETING):
-        raise Conflict(f"checkpoint {checkpoint.uuid} is already {checkpoint.state}.")
-    if checkpoint.protected:
-        raise CheckpointProtected(f"checkpoint {checkpoint.uuid} is protected; unprotect it first.")
-    if refusal := checkpoint_registered_refusal(checkpoint):
-        raise CheckpointProtected(refusal)
+    if refusal := deletion_refusal(checkpoint):
+        raise refusal
     return start_gc_run(
         checkpoint.experiment, GCReason.CHECKPOINT_DELETED, checkpoint=checkpoint, user=user
     )

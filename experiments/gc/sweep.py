@@ -44,7 +44,7 @@ from django.db.models import Q
 
 from ckptweb import jobs
 from ckptweb.jobs import RUN_ACTIVE_STATES, RUN_TERMINAL_STATES, RunState
-from experiments.choices import CheckpointState, ExperimentState, GCReason
+from experiments.choices import DELETABLE_STATES, CheckpointState, ExperimentState, GCReason
 from experiments.gc import execute
 from experiments.gc.files import resume_orphaned_deletions
 from experiments.gc.runs import start_gc_run
@@ -84,7 +84,7 @@ def sweep() -> list[int]:
     needy |= set(
         deleting.filter(
             checkpoints__protected=False,
-            checkpoints__state__in=execute.CLAIMABLE_STATES,
+            checkpoints__state__in=DELETABLE_STATES,
         ).values_list("pk", flat=True)
     )
     needy |= set(

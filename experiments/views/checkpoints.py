@@ -31,10 +31,7 @@ from experiments.views.checkpoint_files import (
     download_links,
     model_format_and_snippet,
 )
-from experiments.views.queries import (
-    checkpoint_validation,
-    verdict,
-)
+from experiments.views.queries import verdict
 
 
 @login_required
@@ -46,7 +43,7 @@ def checkpoint_detail(request, uuid):
         uuid=uuid,
     )
     experiment = checkpoint.experiment
-    validation = checkpoint_validation(checkpoint)
+    validation = services.latest_validation(checkpoint)
     keep = None
     if checkpoint.state in GC_CANDIDATE_STATES:
         kept = retained(experiment, experiment.gc_policy, trials=[checkpoint.trial_id])

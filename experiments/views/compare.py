@@ -17,8 +17,9 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from experiments import services
 from experiments.charts import comparison_chart
-from experiments.models import Checkpoint, Validation
+from experiments.models import Checkpoint
 
 MIN_COMPARED, MAX_COMPARED = 2, 8
 PARAM = "checkpoints"
@@ -76,13 +77,7 @@ def compared_checkpoints(uuids: list[uuid_lib.UUID]) -> list[Checkpoint]:
 
 def comparison_rows(checkpoints: list[Checkpoint]) -> dict[str, list[CompareRow]]:
     """Summary, metric and hyperparameter rows; metrics from each checkpoint's validation."""
-    validations = {}
-    for v in Validation.objects.filter(
-        trial_id__in={c.trial_id for c in checkpoints},
-        steps_completed__in={c.steps_completed for c in checkpoints},
-    ).order_by("id"):
-        validations[(v.trial_id, v.steps_completed)] = v.metrics  # the latest report wins
-    metrics = [validations.get((c.trial_id, c.steps_completed)) or {} for c in checkpoints]
+    metrics = [(v.metrics if v else None) or {} for v in services.latest_validations(checkpoints)]
     hparams = [c.trial.hparams if isinstance(c.trial.hparams, dict) else {} for c in checkpoints]
     summary = [
         CompareRow("Experiment", [c.experiment.name for c in checkpoints]),

@@ -26,7 +26,7 @@ from django.db.models.functions import Coalesce
 
 from experiments import summary
 from experiments.choices import GC_CANDIDATE_STATES, CheckpointState
-from experiments.models import Checkpoint, Experiment, ExperimentSummary, GCRun, Trial, Validation
+from experiments.models import Experiment, ExperimentSummary, GCRun, Trial
 
 LIVE = ~Q(state=CheckpointState.DELETED)
 EXPERIMENT_SORTS = {
@@ -133,17 +133,6 @@ def mark_verdicts(checkpoints, kept: dict[int, int]) -> None:
     """Set ``keep`` (``verdict``) on each checkpoint of a page."""
     for checkpoint in checkpoints:
         checkpoint.keep = verdict(checkpoint, kept)
-
-
-def checkpoint_validation(checkpoint: Checkpoint) -> Validation | None:
-    """The validation at the checkpoint's ``steps_completed`` (latest reported wins)."""
-    return (
-        Validation.objects.filter(
-            trial_id=checkpoint.trial_id, steps_completed=checkpoint.steps_completed
-        )
-        .order_by("-id")
-        .first()
-    )
 
 
 def latest_run(experiment: Experiment) -> GCRun | None:

@@ -4,8 +4,9 @@ import uuid
 
 import pytest
 
+from ckptweb.lib.limits import MAX_INT
 from experiments.api.report_items import checkpoint_report, validation_report
-from experiments.api.serializers import MAX_STEPS, CheckpointReportSerializer, ValidationSerializer
+from experiments.api.serializers import CheckpointReportSerializer, ValidationSerializer
 
 GOOD_UUID = str(uuid.uuid4())
 ITEMS = [
@@ -18,8 +19,8 @@ ITEMS = [
     {"steps_completed": True},
     {"steps_completed": None},
     {"steps_completed": -1},
-    {"steps_completed": MAX_STEPS},
-    {"steps_completed": MAX_STEPS + 1},
+    {"steps_completed": MAX_INT},
+    {"steps_completed": MAX_INT + 1},
     {"steps_completed": "9" * 1001},
     {"steps_completed": [1]},
     {},
@@ -33,7 +34,7 @@ ITEMS = [
     {"steps_completed": 1, "resources": None},
     {"steps_completed": 1, "resources": {"a": "5"}},
     {"steps_completed": 1, "resources": {"a": -5, "b": None, "c": "x"}},
-    {"steps_completed": 1, "resources": {"a": MAX_STEPS, "b": 1}},
+    {"steps_completed": 1, "resources": {"a": MAX_INT, "b": 1}},
     {"steps_completed": 1, "metadata": "text"},
     {"steps_completed": 1, "metadata": None},
     {"steps_completed": 1, "unknown": 1},
