@@ -18,7 +18,8 @@ or deleted, one checkpoint deleted, some files of one deleted or the periodic sw
   in a constant number of statements. A checkpoint is DELETED only once storage confirms its
   files are gone.
 - ``sweep`` retires runs whose worker died and restarts what is left, from Celery beat or, with
-  no broker, from a timer in every serving process.
+  no broker, from a timer in every serving process. An automatic run never widens: on a
+  running experiment it retries only the deletions that failed.
 - ``files`` starts partial deletions (runs of reason FILES); ``globs`` is the glob language and
   the deletion of matched files such a run does.
 

@@ -50,6 +50,7 @@ import logging
 
 from django.conf import settings
 from django.db import connections, transaction
+from django.db.models import F
 
 from ckptweb import jobs
 from ckptweb.jobs import RUN_TERMINAL_STATES, RunState
@@ -114,6 +115,17 @@ def deletion_set(run: GCRun, experiment: Experiment, policy: Policy) -> list[int
     if run.reason in SINGLE_CHECKPOINT_REASONS:
         return [run.checkpoint_id] if run.checkpoint_id else []
     ids = [c.id for c in ranked_candidates(experiment, policy) if not c.keep]
+    if run.reason == GCReason.SWEEP and experiment.state in RUNNING_STATES:
+        # An automatic run never widens: on a running experiment it retries only the
+        # deletions that were asked for (the ERROR checkpoints it reconciled, marked with
+        # gc_run = run). There the policy reaches the rest only through an explicit change;
+        # an ended experiment asked for its policy when it ended, a deleted one for 0/0/0.
+        asked = set(
+            Checkpoint.objects.filter(
+                experiment=experiment, gc_run=run, state__in=GC_CANDIDATE_STATES
+            ).values_list("id", flat=True)
+        )
+        ids = [i for i in ids if i in asked]
     if policy == DELETE_EVERYTHING:
         # No ranking can keep anything, so ERROR checkpoints are retried directly.
         ids += Checkpoint.objects.filter(
@@ -121,6 +133,9 @@ def deletion_set(run: GCRun, experiment: Experiment, policy: Policy) -> list[int
         ).values_list("id", flat=True)
     return ids
 
+
+#: Experiments still training: no automatic run applies their policy (``deletion_set``).
+RUNNING_STATES = (ExperimentState.ACTIVE, ExperimentState.PAUSED)
 
 #: A claim of at least this many checkpoints refreshes the planner's statistics of the
 #: columns the batches filter on (PostgreSQL ``ANALYZE``, ~0.1 s at 1M rows): the claim turns
@@ -223,6 +238,7 @@ def reconcile_errors(run: GCRun, backend) -> int:
     errors = Checkpoint.objects.filter(
         experiment_id=run.experiment_id, state=CheckpointState.ERROR
     ).order_by("id")
+    errors = errors.annotate(gc_run_reason=F("gc_run__reason"))
     for checkpoint in errors.only("id", "uuid", "resources", "error", "size_bytes"):
         jobs.beat(GCRun, run.pk)
         try:
@@ -234,6 +250,10 @@ def reconcile_errors(run: GCRun, backend) -> int:
             changes = {"state": CheckpointState.COMPLETED, "error": ""}
         else:
             changes = {"state": CheckpointState.PARTIALLY_DELETED}
+        if run.reason == GCReason.SWEEP and checkpoint.gc_run_reason != GCReason.FILES:
+            # The sweep may retry this deletion (deletion_set): it was asked for. A failed
+            # FILES run asked for some files only; the checkpoint itself is not retried.
+            changes["gc_run"] = run
         if Checkpoint.objects.filter(pk=checkpoint.pk, state=CheckpointState.ERROR).update(
             **changes
         ):

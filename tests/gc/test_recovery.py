@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from ckptweb.jobs import RunState
 from experiments import tasks
-from experiments.choices import CheckpointState, GCReason
+from experiments.choices import CheckpointState, ExperimentState, GCReason
 from experiments.gc import execute, runs, sweep
 from experiments.models import Experiment, GCRun
 from tests.gc.builders import (
@@ -82,8 +82,14 @@ def test_the_sweep_resends_a_run_that_never_started(alice, fs_store, run_on_comm
     assert_gc_invariant(fs_store)
 
 
+def ended(experiment) -> None:
+    """The experiment has ended (its GC policy was asked for); no run started here."""
+    Experiment.objects.filter(pk=experiment.pk).update(state=ExperimentState.COMPLETED)
+
+
 def test_an_error_checkpoint_the_policy_still_deletes_is_retried(alice, fs_store, run_on_commit):
     experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
+    ended(experiment)  # the sweep applies the policy only to an ended experiment
     failed_checkpoint(labels[3], remove=["metadata.json"], store=fs_store)
     failed_checkpoint(labels[4])
     with run_on_commit():
@@ -97,6 +103,7 @@ def test_an_error_checkpoint_the_policy_still_deletes_is_retried(alice, fs_store
 
 def test_an_intact_error_checkpoint_now_retained_is_completed_again(alice, fs_store, run_on_commit):
     experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
+    ended(experiment)  # the sweep applies the policy only to an ended experiment
     failed_checkpoint(labels[9])  # its deletion failed before any file went
     Experiment.objects.filter(pk=experiment.pk).update(save_trial_latest=2)  # now kept
     with run_on_commit():
@@ -106,6 +113,7 @@ def test_an_intact_error_checkpoint_now_retained_is_completed_again(alice, fs_st
 
 def test_a_damaged_error_checkpoint_now_retained_keeps_what_is_left(alice, fs_store, run_on_commit):
     experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
+    ended(experiment)  # the sweep applies the policy only to an ended experiment
     failed_checkpoint(labels[10], remove=["metadata.json"], store=fs_store)
     with run_on_commit():
         sweep.sweep()
