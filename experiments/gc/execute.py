@@ -54,6 +54,7 @@ from django.db.models import F
 
 from ckptweb import jobs
 from ckptweb.jobs import RUN_TERMINAL_STATES, RunState
+from ckptweb.lib.paths import UnsafePath
 from ckptweb.lib.policy import DELETE_EVERYTHING, Policy
 from experiments import summary
 from experiments.choices import GC_CANDIDATE_STATES, CheckpointState, ExperimentState, GCReason
@@ -133,6 +134,9 @@ def deletion_set(run: GCRun, experiment: Experiment, policy: Policy) -> list[int
         ).values_list("id", flat=True)
     return ids
 
+
+#: The error of an ERROR checkpoint whose files cannot be checked: the sweep leaves it alone.
+UNCHECKABLE = "needs attention: its files cannot be checked: "
 
 #: Experiments still training: no automatic run applies their policy (``deletion_set``).
 RUNNING_STATES = (ExperimentState.ACTIVE, ExperimentState.PAUSED)
@@ -245,6 +249,14 @@ def reconcile_errors(run: GCRun, backend) -> int:
             intact = files_intact(checkpoint, backend)
         except StorageError as exc:
             logger.warning("GC run %s cannot list %s: %s", run.pk, checkpoint.uuid, exc)
+            continue
+        except UnsafePath as exc:
+            # Never checkable as it is (a symlinked directory, say): it stays ERROR with a
+            # reason that says so, and the sweep stops retrying it (an admin must look).
+            logger.warning("GC run %s cannot check %s: %s", run.pk, checkpoint.uuid, exc)
+            Checkpoint.objects.filter(pk=checkpoint.pk, state=CheckpointState.ERROR).update(
+                error=f"{UNCHECKABLE}{exc}"[: jobs.MAX_ERROR_CHARS]
+            )
             continue
         if intact:
             changes = {"state": CheckpointState.COMPLETED, "error": ""}

@@ -77,6 +77,7 @@ def sweep() -> list[int]:
             | Q(state=CheckpointState.DELETING, gc_run__state__in=RUN_TERMINAL_STATES)
         )
         .exclude(gc_run__reason=GCReason.FILES, state=CheckpointState.DELETING)
+        .exclude(state=CheckpointState.ERROR, error__startswith=execute.UNCHECKABLE)
         .values_list("experiment_id", flat=True)
     )
     # Experiments being deleted with files left to delete, or only rows left.
