@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import yaml
 from django.db import IntegrityError, transaction
 
+from ckptweb.lib.db import chunked, in_chunk_size
 from ckptweb.lib.errors import Conflict
 from ckptweb.lib.limits import (
     MAX_INT,
@@ -182,14 +183,16 @@ def report_validation(trial: Trial, steps_completed: int, metrics: dict) -> Vali
 def latest_validations(checkpoints: Sequence[Checkpoint]) -> list[Validation | None]:
     """The latest validation reported at each checkpoint's step, in the checkpoints' order.
 
-    None where the checkpoint's trial reported none at its step. One query for any number
-    of checkpoints (none for none); the checkpoints may be unsaved.
+    None where the checkpoint's trial reported none at its step. One query (more only past
+    SQLite's parameter limit; none for none); the checkpoints may be unsaved.
     """
     latest: dict[tuple[int, int], Validation] = {}
-    if checkpoints:
+    # Two IN lists per query: within SQLite's parameter limit, a batch of 1,000 is one query.
+    size = in_chunk_size()
+    for part in chunked(checkpoints, None if size is None else max(1, size // 2)):
         validations = Validation.objects.filter(
-            trial_id__in={c.trial_id for c in checkpoints},
-            steps_completed__in={c.steps_completed for c in checkpoints},
+            trial_id__in={c.trial_id for c in part},
+            steps_completed__in={c.steps_completed for c in part},
         ).order_by("id")
         for validation in validations:
             latest[(validation.trial_id, validation.steps_completed)] = validation  # latest wins

@@ -27,6 +27,7 @@ from ckptweb.detcompat.base import (
     int_param,
     json_body,
 )
+from ckptweb.lib.db import chunked
 from ckptweb.lib.policy import InvalidPolicy, Policy
 from experiments import downloads
 from experiments.api.downloads import logged
@@ -300,7 +301,10 @@ class PreviewGCView(DetView):
         except InvalidPolicy as exc:
             raise ValidationError({exc.field: [str(exc)]}) from None
         ids = gc_preview(experiment, policy, page_size=1).deleted_ids
-        doomed = list(checkpoints_queryset().filter(pk__in=ids).order_by("trial_id", "id"))
+        doomed = sorted(
+            (c for part in chunked(ids) for c in checkpoints_queryset().filter(pk__in=part)),
+            key=lambda c: (c.trial_id, c.id),
+        )
         metrics = translate.validation_metrics(doomed)
         rows = [translate.preview_gc_row(c, m) for c, m in zip(doomed, metrics, strict=True)]
         return Response({"checkpoints": rows, "metric_name": experiment.searcher_metric})

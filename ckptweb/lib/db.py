@@ -1,7 +1,12 @@
-"""Database helpers of the kernel: byte counters that no number of rows can overflow."""
+"""Database helpers of the kernel: byte counters no number of rows can overflow, and IN
+lists no number of ids can push past the database's limit of bound parameters."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterable, Iterator
+
+from django.db import connection
 from django.db.models import BigIntegerField, Sum
 
 from ckptweb.lib.limits import MAX_INT
@@ -30,3 +35,42 @@ class ByteSum(Sum):
 
     def as_sqlite(self, compiler, connection, **extra_context):
         return super().as_sql(compiler, connection, function="TOTAL", **extra_context)
+
+
+#: Parameters a chunked statement keeps for its other conditions.
+OTHER_PARAMETERS = 50
+
+
+def parameter_limit() -> int | None:
+    """Parameters one statement may bind on this connection (None: no practical limit).
+
+    SQLite's is the connection's own: 32,766 by default, 999 in old builds, or lowered per
+    connection (Django's ``max_query_params`` is a fixed 999). PostgreSQL through psycopg's
+    client-side binding has none.
+    """
+    if connection.vendor == "sqlite":
+        connection.ensure_connection()
+        return connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    return connection.features.max_query_params
+
+
+def in_chunk_size() -> int | None:
+    """Values one ``IN`` list may hold on this connection (None: any number)."""
+    limit = parameter_limit()
+    return None if limit is None else max(1, limit - OTHER_PARAMETERS)
+
+
+def chunked(values: Iterable, size: int | None = None) -> Iterator[list]:
+    """``values`` in lists small enough for one ``IN`` each (one list where any size goes).
+
+    A GC run's deletion set can hold a million ids; one parameter per id fails on SQLite.
+    """
+    if size is None:
+        size = in_chunk_size()
+    values = list(values)
+    if size is None:
+        if values:
+            yield values
+        return
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

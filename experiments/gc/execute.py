@@ -54,6 +54,7 @@ from django.db.models import F
 
 from ckptweb import jobs
 from ckptweb.jobs import RUN_TERMINAL_STATES, RunState
+from ckptweb.lib.db import chunked
 from ckptweb.lib.paths import UnsafePath
 from ckptweb.lib.policy import DELETE_EVERYTHING, Policy
 from experiments import summary
@@ -178,18 +179,20 @@ def claim_checkpoints(run: GCRun) -> int:
             policy = effective_policy(experiment)
         ids = deletion_set(run, experiment, policy)
         claimed = 0
-        if ids:
-            claimable = Checkpoint.objects.filter(pk__in=ids, experiment=experiment).exclude(
+        claim = {"state": CheckpointState.DELETING, "gc_run": run, "error": ""}
+        for part in chunked(ids):  # a deletion set can outgrow one IN list
+            claimable = Checkpoint.objects.filter(pk__in=part, experiment=experiment).exclude(
                 pinned()
             )
-            claim = {"state": CheckpointState.DELETING, "gc_run": run, "error": ""}
             # choices.DELETABLE_STATES in two UPDATEs: the candidates leave the summary's
             # counts, with the bytes this run holds after the first UPDATE less those before it.
-            holding = Checkpoint.objects.filter(gc_run=run, state=CheckpointState.DELETING)
+            holding = Checkpoint.objects.filter(
+                pk__in=part, gc_run=run, state=CheckpointState.DELETING
+            )
             before = summary.bytes_of(holding)
             left = claimable.filter(state__in=GC_CANDIDATE_STATES).update(**claim)
             left_bytes = summary.bytes_of(holding) - before if left else 0
-            claimed = left + claimable.filter(state=CheckpointState.ERROR).update(**claim)
+            claimed += left + claimable.filter(state=CheckpointState.ERROR).update(**claim)
             summary.add(experiment, candidates=-left, candidate_bytes=-left_bytes)
         held = Checkpoint.objects.filter(gc_run=run, state=CheckpointState.DELETING).count()
         run.refresh_from_db(fields=["deleted", "failed"])
@@ -334,6 +337,10 @@ def delete_experiment_rows(experiment_id: int) -> bool:
             return False
         if experiment.checkpoints.exclude(state=CheckpointState.DELETED).exists():
             return False
+        # The checkpoints first, in chunks: Django's cascade would null their SET_NULL
+        # references (scan items, runs) in one UPDATE with one parameter per checkpoint.
+        for part in chunked(list(experiment.checkpoints.values_list("pk", flat=True))):
+            Checkpoint.objects.filter(pk__in=part).delete()
         experiment.delete()
     logger.info("Experiment %s deleted: no checkpoint file is left", experiment_id)
     return True
