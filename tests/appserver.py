@@ -16,12 +16,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.gc.conftest import free_port
+from tests.servers import free_port, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 #: A setup script for ``manage.py shell``: a user with a token, printed as JSON.
@@ -99,16 +98,17 @@ class AppServer:
             start_new_session=True,
         )  # fmt: skip
         out.close()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{self.log.read_text()[-4000:]}")
-            try:
-                self.request("GET", "/api/v1/experiments")
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not answer:\n{self.log.read_text()[-4000:]}")
+        wait_for(self.answers, 60, "gunicorn to answer", log=self.log_text, every=0.2)
+
+    def answers(self) -> bool:
+        """Whether the server answers an API call (raises if gunicorn has exited)."""
+        if self.process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited:\n{self.log.read_text()[-4000:]}")
+        try:
+            self.request("GET", "/api/v1/experiments")
+        except OSError:
+            return False
+        return True
 
     def request(self, method: str, path: str, body=None, timeout: float = 60):
         """(status, parsed JSON or None) of one API call with the token."""

@@ -8,35 +8,22 @@ only what is specific to their folder.
 """
 
 import os
-import time
 
 import pytest
 
 from tests import factories
 from tests.factories import password_for
-
-REQUIRE_SERVICES = os.environ.get("CKPTWEB_REQUIRE_SERVICES") == "1"
-
-
-def missing_service(reason: str):
-    """Skip with ``reason``, or fail when CI demands real services (CKPTWEB_REQUIRE_SERVICES=1)."""
-    if REQUIRE_SERVICES:
-        pytest.fail(f"{reason} (CKPTWEB_REQUIRE_SERVICES=1, so this is a failure)")
-    pytest.skip(reason)
-
-
-def wait_for(condition, timeout: float = 60, message: str = "condition", log=None, every=0.05):
-    """Poll ``condition()`` until it is truthy and return its value; on timeout fail,
-    quoting the end of ``log()`` (a server's or worker's log) when given."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    tail = log()[-6000:] if log else ""
-    pytest.fail(f"timed out after {timeout}s waiting for {message}\n{tail}")
-
+from tests.servers import (
+    BUCKET,
+    GCS_SCRIPT,
+    MOTO_SCRIPT,
+    azure_admin_client,
+    gcs_admin_client,
+    missing_service,
+    s3_admin_client,
+    start_azurite,
+    start_server,
+)
 
 # --- personas -----------------------------------------------------------------------------
 
@@ -158,5 +145,43 @@ def trial(experiment):
     return services.create_trial(experiment, {"lr": 0.1})
 
 
-# The S3, GCS and Azure test servers, one per session for every package (see tests/servers.py).
-from tests.servers import azurite_server, gcs_server, moto_server  # noqa: E402, F401
+# --- S3, GCS and Azure test servers (tests/servers.py), one per session for every package ---
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto's ThreadedMotoServer (S3 over HTTP), with the test bucket created."""
+    server = start_server("moto S3 server", MOTO_SCRIPT)
+    if isinstance(server, str):
+        missing_service(server)
+    s3_admin_client(server.endpoint).create_bucket(Bucket=BUCKET)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_server():
+    """gcp-storage-emulator (GCS JSON API over HTTP), with STORAGE_EMULATOR_HOST set."""
+    server = start_server("gcp-storage-emulator", GCS_SCRIPT)
+    if isinstance(server, str):
+        missing_service(server)
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = server.endpoint
+    gcs_admin_client().create_bucket(BUCKET)
+    yield server
+    if previous is None:
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    else:
+        os.environ["STORAGE_EMULATOR_HOST"] = previous
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite_server():
+    """Azurite's blob service over HTTP, with the test container created."""
+    server = start_azurite()
+    if isinstance(server, str):
+        missing_service(server)
+    azure_admin_client(server.connection_string).create_container(BUCKET)
+    yield server
+    server.stop()

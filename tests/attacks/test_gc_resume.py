@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.appserver import AppServer
-from tests.conftest import wait_for
+from tests.servers import wait_for
 
 pytestmark = [pytest.mark.slow]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from experiments.models import Checkpoint, Experiment, Trial
-from tests.conftest import missing_service
 from tests.factories import client_for
+from tests.servers import missing_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 

@@ -16,6 +16,7 @@ from collections import Counter
 import pytest
 
 from tests.appserver import AppServer
+from tests.servers import wait_for
 
 pytestmark = [pytest.mark.slow]
 
@@ -87,14 +88,15 @@ def test_concurrent_writers_and_gc_get_no_500(tmp_path):
         assert not failures, f"{len(failures)} server errors, e.g. {failures[:3]}"
         assert sum(statuses.values()) > 100, statuses  # the load really happened
         assert "database is locked" not in server.log_text()
-        deadline = time.monotonic() + 30
-        while server.query(
-            "SELECT COUNT(*) FROM experiments_gcrun WHERE state IN ('PENDING', 'RUNNING')"
-        )[0][0]:
-            assert time.monotonic() < deadline, server.query(
-                "SELECT id, state, heartbeat FROM experiments_gcrun WHERE state = 'RUNNING'"
-            )
-            time.sleep(0.2)
+        active = "SELECT COUNT(*) FROM experiments_gcrun WHERE state IN ('PENDING', 'RUNNING')"
+        running = "SELECT id, state, heartbeat FROM experiments_gcrun WHERE state = 'RUNNING'"
+        wait_for(
+            lambda: not server.query(active)[0][0],
+            30,
+            "every GC run to finish",
+            log=lambda: str(server.query(running)),
+            every=0.2,
+        )
         runs = server.query("SELECT state, COUNT(*) FROM experiments_gcrun GROUP BY state")
         assert dict(runs).get("SUCCEEDED", 0) > 10, runs
     finally:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.conftest import missing_service, wait_for
 from tests.factories import password_for
+from tests.servers import missing_service, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"

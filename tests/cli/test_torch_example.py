@@ -17,8 +17,8 @@ import pytest
 
 from experiments.models import Checkpoint, Experiment, ModelVersion
 from storage.models import StorageConfig
-from tests.conftest import missing_service
 from tests.factories import client_for
+from tests.servers import missing_service
 from tests.spec import PYTORCH_STATE_KEYS
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import missing_service
+from tests.servers import missing_service
 
 ROOT = Path(__file__).resolve().parents[2]
 DET_VENV = ROOT / "var" / "det-venv"  # made by `make det-venv`

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import missing_service
-from tests.conftest import wait_for as poll
 from tests.gc.builders import SharedFSStore
+from tests.servers import missing_service, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("CKPTWEB_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
@@ -86,13 +84,6 @@ def _redis_up(url: str) -> bool:
         return False
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Workers:
     """Real Celery worker subprocesses (solo pool) consuming one private queue."""
 
@@ -139,10 +130,17 @@ class Workers:
                 )  # fmt: skip
         deadline = time.monotonic() + 120
         for proc, log in zip(self.procs, self.logs[-self.count :], strict=True):
-            while b" ready." not in log.read_bytes():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"celery worker did not start:\n{log.read_text()}")
-                time.sleep(0.1)
+            wait_for(
+                lambda proc=proc, log=log: (
+                    proc.poll() is not None or b" ready." in log.read_bytes()
+                ),
+                max(deadline - time.monotonic(), 0),
+                "a celery worker to start",
+                log=log.read_text,
+                every=0.1,
+            )
+            if b" ready." not in log.read_bytes():
+                raise RuntimeError(f"celery worker did not start:\n{log.read_text()}")
 
     def kill(self) -> None:
         """SIGKILL every worker: no cleanup, no acknowledgement, nothing."""
@@ -217,8 +215,3 @@ def reset_broker_pool(app) -> None:
         app._pool.force_close_all()
     app._pool = None
     app.amqp._producer_pool = None
-
-
-def wait_for(condition, timeout: float = 60, message: str = "condition", workers=None):
-    """Poll ``condition()`` until it is truthy; fail with the workers' log on timeout."""
-    return poll(condition, timeout, message, log=workers.log_text if workers else None)

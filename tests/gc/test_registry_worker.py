@@ -9,8 +9,8 @@ from experiments import registry, services
 from experiments.choices import CheckpointState, ExperimentState
 from experiments.gc import runs
 from tests.gc.builders import assert_gc_invariant, expected_files, labels_in_state, spec_example
-from tests.gc.conftest import wait_for
 from tests.gc.test_worker import finished, s3_store  # noqa: F401  (fixture)
+from tests.servers import wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -22,7 +22,7 @@ def test_an_aggressive_policy_on_s3_keeps_the_registered_objects(gc_worker, alic
     registry.register_version(model, labels[4], alice)
     before = s3_store.listing()
     run = services.set_experiment_state(experiment, ExperimentState.COMPLETED)
-    run = wait_for(lambda: finished(run.pk), message="the GC run", workers=gc_worker)
+    run = wait_for(lambda: finished(run.pk), message="the GC run", log=gc_worker.log_text)
     assert run.state == RunState.SUCCEEDED, run.errors
     assert (run.total, run.deleted) == (8, 8)
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [9, 4]

@@ -27,8 +27,7 @@ from tests.gc.builders import (
     labels_in_state,
     spec_example,
 )
-from tests.gc.conftest import free_port, wait_for
-from tests.servers import SECRETS
+from tests.servers import SECRETS, free_port, wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -102,21 +101,15 @@ def no_active_runs() -> bool:
 
 def beat_until(condition, workers, timeout: float = 60):
     """Act as Celery beat: send ``gc_sweep`` every second until ``condition()`` holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        tasks.gc_sweep.delay()
-        if wait_for_quietly(condition, 1.0):
-            return
-    wait_for(condition, timeout=1, message="the sweep to finish the job", workers=workers)
+    beaten = [0.0]  # when the last sweep was sent
 
+    def swept():
+        if time.monotonic() - beaten[0] >= 1.0:
+            tasks.gc_sweep.delay()
+            beaten[0] = time.monotonic()
+        return condition()
 
-def wait_for_quietly(condition, seconds: float) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
+    wait_for(swept, timeout, "the sweep to finish the job", log=workers.log_text)
 
 
 def doomed_gone(labels, kept) -> bool:
@@ -129,7 +122,7 @@ def test_the_spec_example_end_to_end(gc_worker, alice, request, store_name):
     store = request.getfixturevalue(store_name)
     experiment, labels = spec_example(alice, store, policy=(2, 1, 1))
     run = services.set_experiment_state(experiment, ExperimentState.COMPLETED)
-    run = wait_for(lambda: finished(run.pk), message="the GC run", workers=gc_worker)
+    run = wait_for(lambda: finished(run.pk), message="the GC run", log=gc_worker.log_text)
     assert run.state == RunState.SUCCEEDED, run.errors
     assert (run.total, run.deleted, run.failed) == (6, 6, 0)
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 8, 7, 5]
@@ -144,10 +137,10 @@ def test_s3_stopping_mid_run_is_recorded_and_a_retry_completes(gc_worker, alice,
     wait_for(
         lambda: GCRun.objects.filter(pk=run.pk, deleted__gte=2).exists(),
         message="the first batch",
-        workers=gc_worker,
+        log=gc_worker.log_text,
     )
     s3_store.moto.stop()
-    run = wait_for(lambda: finished(run.pk), timeout=120, message="the run", workers=gc_worker)
+    run = wait_for(lambda: finished(run.pk), timeout=120, message="the run", log=gc_worker.log_text)
     assert run.state == RunState.FAILED
     assert 2 <= run.deleted < 8 and run.failed == 8 - run.deleted
     assert len(run.errors) == run.failed
@@ -175,7 +168,7 @@ def test_a_worker_killed_mid_run_is_finished_by_the_sweep(gc_worker, alice, fs_s
     wait_for(
         lambda: GCRun.objects.filter(pk=run.pk, deleted__gte=2).exists(),
         message="the first batch",
-        workers=gc_worker,
+        log=gc_worker.log_text,
     )
     gc_worker.kill()
     try:
@@ -200,7 +193,7 @@ def test_an_undeletable_file_stays_and_its_checkpoint_is_error(
     stuck = fs_store.root / str(labels[4].uuid)
     immutable_dir(stuck)
     run = services.set_experiment_state(experiment, ExperimentState.COMPLETED)
-    run = wait_for(lambda: finished(run.pk), message="the GC run", workers=gc_worker)
+    run = wait_for(lambda: finished(run.pk), message="the GC run", log=gc_worker.log_text)
     assert run.state == RunState.FAILED and (run.deleted, run.failed) == (7, 1)
     labels[4].refresh_from_db()
     assert labels[4].state == CheckpointState.ERROR and labels[4].error
@@ -220,7 +213,7 @@ def test_two_runs_started_together_do_no_double_work(gc_worker, alice, fs_store)
         first = runs.start_gc_run(experiment, GCReason.EXPERIMENT_TERMINAL)
         second = runs.start_gc_run(experiment, GCReason.POLICY_CHANGED)
     done = [
-        wait_for(lambda pk=run.pk: finished(pk), message="both runs", workers=gc_worker)
+        wait_for(lambda pk=run.pk: finished(pk), message="both runs", log=gc_worker.log_text)
         for run in (first, second)
     ]
     assert all(run.state == RunState.SUCCEEDED for run in done)
@@ -237,7 +230,7 @@ def test_zz_the_worker_logs_never_show_a_secret(gc_worker, alice, s3_store):
     experiment, labels = spec_example(alice, s3_store, policy=KEEP_LATEST)
     s3_store.moto.stop()  # every delete fails: errors and retries are logged
     run = services.set_experiment_state(experiment, ExperimentState.COMPLETED)
-    run = wait_for(lambda: finished(run.pk), timeout=120, message="the run", workers=gc_worker)
+    run = wait_for(lambda: finished(run.pk), timeout=120, message="the run", log=gc_worker.log_text)
     assert run.state == RunState.FAILED
     log = gc_worker.log_text()
     assert "experiments.tasks.run_gc[" in log and "Task" in log  # the log is the right one
