@@ -227,6 +227,27 @@ def start_azurite() -> AzuriteServer | str:
     return f"Azurite did not start within {STARTUP_TIMEOUT}s (output: {seen[-3:]!r})"
 
 
+class MotoS3:
+    """moto's ThreadedMotoServer on a fixed port, so it can be stopped and started again
+    (its buckets live in this process and survive a restart)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.server = None
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
 @functools.lru_cache
 def azure_admin_client(connection_string: str):
     """An azure-storage-blob service client of our own, independent of the backend."""

@@ -6,7 +6,7 @@ import requests
 
 from experiments.models import Checkpoint, Experiment, Trial
 from tests.browser.conftest import browser_session
-from tests.storage.conftest import make_store, unique_prefix
+from tests.stores import make_store, unique_prefix
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

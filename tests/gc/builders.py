@@ -1,14 +1,12 @@
 """Test data for GC tests: experiments built through the services, with real files.
 
-``FileStore`` hides whether the files live on a shared file system, in S3 or in GCS, so
-the same scenario and the same invariant check run on all three.
+A ``tests.stores.Store`` hides whether the files live on a shared file system, in S3 or in
+GCS, so the same scenario and the same invariant check run on all three.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
 from django.utils import timezone
 
@@ -23,6 +21,7 @@ from tests.spec import (
     SPEC_POLICIES,  # noqa: F401 - used by the GC tests
     SPEC_TABLE,  # (trial, steps, metric) of checkpoints 1..10
 )
+from tests.stores import Store
 
 # Every checkpoint gets these files (relative path -> content).
 CHECKPOINT_FILES = {
@@ -38,72 +37,7 @@ def policy_of(numbers: tuple[int, int, int]) -> Policy:
     return Policy(save_experiment_best=best, save_trial_best=trial_best, save_trial_latest=latest)
 
 
-class FileStore:
-    """The files of one storage location, written and listed without going through GC."""
-
-    storage_section: dict = {}
-
-    def write(self, checkpoint_uuid: str, path: str, data: bytes) -> None:
-        raise NotImplementedError
-
-    def listing(self) -> set[tuple[str, str]]:
-        """Every (checkpoint uuid, relative path) present."""
-        raise NotImplementedError
-
-
-class SharedFSStore(FileStore):
-    """Files under a directory, as the shared_fs backend lays them out."""
-
-    def __init__(self, root: Path):
-        self.root = Path(root)
-        self.storage_section = {"type": "shared_fs", "host_path": str(self.root)}
-
-    def write(self, checkpoint_uuid: str, path: str, data: bytes) -> None:
-        full = self.root / checkpoint_uuid / path
-        full.parent.mkdir(parents=True, exist_ok=True)
-        full.write_bytes(data)
-
-    def listing(self) -> set[tuple[str, str]]:
-        found = set()
-        for dirpath, _dirs, names in os.walk(self.root):
-            for name in names:
-                relative = os.path.relpath(os.path.join(dirpath, name), self.root)
-                checkpoint_uuid, _, path = relative.partition(os.sep)
-                found.add((checkpoint_uuid, path.replace(os.sep, "/")))
-        return found
-
-
-class S3Store(FileStore):
-    """Objects in an S3 bucket (moto in the tests) under ``<prefix>/<uuid>/``."""
-
-    def __init__(self, client, bucket: str, endpoint_url: str, prefix: str = "ckpts"):
-        self.client = client
-        self.bucket = bucket
-        self.prefix = prefix
-        self.storage_section = {
-            "type": "s3",
-            "bucket": bucket,
-            "prefix": prefix,
-            "endpoint_url": endpoint_url,
-            "access_key": "gc-test-access-key",
-            "secret_key": "gc-test-secret-key-do-not-leak",
-        }
-
-    def write(self, checkpoint_uuid: str, path: str, data: bytes) -> None:
-        key = f"{self.prefix}/{checkpoint_uuid}/{path}"
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
-
-    def listing(self) -> set[tuple[str, str]]:
-        found = set()
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}/"):
-            for obj in page.get("Contents", []):
-                checkpoint_uuid, _, path = obj["Key"][len(self.prefix) + 1 :].partition("/")
-                found.add((checkpoint_uuid, path))
-        return found
-
-
-def experiment_on(owner, store: FileStore, policy=(0, 1, 1), name="gc-test") -> Experiment:
+def experiment_on(owner, store: Store, policy=(0, 1, 1), name="gc-test") -> Experiment:
     """An experiment on ``store``'s storage, created through the services, with a policy."""
     best, trial_best, latest = policy
     config = {
@@ -119,7 +53,7 @@ def experiment_on(owner, store: FileStore, policy=(0, 1, 1), name="gc-test") -> 
     return services.create_experiment(owner, config)
 
 
-def add_checkpoint(trial, store: FileStore, steps: int, metric: float | None, files=None):
+def add_checkpoint(trial, store: Store, steps: int, metric: float | None, files=None):
     """Report a validation (when ``metric`` is set) and a checkpoint whose files exist."""
     files = CHECKPOINT_FILES if files is None else files
     if metric is not None:
@@ -128,11 +62,11 @@ def add_checkpoint(trial, store: FileStore, steps: int, metric: float | None, fi
         trial, steps, resources={path: len(data) for path, data in files.items()}
     )
     for path, data in files.items():
-        store.write(str(checkpoint.uuid), path, data)
+        store.put(str(checkpoint.uuid), path, data)
     return checkpoint
 
 
-def spec_example(owner, store: FileStore, policy=(0, 1, 1)) -> tuple[Experiment, dict]:
+def spec_example(owner, store: Store, policy=(0, 1, 1)) -> tuple[Experiment, dict]:
     """The spec's example experiment; returns it and ``{label 1..10: Checkpoint}``."""
     experiment = experiment_on(owner, store, policy)
     trials = {1: services.create_trial(experiment), 2: services.create_trial(experiment)}
@@ -155,7 +89,7 @@ def expected_files(checkpoints) -> set[tuple[str, str]]:
     return {(str(c.uuid), path) for c in checkpoints for path in c.resources}
 
 
-def assert_gc_invariant(store: FileStore, checkpoints=None) -> None:
+def assert_gc_invariant(store: Store, checkpoints=None) -> None:
     """Files on storage == files of the non-DELETED checkpoints.
 
     COMPLETED checkpoints have every file. A checkpoint whose deletion failed part-way
@@ -181,7 +115,7 @@ def assert_gc_invariant(store: FileStore, checkpoints=None) -> None:
     assert not unknown, f"files on storage that no live checkpoint owns: {unknown}"
 
 
-def assert_retained_intact(experiment: Experiment, policy: Policy, store: FileStore) -> None:
+def assert_retained_intact(experiment: Experiment, policy: Policy, store: Store) -> None:
     """Every checkpoint ``policy`` keeps now is COMPLETED with all its files."""
     present = store.listing()
     for ranked in ranked_candidates(experiment, policy):
@@ -209,24 +143,3 @@ def failed_checkpoint(checkpoint, run=None, remove=(), store=None):
     Checkpoint.objects.filter(pk=checkpoint.pk).update(
         state=CheckpointState.ERROR, error="permission denied", gc_run=run
     )
-
-
-class GCSStore(FileStore):
-    """Blobs in a GCS bucket (the emulator in the tests) under ``<prefix>/<uuid>/``."""
-
-    def __init__(self, client, bucket: str, prefix: str):
-        self.client = client
-        self.bucket = bucket
-        self.prefix = prefix
-        self.storage_section = {"type": "gcs", "bucket": bucket, "prefix": prefix}
-
-    def write(self, checkpoint_uuid: str, path: str, data: bytes) -> None:
-        key = f"{self.prefix}/{checkpoint_uuid}/{path}"
-        self.client.bucket(self.bucket).blob(key).upload_from_string(data)
-
-    def listing(self) -> set[tuple[str, str]]:
-        found = set()
-        for blob in self.client.list_blobs(self.bucket, prefix=f"{self.prefix}/"):
-            checkpoint_uuid, _, path = blob.name[len(self.prefix) + 1 :].partition("/")
-            found.add((checkpoint_uuid, path))
-        return found

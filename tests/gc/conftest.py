@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.gc.builders import SharedFSStore
 from tests.servers import missing_service, wait_for
+from tests.stores import Store
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("CKPTWEB_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
@@ -30,11 +30,11 @@ DELETE_DELAY = "0.5"
 
 
 @pytest.fixture
-def fs_store(tmp_path):
-    """A shared_fs file store under this test's tmp_path."""
+def fs_location(tmp_path) -> Store:
+    """A shared_fs location under this test's tmp_path, for an experiment's config to name."""
     root = tmp_path / "ckpts"
     root.mkdir()
-    return SharedFSStore(root)
+    return Store.shared_fs(root)
 
 
 @pytest.fixture

@@ -38,8 +38,8 @@ def claim_statements(experiment) -> list[str]:
 
 
 @pytest.mark.parametrize("threshold", [10, 11])
-def test_a_large_claim_analyzes_the_checkpoints(alice, fs_store, monkeypatch, threshold):
-    experiment, _labels = spec_example(alice, fs_store)
+def test_a_large_claim_analyzes_the_checkpoints(alice, fs_location, monkeypatch, threshold):
+    experiment, _labels = spec_example(alice, fs_location)
     monkeypatch.setattr(execute, "ANALYZE_AFTER_CLAIMING", threshold)
     analyzed = claim_statements(experiment)
     if connection.vendor != "postgresql" or threshold > 10:

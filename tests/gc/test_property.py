@@ -27,7 +27,6 @@ from experiments.models import Checkpoint, Experiment
 from storage.backends.shared_fs import SharedFSBackend
 from storage.models import StorageConfig
 from tests.gc.builders import (
-    SharedFSStore,
     add_checkpoint,
     assert_gc_invariant,
     expected_files,
@@ -35,6 +34,7 @@ from tests.gc.builders import (
     policy_of,
 )
 from tests.retention_oracle import reference_retained
+from tests.stores import Store
 
 pytestmark = pytest.mark.django_db
 
@@ -109,7 +109,7 @@ def test_gc_keeps_exactly_what_the_policy_retains(alice, monkeypatch, example):
     stuck_files = StuckFiles()
     monkeypatch.setattr(SharedFSBackend, "remove_file", staticmethod(stuck_files.remove_file))
     try:
-        store = SharedFSStore(root)
+        store = Store.shared_fs(root)
         experiment, checkpoints, stuck, rows = build(alice, store, example)
         policy = policy_of(example["policy"])
         # The experiment's searcher metric is a loss (smaller is better, see experiment_on).

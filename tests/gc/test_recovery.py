@@ -35,18 +35,18 @@ pytestmark = pytest.mark.django_db
 # --- the periodic sweep ----------------------------------------------------------------------
 
 
-def assert_completed_again_under_0_0_2(experiment, labels, fs_store):
+def assert_completed_again_under_0_0_2(experiment, labels, fs_location):
     """Label 9 (an ERROR checkpoint with all its files) is COMPLETED again, kept by (0, 0, 2)."""
     labels[9].refresh_from_db()
     assert (labels[9].state, labels[9].error) == (CheckpointState.COMPLETED, "")
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 9, 5, 4]
     experiment.refresh_from_db()
-    assert_retained_intact(experiment, policy_of((0, 0, 2)), fs_store)
-    assert_gc_invariant(fs_store)
+    assert_retained_intact(experiment, policy_of((0, 0, 2)), fs_location)
+    assert_gc_invariant(fs_location)
 
 
-def test_the_sweep_finishes_the_work_of_a_dead_run(alice, fs_store, run_on_commit):
-    experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
+def test_the_sweep_finishes_the_work_of_a_dead_run(alice, fs_location, run_on_commit):
+    experiment, labels = spec_example(alice, fs_location, policy=(0, 0, 1))
     dead = crashed_run(experiment)
     assert labels_in_state(labels, CheckpointState.DELETING) == [9, 8, 7, 6, 4, 3, 2, 1]
     with run_on_commit():
@@ -57,34 +57,34 @@ def test_the_sweep_finishes_the_work_of_a_dead_run(alice, fs_store, run_on_commi
     assert (sweep_run.reason, sweep_run.state) == (GCReason.SWEEP, RunState.SUCCEEDED)
     assert (sweep_run.total, sweep_run.deleted) == (8, 8)
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 5]
-    assert_gc_invariant(fs_store)
+    assert_gc_invariant(fs_location)
 
 
-def test_the_sweep_leaves_a_live_run_alone(alice, fs_store, run_on_commit):
-    experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
+def test_the_sweep_leaves_a_live_run_alone(alice, fs_location, run_on_commit):
+    experiment, labels = spec_example(alice, fs_location, policy=(0, 0, 1))
     live = crashed_run(experiment, minutes_ago=0)
     with run_on_commit():
         assert sweep.sweep() == []
     live.refresh_from_db()
     assert live.state == RunState.RUNNING
     assert labels_in_state(labels, CheckpointState.DELETING) == [9, 8, 7, 6, 4, 3, 2, 1]
-    assert len(fs_store.listing()) == 30
+    assert len(fs_location.listing()) == 30
 
 
-def test_the_sweep_resends_a_run_that_never_started(alice, fs_store, run_on_commit):
-    experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
+def test_the_sweep_resends_a_run_that_never_started(alice, fs_location, run_on_commit):
+    experiment, labels = spec_example(alice, fs_location, policy=(0, 0, 1))
     lost = runs.start_gc_run(experiment, GCReason.POLICY_CHANGED)  # never sent
     GCRun.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(hours=1))
     with run_on_commit():
         sweep.sweep()
     lost.refresh_from_db()
     assert lost.state == RunState.SUCCEEDED and lost.deleted == 8
-    assert_gc_invariant(fs_store)
+    assert_gc_invariant(fs_location)
 
 
-def test_an_error_checkpoint_the_policy_still_deletes_is_retried(alice, fs_store, run_on_commit):
-    experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
-    failed_checkpoint(labels[3], remove=["metadata.json"], store=fs_store)
+def test_an_error_checkpoint_the_policy_still_deletes_is_retried(alice, fs_location, run_on_commit):
+    experiment, labels = spec_example(alice, fs_location, policy=(0, 0, 1))
+    failed_checkpoint(labels[3], remove=["metadata.json"], store=fs_location)
     failed_checkpoint(labels[4])
     with run_on_commit():
         (run_id,) = sweep.sweep()
@@ -92,39 +92,43 @@ def test_an_error_checkpoint_the_policy_still_deletes_is_retried(alice, fs_store
     assert (run.reason, run.state) == (GCReason.SWEEP, RunState.SUCCEEDED)
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 5]
     assert labels_in_state(labels, CheckpointState.DELETED) == [9, 8, 7, 6, 4, 3, 2, 1]
-    assert_gc_invariant(fs_store)
+    assert_gc_invariant(fs_location)
 
 
-def test_an_intact_error_checkpoint_now_retained_is_completed_again(alice, fs_store, run_on_commit):
-    experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
+def test_an_intact_error_checkpoint_now_retained_is_completed_again(
+    alice, fs_location, run_on_commit
+):
+    experiment, labels = spec_example(alice, fs_location, policy=(0, 0, 1))
     failed_checkpoint(labels[9])  # its deletion failed before any file went
     Experiment.objects.filter(pk=experiment.pk).update(save_trial_latest=2)  # now kept
     with run_on_commit():
         sweep.sweep()
-    assert_completed_again_under_0_0_2(experiment, labels, fs_store)
+    assert_completed_again_under_0_0_2(experiment, labels, fs_location)
 
 
-def test_a_damaged_error_checkpoint_now_retained_keeps_what_is_left(alice, fs_store, run_on_commit):
-    experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
-    failed_checkpoint(labels[10], remove=["metadata.json"], store=fs_store)
+def test_a_damaged_error_checkpoint_now_retained_keeps_what_is_left(
+    alice, fs_location, run_on_commit
+):
+    experiment, labels = spec_example(alice, fs_location, policy=(0, 0, 1))
+    failed_checkpoint(labels[10], remove=["metadata.json"], store=fs_location)
     with run_on_commit():
         sweep.sweep()
     labels[10].refresh_from_db()
     assert labels[10].state == CheckpointState.PARTIALLY_DELETED
     assert labels[10].error == "permission denied"
     left = {(str(labels[10].uuid), "state-dict.pth"), (str(labels[10].uuid), "code/model_def.py")}
-    assert left <= fs_store.listing()
+    assert left <= fs_location.listing()
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [5]
-    assert_gc_invariant(fs_store)
+    assert_gc_invariant(fs_location)
 
 
 def test_an_error_checkpoint_whose_storage_cannot_be_listed_stays_error(
-    alice, fs_store, run_on_commit, monkeypatch
+    alice, fs_location, run_on_commit, monkeypatch
 ):
     from storage.backends.base import StorageError
     from storage.backends.shared_fs import SharedFSBackend
 
-    experiment, labels = spec_example(alice, fs_store, policy=(10, 10, 10))
+    experiment, labels = spec_example(alice, fs_location, policy=(10, 10, 10))
     failed_checkpoint(labels[1])
 
     def unlistable(self, checkpoint_uuid):
@@ -135,17 +139,17 @@ def test_an_error_checkpoint_whose_storage_cannot_be_listed_stays_error(
         sweep.sweep()
     labels[1].refresh_from_db()
     assert labels[1].state == CheckpointState.ERROR
-    assert len(fs_store.listing()) == 30
+    assert len(fs_location.listing()) == 30
 
 
 # --- the embedded default -------------------------------------------------------------------
 
 
 def test_reapplying_the_policy_retries_a_fixed_undeletable_checkpoint(
-    alice, fs_store, run_on_commit, immutable_dir
+    alice, fs_location, run_on_commit, immutable_dir
 ):
-    experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
-    stuck = fs_store.root / str(labels[4].uuid)
+    experiment, labels = spec_example(alice, fs_location, policy=(0, 0, 1))
+    stuck = fs_location.root / str(labels[4].uuid)
     immutable_dir(stuck)
     with run_on_commit():
         first = runs.set_gc_policy(experiment, policy_of((0, 0, 1)))
@@ -161,24 +165,24 @@ def test_reapplying_the_policy_retries_a_fixed_undeletable_checkpoint(
     assert (again.deleted, again.failed) == (1, 0)
     assert labels_in_state(labels, CheckpointState.ERROR) == []
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 5]
-    assert_gc_invariant(fs_store)
+    assert_gc_invariant(fs_location)
 
 
-def test_a_policy_run_completes_an_error_checkpoint_it_now_keeps(alice, fs_store, run_on_commit):
-    experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
+def test_a_policy_run_completes_an_error_checkpoint_it_now_keeps(alice, fs_location, run_on_commit):
+    experiment, labels = spec_example(alice, fs_location, policy=(0, 0, 1))
     failed_checkpoint(labels[9])  # failed before any file went; (0, 0, 2) keeps it
-    failed_checkpoint(labels[3], remove=["metadata.json"], store=fs_store)  # still deleted
+    failed_checkpoint(labels[3], remove=["metadata.json"], store=fs_location)  # still deleted
     with run_on_commit():
         run = runs.set_gc_policy(experiment, policy_of((0, 0, 2)))
     run.refresh_from_db()
     assert run.state == RunState.SUCCEEDED
-    assert_completed_again_under_0_0_2(experiment, labels, fs_store)
+    assert_completed_again_under_0_0_2(experiment, labels, fs_location)
 
 
 def test_an_unexpected_error_ends_the_run_and_the_sweep_takes_over(
-    alice, fs_store, run_on_commit, monkeypatch
+    alice, fs_location, run_on_commit, monkeypatch
 ):
-    experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
+    experiment, labels = spec_example(alice, fs_location, policy=(0, 0, 1))
     original = execute.record_batch
     calls = []
 
@@ -199,11 +203,11 @@ def test_an_unexpected_error_ends_the_run_and_the_sweep_takes_over(
     assert GCRun.objects.get(pk=sweep_id).state == RunState.SUCCEEDED
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [10, 5]
     assert not GCRun.objects.filter(state__in=["PENDING", "RUNNING"]).exists()
-    assert_gc_invariant(fs_store)
+    assert_gc_invariant(fs_location)
 
 
-def test_the_timer_tick_is_the_sweep(alice, fs_store, run_on_commit):
-    experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 1))
+def test_the_timer_tick_is_the_sweep(alice, fs_location, run_on_commit):
+    experiment, labels = spec_example(alice, fs_location, policy=(0, 0, 1))
     dead = crashed_run(experiment)
     with run_on_commit():
         started = sweep.tick()

@@ -34,9 +34,9 @@ def model(alice):
     return registry.create_model(alice, "resnet-prod")
 
 
-def test_the_spec_example_keeps_its_row_plus_the_registered_9(alice, fs_store, model):
+def test_the_spec_example_keeps_its_row_plus_the_registered_9(alice, fs_location, model):
     """Checkpoint 9 has no metric and is not latest: (2,1,1) would delete it."""
-    experiment, labels = spec_example(alice, fs_store)
+    experiment, labels = spec_example(alice, fs_location)
     registry.register_version(model, labels[9], alice)
     kept = gc_preview(experiment, policy_of((2, 1, 1))).retained_ids
     by_id = {c.pk: label for label, c in labels.items()}
@@ -45,9 +45,9 @@ def test_the_spec_example_keeps_its_row_plus_the_registered_9(alice, fs_store, m
 
 @pytest.mark.parametrize(("numbers", "saved"), SPEC_POLICIES)
 def test_every_policy_keeps_the_registered_checkpoint(
-    alice, fs_store, model, run_on_commit, numbers, saved
+    alice, fs_location, model, run_on_commit, numbers, saved
 ):
-    experiment, labels = spec_example(alice, fs_store)
+    experiment, labels = spec_example(alice, fs_location)
     registry.register_version(model, labels[9], alice)
     expected = sorted({*saved, 9}, reverse=True)
     with run_on_commit():
@@ -55,12 +55,12 @@ def test_every_policy_keeps_the_registered_checkpoint(
     run.refresh_from_db()
     assert run.state == RunState.SUCCEEDED
     assert labels_in_state(labels, CheckpointState.COMPLETED) == expected
-    assert fs_store.listing() == expected_files(labels[label] for label in expected)
-    assert_gc_invariant(fs_store)
+    assert fs_location.listing() == expected_files(labels[label] for label in expected)
+    assert_gc_invariant(fs_location)
 
 
-def test_the_preview_says_why(alice, fs_store, model):
-    experiment, labels = spec_example(alice, fs_store)
+def test_the_preview_says_why(alice, fs_location, model):
+    experiment, labels = spec_example(alice, fs_location)
     registry.register_version(model, labels[3], alice)
     registry.register_version(model, labels[9], alice)
     other = registry.create_model(alice, "bert")
@@ -76,8 +76,8 @@ def test_the_preview_says_why(alice, fs_store, model):
     assert preview["retained_ids"] == sorted((labels[n].pk for n in (1, 3, 9)), reverse=True)
 
 
-def test_the_api_preview_lists_it_kept_with_the_reason(alice, alice_api, fs_store, model):
-    experiment, labels = spec_example(alice, fs_store)
+def test_the_api_preview_lists_it_kept_with_the_reason(alice, alice_api, fs_location, model):
+    experiment, labels = spec_example(alice, fs_location)
     registry.register_version(model, labels[9], alice)
     body = alice_api.get(
         f"/api/v1/experiments/{experiment.pk}/gc-preview"
@@ -88,9 +88,9 @@ def test_the_api_preview_lists_it_kept_with_the_reason(alice, alice_api, fs_stor
     assert row["reason"] == "registered as resnet-prod v1"
 
 
-def test_a_checkpoint_registered_after_the_preview_is_not_deleted(alice, fs_store, model):
+def test_a_checkpoint_registered_after_the_preview_is_not_deleted(alice, fs_location, model):
     """The run decided nothing yet when it was queued: its claim sees the new version."""
-    experiment, labels = spec_example(alice, fs_store)
+    experiment, labels = spec_example(alice, fs_location)
     preview = gc_preview(experiment, policy_of((0, 0, 0))).as_dict()
     assert labels[9].pk in preview["deleted_ids"]
     run = runs.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy_of((0, 0, 0)))
@@ -100,21 +100,21 @@ def test_a_checkpoint_registered_after_the_preview_is_not_deleted(alice, fs_stor
     registry.register_version(model, labels[9], alice)
     execute.execute_run(run.pk)
     assert labels_in_state(labels, CheckpointState.COMPLETED) == [9]
-    assert fs_store.listing() == expected_files([labels[9]])
+    assert fs_location.listing() == expected_files([labels[9]])
 
 
-def test_a_single_checkpoint_run_re_checks_at_claim_time(alice, fs_store, model):
-    experiment, labels = spec_example(alice, fs_store)
+def test_a_single_checkpoint_run_re_checks_at_claim_time(alice, fs_location, model):
+    experiment, labels = spec_example(alice, fs_location)
     run = runs.start_gc_run(experiment, GCReason.CHECKPOINT_DELETED, checkpoint=labels[4])
     registry.register_version(model, labels[4], alice)
     execute.execute_run(run.pk)
     labels[4].refresh_from_db()
     assert labels[4].state == CheckpointState.COMPLETED
-    assert expected_files([labels[4]]) <= fs_store.listing()
+    assert expected_files([labels[4]]) <= fs_location.listing()
 
 
-def test_a_claimed_checkpoint_cannot_be_registered(alice, fs_store, model):
-    experiment, labels = spec_example(alice, fs_store)
+def test_a_claimed_checkpoint_cannot_be_registered(alice, fs_location, model):
+    experiment, labels = spec_example(alice, fs_location)
     run = runs.start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy_of((0, 0, 0)))
     Experiment.objects.filter(pk=experiment.pk).update(
         save_experiment_best=0, save_trial_best=0, save_trial_latest=0
@@ -125,18 +125,18 @@ def test_a_claimed_checkpoint_cannot_be_registered(alice, fs_store, model):
         registry.register_version(model, labels[9], alice)
 
 
-def test_deleting_the_experiment_keeps_the_files_and_says_why(alice, fs_store, model):
-    experiment, labels = spec_example(alice, fs_store)
+def test_deleting_the_experiment_keeps_the_files_and_says_why(alice, fs_location, model):
+    experiment, labels = spec_example(alice, fs_location)
     registry.register_version(model, labels[9], alice)
     with pytest.raises(runs.CheckpointProtected, match="resnet-prod v1"):
         runs.delete_experiment(experiment)
     experiment.refresh_from_db()
     assert experiment.state == ExperimentState.ACTIVE
-    assert fs_store.listing() == expected_files(labels.values())
+    assert fs_location.listing() == expected_files(labels.values())
 
 
-def test_registered_versions_names_every_version(alice, fs_store, model):
-    experiment, labels = spec_example(alice, fs_store)
+def test_registered_versions_names_every_version(alice, fs_location, model):
+    experiment, labels = spec_example(alice, fs_location)
     registry.register_version(model, labels[2], alice)
     registry.register_version(model, labels[2], alice)
     found = registry.registered_versions([labels[1].pk, labels[2].pk])
@@ -161,8 +161,8 @@ SLOW_EXAMPLES = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 
 @settings(max_examples=30, deadline=None, suppress_health_check=SLOW_EXAMPLES)
 @given(example=example_st)
-def test_registrations_never_shrink_the_retained_set(alice, fs_store, example):
-    experiment, labels = spec_example(alice, fs_store)
+def test_registrations_never_shrink_the_retained_set(alice, fs_location, example):
+    experiment, labels = spec_example(alice, fs_location)
     try:
         Checkpoint.objects.filter(pk__in=[labels[n].pk for n in example["protected"]]).update(
             protected=True

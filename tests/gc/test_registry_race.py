@@ -22,10 +22,10 @@ from tests.gc.builders import policy_of, spec_example
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_registration_waits_for_the_claim_and_is_refused(alice, fs_store):
+def test_a_registration_waits_for_the_claim_and_is_refused(alice, fs_location):
     if connection.vendor != "postgresql":
         pytest.skip("row-lock ordering is PostgreSQL's; SQLite serializes every writer")
-    experiment, labels = spec_example(alice, fs_store)
+    experiment, labels = spec_example(alice, fs_location)
     model = registry.create_model(alice, "resnet-prod")
     Experiment.objects.filter(pk=experiment.pk).update(
         save_experiment_best=0, save_trial_best=0, save_trial_latest=0

@@ -43,12 +43,12 @@ def assert_in_step(experiment, step: str) -> None:
     assert stored(experiment) == summary.computed(experiment), f"summary drifted after {step}"
 
 
-def test_the_summary_follows_every_service_operation(alice, alice_api, fs_store, run_on_commit):
-    experiment = experiment_on(alice, fs_store, policy=(0, 0, 1))
+def test_the_summary_follows_every_service_operation(alice, alice_api, fs_location, run_on_commit):
+    experiment = experiment_on(alice, fs_location, policy=(0, 0, 1))
     summary.refresh(experiment)  # the row exists from the start; every change is a delta
     one, two = services.create_trial(experiment), services.create_trial(experiment)
     for steps, metric in [(10, 0.9), (20, 0.5), (30, None)]:
-        add_checkpoint(one, fs_store, steps, metric)
+        add_checkpoint(one, fs_location, steps, metric)
     assert_in_step(experiment, "single reports")
     assert stored(experiment)["best_metric"] == 0.5
 
@@ -57,7 +57,7 @@ def test_the_summary_follows_every_service_operation(alice, alice_api, fs_store,
         [{"steps_completed": s, "resources": {"model.bin": 7 * s}} for s in (10, 20, 30, 40)],
     )
     for checkpoint in created:
-        fs_store.write(str(checkpoint.uuid), "model.bin", b"x" * (7 * checkpoint.steps_completed))
+        fs_location.put(str(checkpoint.uuid), "model.bin", b"x" * (7 * checkpoint.steps_completed))
     assert_in_step(experiment, "batch report")
     batch.report_validations(
         two,
@@ -95,7 +95,9 @@ def test_the_summary_follows_every_service_operation(alice, alice_api, fs_store,
         runs.delete_checkpoint(survivor)
     assert_in_step(experiment, "a single-checkpoint deletion")
 
-    many = add_checkpoint(one, fs_store, 50, 0.3, files={**CHECKPOINT_FILES, "extra.txt": b"abc"})
+    many = add_checkpoint(
+        one, fs_location, 50, 0.3, files={**CHECKPOINT_FILES, "extra.txt": b"abc"}
+    )
     with run_on_commit():
         delete_files(many, ["extra.txt"])
     assert Checkpoint.objects.get(pk=many.pk).state == CheckpointState.PARTIALLY_DELETED
@@ -109,13 +111,13 @@ def test_the_summary_follows_every_service_operation(alice, alice_api, fs_store,
 
 
 def test_a_failed_batch_and_its_reconciliation_keep_the_summary(
-    alice, fs_store, run_on_commit, monkeypatch
+    alice, fs_location, run_on_commit, monkeypatch
 ):
-    experiment = experiment_on(alice, fs_store, policy=(0, 0, 1))
+    experiment = experiment_on(alice, fs_location, policy=(0, 0, 1))
     summary.refresh(experiment)
     trial = services.create_trial(experiment)
     for steps in (10, 20, 30):
-        add_checkpoint(trial, fs_store, steps, None)
+        add_checkpoint(trial, fs_location, steps, None)
 
     def failing(self, uuids):
         return DeleteResult(errors=dict.fromkeys(uuids, "permission denied"))

@@ -21,13 +21,13 @@ from experiments.choices import CheckpointState, ExperimentState, GCReason
 from experiments.gc import runs
 from experiments.models import Checkpoint, GCRun
 from tests.gc.builders import (
-    S3Store,
     assert_gc_invariant,
     expected_files,
     labels_in_state,
     spec_example,
 )
-from tests.servers import SECRETS, free_port, wait_for
+from tests.servers import SECRETS, MotoS3, wait_for
+from tests.stores import Store
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -35,30 +35,9 @@ KEEP_LATEST = (0, 0, 1)  # the spec keeps 10 and 5, deletes the other eight
 KEPT_LATEST = [10, 5]
 
 
-class MotoS3:
-    """moto's ThreadedMotoServer on a fixed port, so it can be stopped and started again
-    (its buckets live in this process and survive a restart)."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.server = None
-
-    def start(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self.server.start()
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
-
-
 @pytest.fixture
-def s3_store():
-    """An S3 file store on a fresh bucket of a moto server this test may stop and restart."""
+def s3_location():
+    """An S3 location on a fresh bucket of a moto server this test may stop and restart."""
     import boto3
 
     moto = MotoS3()
@@ -72,13 +51,13 @@ def s3_store():
     )
     bucket = f"gc-test-{uuid.uuid4().hex[:12]}"  # moto's buckets outlive a test
     client.create_bucket(Bucket=bucket)
-    store = S3Store(client, bucket, moto.endpoint)
+    store = Store.s3(client, bucket, moto.endpoint)
     store.moto = moto
     yield store
     moto.stop()
 
 
-#: Every credential a worker test hands to a worker (tests/gc/builders.S3Store, tests/servers).
+#: Every credential a worker test hands to a worker (tests/stores.Store.s3, tests/servers).
 WORKER_SECRETS = ("gc-test-access-key", "gc-test-secret-key-do-not-leak", *SECRETS)
 
 
@@ -117,7 +96,7 @@ def doomed_gone(labels, kept) -> bool:
     return labels_in_state(labels, CheckpointState.DELETED) == sorted(doomed, reverse=True)
 
 
-@pytest.mark.parametrize("store_name", ["fs_store", "s3_store"])
+@pytest.mark.parametrize("store_name", ["fs_location", "s3_location"])
 def test_the_spec_example_end_to_end(gc_worker, alice, request, store_name):
     store = request.getfixturevalue(store_name)
     experiment, labels = spec_example(alice, store, policy=(2, 1, 1))
@@ -130,8 +109,8 @@ def test_the_spec_example_end_to_end(gc_worker, alice, request, store_name):
     assert_gc_invariant(store)
 
 
-def test_s3_stopping_mid_run_is_recorded_and_a_retry_completes(gc_worker, alice, s3_store):
-    experiment, labels = spec_example(alice, s3_store, policy=KEEP_LATEST)
+def test_s3_stopping_mid_run_is_recorded_and_a_retry_completes(gc_worker, alice, s3_location):
+    experiment, labels = spec_example(alice, s3_location, policy=KEEP_LATEST)
     retained = [labels[label] for label in KEPT_LATEST]
     run = services.set_experiment_state(experiment, ExperimentState.COMPLETED)
     wait_for(
@@ -139,7 +118,7 @@ def test_s3_stopping_mid_run_is_recorded_and_a_retry_completes(gc_worker, alice,
         message="the first batch",
         log=gc_worker.log_text,
     )
-    s3_store.moto.stop()
+    s3_location.moto.stop()
     run = wait_for(lambda: finished(run.pk), timeout=120, message="the run", log=gc_worker.log_text)
     assert run.state == RunState.FAILED
     assert 2 <= run.deleted < 8 and run.failed == 8 - run.deleted
@@ -149,21 +128,21 @@ def test_s3_stopping_mid_run_is_recorded_and_a_retry_completes(gc_worker, alice,
     assert failed == {str(c.uuid) for c in Checkpoint.objects.filter(state=CheckpointState.ERROR)}
     assert labels_in_state(labels, CheckpointState.COMPLETED) == KEPT_LATEST
 
-    s3_store.moto.start()
-    assert expected_files(retained) <= s3_store.listing()  # nothing retained was touched
-    assert_gc_invariant(s3_store)
+    s3_location.moto.start()
+    assert expected_files(retained) <= s3_location.listing()  # nothing retained was touched
+    assert_gc_invariant(s3_location)
     beat_until(lambda: doomed_gone(labels, KEPT_LATEST) and no_active_runs(), gc_worker)
     sweep_run = GCRun.objects.filter(reason=GCReason.SWEEP, state=RunState.SUCCEEDED).first()
     assert sweep_run is not None and sweep_run.deleted == run.failed
-    assert s3_store.listing() == expected_files(retained)
-    assert_gc_invariant(s3_store)
+    assert s3_location.listing() == expected_files(retained)
+    assert_gc_invariant(s3_location)
     log = gc_worker.log_text()
     assert "TransientStorageError" in log or "Retry in" in log  # the failure was logged
     assert_no_secret_in(log)
 
 
-def test_a_worker_killed_mid_run_is_finished_by_the_sweep(gc_worker, alice, fs_store):
-    experiment, labels = spec_example(alice, fs_store, policy=KEEP_LATEST)
+def test_a_worker_killed_mid_run_is_finished_by_the_sweep(gc_worker, alice, fs_location):
+    experiment, labels = spec_example(alice, fs_location, policy=KEEP_LATEST)
     run = services.set_experiment_state(experiment, ExperimentState.COMPLETED)
     wait_for(
         lambda: GCRun.objects.filter(pk=run.pk, deleted__gte=2).exists(),
@@ -175,22 +154,22 @@ def test_a_worker_killed_mid_run_is_finished_by_the_sweep(gc_worker, alice, fs_s
         run.refresh_from_db()
         assert run.state == RunState.RUNNING and run.deleted < 8
         assert Checkpoint.objects.filter(state=CheckpointState.DELETING, gc_run=run).exists()
-        assert_gc_invariant(fs_store)
+        assert_gc_invariant(fs_location)
     finally:
         gc_worker.start()
     beat_until(lambda: doomed_gone(labels, KEPT_LATEST) and no_active_runs(), gc_worker)
     run.refresh_from_db()
     assert run.state == RunState.FAILED and run.finished_at  # declared dead
     assert labels_in_state(labels, CheckpointState.COMPLETED) == KEPT_LATEST
-    assert fs_store.listing() == expected_files(labels[label] for label in KEPT_LATEST)
-    assert_gc_invariant(fs_store)
+    assert fs_location.listing() == expected_files(labels[label] for label in KEPT_LATEST)
+    assert_gc_invariant(fs_location)
 
 
 def test_an_undeletable_file_stays_and_its_checkpoint_is_error(
-    gc_worker, alice, fs_store, immutable_dir
+    gc_worker, alice, fs_location, immutable_dir
 ):
-    experiment, labels = spec_example(alice, fs_store, policy=KEEP_LATEST)
-    stuck = fs_store.root / str(labels[4].uuid)
+    experiment, labels = spec_example(alice, fs_location, policy=KEEP_LATEST)
+    stuck = fs_location.root / str(labels[4].uuid)
     immutable_dir(stuck)
     run = services.set_experiment_state(experiment, ExperimentState.COMPLETED)
     run = wait_for(lambda: finished(run.pk), message="the GC run", log=gc_worker.log_text)
@@ -198,17 +177,17 @@ def test_an_undeletable_file_stays_and_its_checkpoint_is_error(
     labels[4].refresh_from_db()
     assert labels[4].state == CheckpointState.ERROR and labels[4].error
     assert run.errors == [{"checkpoint": str(labels[4].uuid), "error": labels[4].error}]
-    assert (str(labels[4].uuid), "state-dict.pth") in fs_store.listing()
-    assert_gc_invariant(fs_store)
+    assert (str(labels[4].uuid), "state-dict.pth") in fs_location.listing()
+    assert_gc_invariant(fs_location)
 
     immutable_dir.unmark(stuck)
     beat_until(lambda: doomed_gone(labels, KEPT_LATEST) and no_active_runs(), gc_worker)
-    assert fs_store.listing() == expected_files(labels[label] for label in KEPT_LATEST)
-    assert_gc_invariant(fs_store)
+    assert fs_location.listing() == expected_files(labels[label] for label in KEPT_LATEST)
+    assert_gc_invariant(fs_location)
 
 
-def test_two_runs_started_together_do_no_double_work(gc_worker, alice, fs_store):
-    experiment, labels = spec_example(alice, fs_store, policy=(0, 0, 0))
+def test_two_runs_started_together_do_no_double_work(gc_worker, alice, fs_location):
+    experiment, labels = spec_example(alice, fs_location, policy=(0, 0, 0))
     with transaction.atomic():  # both are sent on commit, to two idle workers
         first = runs.start_gc_run(experiment, GCReason.EXPERIMENT_TERMINAL)
         second = runs.start_gc_run(experiment, GCReason.POLICY_CHANGED)
@@ -221,14 +200,14 @@ def test_two_runs_started_together_do_no_double_work(gc_worker, alice, fs_store)
     assert sorted(run.total for run in done) == [0, 10]
     assert sum(run.deleted for run in done) == 10
     assert sum(run.reclaimed_bytes for run in done) == sum(c.size_bytes for c in labels.values())
-    assert fs_store.listing() == set()
-    assert_gc_invariant(fs_store)
+    assert fs_location.listing() == set()
+    assert_gc_invariant(fs_location)
 
 
-def test_zz_the_worker_logs_never_show_a_secret(gc_worker, alice, s3_store):
+def test_zz_the_worker_logs_never_show_a_secret(gc_worker, alice, s3_location):
     """Last in the module: scans everything the workers logged in this session."""
-    experiment, labels = spec_example(alice, s3_store, policy=KEEP_LATEST)
-    s3_store.moto.stop()  # every delete fails: errors and retries are logged
+    experiment, labels = spec_example(alice, s3_location, policy=KEEP_LATEST)
+    s3_location.moto.stop()  # every delete fails: errors and retries are logged
     run = services.set_experiment_state(experiment, ExperimentState.COMPLETED)
     run = wait_for(lambda: finished(run.pk), timeout=120, message="the run", log=gc_worker.log_text)
     assert run.state == RunState.FAILED

@@ -1,7 +1,7 @@
 """Fixtures of the reconciliation tests: one planted storage per backend.
 
-The S3 (moto), GCS (emulator) and Azure (Azurite) servers and the ``Store`` helper come
-from the storage tests' conftest; they are re-exported here so these tests can run on their own.
+The S3 (moto), GCS (emulator) and Azure (Azurite) servers are the session fixtures of
+tests/conftest.py; ``Store`` is tests/stores.py's.
 """
 
 from __future__ import annotations
@@ -13,11 +13,7 @@ import uuid as uuid_lib
 
 import pytest
 
-from tests.storage.conftest import (  # noqa: F401 - fixtures re-exported for this package
-    Store,
-    make_store,
-    unique_prefix,
-)
+from tests.stores import Store, make_store, unique_prefix
 
 #: A time well outside any grace period used here (two hours ago).
 OLD = time.time() - 2 * 3600

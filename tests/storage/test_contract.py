@@ -17,7 +17,7 @@ from ckptweb.lib.paths import UnsafePath
 from experiments import downloads
 from storage.backends import get_backend
 from storage.backends.base import FileNotFoundInStorage, StorageError
-from tests.storage.conftest import consume
+from tests.stores import consume
 
 FILES = {
     "metadata.json": b'{"steps_completed": 10}',

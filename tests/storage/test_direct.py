@@ -25,7 +25,7 @@ import pytest
 import requests
 
 from storage.backends.s3 import S3Backend
-from tests.storage.conftest import SECRET_KEY
+from tests.servers import SECRET_KEY
 
 FILES = {
     "metadata.json": b'{"steps_completed": 3}',

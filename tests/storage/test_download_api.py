@@ -10,7 +10,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient, APIRequestFactory, force_authenticate
 
 from experiments.api.downloads import CheckpointFileView, choose_format, parse_byte_range
-from tests.storage.conftest import consume
+from tests.stores import consume
 
 FILES = {"weights.bin": bytes(range(256)) * 100, "config.yaml": b"lr: 0.1\n"}
 

@@ -14,7 +14,7 @@ from storage.backends.base import StorageError, StoredFile, TransientStorageErro
 from storage.backends.gcs import batch_errors
 from storage.backends.object_store import ObjectStoreBackend
 from storage.models import StorageConfig
-from tests.storage.conftest import ACCESS_KEY, BUCKET, SECRET_KEY
+from tests.servers import ACCESS_KEY, BUCKET, SECRET_KEY
 
 
 def put_many(store, checkpoint_uuid, count: int) -> None:

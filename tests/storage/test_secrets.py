@@ -13,7 +13,8 @@ from django.urls import reverse
 
 from storage.backends.azure import AzureBackend
 from storage.backends.s3 import S3Backend
-from tests.storage.conftest import ACCESS_KEY, SECRET_KEY, consume, without_sigv4_key_ids
+from tests.servers import ACCESS_KEY, SECRET_KEY
+from tests.stores import consume, without_sigv4_key_ids
 
 
 def leak_on_listing(monkeypatch, backend, error) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.storage.conftest import consume
+from tests.stores import consume
 
 EVIL_HTML = b"<html><body><script>document.title='pwned';fetch('/api/v1/experiments')</script>"
 EVIL_SVG = (
