@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tests import factories
+from tests import factories, spec
 from tests.factories import password_for
 from tests.servers import (
     BUCKET,
@@ -118,17 +118,13 @@ def default_storage(db, tmp_path):
 def spec_example(alice, default_storage):
     """The spec's example experiment (``manage.py load_demo``'s), owned by alice, with real
     files on the default shared_fs storage."""
-    from experiments.demo import build_spec_example
-
-    return build_spec_example(alice)
+    return spec.spec_example(alice)[0]
 
 
 @pytest.fixture
 def spec_ids(spec_example):
     """The example's checkpoint ids in the spec's numbering: {1..10: database id}."""
-    from tests.spec import spec_ids
-
-    return spec_ids(spec_example)
+    return spec.spec_ids(spec_example)
 
 
 @pytest.fixture

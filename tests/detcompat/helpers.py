@@ -7,20 +7,12 @@ import io
 import tarfile
 from pathlib import Path
 
-from experiments.demo import build_spec_example
 from tests.factories import client_for
-from tests.spec import spec_checkpoints
 
 
 def ckptweb_api(user):
     """ckptweb's own REST API as ``user`` (in-process, same database as the live server)."""
     return client_for(user, api=True)
-
-
-def spec_example(owner):
-    """The spec's example and its checkpoints in the spec's numbering (1..10)."""
-    experiment = build_spec_example(owner)
-    return experiment, spec_checkpoints(experiment)
 
 
 def csv_rows(stdout: str) -> list[dict]:

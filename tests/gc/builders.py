@@ -1,7 +1,9 @@
-"""Test data for GC tests: experiments built through the services, with real files.
+"""What the GC tests check and the states they start from.
 
-A ``tests.stores.Store`` hides whether the files live on a shared file system, in S3 or in
-GCS, so the same scenario and the same invariant check run on all three.
+The experiments come from ``tests.factories.experiment_on`` and ``tests.spec.spec_example``
+(built through the services, with real files). A ``tests.stores.Store`` hides whether the
+files live on a shared file system, in S3 or in GCS, so the same scenario and the same
+invariant check (``assert_gc_invariant``) run on all three.
 """
 
 from __future__ import annotations
@@ -12,68 +14,17 @@ from django.utils import timezone
 
 from ckptweb.jobs import RunState
 from ckptweb.lib.policy import Policy
-from experiments import services
 from experiments.choices import CheckpointState, GCReason
 from experiments.gc import execute, runs
 from experiments.gc.retention import ranked_candidates
 from experiments.models import Checkpoint, Experiment, GCRun
-from tests.spec import (
-    SPEC_POLICIES,  # noqa: F401 - used by the GC tests
-    SPEC_TABLE,  # (trial, steps, metric) of checkpoints 1..10
-)
 from tests.stores import Store
-
-# Every checkpoint gets these files (relative path -> content).
-CHECKPOINT_FILES = {
-    "state-dict.pth": b"weights" * 10,
-    "metadata.json": b'{"framework": "pytorch"}',
-    "code/model_def.py": b"import torch\n",
-}
 
 
 def policy_of(numbers: tuple[int, int, int]) -> Policy:
     """A Policy from (save_experiment_best, save_trial_best, save_trial_latest)."""
     best, trial_best, latest = numbers
     return Policy(save_experiment_best=best, save_trial_best=trial_best, save_trial_latest=latest)
-
-
-def experiment_on(owner, store: Store, policy=(0, 1, 1), name="gc-test") -> Experiment:
-    """An experiment on ``store``'s storage, created through the services, with a policy."""
-    best, trial_best, latest = policy
-    config = {
-        "name": name,
-        "searcher": {"metric": "loss", "smaller_is_better": True},
-        "checkpoint_storage": {
-            **store.storage_section,
-            "save_experiment_best": best,
-            "save_trial_best": trial_best,
-            "save_trial_latest": latest,
-        },
-    }
-    return services.create_experiment(owner, config)
-
-
-def add_checkpoint(trial, store: Store, steps: int, metric: float | None, files=None):
-    """Report a validation (when ``metric`` is set) and a checkpoint whose files exist."""
-    files = CHECKPOINT_FILES if files is None else files
-    if metric is not None:
-        services.report_validation(trial, steps, {"loss": metric})
-    checkpoint = services.report_checkpoint(
-        trial, steps, resources={path: len(data) for path, data in files.items()}
-    )
-    for path, data in files.items():
-        store.put(str(checkpoint.uuid), path, data)
-    return checkpoint
-
-
-def spec_example(owner, store: Store, policy=(0, 1, 1)) -> tuple[Experiment, dict]:
-    """The spec's example experiment; returns it and ``{label 1..10: Checkpoint}``."""
-    experiment = experiment_on(owner, store, policy)
-    trials = {1: services.create_trial(experiment), 2: services.create_trial(experiment)}
-    labels = {}
-    for label, (trial, steps, metric) in enumerate(SPEC_TABLE, start=1):
-        labels[label] = add_checkpoint(trials[trial], store, steps, metric)
-    return experiment, labels
 
 
 def labels_in_state(labels: dict, state: str) -> list[int]:

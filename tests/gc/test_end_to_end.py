@@ -13,13 +13,9 @@ import pytest
 from ckptweb.jobs import RunState
 from experiments.choices import CheckpointState, GCReason
 from experiments.models import Experiment, GCRun
-from tests.gc.builders import (
-    assert_gc_invariant,
-    expected_files,
-    labels_in_state,
-    spec_example,
-)
+from tests.gc.builders import assert_gc_invariant, expected_files, labels_in_state
 from tests.servers import BUCKET, gcs_admin_client
+from tests.spec import spec_example
 from tests.stores import Store
 
 pytestmark = pytest.mark.django_db

@@ -27,8 +27,8 @@ from tests.gc.builders import (
     failed_checkpoint,
     labels_in_state,
     policy_of,
-    spec_example,
 )
+from tests.spec import spec_example
 
 pytestmark = pytest.mark.django_db
 

@@ -17,14 +17,8 @@ from experiments.gc import execute, runs
 from experiments.gc.preview import gc_preview
 from experiments.gc.retention import ranked_candidates
 from experiments.models import Checkpoint, Experiment, GCRun
-from tests.gc.builders import (
-    SPEC_POLICIES,
-    assert_gc_invariant,
-    expected_files,
-    labels_in_state,
-    policy_of,
-    spec_example,
-)
+from tests.gc.builders import assert_gc_invariant, expected_files, labels_in_state, policy_of
+from tests.spec import SPEC_POLICIES, spec_example
 
 pytestmark = pytest.mark.django_db
 

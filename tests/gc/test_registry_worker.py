@@ -8,9 +8,10 @@ from ckptweb.jobs import RunState
 from experiments import registry, services
 from experiments.choices import CheckpointState, ExperimentState
 from experiments.gc import runs
-from tests.gc.builders import assert_gc_invariant, expected_files, labels_in_state, spec_example
+from tests.gc.builders import assert_gc_invariant, expected_files, labels_in_state
 from tests.gc.test_worker import finished, s3_location  # noqa: F401  (fixture)
 from tests.servers import wait_for
+from tests.spec import spec_example
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

@@ -12,14 +12,13 @@ from experiments.models import Checkpoint, Experiment, GCRun
 from storage.backends.base import DeleteResult, TransientStorageError
 from storage.backends.shared_fs import SharedFSBackend
 from tests.gc.builders import (
-    SPEC_POLICIES,
     assert_gc_invariant,
     assert_retained_intact,
     expected_files,
     labels_in_state,
     policy_of,
-    spec_example,
 )
+from tests.spec import SPEC_POLICIES, spec_example
 
 pytestmark = pytest.mark.django_db
 

@@ -20,13 +20,9 @@ from experiments import services, tasks
 from experiments.choices import CheckpointState, ExperimentState, GCReason
 from experiments.gc import runs
 from experiments.models import Checkpoint, GCRun
-from tests.gc.builders import (
-    assert_gc_invariant,
-    expected_files,
-    labels_in_state,
-    spec_example,
-)
+from tests.gc.builders import assert_gc_invariant, expected_files, labels_in_state
 from tests.servers import SECRETS, MotoS3, wait_for
+from tests.spec import spec_example
 from tests.stores import Store
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
