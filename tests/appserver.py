@@ -20,9 +20,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests import REPO
 from tests.servers import free_port, wait_for
 
-REPO = Path(__file__).resolve().parent.parent
 #: A setup script for ``manage.py shell``: a user with a token, printed as JSON.
 SETUP = """
 import json

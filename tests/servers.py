@@ -29,9 +29,10 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
+
+from tests import REPO
 
 REQUIRE_SERVICES = os.environ.get("CKPTWEB_REQUIRE_SERVICES") == "1"
 
@@ -47,7 +48,7 @@ AZURE_KEY = (
 )
 #: Secrets that no response, page, log line or error may contain.
 SECRETS = (ACCESS_KEY, SECRET_KEY, AZURE_KEY)
-AZURITE_BIN = Path(__file__).resolve().parent.parent / "var/azurite/node_modules/.bin/azurite-blob"
+AZURITE_BIN = REPO / "var/azurite/node_modules/.bin/azurite-blob"
 
 MOTO_SCRIPT = """
 import sys

@@ -4,9 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests import REPO as ROOT
 from tests.architecture import cycles, import_graph, loop_in, report
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_no_import_cycle_between_modules():

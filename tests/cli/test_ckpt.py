@@ -7,18 +7,9 @@ from pathlib import Path
 import pytest
 
 from experiments.models import Checkpoint, Experiment
+from tests.cli.helpers import assert_one_line_error
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def assert_one_line_error(result, *words):
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("ckpt: error: ")
-    assert "Traceback" not in result.stderr
-    for word in words:
-        assert word in lines[0]
 
 
 def test_experiment_list(run_ckpt, populated):

@@ -5,17 +5,17 @@ import os
 import pickle
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from experiments.models import Checkpoint, Experiment, Validation
 from storage.models import StorageConfig
+from tests import REPO
 from tests.spec import PYTORCH_FILES, PYTORCH_STATE_KEYS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train_and_report.py"
+EXAMPLE = REPO / "examples" / "train_and_report.py"
 
 
 def test_the_example_trains_and_reports(live_server, token, tmp_path, default_storage):

@@ -17,13 +17,14 @@ import pytest
 
 from experiments.models import Checkpoint, Experiment, ModelVersion
 from storage.models import StorageConfig
+from tests import REPO
 from tests.factories import client_for
 from tests.servers import missing_service
 from tests.spec import PYTORCH_STATE_KEYS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train_torch.py"
+EXAMPLE = REPO / "examples" / "train_torch.py"
 LAYOUT = {"state-dict.pth", "code/model_def.py", "metadata.json"}
 
 

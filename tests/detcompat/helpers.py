@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -46,3 +47,18 @@ def assert_clean_error(result, *words: str) -> None:
     assert "Traceback" not in result.stderr, result.stderr
     for word in words:
         assert word in result.stderr + result.stdout, (word, result.stderr, result.stdout)
+
+
+def run_detached(argv, env, cwd, timeout, input=None) -> subprocess.CompletedProcess:
+    """Run ``argv`` with text output captured and no controlling terminal (so getpass
+    reads stdin)."""
+    return subprocess.run(
+        argv,
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        start_new_session=True,
+    )

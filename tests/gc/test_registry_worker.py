@@ -9,7 +9,8 @@ from experiments import registry, services
 from experiments.choices import CheckpointState, ExperimentState
 from experiments.gc import runs
 from tests.gc.builders import assert_gc_invariant, expected_files, labels_in_state
-from tests.gc.test_worker import finished, s3_location  # noqa: F401  (fixture)
+from tests.gc.test_worker import s3_location  # noqa: F401  (fixture
+from tests.gc.workers import finished  # noqa: F401  (fixture
 from tests.servers import wait_for
 from tests.spec import spec_example
 

@@ -21,6 +21,7 @@ from experiments.choices import CheckpointState, ExperimentState, GCReason
 from experiments.gc import runs
 from experiments.models import Checkpoint, GCRun
 from tests.gc.builders import assert_gc_invariant, expected_files, labels_in_state
+from tests.gc.workers import finished
 from tests.servers import SECRETS, MotoS3, wait_for
 from tests.spec import spec_example
 from tests.stores import Store
@@ -63,11 +64,6 @@ def assert_no_secret_in(log: str) -> None:
 
     leaked = [s for s in WORKER_SECRETS if s in log or quote(s, safe="") in log]
     assert not leaked, f"secrets in the Celery worker log: {leaked}"
-
-
-def finished(run_id: int):
-    """The run if it has finished (``finished_at`` set), else None."""
-    return GCRun.objects.filter(pk=run_id, finished_at__isnull=False).first()
 
 
 def no_active_runs() -> bool:

@@ -8,7 +8,7 @@ import pytest
 
 from experiments import services
 from tests.factories import client_for
-from tests.limits.conftest import pages_of_everything
+from tests.limits.helpers import pages_of_everything
 
 pytestmark = pytest.mark.django_db
 
