@@ -7,8 +7,8 @@ both reached the database or the paginator unfiltered before.
 import pytest
 
 from experiments import services
+from tests.boundary.helpers import pages_of_everything
 from tests.factories import client_for
-from tests.limits.helpers import pages_of_everything
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from ckptweb.jobs import RunState
 from ckptweb.lib.limits import MAX_FILE_BYTES
 from experiments import services
 from experiments.models import Checkpoint, Experiment, GCRun
-from tests.limits.helpers import dumps, post_raw
+from tests.boundary.helpers import dumps, post_raw
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.boundary.helpers import pages_of_everything
 from tests.factories import client_for
-from tests.limits.helpers import pages_of_everything
 
 
 @pytest.fixture

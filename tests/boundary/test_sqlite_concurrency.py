@@ -15,7 +15,7 @@ from collections import Counter
 
 import pytest
 
-from tests.appserver import AppServer
+from tests.boundary.appserver import AppServer
 from tests.servers import wait_for
 
 pytestmark = [pytest.mark.slow]
