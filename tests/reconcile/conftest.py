@@ -1,7 +1,7 @@
 """Fixtures of the reconciliation tests: one planted storage per backend.
 
-The S3 (moto), GCS (emulator) and Azure (Azurite) servers are the session fixtures of
-tests/conftest.py; ``Store`` is tests/stores.py's.
+``isolated_store`` and ``fs_store`` (a shared_fs Store) are tests/conftest.py's, as are the
+S3 (moto), GCS (emulator) and Azure (Azurite) servers; ``Store`` is tests/stores.py's.
 """
 
 from __future__ import annotations
@@ -9,19 +9,14 @@ from __future__ import annotations
 import pytest
 
 from tests.reconcile.planter import Planter
-from tests.stores import Store, make_store, unique_prefix
+from tests.stores import Store
 
 
 @pytest.fixture(params=["shared_fs", "s3", "gcs", "azure"])
-def store(request, db, tmp_path) -> Store:
-    """One Store per backend type (object stores start their server on first use)."""
-    return make_store(request.param, request, tmp_path, unique_prefix())
-
-
-@pytest.fixture
-def fs_store(db, request, tmp_path) -> Store:
-    """A shared_fs Store."""
-    return make_store("shared_fs", request, tmp_path, unique_prefix())
+def store(request, isolated_store) -> Store:
+    """One Store per backend type, each in a location of its own (unlike the backend
+    contract's ``store`` of tests/conftest.py, whose location lasts the session)."""
+    return isolated_store(request.param)
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ from storage.backends import SECRET_FIELDS, STORAGE_FIELDS
 from storage.models import StorageConfig
 from tests.servers import ACCESS_KEY, SECRET_KEY
 
+pytestmark = pytest.mark.usefixtures("secret_watch")
+
 
 @pytest.fixture
 def s3_config(default_storage):

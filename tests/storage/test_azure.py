@@ -27,6 +27,8 @@ from storage.reconcile.scan import execute_scan
 from tests.servers import AZURE_ACCOUNT, AZURE_KEY, BUCKET
 from tests.stores import consume, unique_prefix
 
+pytestmark = pytest.mark.usefixtures("secret_watch")
+
 CONN = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
     f"AccountKey={AZURE_KEY};BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;"

@@ -19,6 +19,8 @@ from storage.backends import get_backend
 from storage.backends.base import FileNotFoundInStorage, StorageError
 from tests.stores import consume
 
+pytestmark = pytest.mark.usefixtures("secret_watch")
+
 FILES = {
     "metadata.json": b'{"steps_completed": 10}',
     "model/state-dict.pth": bytes(range(256)) * 4000 + b"tail",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 import uuid as uuid_lib
 from datetime import UTC, datetime, timedelta
@@ -27,38 +26,13 @@ import requests
 from storage.backends.s3 import S3Backend
 from tests.servers import SECRET_KEY
 
+pytestmark = pytest.mark.usefixtures("secret_watch")
+
 FILES = {
     "metadata.json": b'{"steps_completed": 3}',
     "model/weights.bin": bytes(range(256)) * 1000,
     "dir with space/ünï.txt": b"unicode",
 }
-
-
-@pytest.fixture
-def gcs_signing_key(tmp_path, monkeypatch):
-    """A generated service-account key file, as GOOGLE_APPLICATION_CREDENTIALS."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    info = {
-        "type": "service_account",
-        "project_id": "ckptweb-test",
-        "private_key_id": "test-key",
-        "private_key": pem,
-        "client_email": "signer@ckptweb-test.iam.gserviceaccount.com",
-        "client_id": "1",
-        "token_uri": "https://oauth2.googleapis.com/token",
-    }
-    path = tmp_path / "service-account.json"
-    path.write_text(json.dumps(info))
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(path))
-    return key.public_key()
 
 
 @pytest.fixture(params=["s3", "gcs", "azure"])

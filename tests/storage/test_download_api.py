@@ -12,6 +12,8 @@ from rest_framework.test import APIClient, APIRequestFactory, force_authenticate
 from experiments.api.downloads import CheckpointFileView, choose_format, parse_byte_range
 from tests.stores import consume
 
+pytestmark = pytest.mark.usefixtures("secret_watch")
+
 FILES = {"weights.bin": bytes(range(256)) * 100, "config.yaml": b"lr: 0.1\n"}
 
 

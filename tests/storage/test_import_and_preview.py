@@ -12,6 +12,8 @@ from django.core.management import CommandError, call_command
 from experiments import downloads
 from experiments.models import Checkpoint, Experiment, Trial, Validation
 
+pytestmark = pytest.mark.usefixtures("secret_watch")
+
 
 @pytest.fixture(params=["shared_fs", "s3", "azure"])
 def import_store(request, isolated_store):

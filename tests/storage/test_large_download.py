@@ -11,6 +11,8 @@ import pytest
 
 from storage.backends import get_backend
 
+pytestmark = pytest.mark.usefixtures("secret_watch")
+
 LARGE_SIZE = 200 * 1024 * 1024
 MEMORY_BUDGET = 50 * 1024 * 1024
 

@@ -16,6 +16,8 @@ from storage.backends.object_store import ObjectStoreBackend
 from storage.models import StorageConfig
 from tests.servers import ACCESS_KEY, BUCKET, SECRET_KEY
 
+pytestmark = pytest.mark.usefixtures("secret_watch")
+
 
 def put_many(store, checkpoint_uuid, count: int) -> None:
     with ThreadPoolExecutor(max_workers=16) as pool:

@@ -13,6 +13,8 @@ from experiments.models import Checkpoint, GCRun
 from storage.backends import get_backend
 from storage.backends.shared_fs import SharedFSBackend
 
+pytestmark = pytest.mark.usefixtures("secret_watch")
+
 FILES = {
     "model.pth": b"m" * 100,
     "code/train.py": b"print('train')\n",

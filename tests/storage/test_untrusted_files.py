@@ -11,10 +11,13 @@ import pytest
 
 from tests.stores import consume
 
+pytestmark = pytest.mark.usefixtures("secret_watch")
+
 EVIL_HTML = b"<html><body><script>document.title='pwned';fetch('/api/v1/experiments')</script>"
 EVIL_SVG = (
     b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(2)</script></svg>'
 )
+
 FILES = {
     "evil.html": EVIL_HTML,
     "report/evil.svg": EVIL_SVG,

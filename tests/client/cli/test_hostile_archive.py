@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.cli.helpers import CKPT
+from tests.client.cli.helpers import CKPT
 
 UUID = str(uuid_lib.uuid4())
 

@@ -15,7 +15,6 @@ from ckptweb.client.direct import DirectDownload
 from experiments import services
 from experiments.models import Experiment
 from tests.factories import report_with_files
-from tests.storage.test_direct import gcs_signing_key  # noqa: F401 - fixture
 from tests.stores import make_store, unique_prefix
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,7 +8,7 @@ from django.urls import NoReverseMatch, reverse
 
 from experiments import services
 from experiments.models import Checkpoint
-from tests.cli.helpers import RecordingProxy
+from tests.client.cli.helpers import RecordingProxy
 from tests.factories import report_with_files
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from experiments.models import Checkpoint, Experiment
-from tests.cli.helpers import assert_one_line_error
+from tests.client.cli.helpers import assert_one_line_error
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

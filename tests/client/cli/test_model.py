@@ -8,7 +8,7 @@ import pytest
 
 from experiments import registry
 from experiments.models import ModelVersion
-from tests.cli.helpers import RecordingProxy
+from tests.client.cli.helpers import RecordingProxy
 from tests.factories import report_with_files
 
 pytestmark = pytest.mark.django_db(transaction=True)

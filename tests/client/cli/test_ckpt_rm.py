@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from experiments.models import Checkpoint
-from tests.cli.helpers import assert_one_line_error
+from tests.client.cli.helpers import assert_one_line_error
 
 
 def test_checkpoint_rm(run_ckpt, populated, default_storage):
