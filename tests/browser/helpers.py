@@ -75,7 +75,7 @@ def browser_session(browser, base_url: str, width=1366, height=900, clipboard=Fa
 
 def finish_gc(run, timeout: float = 60):
     """Wait until GC run ``run`` has finished: run eagerly, or by a worker another test
-    module started (tests/gc keeps real Celery workers for the session)."""
+    module started (tests/experiments keeps real Celery workers for the session)."""
     from experiments.models import GCRun
 
     finished = GCRun.objects.filter(pk=run.pk, finished_at__isnull=False)

@@ -8,16 +8,15 @@ from ckptweb.jobs import RunState
 from experiments import registry, services
 from experiments.choices import CheckpointState, ExperimentState
 from experiments.gc import runs
-from tests.gc.builders import assert_gc_invariant, expected_files, labels_in_state
-from tests.gc.test_worker import s3_location  # noqa: F401  (fixture
-from tests.gc.workers import finished  # noqa: F401  (fixture
+from tests.experiments.gc.builders import assert_gc_invariant, expected_files, labels_in_state
+from tests.experiments.gc.workers import finished  # noqa: F401  (fixture
 from tests.servers import wait_for
 from tests.spec import spec_example
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
-def test_an_aggressive_policy_on_s3_keeps_the_registered_objects(gc_worker, alice, s3_location):  # noqa: F811
+def test_an_aggressive_policy_on_s3_keeps_the_registered_objects(gc_worker, alice, s3_location):
     experiment, labels = spec_example(alice, s3_location, policy=(0, 0, 0))
     model = registry.create_model(alice, "resnet-prod")
     registry.register_version(model, labels[9], alice)

@@ -10,7 +10,6 @@ without touching anything the policy retains.
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 from django.db import transaction
@@ -20,38 +19,15 @@ from experiments import services, tasks
 from experiments.choices import CheckpointState, ExperimentState, GCReason
 from experiments.gc import runs
 from experiments.models import Checkpoint, GCRun
-from tests.gc.builders import assert_gc_invariant, expected_files, labels_in_state
-from tests.gc.workers import finished
-from tests.servers import SECRETS, MotoS3, wait_for
+from tests.experiments.gc.builders import assert_gc_invariant, expected_files, labels_in_state
+from tests.experiments.gc.workers import finished
+from tests.servers import SECRETS, wait_for
 from tests.spec import spec_example
-from tests.stores import Store
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 KEEP_LATEST = (0, 0, 1)  # the spec keeps 10 and 5, deletes the other eight
 KEPT_LATEST = [10, 5]
-
-
-@pytest.fixture
-def s3_location():
-    """An S3 location on a fresh bucket of a moto server this test may stop and restart."""
-    import boto3
-
-    moto = MotoS3()
-    moto.start()
-    client = boto3.session.Session().client(
-        "s3",
-        endpoint_url=moto.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="gc-test-access-key",
-        aws_secret_access_key="gc-test-secret-key-do-not-leak",
-    )
-    bucket = f"gc-test-{uuid.uuid4().hex[:12]}"  # moto's buckets outlive a test
-    client.create_bucket(Bucket=bucket)
-    store = Store.s3(client, bucket, moto.endpoint)
-    store.moto = moto
-    yield store
-    moto.stop()
 
 
 #: Every credential a worker test hands to a worker (tests/stores.Store.s3, tests/servers).

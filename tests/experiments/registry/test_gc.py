@@ -17,15 +17,15 @@ from experiments.gc import execute, runs
 from experiments.gc.preview import gc_preview
 from experiments.gc.retention import ranked_candidates
 from experiments.models import Checkpoint, Experiment, GCRun
-from tests.gc.builders import assert_gc_invariant, expected_files, labels_in_state, policy_of
+from tests.experiments.gc.builders import (
+    assert_gc_invariant,
+    expected_files,
+    labels_in_state,
+    policy_of,
+)
 from tests.spec import SPEC_POLICIES, spec_example
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def model(alice):
-    return registry.create_model(alice, "resnet-prod")
 
 
 def test_the_spec_example_keeps_its_row_plus_the_registered_9(alice, fs_location, model):

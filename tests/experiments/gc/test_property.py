@@ -26,8 +26,8 @@ from experiments.gc import execute, runs, sweep
 from experiments.models import Checkpoint, Experiment
 from storage.backends.shared_fs import SharedFSBackend
 from storage.models import StorageConfig
+from tests.experiments.gc.builders import assert_gc_invariant, expected_files, policy_of
 from tests.factories import add_checkpoint, experiment_on
-from tests.gc.builders import assert_gc_invariant, expected_files, policy_of
 from tests.retention_oracle import reference_retained
 from tests.stores import Store
 

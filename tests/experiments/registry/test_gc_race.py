@@ -17,7 +17,7 @@ from experiments import registry
 from experiments.choices import CheckpointState, GCReason
 from experiments.gc import execute
 from experiments.models import Checkpoint, Experiment, GCRun, ModelVersion
-from tests.gc.builders import policy_of
+from tests.experiments.gc.builders import policy_of
 from tests.spec import spec_example
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -20,7 +20,7 @@ from tests import REPO
 from tests.servers import wait_for
 
 REDIS_URL = os.environ.get("CKPTWEB_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
-WORKER_SETTINGS = "tests.gc.worker_settings"
+WORKER_SETTINGS = "tests.experiments.gc.worker_settings"
 #: Seconds the test worker pauses before each storage delete call (see worker_hooks), so a
 #: test can stop the storage or kill the worker while a run is between batches.
 DELETE_DELAY = "0.5"

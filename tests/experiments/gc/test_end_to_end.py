@@ -6,24 +6,15 @@ triggered by each terminal state — CANCELED and ERROR as well as COMPLETED.
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from ckptweb.jobs import RunState
 from experiments.choices import CheckpointState, GCReason
 from experiments.models import Experiment, GCRun
-from tests.gc.builders import assert_gc_invariant, expected_files, labels_in_state
-from tests.servers import BUCKET, gcs_admin_client
+from tests.experiments.gc.builders import assert_gc_invariant, expected_files, labels_in_state
 from tests.spec import spec_example
-from tests.stores import Store
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def gcs_location(gcs_server):
-    return Store.gcs(gcs_admin_client(), BUCKET, f"gc-{uuid.uuid4().hex[:10]}")
 
 
 def test_a_policy_run_on_gcs(alice, gcs_location, alice_api, run_on_commit):

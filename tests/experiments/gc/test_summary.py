@@ -19,8 +19,8 @@ from experiments.models import Checkpoint, ExperimentSummary
 from storage.backends.base import DeleteResult
 from storage.backends.shared_fs import SharedFSBackend
 from tests import factories
+from tests.experiments.gc.builders import policy_of
 from tests.factories import CHECKPOINT_FILES, add_checkpoint, experiment_on
-from tests.gc.builders import policy_of
 
 pytestmark = pytest.mark.django_db
 

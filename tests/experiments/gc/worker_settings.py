@@ -11,4 +11,4 @@ CKPTWEB_GC_BATCH_SIZE = 2
 CKPTWEB_RUN_MAX_RETRIES = 2
 CKPTWEB_RUN_RETRY_BACKOFF = 1
 CKPTWEB_GC_STALE_SECONDS = 6
-CELERY_IMPORTS = ["tests.gc.worker_hooks"]
+CELERY_IMPORTS = ["tests.experiments.gc.worker_hooks"]

@@ -1,4 +1,9 @@
-"""Fixtures of the GC tests: file stores, eager task execution, and a real Celery worker.
+"""Fixtures of the experiments' tests: storage locations an experiment's config names, eager
+task execution and real Celery workers (the GC and registry tests share them).
+
+The ``*_location`` fixtures give a ``tests.stores.Store`` without a StorageConfig yet:
+build an experiment on one with ``tests.factories.experiment_on`` or
+``tests.spec.spec_example``; the services add its StorageConfig.
 
 The ``gc_worker`` fixture starts real ``celery worker --pool=solo`` subprocesses on Redis
 and the PostgreSQL *test* database (pytest-django's ``test_<NAME>``), so tests using it
@@ -8,14 +13,15 @@ Without PostgreSQL or Redis those tests skip (fail under CKPTWEB_REQUIRE_SERVICE
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
+import uuid
 
 import pytest
 
-from tests.gc.workers import REDIS_URL, Workers, redis_up, reset_broker_pool
-from tests.servers import missing_service
+from tests.experiments.gc.workers import REDIS_URL, Workers, redis_up, reset_broker_pool
+from tests.servers import BUCKET, MotoS3, gcs_admin_client, missing_service
 from tests.stores import Store
+
+# --- storage locations ---------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -27,6 +33,37 @@ def fs_location(tmp_path) -> Store:
 
 
 @pytest.fixture
+def s3_location() -> Store:
+    """An S3 location on a fresh bucket of a moto server this test may stop and restart."""
+    import boto3
+
+    moto = MotoS3()
+    moto.start()
+    client = boto3.session.Session().client(
+        "s3",
+        endpoint_url=moto.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="gc-test-access-key",
+        aws_secret_access_key="gc-test-secret-key-do-not-leak",
+    )
+    bucket = f"gc-test-{uuid.uuid4().hex[:12]}"  # moto's buckets outlive a test
+    client.create_bucket(Bucket=bucket)
+    store = Store.s3(client, bucket, moto.endpoint)
+    store.moto = moto
+    yield store
+    moto.stop()
+
+
+@pytest.fixture
+def gcs_location(gcs_server) -> Store:
+    """A GCS location (a prefix of its own in the emulator's bucket)."""
+    return Store.gcs(gcs_admin_client(), BUCKET, f"gc-{uuid.uuid4().hex[:10]}")
+
+
+# --- tasks ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
 def run_on_commit(django_capture_on_commit_callbacks):
     """Context manager that runs on_commit callbacks (hence eager GC tasks) on exit."""
 
@@ -34,34 +71,6 @@ def run_on_commit(django_capture_on_commit_callbacks):
         return django_capture_on_commit_callbacks(execute=True)
 
     return runner
-
-
-@pytest.fixture
-def immutable_dir():
-    """Make a directory undeletable even for root (``chattr +i``); undone at teardown.
-
-    Root ignores permission bits, so ``chmod`` proves nothing here; the immutable flag of
-    ext2/3/4, XFS and btrfs stops unlink/rmdir inside the directory for every user.
-    """
-    marked: list[Path] = []
-
-    def mark(path: Path) -> None:
-        done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
-        if done.returncode != 0:
-            missing_service(f"chattr +i is not supported here: {done.stderr.strip()}")
-        marked.append(path)
-
-    def unmark(path: Path) -> None:
-        subprocess.run(["chattr", "-i", str(path)], check=True)
-        marked.remove(path)
-
-    mark.unmark = unmark
-    yield mark
-    for path in list(marked):
-        subprocess.run(["chattr", "-i", str(path)], check=False)
-
-
-# --- services ----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from experiments import tasks
 from experiments.choices import CheckpointState, GCReason
 from experiments.gc import execute, runs, sweep
 from experiments.models import Experiment, GCRun
-from tests.gc.builders import (
+from tests.experiments.gc.builders import (
     assert_gc_invariant,
     assert_retained_intact,
     crashed_run,

@@ -15,7 +15,7 @@ from ckptweb.jobs import RunState
 from experiments.choices import GCReason
 from experiments.gc import execute, runs
 from experiments.models import Experiment, GCRun
-from tests.gc.builders import policy_of
+from tests.experiments.gc.builders import policy_of
 from tests.spec import spec_example
 
 pytestmark = pytest.mark.django_db

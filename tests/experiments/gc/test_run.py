@@ -11,7 +11,7 @@ from experiments.gc import execute, runs, sweep
 from experiments.models import Checkpoint, Experiment, GCRun
 from storage.backends.base import DeleteResult, TransientStorageError
 from storage.backends.shared_fs import SharedFSBackend
-from tests.gc.builders import (
+from tests.experiments.gc.builders import (
     assert_gc_invariant,
     assert_retained_intact,
     expected_files,
