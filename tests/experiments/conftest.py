@@ -1,5 +1,6 @@
 """Fixtures of the experiments' tests: storage locations an experiment's config names, eager
-task execution and real Celery workers (the GC and registry tests share them).
+task execution and real Celery workers (the GC and registry tests share them), and a
+checkpoint of alice's trial (the API and ingest tests share it).
 
 The ``*_location`` fixtures give a ``tests.stores.Store`` without a StorageConfig yet:
 build an experiment on one with ``tests.factories.experiment_on`` or
@@ -18,6 +19,7 @@ import uuid
 import pytest
 
 from tests.experiments.gc.workers import REDIS_URL, Workers, redis_up, reset_broker_pool
+from tests.factories import add_checkpoints
 from tests.servers import BUCKET, MotoS3, gcs_admin_client, missing_service
 from tests.stores import Store
 
@@ -109,3 +111,12 @@ def gc_worker(django_db_setup, django_db_blocker, tmp_path_factory):
         workers.stop()
         app.conf.update(saved)
         reset_broker_pool(app)
+
+
+# --- data ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def checkpoint(trial):
+    """A checkpoint of ``trial`` at steps 100 with loss 0.5."""
+    return add_checkpoints(trial, [(100, 0.5)])[0]

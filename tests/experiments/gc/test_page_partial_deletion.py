@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from experiments.choices import CheckpointState
 from experiments.models import Checkpoint
-from tests.pages.test_checkpoint_page import checkpoint_with_files, page
+from tests.experiments.pages.helpers import checkpoint_with_files, page
 
 pytestmark = pytest.mark.django_db
 

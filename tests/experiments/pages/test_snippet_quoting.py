@@ -17,7 +17,7 @@ import pytest
 
 from experiments import services
 from experiments.demo import checkpoint_root
-from tests.pages.test_checkpoint_page import page
+from tests.experiments.pages.helpers import page
 
 pytestmark = pytest.mark.django_db
 

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from experiments import services
-from tests.api.test_schema import generated_schema
+from tests.experiments.api.test_schema import generated_schema
 from tests.factories import add_checkpoints, make_experiment
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]

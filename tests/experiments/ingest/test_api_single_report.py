@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from experiments import services
 from experiments.models import Checkpoint
-from tests.scale.statements import statements
+from tests.experiments.ingest.statements import statements
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ import pytest
 
 from experiments import services
 from experiments.models import Checkpoint, Validation
-from tests.scale.statements import statements
+from tests.experiments.ingest.statements import statements
 
 pytestmark = pytest.mark.django_db
 

@@ -1,38 +1,13 @@
 """The checkpoint page: files from storage, downloads, previews, formats, protection."""
 
-import uuid
 from html import unescape
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
-from experiments import services
-from experiments.demo import checkpoint_root
+from tests.experiments.pages.helpers import checkpoint_with_files, page
 
 pytestmark = pytest.mark.django_db
-
-
-def page(client, checkpoint) -> str:
-    return client.get(reverse("experiments:checkpoint", args=[checkpoint.uuid])).content.decode()
-
-
-def checkpoint_with_files(experiment, files: dict[str, bytes], steps: int = 900):
-    """Write ``files`` under the checkpoint's directory on shared_fs and report it."""
-    trial = experiment.trials.first()
-    checkpoint_uuid = uuid.uuid4()
-    root = Path(checkpoint_root(experiment.storage)) / str(checkpoint_uuid)
-    for relpath, content in files.items():
-        path = root / relpath
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-    return services.report_checkpoint(
-        trial,
-        steps,
-        resources={p: len(c) for p, c in files.items()},
-        uuid=checkpoint_uuid,
-        metadata={"framework": "<b>bold</b>"},
-    )
 
 
 def test_it_lists_files_downloads_and_a_pytorch_snippet(alice_client, spec_example):
