@@ -1,4 +1,5 @@
-"""``manage.py import_checkpoints`` and the checkpoint page's file list and text preview."""
+"""``manage.py import_checkpoints``: checkpoints already on a storage, imported into an
+experiment (shared_fs, S3 and Azure)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from experiments import downloads
 from experiments.models import Checkpoint, Experiment, Trial, Validation
 
 pytestmark = pytest.mark.usefixtures("secret_watch")
@@ -105,35 +105,3 @@ def test_unknown_names_are_command_errors(import_store, experiment):
         call_command("import_checkpoints", storage="nope", experiment=experiment.pk)
     with pytest.raises(CommandError, match="No experiment"):
         call_command("import_checkpoints", storage=import_store.config.name, experiment=0)
-
-
-# --- file list and preview -----------------------------------------------------------------
-
-
-def test_checkpoint_files_and_text_preview(store, make_checkpoint):
-    checkpoint = make_checkpoint(
-        store,
-        {
-            "config.yaml": b"lr: 0.1\n",
-            "code/model.py": "print('<b>é</b>')\n".encode(),
-            "weights.bin": b"\x00\x01" * 10,
-            "notes.json": b"\xff\xfe not utf-8",
-            "big.txt": b"x" * 2048,
-        },
-    )
-    files = downloads.checkpoint_files(checkpoint)
-    assert [(f.path, f.size) for f in files] == [
-        ("big.txt", 2048),
-        ("code/model.py", 19),
-        ("config.yaml", 8),
-        ("notes.json", 12),
-        ("weights.bin", 20),
-    ]
-    assert downloads.read_text_preview(checkpoint, "config.yaml") == "lr: 0.1\n"
-    assert downloads.read_text_preview(checkpoint, "code/model.py") == "print('<b>é</b>')\n"
-    assert downloads.read_text_preview(checkpoint, "weights.bin") is None
-    assert downloads.read_text_preview(checkpoint, "notes.json") is None
-    assert downloads.read_text_preview(checkpoint, "big.txt", limit=1024) is None
-    assert downloads.read_text_preview(checkpoint, "big.txt") == "x" * 2048
-    assert downloads.read_text_preview(checkpoint, "../etc/passwd.txt") is None
-    assert downloads.read_text_preview(checkpoint, "missing.txt") is None
