@@ -1,5 +1,7 @@
 """Checkpoint lists of experiments and trials; GET/PATCH/DELETE checkpoints/{uuid}."""
 
+import json
+
 import pytest
 
 from experiments import services
@@ -136,11 +138,26 @@ def test_patch_rejects_bad_input(alice_api, checkpoint, body):
     assert checkpoint.metadata == {}
 
 
-def test_metadata_just_under_the_limit_is_fine(alice_api, checkpoint):
-    # {"big": "..."} is 11 bytes of JSON around the string
-    body = {"metadata": {"big": "x" * (64 * 1024 - 11)}}
-    response = alice_api.patch(f"/api/v1/checkpoints/{checkpoint.uuid}", body, format="json")
+def test_metadata_up_to_1_mib_is_stored_and_one_byte_more_is_a_400(alice_api, checkpoint):
+    """The limit is 1 MiB of JSON as stored (compact): ``{"big":"..."}`` is 10 bytes of JSON
+    around the string."""
+    limit = 1024 * 1024
+    url = f"/api/v1/checkpoints/{checkpoint.uuid}"
+    over = {"big": "x" * (limit - 10 + 1)}
+    response = alice_api.patch(url, {"metadata": over}, format="json")
+    assert response.status_code == 400
+    message = response.json()["message"]
+    assert message.startswith("metadata") and "1 MiB" in message
+    checkpoint.refresh_from_db()
+    assert checkpoint.metadata == {}
+
+    at_limit = {"big": "x" * (limit - 10)}
+    assert len(json.dumps(at_limit, separators=(",", ":"))) == limit
+    response = alice_api.patch(url, {"metadata": at_limit}, format="json")
     assert response.status_code == 200
+    assert response.json()["metadata"] == at_limit
+    checkpoint.refresh_from_db()
+    assert checkpoint.metadata == at_limit
 
 
 def test_delete_starts_a_run(alice_api, checkpoint):
