@@ -97,11 +97,21 @@ def test_owner_applies_a_policy(alice_client, spec_example, django_capture_on_co
     assert 'hx-trigger="every 1s"' in html  # polls while the run is pending
 
 
-def test_staff_may_apply(staff_client, spec_example, django_capture_on_commit_callbacks):
+def test_staff_may_apply(staff, staff_client, spec_example, django_capture_on_commit_callbacks):
     url = reverse("experiments:gc", args=[spec_example.pk])
-    with django_capture_on_commit_callbacks(execute=False):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = staff_client.post(url, policy_params((0, 0, 1)))
-    assert response.status_code == 302
+    assert response.status_code == 302 and response["Location"] == url
+    assert len(callbacks) == 1, "the GC run is enqueued on commit"
+    spec_example.refresh_from_db()
+    assert spec_example.gc_policy.as_dict() == policy_params((0, 0, 1))
+    run = GCRun.objects.get()
+    assert (run.experiment_id, run.reason, run.policy) == (
+        spec_example.pk,
+        "POLICY_CHANGED",
+        policy_params((0, 0, 1)),
+    )
+    assert run.started_by == staff
 
 
 def test_invalid_post_saves_nothing(alice_client, spec_example):
