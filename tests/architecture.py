@@ -19,6 +19,11 @@ one concrete loop to break.
 
 Run as ``python -m tests.architecture`` (``make lint`` does); ``tests/test_architecture.py``
 runs the same check in the suite.
+
+The test suite's own layout is checked here too (``missing_init_files``,
+``conftest_imports``): every folder of test modules is a package (the suite imports
+``tests.<folder>.<module>``), and no module imports from a conftest (conftests define
+fixtures; helpers are plain modules).
 """
 
 from __future__ import annotations
@@ -152,6 +157,49 @@ def crowded_folders(root: Path = ROOT, limit: int = MAX_MODULES_PER_FOLDER) -> l
         if path.name != "__init__.py":
             counts[path.parent] = counts.get(path.parent, 0) + 1
     return [f"{folder} ({n} modules)" for folder, n in sorted(counts.items()) if n > limit]
+
+
+# --- the test suite's layout ----------------------------------------------------------------
+
+
+def _python_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def missing_init_files(root: Path) -> list[str]:
+    """Folders under ``root`` (a tests/ directory) that hold Python modules, or hold folders
+    that do, without an ``__init__.py``: each one a path relative to ``root``'s parent."""
+    missing = set()
+    for path in _python_files(root):
+        folder = path.parent
+        while folder != root.parent:
+            if not (folder / "__init__.py").exists():
+                missing.add(folder)
+            if folder == root:
+                break
+            folder = folder.parent
+    return sorted(str(folder.relative_to(root.parent)) for folder in missing)
+
+
+def conftest_imports(root: Path) -> list[str]:
+    """Every import of a conftest module by a module under ``root``: ``"path:line module"``."""
+    found = []
+    for path in _python_files(root):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                names = [module] + [f"{module}.{alias.name}".lstrip(".") for alias in node.names]
+            else:
+                continue
+            for name in names:
+                if "conftest" in name.split("."):
+                    where = path.relative_to(root.parent)
+                    found.append(f"{where}:{node.lineno} {name}")
+                    break
+    return found
 
 
 def main() -> int:

@@ -104,6 +104,45 @@ def report_with_files(storage, trial, steps, files, metric=None, metadata=None):
     )
 
 
+# --- experiments on a storage location (a ``tests.stores.Store``) ------------------------
+
+#: The files of every checkpoint ``add_checkpoint`` reports (relative path -> content).
+CHECKPOINT_FILES = {
+    "state-dict.pth": b"weights" * 10,
+    "metadata.json": b'{"framework": "pytorch"}',
+    "code/model_def.py": b"import torch\n",
+}
+
+
+def experiment_on(owner, store, policy=(0, 1, 1), name="gc-test") -> Experiment:
+    """An experiment on ``store``'s storage, created through the services, with a policy."""
+    best, trial_best, latest = policy
+    config = {
+        "name": name,
+        "searcher": {"metric": "loss", "smaller_is_better": True},
+        "checkpoint_storage": {
+            **store.storage_section,
+            "save_experiment_best": best,
+            "save_trial_best": trial_best,
+            "save_trial_latest": latest,
+        },
+    }
+    return services.create_experiment(owner, config)
+
+
+def add_checkpoint(trial, store, steps: int, metric: float | None, files=None):
+    """Report a validation (when ``metric`` is set) and a checkpoint whose files exist."""
+    files = CHECKPOINT_FILES if files is None else files
+    if metric is not None:
+        services.report_validation(trial, steps, {"loss": metric})
+    checkpoint = services.report_checkpoint(
+        trial, steps, resources={path: len(data) for path, data in files.items()}
+    )
+    for path, data in files.items():
+        store.put(str(checkpoint.uuid), path, data)
+    return checkpoint
+
+
 def s3_storage(name: str, **fields):
     """An S3 StorageConfig with credentials whose endpoint refuses connections (port 9)."""
     from storage.models import StorageConfig

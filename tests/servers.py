@@ -1,10 +1,12 @@
-"""Real S3 (moto), GCS (emulator) and Azure (Azurite) servers over HTTP, one per session.
+"""Real S3 (moto), GCS (emulator) and Azure (Azurite) servers over HTTP, one per session;
+and what every test of a service needs: ``missing_service``, ``free_port``, ``wait_for``.
 
 Each server runs in its own child process (moto's ThreadedMotoServer, the
 gcp-storage-emulator's ``create_server``) on a free 127.0.0.1 port, started once per
-session: the fixtures are made visible to every test package by ``tests/conftest.py`` so
-that one instance serves them all. Keeping them out of the test process keeps their
-memory out of the download memory measurements, and their threads off its GIL.
+session by the fixtures ``moto_server``, ``gcs_server`` and ``azurite_server`` of
+``tests/conftest.py``, so that one instance serves every test package. Keeping them out of
+the test process keeps their memory out of the download memory measurements, and their
+threads off its GIL.
 
 Azurite is the npm package, installed under ``var/azurite`` by ``make azurite`` (CI runs
 it). It listens on a free port (``--blobPort 0``, the port read from its start-up line),
@@ -25,12 +27,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import missing_service
+from tests import REPO
+
+REQUIRE_SERVICES = os.environ.get("CKPTWEB_REQUIRE_SERVICES") == "1"
 
 ACCESS_KEY = "AKIACKPTWEBTESTACCESS"
 SECRET_KEY = "sEcReT-ckptweb-9f2c41d7e0b6-never-shown"
@@ -44,7 +48,7 @@ AZURE_KEY = (
 )
 #: Secrets that no response, page, log line or error may contain.
 SECRETS = (ACCESS_KEY, SECRET_KEY, AZURE_KEY)
-AZURITE_BIN = Path(__file__).resolve().parent.parent / "var/azurite/node_modules/.bin/azurite-blob"
+AZURITE_BIN = REPO / "var/azurite/node_modules/.bin/azurite-blob"
 
 MOTO_SCRIPT = """
 import sys
@@ -65,6 +69,40 @@ server.start()
 print("ready", port, flush=True)
 sys.stdin.read()
 """
+
+
+# --- services, ports, waiting --------------------------------------------------------------
+
+
+def missing_service(reason: str):
+    """Skip with ``reason``, or fail when CI demands real services (CKPTWEB_REQUIRE_SERVICES=1)."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (CKPTWEB_REQUIRE_SERVICES=1, so this is a failure)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition, timeout: float = 60, message: str = "condition", log=None, every=0.05):
+    """Poll ``condition()`` every ``every`` seconds until it is truthy and return its value;
+    after ``timeout`` seconds fail, quoting the end of ``log()`` (a server's or worker's log)
+    when given. The one poll loop of the suite: servers, workers and runs are waited for
+    with it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(every)
+    tail = log()[-6000:] if log else ""
+    pytest.fail(f"timed out after {timeout}s waiting for {message}\n{tail}")
 
 
 # --- servers -------------------------------------------------------------------------------
@@ -118,34 +156,6 @@ def start_server(name: str, script: str) -> ServerProcess | str:
     with socket.create_connection(("127.0.0.1", server.port), timeout=5):
         pass
     return server
-
-
-@pytest.fixture(scope="session")
-def moto_server():
-    """moto's ThreadedMotoServer (S3 over HTTP), with the test bucket created."""
-    server = start_server("moto S3 server", MOTO_SCRIPT)
-    if isinstance(server, str):
-        missing_service(server)
-    s3_admin_client(server.endpoint).create_bucket(Bucket=BUCKET)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def gcs_server():
-    """gcp-storage-emulator (GCS JSON API over HTTP), with STORAGE_EMULATOR_HOST set."""
-    server = start_server("gcp-storage-emulator", GCS_SCRIPT)
-    if isinstance(server, str):
-        missing_service(server)
-    previous = os.environ.get("STORAGE_EMULATOR_HOST")
-    os.environ["STORAGE_EMULATOR_HOST"] = server.endpoint
-    gcs_admin_client().create_bucket(BUCKET)
-    yield server
-    if previous is None:
-        os.environ.pop("STORAGE_EMULATOR_HOST", None)
-    else:
-        os.environ["STORAGE_EMULATOR_HOST"] = previous
-    server.stop()
 
 
 @dataclass
@@ -218,15 +228,25 @@ def start_azurite() -> AzuriteServer | str:
     return f"Azurite did not start within {STARTUP_TIMEOUT}s (output: {seen[-3:]!r})"
 
 
-@pytest.fixture(scope="session")
-def azurite_server():
-    """Azurite's blob service over HTTP, with the test container created."""
-    server = start_azurite()
-    if isinstance(server, str):
-        missing_service(server)
-    azure_admin_client(server.connection_string).create_container(BUCKET)
-    yield server
-    server.stop()
+class MotoS3:
+    """moto's ThreadedMotoServer on a fixed port, so it can be stopped and started again
+    (its buckets live in this process and survive a restart)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.server = None
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
 
 
 @functools.lru_cache

@@ -5,9 +5,14 @@ as (trial, steps_completed, validation metric): trial 1 at steps 100..500, then 
 ``SPEC_POLICIES`` are the spec's expected outputs: for each policy (save_experiment_best,
 save_trial_best, save_trial_latest) the saved checkpoints in that numbering, descending.
 The ">= 5" and ">= 3" rows are checked at the bound and beyond it.
+
+``spec_example`` builds the example, for every test that needs it (the ``spec_example``
+fixture of tests/conftest.py is its experiment, on the default storage).
 """
 
-from experiments.demo import SPEC_TABLE  # noqa: F401 - the table, for the tests
+from experiments import services
+from experiments.demo import SPEC_TABLE, build_spec_example
+from tests.factories import add_checkpoint, experiment_on
 
 SPEC_POLICIES = [
     ((0, 0, 0), []),
@@ -69,3 +74,23 @@ def db_ids_text(ids: dict[int, int], text: str) -> str:
     """``"8,7"`` in the spec's numbering as the same checkpoints' database ids, descending."""
     numbers = [int(n) for n in text.split(",") if n]
     return ",".join(str(pk) for pk in sorted((ids[n] for n in numbers), reverse=True))
+
+
+def spec_example(owner, store=None, policy=(0, 1, 1)):
+    """The spec's example experiment, owned by ``owner``, and its checkpoints in the spec's
+    numbering: ``(experiment, {1..10: Checkpoint})``.
+
+    Without ``store``, as ``manage.py load_demo`` builds it (``experiments.demo``): on the
+    default storage, metric ``validation_loss``, the demo's files. With a ``store`` (a
+    ``tests.stores.Store`` an experiment's config names), built through the services on it
+    with GC policy ``policy``: metric ``loss``, every checkpoint with
+    ``tests.factories.CHECKPOINT_FILES``.
+    """
+    if store is None:
+        experiment = build_spec_example(owner)
+    else:
+        experiment = experiment_on(owner, store, policy)
+        trials = {1: services.create_trial(experiment), 2: services.create_trial(experiment)}
+        for trial, steps, metric in SPEC_TABLE:
+            add_checkpoint(trials[trial], store, steps, metric)
+    return experiment, spec_checkpoints(experiment)

@@ -1,20 +1,22 @@
-"""The layering of docs/architecture.md, "The dependency rule", checked in the suite too."""
+"""The layering of docs/architecture.md, "The dependency rule", checked in the suite too; and
+the test suite's own layout (packages everywhere, no imports from a conftest)."""
 
 import subprocess
 import sys
 from pathlib import Path
 
+from tests import REPO as ROOT
 from tests.architecture import (
+    conftest_imports,
     crowded_folders,
     cycles,
     import_graph,
     loop_in,
+    missing_init_files,
     only_reexports,
     report,
     shims,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_no_import_cycle_between_modules():
@@ -76,3 +78,31 @@ def test_no_folder_has_more_than_twenty_modules(tmp_path):
     for n in range(21):
         (crowded / f"m{n}.py").write_text("")
     assert crowded_folders(tmp_path) == ["storage/crowd (21 modules)"]
+
+
+def test_every_folder_of_test_modules_is_a_package(tmp_path):
+    planted = tmp_path / "tests"
+    (planted / "feature" / "deeper").mkdir(parents=True)
+    (planted / "__init__.py").write_text("")
+    (planted / "feature" / "deeper" / "__init__.py").write_text("")
+    (planted / "feature" / "deeper" / "test_x.py").write_text("")
+    assert missing_init_files(planted) == ["tests/feature"]  # the check sees a gap
+
+    assert missing_init_files(ROOT / "tests") == []
+
+
+def test_no_module_imports_from_a_conftest(tmp_path):
+    planted = tmp_path / "tests"
+    planted.mkdir()
+    (planted / "test_a.py").write_text("from tests.feature.conftest import helper\n")
+    (planted / "test_b.py").write_text("def f():\n    from . import conftest\n")
+    (planted / "test_c.py").write_text("import tests.conftest as c\n")
+    (planted / "test_ok.py").write_text("from tests.factories import client_for\n")
+    found = conftest_imports(planted)
+    assert [line.split(":")[0] for line in found] == [
+        "tests/test_a.py",
+        "tests/test_b.py",
+        "tests/test_c.py",
+    ]  # the check sees all three forms
+
+    assert conftest_imports(ROOT / "tests") == []

@@ -5,8 +5,8 @@ import pytest
 import requests
 
 from experiments.models import Checkpoint, Experiment, Trial
-from tests.browser.conftest import browser_session
-from tests.storage.conftest import make_store, unique_prefix
+from tests.browser.helpers import browser_session
+from tests.stores import make_store, unique_prefix
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

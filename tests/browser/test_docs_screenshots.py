@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from experiments.models import Experiment
-from tests.browser.conftest import signed_in_page
+from tests.browser.helpers import signed_in_page
 
 pytestmark = [
     pytest.mark.browser,

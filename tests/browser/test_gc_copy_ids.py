@@ -4,8 +4,8 @@ import pytest
 
 from experiments.gc.preview import gc_preview
 from experiments.views import gc as gc_pages
-from tests.browser.conftest import browser_session
-from tests.gc.builders import policy_of
+from tests.browser.helpers import browser_session
+from tests.experiments.gc.builders import policy_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -6,7 +6,7 @@ from experiments import services
 from experiments.demo import build_spec_example, build_training_experiment
 from storage.reconcile.models import StorageScan
 from storage.reconcile.scan import execute_scan
-from tests.browser.conftest import SCREENSHOTS, finish_gc, sign_in, signed_in_page
+from tests.browser.helpers import SCREENSHOTS, finish_gc, sign_in, signed_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -10,7 +10,7 @@ import pytest
 from experiments import services
 from experiments.demo import build_spec_example, build_training_experiment
 from experiments.models import Checkpoint, GCRun
-from tests.browser.conftest import finish_gc
+from tests.browser.helpers import finish_gc
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

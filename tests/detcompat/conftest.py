@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import missing_service
+from tests import REPO as ROOT
+from tests.detcompat.helpers import run_detached
+from tests.servers import missing_service
 
-ROOT = Path(__file__).resolve().parents[2]
 DET_VENV = ROOT / "var" / "det-venv"  # made by `make det-venv`
 DET = DET_VENV / "bin" / "det"
 DET_PYTHON = DET_VENV / "bin" / "python"
@@ -96,21 +97,6 @@ def alice_token(transactional_db, alice):
     from ckptweb.detcompat.auth import issue_token
 
     return issue_token(alice)
-
-
-def run_detached(argv, env, cwd, timeout, input=None) -> subprocess.CompletedProcess:
-    """Run ``argv`` with text output captured and no controlling terminal (so getpass
-    reads stdin)."""
-    return subprocess.run(
-        argv,
-        env=env,
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-        start_new_session=True,
-    )
 
 
 @pytest.fixture

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
 import tarfile
 from pathlib import Path
 
-from experiments.demo import build_spec_example
 from tests.factories import client_for
-from tests.spec import spec_checkpoints
 
 
 def ckptweb_api(user):
     """ckptweb's own REST API as ``user`` (in-process, same database as the live server)."""
     return client_for(user, api=True)
-
-
-def spec_example(owner):
-    """The spec's example and its checkpoints in the spec's numbering (1..10)."""
-    experiment = build_spec_example(owner)
-    return experiment, spec_checkpoints(experiment)
 
 
 def csv_rows(stdout: str) -> list[dict]:
@@ -54,3 +47,18 @@ def assert_clean_error(result, *words: str) -> None:
     assert "Traceback" not in result.stderr, result.stderr
     for word in words:
         assert word in result.stderr + result.stdout, (word, result.stderr, result.stdout)
+
+
+def run_detached(argv, env, cwd, timeout, input=None) -> subprocess.CompletedProcess:
+    """Run ``argv`` with text output captured and no controlling terminal (so getpass
+    reads stdin)."""
+    return subprocess.run(
+        argv,
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        start_new_session=True,
+    )

@@ -14,10 +14,10 @@ from tests.detcompat.helpers import (
     ckptweb_api,
     ckptweb_download,
     csv_rows,
-    spec_example,
     tree,
 )
 from tests.factories import password_for
+from tests.spec import spec_example
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,8 +14,8 @@ from ckptweb.detcompat.auth import issue_token
 from ckptweb.detcompat.hashers import det_prehash
 from ckptweb.detcompat.models import DetToken
 from experiments.models import Checkpoint
-from tests.detcompat.helpers import spec_example
 from tests.factories import password_for
+from tests.spec import spec_example
 
 pytestmark = pytest.mark.django_db
 

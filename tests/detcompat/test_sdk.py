@@ -10,8 +10,9 @@ import pytest
 from experiments import services
 from experiments.models import Experiment
 from storage.models import StorageConfig
-from tests.detcompat.helpers import ckptweb_api, ckptweb_download, spec_example, tree
+from tests.detcompat.helpers import ckptweb_api, ckptweb_download, tree
 from tests.servers import ACCESS_KEY, BUCKET, SECRET_KEY, s3_admin_client
+from tests.spec import spec_example
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -156,7 +156,8 @@ def test_metadata_json_is_shown_escaped(staff_client, scanned):
 
 def test_the_actions_keep_the_experiment_summary(staff_client, scanned):
     """Marking a missing checkpoint DELETED and re-syncing a drifted one's size change the
-    experiment's counts and bytes: the summary row follows (tests/gc/test_summary.py)."""
+    experiment's counts and bytes: the summary row follows
+    (tests/experiments/gc/test_summary.py)."""
     from experiments import summary
     from experiments.models import ExperimentSummary
 

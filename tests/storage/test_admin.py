@@ -7,7 +7,9 @@ from django.urls import reverse
 
 from storage.backends import SECRET_FIELDS, STORAGE_FIELDS
 from storage.models import StorageConfig
-from tests.storage.conftest import ACCESS_KEY, SECRET_KEY
+from tests.servers import ACCESS_KEY, SECRET_KEY
+
+pytestmark = pytest.mark.usefixtures("secret_watch")
 
 
 @pytest.fixture

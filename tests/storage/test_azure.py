@@ -24,8 +24,10 @@ from storage.config import ConfigError, parse_storage_section, redact
 from storage.models import StorageConfig
 from storage.reconcile.actions import start_scan
 from storage.reconcile.scan import execute_scan
-from tests.servers import AZURE_ACCOUNT
-from tests.storage.conftest import AZURE_KEY, BUCKET, consume, unique_prefix
+from tests.servers import AZURE_ACCOUNT, AZURE_KEY, BUCKET
+from tests.stores import consume, unique_prefix
+
+pytestmark = pytest.mark.usefixtures("secret_watch")
 
 CONN = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"

@@ -17,7 +17,9 @@ from ckptweb.lib.paths import UnsafePath
 from experiments import downloads
 from storage.backends import get_backend
 from storage.backends.base import FileNotFoundInStorage, StorageError
-from tests.storage.conftest import consume
+from tests.stores import consume
+
+pytestmark = pytest.mark.usefixtures("secret_watch")
 
 FILES = {
     "metadata.json": b'{"steps_completed": 10}',

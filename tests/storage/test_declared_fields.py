@@ -10,6 +10,8 @@ from storage.config import ConfigError, parse_storage_section
 from storage.forms import SecretInput, StorageConfigForm
 from storage.models import StorageConfig
 
+pytestmark = pytest.mark.usefixtures("secret_watch")
+
 
 def test_every_declared_field_is_a_storage_config_field():
     model_fields = {field.name for field in StorageConfig._meta.get_fields()}

@@ -14,7 +14,9 @@ from storage.backends.base import StorageError, StoredFile, TransientStorageErro
 from storage.backends.gcs import batch_errors
 from storage.backends.object_store import ObjectStoreBackend
 from storage.models import StorageConfig
-from tests.storage.conftest import ACCESS_KEY, BUCKET, SECRET_KEY
+from tests.servers import ACCESS_KEY, BUCKET, SECRET_KEY
+
+pytestmark = pytest.mark.usefixtures("secret_watch")
 
 
 def put_many(store, checkpoint_uuid, count: int) -> None:

@@ -1,6 +1,6 @@
 """No response (headers or body) and no log line of the storage tests contains a secret.
 
-Every storage test is watched by the autouse ``secret_watch`` fixture (tests/storage/
+Every storage and download test is watched by the ``secret_watch`` fixture (tests/
 conftest.py), which fails it at teardown if a secret appeared. This module provokes the
 riskiest cases itself, with storages whose client errors quote the credentials, so it
 depends on no other module and no order.
@@ -13,7 +13,10 @@ from django.urls import reverse
 
 from storage.backends.azure import AzureBackend
 from storage.backends.s3 import S3Backend
-from tests.storage.conftest import ACCESS_KEY, SECRET_KEY, consume, without_sigv4_key_ids
+from tests.servers import ACCESS_KEY, SECRET_KEY
+from tests.stores import consume, without_sigv4_key_ids
+
+pytestmark = pytest.mark.usefixtures("secret_watch")
 
 
 def leak_on_listing(monkeypatch, backend, error) -> None:
