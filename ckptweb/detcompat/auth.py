@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import identify_hasher
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -63,7 +64,10 @@ def issue_token(user) -> str:
     """A new Bearer token for ``user`` (only its digest is stored)."""
     token = secrets.token_urlsafe(32)
     DetToken.objects.create(
-        key_hash=_digest(token), user=user, expires_at=timezone.now() + token_lifetime()
+        key_hash=_digest(token),
+        user=user,
+        expires_at=timezone.now() + token_lifetime(),
+        auth_hash=user.get_session_auth_hash(),
     )
     return token
 
@@ -93,6 +97,11 @@ class DetBearerAuthentication(BaseAuthentication):
             raise AuthenticationFailed("invalid or expired token; run 'det user login'.")
         if not row.user.is_active:
             raise AuthenticationFailed("this user is deactivated.")
+        if row.auth_hash and not constant_time_compare(
+            row.auth_hash, row.user.get_session_auth_hash()
+        ):
+            row.delete()  # as Django ends the sessions of a changed password
+            raise AuthenticationFailed("the password changed; run 'det user login'.")
         return row.user, row
 
     def authenticate_header(self, request):

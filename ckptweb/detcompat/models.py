@@ -10,7 +10,8 @@ class DetToken(models.Model):
     """One Determined session token: its SHA-256 (never the token), owner and expiry.
 
     Created by ``POST det-compat/api/v1/auth/login``; ``auth/logout`` deletes only the row
-    of the token it was called with. Expired rows are refused and deleted on sight.
+    of the token it was called with. Expired rows, and rows issued before the user's password
+    last changed, are refused and deleted on sight.
     """
 
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
@@ -19,6 +20,9 @@ class DetToken(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
+    #: The user's session auth hash when the token was issued: a password change ends it.
+    #: Blank on tokens issued before this field existed (they end at their expiry).
+    auth_hash = models.CharField(max_length=128, blank=True, editable=False)
 
     class Meta:
         ordering = ["-id"]
