@@ -13,6 +13,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -120,15 +121,19 @@ def checkpoint_register(request, uuid):
     back = redirect(reverse("experiments:checkpoint", args=[checkpoint.uuid]))
     name = request.POST.get("model", "").strip()
     try:
-        model = Model.objects.filter(name=name).first()
-        if model is None:
-            model = registry.create_model(request.user, name)
-        elif not is_owner_or_staff(request.user, model):
-            messages.error(request, f"Only the owner of {model.name} or staff may register in it.")
-            return back
-        version = registry.register_version(
-            model, checkpoint, request.user, request.POST.get("comment", "")
-        )
+        # One transaction: a registration refused leaves no new, empty model behind.
+        with transaction.atomic():
+            model = Model.objects.filter(name=name).first()
+            if model is None:
+                model = registry.create_model(request.user, name)
+            elif not is_owner_or_staff(request.user, model):
+                messages.error(
+                    request, f"Only the owner of {model.name} or staff may register in it."
+                )
+                return back
+            version = registry.register_version(
+                model, checkpoint, request.user, request.POST.get("comment", "")
+            )
     except (registry.RegistryError, registry.RegistryConflict) as exc:
         messages.error(request, f"Not registered: {exc}")
         return back
