@@ -27,7 +27,7 @@ from django.views.decorators.http import require_POST
 from ckptweb.lib.db import ByteSum
 from ckptweb.lib.errors import Conflict
 from ckptweb.lib.units import human_bytes
-from experiments import services
+from experiments import registry, services
 from experiments.choices import GONE_STATES
 from experiments.downloads import foldered_archive, safe_name
 from experiments.gc.runs import CheckpointProtected, delete_checkpoint
@@ -75,8 +75,8 @@ def delete_many(checkpoints: list[Checkpoint], user=None) -> tuple[int, list[str
                 continue
             try:
                 delete_checkpoint(checkpoint, user=user)
-            except CheckpointProtected:
-                skipped.append(f"{str(checkpoint.uuid)[:8]} is protected")
+            except CheckpointProtected as exc:  # protected, or registered (the message says)
+                skipped.append(f"{str(checkpoint.uuid)[:8]}: {exc.message}")
                 continue
             except Conflict as exc:  # its experiment is being deleted
                 skipped.append(f"{str(checkpoint.uuid)[:8]}: {exc.message}")
@@ -146,7 +146,15 @@ def bulk_action(request):
                 messages.error(request, "Refused: " + "; ".join(refused[:10]))
             return _back(request)
         if request.POST.get("confirm") != "1":
-            live = [c for c in checkpoints if c.state not in GONE_STATES and not c.protected]
+            # What the deletion will take: not gone, not protected, not pinned by a version.
+            registered = registry.registered_versions(c.pk for c in checkpoints)
+            for checkpoint in checkpoints:
+                checkpoint.registered_as = registered.get(checkpoint.pk, [])
+            live = [
+                c
+                for c in checkpoints
+                if c.state not in GONE_STATES and not c.protected and not c.registered_as
+            ]
             total = Checkpoint.objects.filter(pk__in=[c.pk for c in live]).aggregate(
                 b=ByteSum("size_bytes")
             )["b"]
