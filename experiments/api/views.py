@@ -19,7 +19,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from ckptweb.api import FastJSONRenderer
-from ckptweb.lib.policy import InvalidPolicy, Policy
+from ckptweb.lib.policy import Policy
 from experiments import services
 from experiments.api import serializers as s
 from experiments.api.report_items import checked_report
@@ -61,11 +61,6 @@ def validated(serializer_class, request) -> dict:
     data = serializer_class(data=request.data)
     data.is_valid(raise_exception=True)
     return data.validated_data
-
-
-def report_error(exc: InvalidPolicy) -> ValidationError:
-    """A policy field error as a DRF 400 ``{field: [message]}``."""
-    return ValidationError({exc.field: [str(exc)]})
 
 
 class ApiViewMixin:

@@ -39,10 +39,6 @@ class ChartOptions:
     def log(self) -> bool:
         return self.scale == "log"
 
-    @property
-    def customised(self) -> bool:
-        return not self.searcher or self.x_axis != "steps" or self.log
-
 
 def reported_metrics(validations: QuerySet, searcher_metric: str) -> tuple[str, ...]:
     """The metric names in the latest validations, the searcher metric first."""
