@@ -296,10 +296,15 @@ def count_requests(monkeypatch, backend) -> dict[str, int]:
     return counts
 
 
-def test_deleting_many_checkpoints_costs_few_requests(store, monkeypatch):
-    """40 neighbouring checkpoints of 2 files: S3 and GCS list them by ranges (a page or
-    two, not one listing per checkpoint), Azure lists each once; every store deletes them
-    in one batch. shared_fs counts one removal per checkpoint."""
+def test_deleting_many_checkpoints_costs_few_requests(store, isolated_store, monkeypatch):
+    """40 neighbouring checkpoints of 2 files: S3 and GCS list them by ranges (one page,
+    not one listing per checkpoint), Azure lists each once; every store deletes them in one
+    batch. shared_fs counts one removal per checkpoint.
+
+    The location is the test's own: the shared contract location holds other tests'
+    checkpoints between these, and how many pages they take depends on their number.
+    """
+    store = isolated_store(store.kind)
     names = sorted(str(uuid_lib.uuid4()) for _ in range(40))
     for name in names:
         store.put_files(name, {"a.bin": b"a", "b/c.bin": b"c"})
@@ -315,8 +320,7 @@ def test_deleting_many_checkpoints_costs_few_requests(store, monkeypatch):
     assert result.deleted_files == 80
     assert result.requests == counts["deletes"] == 1
     if backend.ranged_listing:
-        assert counts["listings"] <= 3, counts
-        assert (counts["listings"] + counts["deletes"]) / len(names) <= 0.1
+        assert counts["listings"] == 1, counts
     else:  # Azure: no listing from a start key
         assert counts["listings"] == len(names), counts
     assert all(backend.list_files(name) == [] for name in names)
