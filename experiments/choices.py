@@ -22,6 +22,10 @@ class ExperimentState(models.TextChoices):
     DELETING = "DELETING"
 
 
+#: Experiments still training: no automatic run applies their policy, and a policy change
+#: warns about the running trials whose latest checkpoint it deletes.
+EXPERIMENT_RUNNING_STATES = (ExperimentState.ACTIVE, ExperimentState.PAUSED)
+
 EXPERIMENT_TERMINAL_STATES = (
     ExperimentState.COMPLETED,
     ExperimentState.CANCELED,
@@ -37,6 +41,10 @@ class TrialState(models.TextChoices):
     COMPLETED = "COMPLETED"
     CANCELED = "CANCELED"
     ERROR = "ERROR"
+
+
+#: Trials that may still resume from their latest checkpoint (in a running experiment).
+TRIAL_RUNNING_STATES = (TrialState.ACTIVE, TrialState.PAUSED)
 
 
 class CheckpointState(models.TextChoices):

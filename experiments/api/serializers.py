@@ -326,6 +326,15 @@ class PreviewCheckpointSerializer(serializers.Serializer):
     )
 
 
+class RunningTrialSerializer(serializers.Serializer):
+    """A trial still running whose latest checkpoint the policy would delete."""
+
+    trial_id = serializers.IntegerField()
+    checkpoint_id = serializers.IntegerField(help_text="The trial's latest checkpoint.")
+    uuid = serializers.CharField()
+    steps_completed = serializers.IntegerField()
+
+
 class GCPreviewSerializer(serializers.Serializer):
     # The docstring is the schema's description, kept byte for byte; the contract it names is
     # docs/architecture.md "Scale contract".
@@ -342,6 +351,11 @@ class GCPreviewSerializer(serializers.Serializer):
     count = serializers.IntegerField(help_text="Candidates in all pages of checkpoints.")
     checkpoints = PreviewCheckpointSerializer(
         many=True, help_text="One page (page, page_size), ids descending."
+    )
+    running_trials = RunningTrialSerializer(
+        many=True,
+        help_text="Trials still running (ACTIVE or PAUSED, in an ACTIVE or PAUSED experiment) "
+        "whose latest checkpoint this policy would delete: what they would resume from.",
     )
 
 

@@ -8,7 +8,10 @@ API) and the Determined layer's ``preview_gc``. Its cost does not grow with what
 * the whole id lists and the reclaimed bytes come from one narrow query of the candidates'
   ``(id, size_bytes)`` pairs — tuples, no row objects or dicts per checkpoint;
 * the ``checkpoints`` rows are one page, read with LIMIT/OFFSET, plus one query of the
-  model versions that pin them (the "registered as NAME vN" reason).
+  model versions that pin them (the "registered as NAME vN" reason);
+* on a running experiment (ACTIVE or PAUSED) only, one query of each running trial's latest
+  candidate (an index lookup per trial) names the trials whose latest checkpoint the policy
+  would delete (``running_trials``: what a trial resumes from; every confirmation shows it).
 
 The GC page asks for at most ``id_limit`` ids of each list instead (a million ids are
 megabytes of HTML per keystroke): the counts and bytes then come from the experiment's
@@ -22,11 +25,15 @@ import hashlib
 import heapq
 from dataclasses import dataclass, field
 
+from django.db.models import OuterRef, Subquery
+
+from ckptweb.lib.db import chunked
 from ckptweb.lib.limits import InvalidInput
 from ckptweb.lib.policy import Policy
 from experiments import summary
+from experiments.choices import EXPERIMENT_RUNNING_STATES, TRIAL_RUNNING_STATES
 from experiments.gc.retention import CANDIDATE_COLUMNS, RankedCheckpoint, candidates, retained
-from experiments.models import Experiment
+from experiments.models import Checkpoint, Experiment, Trial
 from experiments.registry import registered_versions
 
 DEFAULT_PAGE_SIZE = 200
@@ -65,6 +72,53 @@ class PreviewRow(RankedCheckpoint):
 
 
 @dataclass(frozen=True)
+class RunningTrial:
+    """A trial still running whose latest checkpoint a policy would delete."""
+
+    trial_id: int
+    checkpoint_id: int
+    uuid: str
+    steps_completed: int
+
+    def as_dict(self) -> dict:
+        """The API's representation (``RunningTrialSerializer``)."""
+        return {
+            "trial_id": self.trial_id,
+            "checkpoint_id": self.checkpoint_id,
+            "uuid": self.uuid,
+            "steps_completed": self.steps_completed,
+        }
+
+
+def running_trials(experiment: Experiment, kept) -> list[RunningTrial]:
+    """The running trials whose latest candidate checkpoint is not in ``kept``, by trial.
+
+    Only a running experiment (ACTIVE or PAUSED) has running trials: a trial of an ended one
+    resumes nothing, whatever its own state says. No query for an ended experiment.
+    """
+    if experiment.state not in EXPERIMENT_RUNNING_STATES:
+        return []
+    latest = (
+        candidates(experiment)
+        .filter(trial=OuterRef("pk"))
+        .order_by("-steps_completed", "-id")
+        .values("id")[:1]
+    )
+    pairs = (
+        Trial.objects.filter(experiment=experiment, state__in=TRIAL_RUNNING_STATES)
+        .annotate(latest=Subquery(latest))
+        .values_list("latest", flat=True)
+    )
+    doomed = [pk for pk in pairs if pk is not None and pk not in kept]
+    rows = []
+    for part in chunked(doomed):
+        rows += Checkpoint.objects.filter(pk__in=part).values_list(
+            "trial_id", "id", "uuid", "steps_completed"
+        )
+    return [RunningTrial(trial, pk, str(uuid), steps) for trial, pk, uuid, steps in sorted(rows)]
+
+
+@dataclass(frozen=True)
 class GCPreview:
     """What ``policy`` keeps and deletes: id lists (descending, whole unless ``id_limit``
     cut them: see ``*_complete``), their counts, and one page of rows."""
@@ -81,6 +135,7 @@ class GCPreview:
     retained_count: int = -1  # -1: len(retained_ids), the list is whole
     deleted_count: int = -1
     fingerprint: str = ""  # of the previewed state: ``preview_is_current``
+    running_trials: list[RunningTrial] = field(default_factory=list)
 
     def __post_init__(self):
         if self.retained_count < 0:
@@ -118,6 +173,7 @@ class GCPreview:
             "metric_name": self.metric_name,
             "count": self.count,
             "checkpoints": [row.as_dict() for row in self.checkpoints],
+            "running_trials": [trial.as_dict() for trial in self.running_trials],
         }
 
 
@@ -177,7 +233,8 @@ def gc_preview(
 ) -> GCPreview:
     """What ``policy`` would keep and delete in ``experiment``; page ``page`` of the rows.
 
-    Four queries, whatever the size of the experiment (see the module docstring). Rows are
+    Four queries, whatever the size of the experiment, and one or two more on a running one
+    (see the module docstring). Rows are
     ids descending; a page past the last is empty. With ``id_limit``, the id lists are their
     first ``id_limit`` ids and the counts and bytes come from an aggregate instead.
     """
@@ -218,6 +275,7 @@ def gc_preview(
         policy, experiment.searcher_metric, retained_ids, deleted_ids, reclaimed,
         page, page_size, checkpoints, kept, **counts,
         fingerprint=_fingerprint(policy, kept, totals),
+        running_trials=running_trials(experiment, kept),
     )  # fmt: skip
 
 

@@ -24,6 +24,8 @@ from ckptweb.client.cli.common import (
     print_table,
 )
 
+#: ``set gc-policy`` names at most this many running trials it would cut off.
+RUNNING_TRIALS_SHOWN = 20
 #: ``set gc-policy`` lists at most this many candidates before asking.
 PREVIEW_ROWS = 20
 
@@ -132,6 +134,19 @@ def experiment_set_gc_policy(client: Client, args) -> None:
             f"… and {hidden} more (the first {len(rows)} deletions are listed; "
             f"all: ckpt experiment list-checkpoints {args.experiment_id})"
         )
+    running = preview.get("running_trials") or []
+    if running:
+        print(
+            f"Warning: {len(running)} running trial(s) would lose the latest checkpoint they "
+            "resume from:"
+        )
+        for trial in running[:RUNNING_TRIALS_SHOWN]:
+            print(
+                f"  trial {trial['trial_id']}: checkpoint {trial['uuid']} at step "
+                f"{trial['steps_completed']}"
+            )
+        if len(running) > RUNNING_TRIALS_SHOWN:
+            print(f"  … and {len(running) - RUNNING_TRIALS_SHOWN} more")
     if not confirm("Apply this policy?", args.yes):
         raise CommandError("aborted; nothing was changed")
     run = client.set_gc_policy(args.experiment_id, **policy)

@@ -116,6 +116,12 @@ def test_set_gc_policy_previews_confirms_and_follows(run_ckpt, populated, defaul
     assert declined.returncode == 1
     deleted_bytes = sum(c.size_bytes for c in checkpoints) - checkpoints[1].size_bytes
     assert "This policy will delete 4 checkpoints" in declined.stdout
+    # Both trials are still running: the confirmation names the checkpoint each resumes from.
+    assert "Warning: 2 running trial(s) would lose the latest checkpoint" in declined.stdout
+    for latest in (checkpoints[2], checkpoints[4]):
+        assert (
+            f"trial {latest.trial_id}: checkpoint {latest.uuid} at step {latest.steps_completed}"
+        ) in declined.stdout
     assert_one_line_error(declined, "aborted")
     assert not Checkpoint.objects.filter(state="DELETED").exists()
 
