@@ -28,6 +28,15 @@
     document.getElementById("gc-confirm-title").textContent =
       "Delete " + plural(count, "checkpoint") + " (" + preview.dataset.reclaimedHuman + ")?";
     document.getElementById("gc-confirm-policy").textContent = preview.dataset.policy;
+    /* The running trials this policy cuts off, as the preview names them. */
+    var running = document.getElementById("gc-running-trials");
+    var slot = document.getElementById("gc-confirm-running");
+    slot.replaceChildren();
+    if (running) {
+      var copy = running.cloneNode(true);
+      copy.removeAttribute("id");
+      slot.appendChild(copy);
+    }
     dialog.showModal();
   }
 

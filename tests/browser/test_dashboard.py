@@ -109,6 +109,10 @@ def test_apply_runs_gc_and_updates_the_table(session, spec_example, spec_ids):
     assert dialog.is_visible()
     reclaimed = page.locator("#gc-preview").get_attribute("data-reclaimed-human")
     assert page.locator("#gc-confirm-title").inner_text() == f"Delete 7 checkpoints ({reclaimed})?"
+    # The example is still running: the dialog names trial 2, whose latest (10) goes.
+    running = page.locator("#gc-confirm-running").inner_text()
+    assert "1 running trial would lose its latest checkpoint." in running
+    assert f"Trial {spec_example.trials.order_by('id').last().pk}" in running
     session.screenshot("gc-confirm")
     page.click("#gc-confirm-apply")
 
