@@ -28,6 +28,7 @@ from ckptweb.lib.policy import POLICY_FIELDS
 from experiments import summary
 from experiments.choices import (
     EXPERIMENT_TERMINAL_STATES,
+    GONE_STATES,
     CheckpointState,
     ExperimentState,
     GCReason,
@@ -299,22 +300,26 @@ def _set_protected(experiment_id: int, ids: list[int], protected: bool) -> tuple
     """Flip ``protected`` on checkpoints ``ids`` of one experiment; (changed, refusals).
 
     The caller holds the experiment's row lock, which GC's claim also takes, so a claim
-    cannot interleave. A checkpoint a GC run already holds (DELETING) is not protected: the
-    UPDATE's WHERE leaves it, and the refusal names the run.
+    cannot interleave. A checkpoint whose files are gone or going (``GONE_STATES``: a GC run
+    holds it, or it is DELETED) is not protected: the UPDATE's WHERE leaves it, and the
+    refusal says why (naming the run). Protecting a DELETED checkpoint answered 200 and the
+    page said "garbage collection will keep it" about files that no longer exist.
     """
     rows = Checkpoint.objects.filter(pk__in=ids).exclude(protected=protected)
     if protected:
-        rows = rows.exclude(state=CheckpointState.DELETING)
+        rows = rows.exclude(state__in=GONE_STATES)
     changed = rows.update(protected=protected)
     summary.protection_changed(experiment_id, changed, protected)
     refused = []
     if protected:
-        held = Checkpoint.objects.filter(
-            pk__in=ids, protected=False, state=CheckpointState.DELETING
-        ).values_list("uuid", "gc_run_id")
+        gone = Checkpoint.objects.filter(
+            pk__in=ids, protected=False, state__in=GONE_STATES
+        ).values_list("uuid", "state", "gc_run_id")
         refused = [
             f"checkpoint {uuid} is being deleted by GC run {run_id}; it can no longer be protected."
-            for uuid, run_id in held
+            if state == CheckpointState.DELETING
+            else f"checkpoint {uuid} is DELETED: its files are gone, there is nothing to protect."
+            for uuid, state, run_id in gone
         ]
     return changed, refused
 

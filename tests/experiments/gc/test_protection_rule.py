@@ -100,6 +100,24 @@ def test_api_protect_a_checkpoint_a_run_holds_is_409_naming_the_run(
     assert summary_protected(experiment) == 0
 
 
+def test_protect_a_deleted_checkpoint_is_refused_and_changes_nothing(
+    alice_api, alice_client, experiment, checkpoints
+):
+    """Found by tests/boundary/test_protect_during_run.py: a protect arriving after the
+    run deleted the checkpoint answered 200 and flagged files that no longer exist."""
+    Checkpoint.objects.filter(pk=checkpoints[0].pk).update(state=CheckpointState.DELETED)
+    response = alice_api.patch(
+        f"/api/v1/checkpoints/{checkpoints[0].uuid}", {"protected": True}, format="json"
+    )
+    assert response.status_code == 409, response.content
+    assert "is DELETED" in response.json()["detail"]
+    assert protected_flags(checkpoints) == [False, False]
+    assert summary_protected(experiment) == 0
+    page = protect_on_page(alice_client, checkpoints[0])
+    assert "nothing to protect" in page.content.decode()
+    assert protected_flags(checkpoints) == [False, False]
+
+
 def test_api_protect_still_works_on_a_live_checkpoint(alice_api, experiment, checkpoints):
     response = alice_api.patch(
         f"/api/v1/checkpoints/{checkpoints[1].uuid}", {"protected": True}, format="json"
