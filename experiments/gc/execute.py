@@ -12,17 +12,20 @@ A run (``execute_run``) works in three steps, each safe to repeat:
    ``registry.register_version`` takes the same experiment lock, so a registration is
    either seen here or refused because the checkpoint is already DELETING.
 2. **Delete** the claimed checkpoints' files through the storage backend in batches. A
-   checkpoint becomes DELETED only when the backend reports no error for it, i.e. its files
-   are confirmed gone; otherwise it becomes ERROR with the (secret-free) error text, which
-   is also listed in ``run.errors``. Every finishing UPDATE is again a compare-and-set on
-   ``state=DELETING, gc_run=run``, so a run that lost its checkpoints to a newer run (after
-   being declared stale) changes nothing and counts nothing.
+   checkpoint becomes DELETED when the backend reports no error for it, i.e. its files
+   are confirmed gone. An error is not trusted alone: the checkpoints it names are listed
+   again (``listed_after_failure``) and the listing decides, so one with nothing left is
+   DELETED (a lost DeleteObjects answer) and the others become ERROR with the
+   (secret-free) error text, also listed in ``run.errors``, and ``resources``/``size_bytes``
+   of what is really left (``experiments.gc.record``). Every finishing UPDATE is again a
+   compare-and-set on ``state=DELETING, gc_run=run``, so a run that lost its checkpoints
+   to a newer run (after being declared stale) changes nothing and counts nothing.
    A run of reason FILES (partial deletion, see ``experiments.gc.files``) holds
-   one checkpoint and asks the backend to delete only the files its ``globs`` match; the
-   files confirmed gone leave ``resources``/``size_bytes`` in the same finishing UPDATE,
-   which sets PARTIALLY_DELETED (DELETED when nothing is left). When some files would not
-   go, the error is recorded as for any checkpoint, and the state is PARTIALLY_DELETED if
-   any file went, else ERROR.
+   one checkpoint and asks the backend to delete only the files its ``globs`` match among
+   what storage holds and ``resources``; ``resources``/``size_bytes`` become what storage
+   holds afterwards in the same finishing UPDATE, which sets PARTIALLY_DELETED (DELETED
+   when nothing is left). When some files would not go, the error is recorded as for any
+   checkpoint, and the state is PARTIALLY_DELETED if any file went, else ERROR.
 3. **Finish**: SUCCEEDED when nothing failed, else FAILED; an experiment being deleted loses
    its rows once none of its checkpoints has files left.
 
@@ -30,11 +33,14 @@ Transient storage failures propagate to the Celery task, which retries the same 
 backoff; on the last attempt they are recorded per checkpoint instead.
 
 Every run but a single-checkpoint deletion first **reconciles** the experiment's ERROR
-checkpoints: COMPLETED when every file it reported is still there, PARTIALLY_DELETED when
-some are gone. That makes it a candidate again, so the usual ranking with the *current*
+checkpoints with what storage lists (``listed_state``): COMPLETED when every file it
+reported is still there, DELETED when none is, PARTIALLY_DELETED when some are gone.
+That makes it a candidate again, so the usual ranking with the *current*
 policy decides: it is retried only if the policy still deletes it, and a checkpoint the
 policy now retains keeps its files. An ERROR checkpoint whose storage cannot be listed
-stays ERROR for the next sweep. A SWEEP run (``experiments.gc.sweep``) first **adopts** the
+stays ERROR for the next sweep; one whose files cannot be checked (``UNCHECKABLE``), or
+whose deletion failed ``record.MAX_DELETION_FAILURES`` times in a row, needs attention: a
+SWEEP run leaves it alone. A SWEEP run (``experiments.gc.sweep``) first **adopts** the
 DELETING checkpoints whose run is gone and finishes deleting them.
 
 The run's lifecycle — claim, heartbeat, finish, and retirement when its heartbeat stops —
