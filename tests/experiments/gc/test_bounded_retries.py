@@ -75,3 +75,20 @@ def test_the_sweep_gives_up_after_the_bound_and_the_pages_say_so(
     assert (older.state, older.deletion_failures, older.error) == (CheckpointState.DELETED, 0, "")
     page = alice_client.get(f"/experiments/{experiment.pk}/").content.decode()
     assert 'id="needs-attention"' not in page
+
+
+def test_a_deleted_experiment_is_retried_within_the_bound_too(stuck):
+    experiment, older = stuck
+    execute_run(runs.delete_experiment(experiment).pk)  # 0/0/0: both fail
+    sweeps = 0
+    while started := sweep():
+        sweeps += 1
+        assert sweeps < MAX_DELETION_FAILURES, "the sweep retried past its bound"
+        for run_id in started:
+            execute_run(run_id)
+    assert sweeps == MAX_DELETION_FAILURES - 1
+    experiment.refresh_from_db()
+    assert experiment.state == ExperimentState.DELETING
+    assert list(experiment.checkpoints.values_list("state", "deletion_failures")) == [
+        (CheckpointState.ERROR, MAX_DELETION_FAILURES)
+    ] * 2
