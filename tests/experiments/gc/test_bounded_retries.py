@@ -89,6 +89,7 @@ def test_a_deleted_experiment_is_retried_within_the_bound_too(stuck):
     assert sweeps == MAX_DELETION_FAILURES - 1
     experiment.refresh_from_db()
     assert experiment.state == ExperimentState.DELETING
-    assert list(experiment.checkpoints.values_list("state", "deletion_failures")) == [
-        (CheckpointState.ERROR, MAX_DELETION_FAILURES)
-    ] * 2
+    assert (
+        list(experiment.checkpoints.values_list("state", "deletion_failures"))
+        == [(CheckpointState.ERROR, MAX_DELETION_FAILURES)] * 2
+    )
