@@ -20,18 +20,14 @@ from django.db import transaction
 
 from ckptweb.jobs import RUN_TERMINAL_STATES
 from ckptweb.lib.errors import Conflict
-from ckptweb.lib.paths import UnsafePath
 from experiments.choices import CheckpointState, GCReason
 from experiments.gc.globs import (
     GlobError,
     check_globs,
     matching_files,
 )
-from experiments.gc.record import stored_files
 from experiments.gc.runs import AlreadyDeleted, deletion_refusal, start_gc_run
 from experiments.models import Checkpoint, GCRun
-from storage.backends import get_backend
-from storage.backends.base import StorageError
 
 
 class FilesNotDeletable(Conflict):
@@ -55,8 +51,7 @@ def delete_files(checkpoint: Checkpoint, globs) -> GCRun:
     """Start a FILES run deleting the checkpoint's files matched by ``globs``.
 
     Conflict when the experiment is being deleted; GlobError for bad globs or globs
-    matching no file (of ``resources``, nor of what storage lists when none of those
-    matches); FilesNotDeletable when the checkpoint is refused (``refusal_reason``).
+    matching no file; FilesNotDeletable when the checkpoint is refused (``refusal_reason``).
     """
     checkpoint.experiment.ensure_not_deleting()
     globs = check_globs(globs)
@@ -66,23 +61,12 @@ def delete_files(checkpoint: Checkpoint, globs) -> GCRun:
     reason = refusal_reason(checkpoint)
     if reason:
         raise FilesNotDeletable(reason)
-    if not matching_files(checkpoint.resources, globs) and not matching_files(
-        files_on_storage(checkpoint), globs
-    ):
+    if not matching_files(checkpoint.resources, globs):
         raise GlobError(f"globs match no file of checkpoint {checkpoint.uuid}.")
     run = start_gc_run(checkpoint.experiment, GCReason.FILES, checkpoint=checkpoint)
     GCRun.objects.filter(pk=run.pk).update(globs=globs)
     run.globs = globs
     return run
-
-
-def files_on_storage(checkpoint: Checkpoint) -> dict[str, int]:
-    """What storage lists under the checkpoint (path -> bytes); empty when it cannot be
-    listed or checked (the run itself lists again, and says why it cannot)."""
-    try:
-        return stored_files(get_backend(checkpoint.experiment.storage), str(checkpoint.uuid))
-    except (StorageError, UnsafePath):
-        return {}
 
 
 def resume_orphaned_deletions() -> list[int]:

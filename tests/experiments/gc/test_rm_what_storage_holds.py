@@ -53,16 +53,3 @@ def test_rm_a_glob_deletes_unlisted_matches_and_resources_is_what_storage_lists(
     assert checkpoint.state == CheckpointState.PARTIALLY_DELETED
     assert checkpoint.resources == {"keep.txt": 3, "notes.txt": 2, "sub/deep.bin": 4}
     assert checkpoint.size_bytes == 9
-
-
-def test_rm_a_file_only_storage_holds(planted):
-    store, checkpoint = planted
-    rm(checkpoint, ["extra.bin"])  # not in resources: matched on the storage listing
-    assert not store.exists(checkpoint.uuid, "extra.bin")
-    assert checkpoint.state == CheckpointState.PARTIALLY_DELETED
-    assert checkpoint.resources == {
-        "model.bin": 10,
-        "keep.txt": 3,
-        "notes.txt": 2,
-        "sub/deep.bin": 4,
-    }
