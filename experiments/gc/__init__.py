@@ -17,11 +17,24 @@ or deleted, one checkpoint deleted, some files of one deleted or the periodic sw
   finishes the run; ``record`` writes each batch's outcome (states, counts, bytes, the summary)
   in a constant number of statements. A checkpoint is DELETED only once storage confirms its
   files are gone.
+- **States tell the truth about storage.** After a fault the error is not trusted alone: the
+  failed checkpoints are listed again (``StorageBackend.list_directory``, one listing each)
+  and ``resources``, ``size_bytes`` and the state become what storage lists (DELETED when
+  nothing is left: a lost DeleteObjects answer; ERROR only for files really left). ERROR
+  checkpoints are reconciled the same way before a run ranks them. A listing with an entry it
+  cannot check (a symlink leading out of the checkpoint) derives nothing: the checkpoint
+  stays ERROR, "needs attention".
+- **Bounded retries.** ``record.MAX_DELETION_FAILURES`` failures in a row, or files that
+  cannot be checked, make the error start with ``record.NEEDS_ATTENTION``
+  (``record.needs_attention()``): the sweep no longer retries the checkpoint, the experiment
+  page and the staff storage page list it, and only an explicit run (a policy saved) tries
+  again.
 - ``sweep`` retires runs whose worker died and restarts what is left, from Celery beat or, with
   no broker, from a timer in every serving process. An automatic run never widens: on a
   running experiment it retries only the deletions that failed.
 - ``files`` starts partial deletions (runs of reason FILES); ``globs`` is the glob language and
-  the deletion of matched files such a run does.
+  the deletion of matched files such a run does, matched against what storage holds as well
+  as ``resources``.
 
 The run lifecycle (claim, heartbeat, finish, retirement) is ``ckptweb.jobs``', shared with
 storage scans and orphan deletions. The Celery tasks are ``execute.run_gc`` and

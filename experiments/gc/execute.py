@@ -12,17 +12,20 @@ A run (``execute_run``) works in three steps, each safe to repeat:
    ``registry.register_version`` takes the same experiment lock, so a registration is
    either seen here or refused because the checkpoint is already DELETING.
 2. **Delete** the claimed checkpoints' files through the storage backend in batches. A
-   checkpoint becomes DELETED only when the backend reports no error for it, i.e. its files
-   are confirmed gone; otherwise it becomes ERROR with the (secret-free) error text, which
-   is also listed in ``run.errors``. Every finishing UPDATE is again a compare-and-set on
-   ``state=DELETING, gc_run=run``, so a run that lost its checkpoints to a newer run (after
-   being declared stale) changes nothing and counts nothing.
+   checkpoint becomes DELETED when the backend reports no error for it, i.e. its files
+   are confirmed gone. An error is not trusted alone: the checkpoints it names are listed
+   again (``listed_after_failure``) and the listing decides, so one with nothing left is
+   DELETED (a lost DeleteObjects answer) and the others become ERROR with the
+   (secret-free) error text, also listed in ``run.errors``, and ``resources``/``size_bytes``
+   of what is really left (``experiments.gc.record``). Every finishing UPDATE is again a
+   compare-and-set on ``state=DELETING, gc_run=run``, so a run that lost its checkpoints
+   to a newer run (after being declared stale) changes nothing and counts nothing.
    A run of reason FILES (partial deletion, see ``experiments.gc.files``) holds
-   one checkpoint and asks the backend to delete only the files its ``globs`` match; the
-   files confirmed gone leave ``resources``/``size_bytes`` in the same finishing UPDATE,
-   which sets PARTIALLY_DELETED (DELETED when nothing is left). When some files would not
-   go, the error is recorded as for any checkpoint, and the state is PARTIALLY_DELETED if
-   any file went, else ERROR.
+   one checkpoint and asks the backend to delete only the files its ``globs`` match among
+   what storage holds and ``resources``; ``resources``/``size_bytes`` become what storage
+   holds afterwards in the same finishing UPDATE, which sets PARTIALLY_DELETED (DELETED
+   when nothing is left). When some files would not go, the error is recorded as for any
+   checkpoint, and the state is PARTIALLY_DELETED if any file went, else ERROR.
 3. **Finish**: SUCCEEDED when nothing failed, else FAILED; an experiment being deleted loses
    its rows once none of its checkpoints has files left.
 
@@ -30,11 +33,14 @@ Transient storage failures propagate to the Celery task, which retries the same 
 backoff; on the last attempt they are recorded per checkpoint instead.
 
 Every run but a single-checkpoint deletion first **reconciles** the experiment's ERROR
-checkpoints: COMPLETED when every file it reported is still there, PARTIALLY_DELETED when
-some are gone. That makes it a candidate again, so the usual ranking with the *current*
+checkpoints with what storage lists (``listed_state``): COMPLETED when every file it
+reported is still there, DELETED when none is, PARTIALLY_DELETED when some are gone.
+That makes it a candidate again, so the usual ranking with the *current*
 policy decides: it is retried only if the policy still deletes it, and a checkpoint the
 policy now retains keeps its files. An ERROR checkpoint whose storage cannot be listed
-stays ERROR for the next sweep. A SWEEP run (``experiments.gc.sweep``) first **adopts** the
+stays ERROR for the next sweep; one whose files cannot be checked (``UNCHECKABLE``), or
+whose deletion failed ``record.MAX_DELETION_FAILURES`` times in a row, needs attention: a
+SWEEP run leaves it alone. A SWEEP run (``experiments.gc.sweep``) first **adopts** the
 DELETING checkpoints whose run is gone and finishes deleting them.
 
 The run's lifecycle — claim, heartbeat, finish, and retirement when its heartbeat stops —
@@ -60,7 +66,7 @@ from ckptweb.lib.policy import DELETE_EVERYTHING, Policy
 from experiments import summary
 from experiments.choices import GC_CANDIDATE_STATES, CheckpointState, ExperimentState, GCReason
 from experiments.gc.globs import delete_matching_files
-from experiments.gc.record import record_batch
+from experiments.gc.record import NEEDS_ATTENTION, Listed, record_batch, stored_files
 from experiments.gc.retention import pinned, ranked_candidates
 from experiments.models import Checkpoint, Experiment, GCRun
 from storage.backends import get_backend
@@ -129,15 +135,17 @@ def deletion_set(run: GCRun, experiment: Experiment, policy: Policy) -> list[int
         )
         ids = [i for i in ids if i in asked]
     if policy == DELETE_EVERYTHING:
-        # No ranking can keep anything, so ERROR checkpoints are retried directly.
-        ids += Checkpoint.objects.filter(
-            experiment=experiment, state=CheckpointState.ERROR
-        ).values_list("id", flat=True)
+        # No ranking can keep anything, so ERROR checkpoints are retried directly (by the
+        # sweep only those that do not need attention: its retries are bounded).
+        failed = Checkpoint.objects.filter(experiment=experiment, state=CheckpointState.ERROR)
+        if run.reason == GCReason.SWEEP:
+            failed = failed.exclude(error__startswith=NEEDS_ATTENTION)
+        ids += failed.values_list("id", flat=True)
     return ids
 
 
 #: The error of an ERROR checkpoint whose files cannot be checked: the sweep leaves it alone.
-UNCHECKABLE = "needs attention: its files cannot be checked: "
+UNCHECKABLE = f"{NEEDS_ATTENTION}its files cannot be checked: "
 
 #: Experiments still training: no automatic run applies their policy (``deletion_set``).
 RUNNING_STATES = (ExperimentState.ACTIVE, ExperimentState.PAUSED)
@@ -229,42 +237,53 @@ def adopt_orphans(run: GCRun) -> int:
     return adopted
 
 
-def files_intact(checkpoint: Checkpoint, backend) -> bool:
-    """True when every file the checkpoint reported is on storage with its reported size."""
-    present = {stored.path: stored.size for stored in backend.list_files(str(checkpoint.uuid))}
-    return all(present.get(path) == size for path, size in checkpoint.resources.items())
+def listed_state(checkpoint: Checkpoint, present: dict[str, int]) -> dict:
+    """The row of an ERROR checkpoint once storage lists ``present`` (path -> bytes) for it.
+
+    ``resources`` and ``size_bytes`` become the listing; the state is DELETED when nothing
+    is left of a checkpoint that had files, COMPLETED when every file it reported is there
+    with its size, else PARTIALLY_DELETED.
+    """
+    changes = {"resources": present, "size_bytes": sum(present.values())}
+    if not present and checkpoint.resources:
+        return {**changes, "state": CheckpointState.DELETED, "error": "", "deletion_failures": 0}
+    if all(present.get(path) == size for path, size in checkpoint.resources.items()):
+        return {**changes, "state": CheckpointState.COMPLETED, "error": ""}
+    return {**changes, "state": CheckpointState.PARTIALLY_DELETED}
 
 
 def reconcile_errors(run: GCRun, backend) -> int:
-    """Turn the experiment's ERROR checkpoints back into candidates matching their storage.
+    """Make the experiment's ERROR checkpoints what their storage lists (``listed_state``).
 
-    COMPLETED when all their files are there, PARTIALLY_DELETED when some are gone; the
-    ranking then decides whether they are deleted. Returns how many were reconciled.
+    Those with files left become candidates again, and the ranking then decides whether
+    they are deleted. A SWEEP run leaves the ones that need attention alone (its retries
+    are bounded: ``record.MAX_DELETION_FAILURES``). Returns how many were reconciled.
     """
-    reconciled = reconciled_bytes = 0
+    reconciled = reconciled_bytes = gone = gone_bytes = shrunk = 0
     errors = Checkpoint.objects.filter(
         experiment_id=run.experiment_id, state=CheckpointState.ERROR
     ).order_by("id")
+    if run.reason == GCReason.SWEEP:
+        errors = errors.exclude(error__startswith=NEEDS_ATTENTION)
     errors = errors.annotate(gc_run_reason=F("gc_run__reason"))
     for checkpoint in errors.only("id", "uuid", "resources", "error", "size_bytes"):
         jobs.beat(GCRun, run.pk)
         try:
-            intact = files_intact(checkpoint, backend)
+            present = stored_files(backend, str(checkpoint.uuid))
         except StorageError as exc:
             logger.warning("GC run %s cannot list %s: %s", run.pk, checkpoint.uuid, exc)
             continue
         except UnsafePath as exc:
-            # Never checkable as it is (a symlinked directory, say): it stays ERROR with a
-            # reason that says so, and the sweep stops retrying it (an admin must look).
+            # Never checkable as it is (a symlinked directory, a symlink leading out of
+            # it): it stays ERROR with a reason that says so, and the sweep stops retrying
+            # it (an admin must look). A file it cannot see is never taken for deleted.
             logger.warning("GC run %s cannot check %s: %s", run.pk, checkpoint.uuid, exc)
             Checkpoint.objects.filter(pk=checkpoint.pk, state=CheckpointState.ERROR).update(
                 error=f"{UNCHECKABLE}{exc}"[: jobs.MAX_ERROR_CHARS]
             )
             continue
-        if intact:
-            changes = {"state": CheckpointState.COMPLETED, "error": ""}
-        else:
-            changes = {"state": CheckpointState.PARTIALLY_DELETED}
+        changes = listed_state(checkpoint, present)
+        deleted = changes["state"] == CheckpointState.DELETED
         if run.reason == GCReason.SWEEP and checkpoint.gc_run_reason != GCReason.FILES:
             # The sweep may retry this deletion (deletion_set): it was asked for. A failed
             # FILES run asked for some files only; the checkpoint itself is not retried.
@@ -272,10 +291,46 @@ def reconcile_errors(run: GCRun, backend) -> int:
         if Checkpoint.objects.filter(pk=checkpoint.pk, state=CheckpointState.ERROR).update(
             **changes
         ):
-            reconciled += 1
-            reconciled_bytes += checkpoint.size_bytes
-    summary.add(run.experiment_id, candidates=reconciled, candidate_bytes=reconciled_bytes)
+            if deleted:
+                gone += 1
+                gone_bytes += checkpoint.size_bytes
+            else:
+                reconciled += 1
+                reconciled_bytes += changes["size_bytes"]
+                shrunk += checkpoint.size_bytes - changes["size_bytes"]
+    summary.add(
+        run.experiment_id,
+        candidates=reconciled,
+        candidate_bytes=reconciled_bytes,
+        live=-gone,
+        deleted=gone,
+        live_bytes=-(gone_bytes + shrunk),
+    )
     return reconciled
+
+
+def listed_after_failure(backend, errors: dict[str, str]) -> dict[str, Listed]:
+    """List each checkpoint whose deletion reported an error: what storage holds of it now.
+
+    An error does not prove the files stayed (S3 may have deleted them and the answer been
+    lost), so the listing decides: a checkpoint with nothing left leaves ``errors`` (it is
+    DELETED); one that cannot be checked gets an error that says so (``UNCHECKABLE``);
+    one that cannot be listed keeps its error and its row. Changes ``errors`` in place.
+    """
+    listed: dict[str, Listed] = {}
+    for name in list(errors):
+        try:
+            present = stored_files(backend, name)
+        except StorageError as exc:
+            logger.warning("Cannot list %s after its deletion failed: %s", name, exc)
+            continue
+        except UnsafePath as exc:
+            errors[name] = f"{UNCHECKABLE}{exc}"
+            continue
+        listed[name] = Listed(present)
+        if not present:
+            del errors[name]
+    return listed
 
 
 def delete_claimed(run: GCRun, backend, final_attempt: bool) -> None:
@@ -295,28 +350,32 @@ def delete_claimed(run: GCRun, backend, final_attempt: bool) -> None:
             return
         uuids = [str(c.uuid) for c in batch]
         errors: dict[str, str] = {}
-        gone: dict[str, set[str]] | None = None
+        listed: dict[str, Listed] = {}
         try:
             if files_run:
-                errors, gone = delete_matching_files(backend, batch, run.globs)
+                errors, listed = delete_matching_files(backend, batch, run.globs)
             else:
                 errors = backend.delete_checkpoints(uuids).errors
             if errors:
                 storage_reachable(backend)
+                if not files_run:
+                    listed = listed_after_failure(backend, errors)
         except TransientStorageError as exc:
             if not final_attempt:
                 # Record what did go; the rest stays DELETING (ours) for the retry.
                 done = [c for c in batch if errors and str(c.uuid) not in errors]
-                record_batch(run.pk, done, {}, gone)
+                record_batch(run.pk, done, {}, listed)
                 raise
             errors = dict.fromkeys(uuids, str(exc)) | errors
         except StorageError as exc:
             errors = dict.fromkeys(uuids, str(exc))
+        except UnsafePath as exc:  # part of a FILES run's checkpoint cannot be checked
+            errors = dict.fromkeys(uuids, f"{UNCHECKABLE}{exc}")
         except Exception as exc:  # a bug must not leave the checkpoints DELETING forever
             logger.exception("GC run %s: deleting a batch failed", run.pk)
             errors = dict.fromkeys(uuids, f"unexpected error: {type(exc).__name__}: {exc}")
         scrubbed = {key: run.scrub(text) for key, text in errors.items()}
-        record_batch(run.pk, batch, scrubbed, gone)
+        record_batch(run.pk, batch, scrubbed, listed)
 
 
 def storage_reachable(backend) -> None:

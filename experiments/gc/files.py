@@ -3,11 +3,11 @@
 ``delete_files(checkpoint, globs)`` validates the globs and starts a GC run of reason FILES
 for the one checkpoint. The run itself is the ordinary GC run of ``experiments.gc.execute`` (the
 same claim, batches, heartbeat and finish): it claims the checkpoint (``-> DELETING``),
-asks the backend to delete the matching files (``StorageBackend.delete_files``), and only
-then, for the files the storage confirmed gone, removes them from ``resources`` and
-subtracts their bytes from ``size_bytes``; the state becomes PARTIALLY_DELETED, or DELETED
-when no file is left. Files the storage refused stay in ``resources`` and the checkpoint
-becomes ERROR, as for any failed deletion.
+asks the backend to delete the files matching among what storage holds and ``resources``
+(``StorageBackend.delete_files``), and only then sets ``resources`` and ``size_bytes`` to
+what storage holds afterwards; the state becomes PARTIALLY_DELETED, or DELETED when no file
+is left. Files the storage refused stay, and the checkpoint becomes ERROR, as for any failed
+deletion.
 
 The globs and their semantics, and the deletion of matched files a FILES run does, are
 ``experiments.gc.globs``' (a module of its own: the run's execution imports it, and this

@@ -1,8 +1,9 @@
 """Globs selecting a checkpoint's files, and deleting the files they match.
 
 ``check_globs`` validates a request's globs; ``matching_files`` selects resource paths;
-``delete_matching_files`` and ``remaining_files`` are what a GC run of reason FILES does
-(``experiments.gc.execute``), started by ``experiments.gc.files``.
+``delete_matching_files`` is what a GC run of reason FILES does (``experiments.gc.execute``),
+started by ``experiments.gc.files``: it matches the globs against what storage holds as well
+as ``resources``, and reports what storage holds afterwards.
 
 Glob semantics are Python's ``glob`` (``recursive=True``) applied to resource paths, the
 same as ``glob.translate(pattern, recursive=True, include_hidden=True)`` of Python 3.13
@@ -24,6 +25,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from ckptweb.lib.limits import InvalidInput
+from experiments.gc.record import Listed, stored_files
 from experiments.models import Checkpoint
 
 #: At most this many globs per request, each at most this long.
@@ -220,26 +222,28 @@ def matching_files(resources: dict[str, int], globs: list[str]) -> dict[str, int
 
 def delete_matching_files(
     backend, batch: list[Checkpoint], globs: list[str]
-) -> tuple[dict[str, str], dict[str, set[str]]]:
-    """Delete each checkpoint's files matched by ``globs``; (errors, paths confirmed gone)."""
+) -> tuple[dict[str, str], dict[str, Listed]]:
+    """Delete each checkpoint's files matched by ``globs``; (errors, what storage holds now).
+
+    The globs are matched against what storage lists under the checkpoint as well as its
+    ``resources``, so a file it never reported goes too (``**`` empties the directory).
+    When the storage reports an error, the checkpoint is listed again and the listing is
+    the truth: matched files no longer there went, and the error stands only while one of
+    them is still there. Raises UnsafePath when part of a listing cannot be checked (a
+    symlink leading out of the checkpoint): nothing of it is deleted.
+    """
     errors: dict[str, str] = {}
-    gone: dict[str, set[str]] = {}
+    listed: dict[str, Listed] = {}
     for checkpoint in batch:
         name = str(checkpoint.uuid)
-        paths = list(matching_files(checkpoint.resources, globs))
+        before = stored_files(backend, name)
+        paths = list(matching_files({**checkpoint.resources, **before}, globs))
         result = backend.delete_files(name, paths) if paths else None
-        gone[name] = set(paths)
-        if result and result.errors:
-            errors[name] = result.errors[name]
-            # Only the paths the storage did not report are confirmed gone; an error for
-            # the checkpoint as a whole (no per-file errors) confirms nothing.
-            failed = result.object_errors
-            gone[name] = {path for path in paths if failed and path not in failed}
-    return errors, gone
-
-
-def remaining_files(checkpoint: Checkpoint, gone) -> tuple[dict, int]:
-    """The ``resources``/``size_bytes`` left once ``gone`` paths are deleted, and bytes freed."""
-    resources = {path: size for path, size in checkpoint.resources.items() if path not in gone}
-    left = sum(resources.values())
-    return {"resources": resources, "size_bytes": left}, max(checkpoint.size_bytes - left, 0)
+        if result is None or not result.errors:
+            left = {path: size for path, size in before.items() if path not in set(paths)}
+        else:
+            left = stored_files(backend, name)
+            if set(paths) & set(left):
+                errors[name] = result.errors[name]
+        listed[name] = Listed(left, removed=bool(set(before) - set(left)))
+    return errors, listed

@@ -3,6 +3,19 @@
 ``record_batch`` issues a constant number of statements per batch, whatever its size: the
 GC worker's bottleneck was one compare-and-set UPDATE per checkpoint. Its ``BatchOutcome``
 says what actually changed, for whatever keeps totals beside the run's own counters.
+
+**The truth about storage.** Where the run knows what storage holds of a checkpoint after
+its deletion (``Listed``: always for a FILES run, and after any failure, when ``execute``
+lists the failed checkpoints again), ``resources`` and ``size_bytes`` become that listing
+in the same UPDATE, and the state follows it: DELETED when nothing is left, whatever the
+error said (a DeleteObjects whose answer was lost did its work), ERROR only for files that
+really stayed. Without a listing (storage unreachable) the row keeps its files.
+
+**Bounded retries.** ``deletion_failures`` counts a checkpoint's failed deletions in a row
+(reset by one that succeeds). The ``MAX_DELETION_FAILURES``-th failure prefixes its error
+with ``NEEDS_ATTENTION``: the sweep stops retrying it (``experiments.gc.sweep``), and the
+experiment and storage pages list it. An explicit run (a policy saved, a delete asked for)
+still retries it.
 """
 
 from __future__ import annotations
@@ -11,20 +24,55 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from django.db import transaction
-from django.db.models import Case, TextField, Value, When
+from django.db.models import Case, F, Q, TextField, Value, When
 from django.utils import timezone
 
 from ckptweb import jobs
 from ckptweb.lib.db import add_bytes
+from ckptweb.lib.paths import UnsafePath
 from experiments import summary
-from experiments.choices import CheckpointState
-from experiments.gc.globs import remaining_files
+from experiments.choices import CheckpointState, GCReason
 from experiments.models import Checkpoint, GCRun
 
 logger = logging.getLogger(__name__)
+
+#: How the error of a checkpoint that no automatic run retries begins: an admin must look.
+NEEDS_ATTENTION = "needs attention: "
+
+#: Failed deletions in a row after which the sweep leaves a checkpoint to an admin.
+MAX_DELETION_FAILURES = 5
+
+
+def needs_attention() -> Q:
+    """The checkpoints no automatic run retries, for an admin to look at (the sweep skips
+    them; the experiment and storage pages list them): ERROR with a ``NEEDS_ATTENTION``
+    error (files that cannot be checked, or ``MAX_DELETION_FAILURES`` failures in a row)."""
+    return Q(state=CheckpointState.ERROR, error__startswith=NEEDS_ATTENTION)
+
+
+def attention_list(checkpoints, shown: int) -> tuple[list[Checkpoint], int]:
+    """Up to ``shown`` of ``checkpoints`` (a queryset) that need attention, oldest first,
+    and how many there are: one query, a second only when there are more than ``shown``."""
+    rows = list(
+        checkpoints.filter(needs_attention())
+        .select_related("experiment__storage")
+        .only("id", "uuid", "error", "experiment__name", "experiment__storage__name")
+        .order_by("id")[: shown + 1]
+    )
+    count = checkpoints.filter(needs_attention()).count() if len(rows) > shown else len(rows)
+    return rows[:shown], count
+
+
+@dataclass(frozen=True)
+class Listed:
+    """What storage holds of one checkpoint once a batch was deleted: ``files`` (path ->
+    bytes), and whether this run removed some of its files (``removed``)."""
+
+    files: dict[str, int] = field(default_factory=dict)
+    removed: bool = False
 
 
 @dataclass(frozen=True)
@@ -41,32 +89,63 @@ class BatchOutcome:
     reclaimed_bytes: int = 0
 
 
+def stored_files(backend, checkpoint_uuid: str) -> dict[str, int]:
+    """What storage lists under the checkpoint (path -> bytes), in one listing.
+
+    UnsafePath when part of it cannot be checked (``StorageBackend.list_directory``'s
+    ``unsafe``: a symlink leading out of the checkpoint, an unsafe key): a file missing
+    from such a listing may well be there, so no state may be derived from it.
+    """
+    listed = backend.list_directory(checkpoint_uuid)
+    if listed.unsafe:
+        raise UnsafePath(
+            f"{listed.unsafe} of its entries cannot be checked (a symlink leading out of "
+            "the checkpoint, or an unsafe name); nothing is deleted through them"
+        )
+    return {stored.path: stored.size for stored in listed.files}
+
+
+def failure_text(error: str, failures: int) -> str:
+    """The error recorded for a checkpoint's ``failures``-th failed deletion in a row."""
+    if failures >= MAX_DELETION_FAILURES and not error.startswith(NEEDS_ATTENTION):
+        error = (
+            f"{NEEDS_ATTENTION}its deletion failed {failures} times in a row, so the sweep "
+            f"no longer retries it: {error}"
+        )
+    return error[: jobs.MAX_ERROR_CHARS]
+
+
 def _outcomes(
-    held: dict[int, tuple[str, int]],
-    batch: dict[int, Checkpoint],
+    held: dict[int, tuple[str, int, int]],
     errors: dict[str, str],
-    gone: dict[str, set[str]] | None,
+    listed: dict[str, Listed],
+    files_run: bool,
 ) -> dict[tuple, list[tuple[int, str, int]]]:
-    """Group the held checkpoints by the UPDATE they need: ``{(state, changes): [(id, error,
-    reclaimed)]}``; rows of a group differ only in their error text."""
+    """Group the held checkpoints by the UPDATE they need: ``{(state, failed, changes):
+    [(id, error, reclaimed)]}``; rows of a group differ only in their error text."""
     groups: dict[tuple, list[tuple[int, str, int]]] = defaultdict(list)
-    for pk, (uuid, size_bytes) in held.items():
+    for pk, (uuid, size_bytes, failures) in held.items():
         error = errors.get(uuid)
+        truth = listed.get(uuid)
         changes, reclaimed = {}, size_bytes
-        if gone is not None:
-            changes, reclaimed = remaining_files(batch[pk], gone.get(uuid, ()))
+        if truth is None and error is None:
+            truth = Listed()  # storage confirmed every file gone
+        if truth is not None:
+            left = sum(truth.files.values())
+            changes = {"resources": truth.files, "size_bytes": left}
+            reclaimed = max(size_bytes - left, 0)
         if error is None:
             state = CheckpointState.DELETED
             if changes.get("resources"):
                 state = CheckpointState.PARTIALLY_DELETED
         else:
-            error = error[: jobs.MAX_ERROR_CHARS]
+            error = failure_text(error, failures + 1)
             state = CheckpointState.ERROR
-            if gone is not None and gone.get(uuid):
+            if files_run and truth is not None and truth.removed:
                 # Some files went: the sweep cannot retry a FILES deletion (it applies
                 # the policy, not the globs), and ERROR would later reconcile to COMPLETED.
                 state = CheckpointState.PARTIALLY_DELETED
-            if gone is None:
+            if truth is None:
                 reclaimed = 0
         key = (state, error is not None, json.dumps(changes, sort_keys=True))
         groups[key].append((pk, error or "", reclaimed))
@@ -86,7 +165,7 @@ def record_batch(
     run_id: int,
     batch: Iterable[Checkpoint],
     errors: dict[str, str],
-    gone: dict[str, set[str]] | None = None,
+    listed: dict[str, Listed] | None = None,
 ) -> BatchOutcome:
     """Mark the checkpoints of a deleted batch DELETED or ERROR and update the run's progress.
 
@@ -94,12 +173,14 @@ def record_batch(
     UPDATE reads which of the batch this run still holds (``state=DELETING, gc_run=run``;
     a checkpoint another run adopted, or a user changed, is neither changed nor counted),
     then one compare-and-set UPDATE per outcome (DELETED; ERROR, its texts in a CASE),
-    restricted to those ids and re-checking ``state`` and ``gc_run``. ``gone`` (FILES runs)
-    maps a uuid to the paths the storage confirmed deleted: they leave ``resources`` in the
-    same UPDATE (rows are grouped by equal changes), and a checkpoint with files left
-    becomes PARTIALLY_DELETED rather than DELETED. Returns what changed (``BatchOutcome``).
+    restricted to those ids and re-checking ``state`` and ``gc_run``. ``listed`` maps a
+    uuid to what storage holds of it now (module docstring): ``resources`` and
+    ``size_bytes`` become that in the same UPDATE (rows are grouped by equal changes), and
+    a checkpoint with files left and no error becomes PARTIALLY_DELETED rather than
+    DELETED. Returns what changed (``BatchOutcome``).
     """
     batch = {checkpoint.pk: checkpoint for checkpoint in batch}
+    listed = listed or {}
     with transaction.atomic():
         run = GCRun.objects.select_for_update(no_key=True).get(pk=run_id)
         outcome = BatchOutcome(run.experiment_id)
@@ -108,16 +189,21 @@ def record_batch(
             mine = Checkpoint.objects.filter(gc_run_id=run_id, state=CheckpointState.DELETING)
             # The rows stay locked until commit, so each UPDATE changes exactly these.
             held = {
-                pk: (str(uuid), size_bytes)
-                for pk, uuid, size_bytes in mine.filter(pk__in=list(batch))
+                pk: (str(uuid), size_bytes, failures)
+                for pk, uuid, size_bytes, failures in mine.filter(pk__in=list(batch))
                 .select_for_update(no_key=True)
                 .order_by("pk")
-                .values_list("pk", "uuid", "size_bytes")
+                .values_list("pk", "uuid", "size_bytes", "deletion_failures")
             }
-            for (state, failed, changes), rows in _outcomes(held, batch, errors, gone).items():
+            files_run = run.reason == GCReason.FILES
+            outcomes = _outcomes(held, errors, listed, files_run)
+            for (state, failed, changes), rows in outcomes.items():
                 ids = [pk for pk, _, _ in rows]
                 changed = mine.filter(pk__in=ids).update(
-                    state=state, error=_error_text(rows), **json.loads(changes)
+                    state=state,
+                    error=_error_text(rows),
+                    deletion_failures=F("deletion_failures") + 1 if failed else 0,
+                    **json.loads(changes),
                 )
                 if changed != len(rows):
                     # Not on PostgreSQL (the rows are locked); SQLite does not lock on

@@ -2,7 +2,10 @@
 
 The periodic sweep (``sweep``) retires runs whose heartbeat stopped (``ckptweb.jobs``),
 re-enqueues runs that never started, and starts a SWEEP run for every experiment with ERROR
-checkpoints, orphaned DELETING checkpoints, or rows left to delete. A SWEEP run **adopts**
+checkpoints, orphaned DELETING checkpoints, or rows left to delete. Its retries are
+bounded: an ERROR checkpoint whose error starts with ``record.NEEDS_ATTENTION`` (its files
+cannot be checked, or its deletion failed ``record.MAX_DELETION_FAILURES`` times in a row)
+starts no run and no SWEEP run retries it; an explicit run does. A SWEEP run **adopts**
 the DELETING checkpoints whose run is gone and finishes deleting them: they were claimed by a
 run that had decided to delete them, and some of their files may be gone already, so there is
 nothing intact left to retain. Checkpoints of a dead FILES run are not adopted: the sweep gives
@@ -47,6 +50,7 @@ from ckptweb.jobs import RUN_ACTIVE_STATES, RUN_TERMINAL_STATES, RunState
 from experiments.choices import DELETABLE_STATES, CheckpointState, ExperimentState, GCReason
 from experiments.gc import execute
 from experiments.gc.files import resume_orphaned_deletions
+from experiments.gc.record import needs_attention
 from experiments.gc.runs import start_gc_run
 from experiments.models import Checkpoint, Experiment, GCRun
 
@@ -77,15 +81,16 @@ def sweep() -> list[int]:
             | Q(state=CheckpointState.DELETING, gc_run__state__in=RUN_TERMINAL_STATES)
         )
         .exclude(gc_run__reason=GCReason.FILES, state=CheckpointState.DELETING)
-        .exclude(state=CheckpointState.ERROR, error__startswith=execute.UNCHECKABLE)
+        .exclude(needs_attention())
         .values_list("experiment_id", flat=True)
     )
     # Experiments being deleted with files left to delete, or only rows left.
     deleting = Experiment.objects.filter(state=ExperimentState.DELETING)
     needy |= set(
         deleting.filter(
-            checkpoints__protected=False,
-            checkpoints__state__in=DELETABLE_STATES,
+            pk__in=Checkpoint.objects.filter(protected=False, state__in=DELETABLE_STATES)
+            .exclude(needs_attention())
+            .values("experiment_id")
         ).values_list("pk", flat=True)
     )
     needy |= set(

@@ -54,6 +54,11 @@ class Checkpoint(models.Model):
         help_text="The GC run that holds this checkpoint while it is DELETING.",
     )
     error = models.TextField(blank=True, help_text="Last deletion error (secrets stripped).")
+    deletion_failures = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Deletions of its files that failed in a row (experiments.gc.record).",
+    )
 
     class Meta:
         ordering = ["-id"]

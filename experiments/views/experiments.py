@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET
 
 from experiments.charts import page_chart
 from experiments.forms import ExperimentFilterForm
+from experiments.gc.record import attention_list
 from experiments.gc.retention import Verdicts
 from experiments.models import Trial
 from experiments.permissions import can_manage
@@ -35,6 +36,8 @@ from experiments.views.tables import checkpoint_table, gc_history, trial_rows
 
 EXPERIMENTS_PER_PAGE = 25
 TRIALS_SHOWN = 100
+#: Checkpoints that need attention listed on the experiment page (the count is whole).
+ATTENTION_SHOWN = 20
 
 
 def _page(request, queryset, per_page: int, param: str = "page"):
@@ -86,6 +89,7 @@ def experiment_detail(request, pk: int):
     mark_registered(table.page)
     trials = trial_rows(experiment, TRIALS_SHOWN)
     history = gc_history(experiment)
+    attention, attention_count = attention_list(experiment.checkpoints.all(), ATTENTION_SHOWN)
     return render(
         request,
         "experiments/experiment_detail.html",
@@ -103,6 +107,8 @@ def experiment_detail(request, pk: int):
             "gc_history": history,
             "best": best_download(experiment),
             "ordering_default": "-id",
+            "attention": attention,
+            "attention_count": attention_count,
         },
     )
 

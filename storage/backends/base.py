@@ -251,6 +251,16 @@ class StorageBackend(abc.ABC):
         """Every file under ``<root>/<uuid>/``, sorted by path; empty if none."""
 
     @abc.abstractmethod
+    def list_directory(self, checkpoint_uuid: str) -> ListedDirectory:
+        """What storage holds under ``<root>/<uuid>/``: its safe files and how many it skipped.
+
+        The truth GC records after a fault: ``files`` as ``list_files`` returns them, and
+        ``unsafe`` counts what is there but cannot be checked (an object whose key is not a
+        safe relative path; on shared_fs a symlink leading out of the checkpoint), which a
+        caller must not take for a deleted file.
+        """
+
+    @abc.abstractmethod
     def stat(self, checkpoint_uuid: str, path: str) -> StoredFile:
         """Size, mtime and etag of one file; raises FileNotFoundInStorage when absent."""
 

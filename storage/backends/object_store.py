@@ -120,17 +120,24 @@ class ObjectStoreBackend(StorageBackend):
 
     def list_files(self, checkpoint_uuid: str) -> list[StoredFile]:
         """Objects under the checkpoint prefix whose relative keys are safe paths."""
+        return self.list_directory(checkpoint_uuid).files
+
+    def list_directory(self, checkpoint_uuid: str) -> ListedDirectory:
+        """The checkpoint prefix's objects; those with unsafe relative keys are counted."""
         prefix = self.checkpoint_prefix(checkpoint_uuid)
-        files = []
+        listed = ListedDirectory(check_uuid(checkpoint_uuid))
         for entry in self.iter_entries(prefix):
             relative = entry.path[len(prefix) :]
             if not entry.path.startswith(prefix) or not relative or relative.endswith("/"):
                 continue  # a "folder" marker
+            listed.touch(entry.modified)
             if is_safe_relative_path(relative):
-                files.append(dataclasses.replace(entry, path=relative))
+                listed.files.append(dataclasses.replace(entry, path=relative))
             else:
                 logger.warning("Skipping object %r: not a safe relative path", entry.path)
-        return sorted(files, key=lambda stored: stored.path)
+                listed.unsafe += 1
+        listed.files.sort(key=lambda stored: stored.path)
+        return listed
 
     def iter_directories(self) -> Iterator[ListedDirectory]:
         """One paginated listing of the whole prefix, grouped by the key's first segment.

@@ -104,6 +104,11 @@ class SharedFSBackend(StorageBackend):
                     files.append(stored)
         return sorted(files, key=lambda stored: stored.path)
 
+    def list_directory(self, checkpoint_uuid: str) -> ListedDirectory:
+        """The checkpoint dir's regular files; symlinks leading out of it are counted."""
+        base = self.checkpoint_dir(checkpoint_uuid)
+        return _walk_directory(str(base), base.name) or ListedDirectory(base.name)
+
     @staticmethod
     def _walk_error(exc: OSError) -> None:
         """os.walk error hook: a missing checkpoint dir is empty, anything else fails."""

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from ckptweb.lib.db import ByteSum
 from experiments.choices import CheckpointState
+from experiments.gc.record import attention_list, needs_attention
 from experiments.models import Checkpoint, Experiment, Trial
 from experiments.permissions import staff_required
 from storage.models import StorageConfig
@@ -303,12 +304,15 @@ def mark_all_missing(request, storage_id: int, scan_id: int):
 # --- the storage page: every location and its usage ----------------------------------------
 
 EXPERIMENTS_LISTED = 20
+#: Checkpoints that need attention listed on the storage page (the count is whole).
+ATTENTION_SHOWN = 50
 
 
-def _per_storage(aggregate, output_field):
-    """``aggregate`` over the live checkpoints of the outer storage's experiments."""
+def _per_storage(aggregate, output_field, *conditions):
+    """``aggregate`` over the live checkpoints of the outer storage's experiments (those
+    meeting ``conditions``)."""
     rows = (
-        Checkpoint.objects.filter(experiment__storage=OuterRef("pk"))
+        Checkpoint.objects.filter(*conditions, experiment__storage=OuterRef("pk"))
         .exclude(state=CheckpointState.DELETED)
         .order_by()
         .values("experiment__storage")
@@ -319,13 +323,15 @@ def _per_storage(aggregate, output_field):
 
 
 def storage_rows():
-    """Storage configs with experiment counts, live checkpoints and bytes (secrets excluded)."""
+    """Storage configs with experiment counts, live checkpoints and bytes, and how many of
+    their checkpoints need attention (secrets excluded)."""
     return (
         StorageConfig.objects.defer("access_key", "secret_key")
         .annotate(
             n_experiments=Count("experiments", distinct=True),
             n_live=_per_storage(Count("id"), IntegerField()),
             live_bytes=_per_storage(ByteSum("size_bytes"), BigIntegerField()),
+            n_attention=_per_storage(Count("id"), IntegerField(), needs_attention()),
         )
         .prefetch_related(
             Prefetch(
@@ -347,8 +353,15 @@ def storage_list(request):
     storages = list(storage_rows())
     for storage in storages:
         storage.experiments_shown = storage.experiment_list[:EXPERIMENTS_LISTED]
+    attention, attention_count = attention_list(Checkpoint.objects.all(), ATTENTION_SHOWN)
     return render(
         request,
         "reconcile/storage_list.html",
-        {"heading": "Storage", "storages": storages, "experiments_listed": EXPERIMENTS_LISTED},
+        {
+            "heading": "Storage",
+            "storages": storages,
+            "experiments_listed": EXPERIMENTS_LISTED,
+            "attention": attention,
+            "attention_count": attention_count,
+        },
     )

@@ -68,6 +68,16 @@ def test_it_lists_files_with_sizes(store, checkpoint):
 
 def test_it_lists_nothing_for_an_unknown_checkpoint(store):
     assert get_backend(store.config).list_files(str(uuid_lib.uuid4())) == []
+    listed = get_backend(store.config).list_directory(str(uuid_lib.uuid4()))
+    assert (listed.files, listed.unsafe) == ([], 0)
+
+
+def test_its_directory_listing_is_the_file_listing(store, checkpoint):
+    backend = get_backend(store.config)
+    listed = backend.list_directory(str(checkpoint.uuid))
+    as_files = [(f.path, f.size) for f in backend.list_files(str(checkpoint.uuid))]
+    assert [(f.path, f.size) for f in listed.files] == as_files
+    assert listed.unsafe == 0
 
 
 def test_it_reads_whole_files_and_ranges(store, checkpoint):
@@ -260,6 +270,10 @@ def test_unsafe_object_keys_are_never_served(store, make_checkpoint, alice_api):
     assert [f.path for f in files] == ["ok.txt"]
     names = extract("tar", consume(alice_api.get(download_url(checkpoint))))
     assert names == {"ok.txt": b"ok"}
+    # GC's listing says what it had to skip, so a skipped file is never taken for deleted.
+    listed = get_backend(store.config).list_directory(str(checkpoint.uuid))
+    assert [(f.path, f.size) for f in listed.files] == [("ok.txt", 2)]
+    assert listed.unsafe >= 1
 
 
 # --- deletion ------------------------------------------------------------------------------

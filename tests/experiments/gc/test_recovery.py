@@ -142,7 +142,7 @@ def test_an_error_checkpoint_whose_storage_cannot_be_listed_stays_error(
     def unlistable(self, checkpoint_uuid):
         raise StorageError("cannot list")
 
-    monkeypatch.setattr(SharedFSBackend, "list_files", unlistable)
+    monkeypatch.setattr(SharedFSBackend, "list_directory", unlistable)
     with run_on_commit():
         sweep.sweep()
     labels[1].refresh_from_db()

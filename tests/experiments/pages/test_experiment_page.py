@@ -17,9 +17,10 @@ pytestmark = pytest.mark.django_db
 #: table), checkpoint page, the chart's metrics, chart lines (validation count + sampled
 #: lines), sampled markers, the retained set of the shown checkpoints' trials (with the
 #: kept markers' rows), the page's model versions ("registered" badges), GC history (whose
-#: first row is the latest run), trials, the best checkpoint (#download-best). The counts
-#: of the whole retained set are a fragment loaded after the page (``gc-counts``).
-EXPERIMENT_PAGE_QUERIES = 13
+#: first row is the latest run), trials, the best checkpoint (#download-best), the
+#: checkpoints that need attention (ERROR rows only, through the partial state index). The
+#: counts of the whole retained set are a fragment loaded after the page (``gc-counts``).
+EXPERIMENT_PAGE_QUERIES = 14
 
 
 def big_experiment(owner, checkpoints: int, trials: int = 4):
