@@ -11,7 +11,9 @@ Bounded whatever was reported: one validation per checkpoint, the latest at its 
 (``services.latest_validations``, one query however many reports share the step), and at
 most ``MAX_ROWS`` metric and ``MAX_ROWS`` hyperparameter rows (a metrics dict may hold
 thousands of names; the first checkpoint's searcher metric comes first, the rest by
-name, and the page says how many more there are).
+name, and the page says how many more there are). Each validation's metrics are read
+whole: at most 1 MiB a field (``ckptweb.lib.limits``) times ``MAX_COMPARED``, which is
+cheaper than picking the shown names out of the JSON in SQL before knowing them.
 """
 
 from __future__ import annotations
