@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import math
 import uuid as uuid_lib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import yaml
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from ckptweb.lib.db import chunked, in_chunk_size
 from ckptweb.lib.errors import Conflict
@@ -181,22 +182,63 @@ def report_validation(trial: Trial, steps_completed: int, metrics: dict) -> Vali
     return validation
 
 
+#: Most ``trial_id = … AND steps_completed IN (…)`` terms one statement ORs together: SQLite
+#: refuses an expression tree deeper than 1,000 levels, and each OR adds one.
+MAX_TRIAL_TERMS = 200
+
+
+def latest_at_step(validations: QuerySet) -> QuerySet:
+    """``validations`` narrowed to the latest report at each (trial, step): the rule in SQL.
+
+    Each row is kept only if no later report of its trial shares its step (a correlated
+    probe of ``validation_step_idx``), so a step reported fifty times yields one row and
+    the database reads the metrics of that one only.
+    """
+    newest = (
+        Validation.objects.filter(
+            trial_id=OuterRef("trial_id"), steps_completed=OuterRef("steps_completed")
+        )
+        .order_by("-id")
+        .values("id")[:1]
+    )
+    return validations.filter(id=Subquery(newest))
+
+
+def _at_checkpoint_steps(checkpoints: Sequence[Checkpoint]) -> Iterator[Q]:
+    """Conditions that select the validations at exactly the checkpoints' (trial, step)
+    pairs, never another pairing of their trials and steps: an OR of one ``trial_id = t AND
+    steps_completed IN (…)`` per trial, each within the connection's parameter limit and
+    at most ``MAX_TRIAL_TERMS`` terms."""
+    steps: dict[int, set[int]] = {}
+    for checkpoint in checkpoints:
+        steps.setdefault(checkpoint.trial_id, set()).add(checkpoint.steps_completed)
+    budget = in_chunk_size()  # parameters a statement may bind (None: any number)
+    terms: list[Q] = []
+    used = 0
+    for trial_id, of_trial in sorted(steps.items()):
+        for part in chunked(sorted(of_trial), None if budget is None else max(1, budget - 1)):
+            full = budget is not None and used + 1 + len(part) > budget
+            if terms and (full or len(terms) == MAX_TRIAL_TERMS):
+                yield Q(*terms, _connector=Q.OR)
+                terms, used = [], 0
+            terms.append(Q(trial_id=trial_id, steps_completed__in=part))
+            used += 1 + len(part)
+    if terms:
+        yield Q(*terms, _connector=Q.OR)
+
+
 def latest_validations(checkpoints: Sequence[Checkpoint]) -> list[Validation | None]:
     """The latest validation reported at each checkpoint's step, in the checkpoints' order.
 
-    None where the checkpoint's trial reported none at its step. One query (more only past
-    SQLite's parameter limit; none for none); the checkpoints may be unsaved.
+    None where the checkpoint's trial reported none at its step. The database returns one
+    row per (trial, step) asked for, however many reports share it (``latest_at_step``):
+    one query for up to ``MAX_TRIAL_TERMS`` trials (more only past that or SQLite's
+    parameter limit; none for none). The checkpoints may be unsaved.
     """
     latest: dict[tuple[int, int], Validation] = {}
-    # Two IN lists per query: within SQLite's parameter limit, a batch of 1,000 is one query.
-    size = in_chunk_size()
-    for part in chunked(checkpoints, None if size is None else max(1, size // 2)):
-        validations = Validation.objects.filter(
-            trial_id__in={c.trial_id for c in part},
-            steps_completed__in={c.steps_completed for c in part},
-        ).order_by("id")
-        for validation in validations:
-            latest[(validation.trial_id, validation.steps_completed)] = validation  # latest wins
+    for at_steps in _at_checkpoint_steps(checkpoints):
+        for validation in latest_at_step(Validation.objects.filter(at_steps)).order_by():
+            latest[(validation.trial_id, validation.steps_completed)] = validation
     return [latest.get((c.trial_id, c.steps_completed)) for c in checkpoints]
 
 
@@ -379,6 +421,7 @@ __all__ = [
     "create_trial",
     "set_protected",
     "update_checkpoint",
+    "latest_at_step",
     "latest_validation",
     "latest_validations",
     "link_validation",

@@ -91,7 +91,8 @@ def experiment_config(experiment: Experiment) -> dict:
 
 def validation_metrics(checkpoints) -> list[dict | None]:
     """The metrics of each checkpoint's latest validation at its step (None where there is
-    none), in the checkpoints' order: ``experiments.services.latest_validations``, one query.
+    none), in the checkpoints' order: ``experiments.services.latest_validations``, which
+    fetches one row per (trial, step) however many reports share it.
     """
     return [v.metrics if v else None for v in services.latest_validations(checkpoints)]
 

@@ -14,6 +14,7 @@ from experiments.charts.options import METRIC_TRIALS, ChartOptions, chart_option
 from experiments.charts.svg import metric_chart
 from experiments.gc.retention import Verdicts, candidates
 from experiments.models import Checkpoint, Experiment, Trial, Validation
+from experiments.services import latest_at_step
 
 
 def page_chart(
@@ -63,12 +64,16 @@ def page_chart(
 
 
 def comparison_chart(checkpoints: list[Checkpoint]):
-    """The compared checkpoints' trials on one chart of the first one's searcher metric."""
+    """The compared checkpoints' trials on one chart of the first one's searcher metric.
+
+    The lines read the latest report at each step only (``services.latest_at_step``): a step
+    reported many times is one point, and its earlier reports are never read.
+    """
     metric = checkpoints[0].experiment.searcher_metric
     trial_ids = {c.trial_id for c in checkpoints}
     lines = validation_lines(
         metric,
-        Validation.objects.filter(trial_id__in=trial_ids),
+        latest_at_step(Validation.objects.filter(trial_id__in=trial_ids)),
         Trial.objects.filter(pk__in=trial_ids),
     )
     markers = [

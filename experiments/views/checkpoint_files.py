@@ -2,16 +2,22 @@
 
 Files are listed by the checkpoint's storage (``experiments.downloads.checkpoint_files``); when
 storage cannot be listed the page falls back to the reported ``resources`` and says so, and
-a DELETED checkpoint lists nothing. Small text files get an inline preview (at most
-``PREVIEW_MAX_FILES`` of at most ``PREVIEW_MAX_BYTES``). Download links are the storage
-app's archive routes; the model format is detected from the file names
-(``experiments.views.snippets``) and offered as a quoted load snippet.
+a DELETED checkpoint lists nothing. The page shows ``FILES_PAGE_SIZE`` of them at a time, by
+path, with the count and bytes of all of them (a sharded checkpoint may hold 100,000 files:
+one page of them all was 32 MB of HTML); ``?q=`` keeps the paths containing a text and
+``?page=`` picks the page. A page number that is not one is a 400 naming ``page``; a page
+past the end shows the last page (files may have been deleted since the link was made).
+Small text files of the page get an inline preview (at most ``PREVIEW_MAX_FILES`` of at
+most ``PREVIEW_MAX_BYTES``). Download links are the storage app's archive routes; the model
+format is detected from all the file names (``experiments.views.snippets``) and offered as
+a quoted load snippet.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.core.paginator import Paginator
 from django.urls import NoReverseMatch, reverse
 
 from experiments.choices import GONE_STATES, CheckpointState
@@ -22,6 +28,27 @@ from storage.services import is_text_file
 
 PREVIEW_MAX_BYTES = 64 * 1024
 PREVIEW_MAX_FILES = 4
+#: Files one page of the checkpoint page lists.
+FILES_PAGE_SIZE = 200
+#: Longest ``?q=`` (text a listed path contains).
+MAX_FILTER_LENGTH = 200
+#: Digits a ``?page=`` may have (a million pages of 200 is past any checkpoint).
+MAX_PAGE_DIGITS = 7
+
+
+class FilesPageError(ValueError):
+    """``?page=`` or ``?q=`` is unusable; the message names the parameter."""
+
+
+@dataclass(frozen=True)
+class ListedFiles:
+    """Every file of a checkpoint, ``(path, size)`` by path, and where the list came from:
+    ``storage``, ``reported`` (storage could not be listed: ``error`` says why) or
+    ``deleted``."""
+
+    files: list[tuple[str, int]]
+    source: str
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,39 +89,80 @@ def _preview(checkpoint: Checkpoint, path: str) -> str | None:
         return None
 
 
-def checkpoint_file_rows(checkpoint: Checkpoint) -> dict:
-    """The checkpoint's files as listed by its storage, with download links and previews.
+def listed_files(checkpoint: Checkpoint) -> ListedFiles:
+    """The checkpoint's files as listed by its storage, sorted by path.
 
     Falls back to the reported ``resources`` when storage cannot be listed (the page says
     so), and lists nothing for a DELETED checkpoint whose files are gone.
     """
     if checkpoint.state == CheckpointState.DELETED:
-        return {"files": [], "source": "deleted", "error": None}
-    error, source = None, "storage"
+        return ListedFiles([], "deleted")
     try:
-        stored = [(f.path, f.size) for f in checkpoint_files(checkpoint)]
+        return ListedFiles([(f.path, f.size) for f in checkpoint_files(checkpoint)], "storage")
     except Exception as exc:  # a storage outage must not take the page down
         error = checkpoint.experiment.storage.scrub(str(exc)) or exc.__class__.__name__
-        source = "reported"
-        stored = sorted((checkpoint.resources or {}).items())
+        return ListedFiles(sorted((checkpoint.resources or {}).items()), "reported", error)
+
+
+def page_number(raw: str | None) -> int:
+    """``?page=`` as a number from 1 (1 when absent); FilesPageError names it otherwise."""
+    if raw is None or raw == "":
+        return 1
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_PAGE_DIGITS or int(raw) < 1:
+        raise FilesPageError(f"page: {raw[:20]!r} is not a page number (1, 2, 3, …).")
+    return int(raw)
+
+
+def file_filter(raw: str | None) -> str:
+    """``?q=``, stripped; FilesPageError past ``MAX_FILTER_LENGTH`` characters."""
+    text = (raw or "").strip()
+    if len(text) > MAX_FILTER_LENGTH:
+        raise FilesPageError(f"q: at most {MAX_FILTER_LENGTH} characters.")
+    return text
+
+
+def checkpoint_file_page(checkpoint: Checkpoint, listed: ListedFiles, number=1, query="") -> dict:
+    """One page of ``listed`` for the template: its rows (with download links and up to
+    ``PREVIEW_MAX_FILES`` previews), the paginator's page, and the count and bytes of all
+    the files and of those whose path contains ``query`` (case-insensitive).
+
+    A ``number`` past the last page gives the last page.
+    """
+    matching = listed.files
+    if query:
+        needle = query.casefold()
+        matching = [f for f in listed.files if needle in f[0].casefold()]
+    paginator = Paginator(matching, FILES_PAGE_SIZE)
+    page = paginator.page(min(number, paginator.num_pages))
     rows, previews = [], 0
-    for path, size in stored:
+    for path, size in page.object_list:
         preview = url = None
-        if source == "storage":
+        if listed.source == "storage":
             url = _url_or_none("checkpoint-file", checkpoint.uuid, path)
             if previews < PREVIEW_MAX_FILES and is_text_file(path) and size <= PREVIEW_MAX_BYTES:
                 preview = _preview(checkpoint, path)
                 previews += preview is not None
         rows.append(FileRow(path, size, url, preview))
-    return {"files": rows, "source": source, "error": error}
+    return {
+        "files": rows,
+        "page": page,
+        "query": query,
+        "source": listed.source,
+        "error": listed.error,
+        "total": len(listed.files),
+        "bytes": sum(size for _, size in listed.files),
+        "matched": len(matching),
+        "max_filter": MAX_FILTER_LENGTH,
+    }
 
 
-def model_format_and_snippet(checkpoint: Checkpoint, files: dict, download: dict, absolute):
+def model_format_and_snippet(checkpoint: Checkpoint, listed: ListedFiles, download: dict, absolute):
     """``(format, snippet)`` of the checkpoint page; ``absolute`` makes a URL absolute.
 
-    The format is detected from the listed file names; the snippet needs downloadable files.
+    The format is detected from all the listed file names (not only the page's); the
+    snippet needs downloadable files.
     """
-    model_format = detect_format([f.path for f in files["files"]])
+    model_format = detect_format([path for path, _ in listed.files])
     snippet = None
     if model_format and download["available"]:
         snippet = load_snippet(model_format, checkpoint, absolute(download["tar_root"]))

@@ -1,11 +1,16 @@
 """Checkpoint pages: a checkpoint with its files, protection, and "Delete files".
 
+The files are listed a page at a time (``experiments.views.checkpoint_files``): ``?page=``
+and ``?q=`` pick the page and filter the paths; an unusable one is a 400 that still shows
+the checkpoint, with the first page of its files and the reason.
+
 ``checkpoint_protect`` calls ``services.update_checkpoint`` (refused while the experiment
 is being deleted or a GC run holds the checkpoint). Partial deletion, the "Delete files"
-action: ``checkpoint_rm_preview`` (GET, htmx) renders ``#rm-preview``: the files the typed globs
-match and their bytes, or the glob error; ``checkpoint_rm`` (POST) calls
-``experiments.gc.files.delete_files`` and redirects to the checkpoint page with the
-outcome as a message. Both only translate: the service owns every rule.
+action: ``checkpoint_rm_preview`` (GET, htmx) renders ``#rm-preview``: how many files the
+typed globs match and their bytes, the first ``RM_PREVIEW_FILES`` of them by path, or the
+glob error; ``checkpoint_rm`` (POST) calls ``experiments.gc.files.delete_files`` and
+redirects to the checkpoint page with the outcome as a message. Both only translate: the
+service owns every rule.
 """
 
 from __future__ import annotations
@@ -27,11 +32,18 @@ from experiments.models import Checkpoint
 from experiments.permissions import can_manage
 from experiments.views import registry
 from experiments.views.checkpoint_files import (
-    checkpoint_file_rows,
+    FilesPageError,
+    checkpoint_file_page,
     download_links,
+    file_filter,
+    listed_files,
     model_format_and_snippet,
+    page_number,
 )
 from experiments.views.queries import verdict
+
+#: Matching files the "Delete files" preview names (the count and bytes are of all of them).
+RM_PREVIEW_FILES = 200
 
 
 @login_required
@@ -48,10 +60,16 @@ def checkpoint_detail(request, uuid):
     if checkpoint.state in GC_CANDIDATE_STATES:
         kept = retained(experiment, experiment.gc_policy, trials=[checkpoint.trial_id])
         keep = verdict(checkpoint, kept)
-    files = checkpoint_file_rows(checkpoint)
+    listed = listed_files(checkpoint)
+    problem, status = None, 200
+    try:
+        number, query = page_number(request.GET.get("page")), file_filter(request.GET.get("q"))
+    except FilesPageError as exc:
+        (number, query), problem, status = (1, ""), str(exc), 400
+    files = checkpoint_file_page(checkpoint, listed, number, query)
     download = download_links(checkpoint)
     model_format, snippet = model_format_and_snippet(
-        checkpoint, files, download, request.build_absolute_uri
+        checkpoint, listed, download, request.build_absolute_uri
     )
     return render(
         request,
@@ -65,12 +83,14 @@ def checkpoint_detail(request, uuid):
             "keep": keep,
             "can_manage": can_manage(request.user, experiment),
             "files": files,
+            "files_problem": problem,
             "download": download,
             "format": model_format,
             "snippet": snippet,
             "metadata": sorted(checkpoint.metadata.items()) if checkpoint.metadata else [],
             **registry.checkpoint_registry_context(request, checkpoint),
         },
+        status=status,
     )
 
 
@@ -116,14 +136,19 @@ def _managed_checkpoint(request, uuid) -> Checkpoint:
 def checkpoint_rm_preview(request, uuid):
     """``#rm-preview``: the files and bytes the typed globs would delete."""
     checkpoint = _managed_checkpoint(request, uuid)
-    context = {"checkpoint": checkpoint, "error": None, "matches": {}, "total": 0}
+    context = {"checkpoint": checkpoint, "error": None, "count": 0, "total": 0, "shown": []}
     try:
         globs = check_globs(globs_from(request.GET))
     except GlobError as exc:
         context["error"] = str(exc)
     else:
         matches = matching_files(checkpoint.resources, globs)
-        context.update(matches=matches, total=sum(matches.values()))
+        context.update(
+            count=len(matches),
+            total=sum(matches.values()),
+            shown=sorted(matches.items())[:RM_PREVIEW_FILES],
+            more=max(len(matches) - RM_PREVIEW_FILES, 0),
+        )
     return render(request, "experiments/checkpoints/rm_preview.html", context)
 
 

@@ -6,6 +6,14 @@ row whose values differ between the columns is marked (``row-differs``) so the e
 what changed. Below, the trials' curves of the first checkpoint's searcher metric on one
 chart, with the compared checkpoints as markers. Bad input (not 2–8 uuids, unknown ones)
 is a 400 page naming the parameter and the limit.
+
+Bounded whatever was reported: one validation per checkpoint, the latest at its step
+(``services.latest_validations``, one query however many reports share the step), and at
+most ``MAX_ROWS`` metric and ``MAX_ROWS`` hyperparameter rows (a metrics dict may hold
+thousands of names; the first checkpoint's searcher metric comes first, the rest by
+name, and the page says how many more there are). Each validation's metrics are read
+whole: at most 1 MiB a field (``ckptweb.lib.limits``) times ``MAX_COMPARED``, which is
+cheaper than picking the shown names out of the JSON in SQL before knowing them.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from experiments.charts import comparison_chart
 from experiments.models import Checkpoint
 
 MIN_COMPARED, MAX_COMPARED = 2, 8
+#: Most metric rows, and most hyperparameter rows, the table shows.
+MAX_ROWS = 200
 PARAM = "checkpoints"
 
 
@@ -75,8 +85,21 @@ def compared_checkpoints(uuids: list[uuid_lib.UUID]) -> list[Checkpoint]:
     return [found[u] for u in uuids]
 
 
-def comparison_rows(checkpoints: list[Checkpoint]) -> dict[str, list[CompareRow]]:
-    """Summary, metric and hyperparameter rows; metrics from each checkpoint's validation."""
+def _rows(names: set[str], values: list[dict], kind: str, first: str | None = None):
+    """At most ``MAX_ROWS`` rows of ``names`` (``first`` leading, then by name) and how
+    many more names there are."""
+    ordered = sorted(names - {first})
+    if first in names:
+        ordered.insert(0, first)
+    rows = [CompareRow(n, [v.get(n) for v in values], kind) for n in ordered[:MAX_ROWS]]
+    return rows, len(ordered) - len(rows)
+
+
+def comparison_rows(checkpoints: list[Checkpoint]) -> dict:
+    """Summary, metric and hyperparameter rows; metrics from each checkpoint's validation.
+
+    ``metrics_more`` and ``hparams_more`` count the names past ``MAX_ROWS``.
+    """
     metrics = [(v.metrics if v else None) or {} for v in services.latest_validations(checkpoints)]
     hparams = [c.trial.hparams if isinstance(c.trial.hparams, dict) else {} for c in checkpoints]
     summary = [
@@ -87,12 +110,15 @@ def comparison_rows(checkpoints: list[Checkpoint]) -> dict[str, list[CompareRow]
         CompareRow("Size", [c.size_bytes for c in checkpoints], "bytes"),
         CompareRow("Files", [len(c.resources or {}) for c in checkpoints]),
     ]
-    metric_names = sorted({name for m in metrics for name in m})
-    hparam_names = sorted({name for h in hparams for name in h})
+    searcher = checkpoints[0].experiment.searcher_metric
+    metric_rows, metrics_more = _rows({n for m in metrics for n in m}, metrics, "metric", searcher)
+    hparam_rows, hparams_more = _rows({n for h in hparams for n in h}, hparams, "text")
     return {
         "summary": summary,
-        "metrics": [CompareRow(n, [m.get(n) for m in metrics], "metric") for n in metric_names],
-        "hparams": [CompareRow(n, [h.get(n) for h in hparams]) for n in hparam_names],
+        "metrics": metric_rows,
+        "metrics_more": metrics_more,
+        "hparams": hparam_rows,
+        "hparams_more": hparams_more,
     }
 
 

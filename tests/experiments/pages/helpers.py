@@ -1,8 +1,11 @@
-"""Helpers of the page tests: the checkpoint page's HTML, a checkpoint with real files."""
+"""Helpers of the page tests: the checkpoint page's HTML, a checkpoint with real files, the
+rows the ORM fetched."""
 
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
+from django.db.models.signals import post_init
 from django.urls import reverse
 
 from experiments import services
@@ -29,3 +32,18 @@ def checkpoint_with_files(experiment, files: dict[str, bytes], steps: int = 900)
         uuid=checkpoint_uuid,
         metadata={"framework": "<b>bold</b>"},
     )
+
+
+@contextmanager
+def instances_made(model):
+    """The ``model`` instances the ORM builds inside the block (one per row it fetched)."""
+    made = []
+
+    def record(sender, instance, **kwargs):
+        made.append(instance)
+
+    post_init.connect(record, sender=model)
+    try:
+        yield made
+    finally:
+        post_init.disconnect(record, sender=model)
