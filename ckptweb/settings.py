@@ -6,6 +6,7 @@ naming it.
 """
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "axes",
     "storage",
     "experiments",
     "storage.reconcile",
@@ -66,6 +68,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into ckptweb.signin's answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "ckptweb.urls"
@@ -117,8 +121,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The covering indexes (INCLUDE columns) are a PostgreSQL feature; SQLite keeps the key part
 # and ignores the rest, which is all a development database needs, so its warning is noise.
+SILENCED_SYSTEM_CHECKS = []
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    SILENCED_SYSTEM_CHECKS = ["models.W040"]
+    SILENCED_SYSTEM_CHECKS.append("models.W040")
 
 # The Determined hasher first: new and upgraded hashes verify for web and `det` logins alike
 # (ckptweb/detcompat/hashers.py); plain PBKDF2 hashes still verify and upgrade at next login.
@@ -132,6 +137,33 @@ PASSWORD_HASHERS = [
 ]
 #: Hours a `det user login` token stays valid.
 CKPTWEB_DET_TOKEN_HOURS = envint("CKPTWEB_DET_TOKEN_HOURS", 168, minimum=1)
+
+# Sign-in throttling (django-axes, its rows in the database, so every worker and process
+# shares them): after CKPTWEB_LOGIN_FAILURES failed sign-ins of one username from one IP
+# address, that pair is refused for CKPTWEB_LOGIN_COOLOFF_MINUTES, before any password hash
+# is computed. Only the pair: an attacker elsewhere cannot lock a user out, and users behind
+# one address (a NAT, or a proxy when no CKPTWEB_PROXY_COUNT is set) are not locked together.
+# The web sign-in and the admin's go through AxesBackend; `det user login` asks axes itself
+# (ckptweb/detcompat/auth.py). `manage.py axes_reset_username <name>` unlocks a user.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envint("CKPTWEB_LOGIN_FAILURES", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("CKPTWEB_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# A refused attempt writes nothing: the lock ends a fixed time after the last counted failure,
+# and hammering a locked pair costs one read per request.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# No row per successful sign-in (the access log would grow forever; `det` logins have no
+# session for it to name).
+AXES_DISABLE_ACCESS_LOG = True
+AXES_LOCKOUT_CALLABLE = "ckptweb.signin.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "ckptweb.signin.client_ip"
+# Reverse proxies in front of ckptweb that append the client's address to X-Forwarded-For;
+# 0 (the default) takes REMOTE_ADDR and ignores the header, which a client could forge.
+CKPTWEB_PROXY_COUNT = envint("CKPTWEB_PROXY_COUNT", 0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -240,5 +272,7 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
         # azure-core logs every request and response at INFO.
         "azure": {"level": "WARNING"},
+        # django-axes logs every start and successful sign-in at INFO; failures and locks warn.
+        "axes": {"level": "WARNING"},
     },
 }
