@@ -199,6 +199,23 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# HTTPS deployments (README "Security"): CKPTWEB_HTTPS=1 behind a TLS-terminating proxy that
+# sets X-Forwarded-Proto (and strips it from clients). Off, plain-HTTP `make run` works as is.
+CKPTWEB_HTTPS = envbool("CKPTWEB_HTTPS", False)
+if CKPTWEB_HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = envbool("CKPTWEB_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = envint("CKPTWEB_HSTS_SECONDS", 31_536_000)
+    # Covers the subdomains of ckptweb's own host name only, not its parent domain's.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("CKPTWEB_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = envbool("CKPTWEB_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        # Preloading puts the domain in browsers' lists for months: its owner's decision,
+        # opted into with CKPTWEB_HSTS_PRELOAD=1, so its absence is no warning here.
+        SILENCED_SYSTEM_CHECKS.append("security.W021")
+
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
