@@ -3,9 +3,9 @@
 ``det_login`` checks a username and password the way Determined sends them (pre-hashed,
 ``isHashed: true``, verified with ``DeterminedPBKDF2PasswordHasher.verify_prehashed``; or
 raw, verified by Django). It is throttled like the web sign-in, by django-axes (settings.py
-``AXES_*``): a locked (username, address) pair is refused with a 429
-before any hash is computed, and the outcome is sent as Django's ``user_login_failed`` /
-``user_logged_in`` signals, which axes counts (a success clears the pair's failures).
+``AXES_*``): a locked (username, address) pair is refused with a 429 before any hash is
+computed, and the outcome is sent as Django's ``user_login_failed`` / ``user_logged_in``
+signals, which axes counts (a success clears the pair's failures).
 
 ``issue_token`` stores only the SHA-256 of a random token, valid for
 ``settings.CKPTWEB_DET_TOKEN_HOURS``; ``DetBearerAuthentication`` accepts
