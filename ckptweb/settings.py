@@ -6,9 +6,11 @@ naming it.
 """
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from ckptweb.lib.env import envbool, envint, envlist, envstr
@@ -50,6 +52,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "axes",
+    "csp",
     "storage",
     "experiments",
     "storage.reconcile",
@@ -66,6 +70,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into ckptweb.signin's answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "ckptweb.urls"
@@ -117,8 +124,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The covering indexes (INCLUDE columns) are a PostgreSQL feature; SQLite keeps the key part
 # and ignores the rest, which is all a development database needs, so its warning is noise.
+SILENCED_SYSTEM_CHECKS = []
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    SILENCED_SYSTEM_CHECKS = ["models.W040"]
+    SILENCED_SYSTEM_CHECKS.append("models.W040")
 
 # The Determined hasher first: new and upgraded hashes verify for web and `det` logins alike
 # (ckptweb/detcompat/hashers.py); plain PBKDF2 hashes still verify and upgrade at next login.
@@ -133,6 +141,33 @@ PASSWORD_HASHERS = [
 #: Hours a `det user login` token stays valid.
 CKPTWEB_DET_TOKEN_HOURS = envint("CKPTWEB_DET_TOKEN_HOURS", 168, minimum=1)
 
+# Sign-in throttling (django-axes, its rows in the database, so every worker and process
+# shares them): after CKPTWEB_LOGIN_FAILURES failed sign-ins of one username from one IP
+# address, that pair is refused for CKPTWEB_LOGIN_COOLOFF_MINUTES, before any password hash
+# is computed. Only the pair: an attacker elsewhere cannot lock a user out, and users behind
+# one address (a NAT, or a proxy when no CKPTWEB_PROXY_COUNT is set) are not locked together.
+# The web sign-in and the admin's go through AxesBackend; `det user login` asks axes itself
+# (ckptweb/detcompat/auth.py). `manage.py axes_reset_username <name>` unlocks a user.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envint("CKPTWEB_LOGIN_FAILURES", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("CKPTWEB_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# A refused attempt writes nothing: the lock ends a fixed time after the last counted failure,
+# and hammering a locked pair costs one read per request.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# No row per successful sign-in (the access log would grow forever; `det` logins have no
+# session for it to name).
+AXES_DISABLE_ACCESS_LOG = True
+AXES_LOCKOUT_CALLABLE = "ckptweb.signin.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "ckptweb.signin.client_ip"
+# Reverse proxies in front of ckptweb that append the client's address to X-Forwarded-For;
+# 0 (the default) takes REMOTE_ADDR and ignores the header, which a client could forge.
+CKPTWEB_PROXY_COUNT = envint("CKPTWEB_PROXY_COUNT", 0)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -145,6 +180,41 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# Content-Security-Policy (django-csp) on every response: scripts and style sheets from this
+# origin only (no inline script, no eval; htmx's own indicator <style> is off in base.html);
+# inline style *attributes* stay allowed (bar widths and chart swatches are set that way).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "style-src-elem": [SELF],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
+# HTTPS deployments (README "Security"): CKPTWEB_HTTPS=1 behind a TLS-terminating proxy that
+# sets X-Forwarded-Proto (and strips it from clients). Off, plain-HTTP `make run` works as is.
+CKPTWEB_HTTPS = envbool("CKPTWEB_HTTPS", False)
+if CKPTWEB_HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = envbool("CKPTWEB_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = envint("CKPTWEB_HSTS_SECONDS", 31_536_000)
+    # Covers the subdomains of ckptweb's own host name only, not its parent domain's.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("CKPTWEB_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = envbool("CKPTWEB_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        # Preloading puts the domain in browsers' lists for months: its owner's decision,
+        # opted into with CKPTWEB_HSTS_PRELOAD=1, so its absence is no warning here.
+        SILENCED_SYSTEM_CHECKS.append("security.W021")
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -240,5 +310,7 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
         # azure-core logs every request and response at INFO.
         "azure": {"level": "WARNING"},
+        # django-axes logs every start and successful sign-in at INFO; failures and locks warn.
+        "axes": {"level": "WARNING"},
     },
 }

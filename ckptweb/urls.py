@@ -6,7 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from storage.reconcile import urls as reconcile_urls
 
@@ -32,7 +32,12 @@ urlpatterns = [
     path("det-compat/", include("ckptweb.detcompat.urls")),
     path("api/v1/", include("storage.reconcile.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # The split view serves Swagger UI's set-up script as a file (no inline script: CSP).
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="api/swagger_ui.html"),
+        name="swagger-ui",
+    ),
     path("", include(reconcile_urls.storage_urlpatterns)),
     path("", include("storage.reconcile.urls")),
     path("", include("experiments.urls")),

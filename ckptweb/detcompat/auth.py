@@ -2,8 +2,13 @@
 
 ``det_login`` checks a username and password the way Determined sends them (pre-hashed,
 ``isHashed: true``, verified with ``DeterminedPBKDF2PasswordHasher.verify_prehashed``; or
-raw, verified by Django). ``issue_token`` stores only the SHA-256 of a random token, valid
-for ``settings.CKPTWEB_DET_TOKEN_HOURS``; ``DetBearerAuthentication`` accepts
+raw, verified by Django). It is throttled like the web sign-in, by django-axes (settings.py
+``AXES_*``): a locked (username, address) pair is refused with a 429 before any hash is
+computed, and the outcome is sent as Django's ``user_login_failed`` / ``user_logged_in``
+signals, which axes counts (a success clears the pair's failures).
+
+``issue_token`` stores only the SHA-256 of a random token, valid for
+``settings.CKPTWEB_DET_TOKEN_HOURS``; ``DetBearerAuthentication`` accepts
 ``Authorization: Bearer <token>`` and answers 401 for a missing, unknown or expired one.
 """
 
@@ -13,13 +18,15 @@ import hashlib
 import secrets
 from datetime import timedelta
 
+from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import identify_hasher
+from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, Throttled
 
 from ckptweb.detcompat.hashers import DeterminedPBKDF2PasswordHasher, det_prehash
 from ckptweb.detcompat.models import DetToken
@@ -38,8 +45,37 @@ def token_lifetime() -> timedelta:
     return timedelta(hours=int(getattr(settings, "CKPTWEB_DET_TOKEN_HOURS", 168)))
 
 
-def det_login(username: str, password: str, is_hashed: bool):
-    """The active user these credentials belong to, or None.
+def det_login(request, username: str, password: str, is_hashed: bool):
+    """The active user these credentials belong to, or None; ``request`` is the Django
+    HttpRequest (axes reads its address).
+
+    Raises ``Throttled`` (429) when axes has locked this username from this address, before
+    any hash is computed, and for the failure that locks it.
+    """
+    credentials = {"username": username}
+    if not AxesProxyHandler.is_allowed(request, credentials):
+        raise locked_out(username)
+    user = _verify(username, password, is_hashed)
+    if user is None:
+        user_login_failed.send(sender=__name__, credentials=credentials, request=request)
+        if getattr(request, "axes_locked_out", False):
+            raise locked_out(username)
+        return None
+    user_logged_in.send(sender=type(user), request=request, user=user)
+    return user
+
+
+def locked_out(username: str) -> Throttled:
+    """The 429 of a locked pair (``det user login`` prints "Failed to log_in_user: " and it)."""
+    minutes = max(1, round(settings.AXES_COOLOFF_TIME.total_seconds() / 60))
+    return Throttled(
+        detail=f"too many failed sign-ins as {username!r} from this address: try again in "
+        f"{minutes} minutes, or ask an administrator to unlock the account."
+    )
+
+
+def _verify(username: str, password: str, is_hashed: bool):
+    """The active user these credentials belong to, or None (no throttling here).
 
     Pre-hashed passwords verify only against the Determined hasher's hashes: a user whose
     hash predates it signs in on the web once (that upgrades the hash) before ``det`` works.

@@ -82,7 +82,8 @@ class LoginSerializer(serializers.Serializer):
 
 
 class LoginView(DetView):
-    """``POST api/v1/auth/login``: a new Bearer token for valid credentials, else 403."""
+    """``POST api/v1/auth/login``: a new Bearer token for valid credentials, else 403; 429
+    while axes has this username locked from this address (``det`` prints the message)."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
@@ -91,7 +92,8 @@ class LoginView(DetView):
         body = LoginSerializer(data=json_body(request))
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        user = det_login(data["username"], data["password"], data["isHashed"])
+        # axes reads Django's request (DRF's would parse the body as a form for its log).
+        user = det_login(request._request, data["username"], data["password"], data["isHashed"])
         if user is None:
             raise PermissionDenied(INVALID_CREDENTIALS)
         return Response({"token": issue_token(user), "user": translate.user_json(user)})

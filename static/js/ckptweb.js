@@ -1,4 +1,5 @@
-/* ckptweb page behaviour: the GC confirmation dialog and copy buttons (htmx does the rest). */
+/* ckptweb page behaviour: the GC confirmation dialog, confirmations and copy buttons (htmx does
+   the rest). */
 (function () {
   "use strict";
 
@@ -120,10 +121,25 @@
     }
   });
 
+  /* Enter in a policy field previews at once (its hx-trigger "policy-enter": an htmx event
+     filter such as keyup[key=='Enter'] is eval, which the Content-Security-Policy refuses),
+     and never submits: the form's default button is the dialog's "Delete and apply". */
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || !event.target.matches || !event.target.matches(".policy-input")) return;
+    event.preventDefault();
+    event.target.dispatchEvent(new CustomEvent("policy-enter", { bubbles: true }));
+  });
+
   /* Enter in a policy field previews; only the dialog's button may submit the form. */
   document.addEventListener("submit", function (event) {
     if (event.target.id !== "gc-form") return;
     if (!event.submitter || event.submitter.id !== "gc-confirm-apply") event.preventDefault();
+  });
+
+  /* A form with data-confirm asks its question first (no inline handlers: CSP allows none). */
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-confirm]");
+    if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
   });
 
   /* The Menu button of the top bar on narrow screens. */

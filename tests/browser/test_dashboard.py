@@ -89,12 +89,12 @@ def test_gc_preview_follows_the_spec_table(session, spec_example, spec_ids):
     session.screenshot("gc-invalid")
 
     page.fill("input[name=save_trial_best]", "1.5")
-    page.wait_for_function("document.querySelector('#gc-errors').textContent.includes('1.5')")
+    page.wait_for_function("() => document.querySelector('#gc-errors').textContent.includes('1.5')")
     assert preview.get_attribute("data-retained-ids") == before
 
     page.fill("input[name=save_trial_best]", "0")
     page.wait_for_selector('#gc-preview[data-policy="2/0/1"]')
-    page.wait_for_function("document.querySelector('#gc-errors').textContent.trim() === ''")
+    page.wait_for_function("() => document.querySelector('#gc-errors').textContent.trim() === ''")
     assert page.locator("#gc-apply").is_enabled()
 
 

@@ -47,7 +47,7 @@ def test_direct_link_copies_a_working_presigned_url(browser, live_server, s3_che
         button = page.locator('button[data-direct-path="state-dict.pth"]')
         button.click()
         page.wait_for_function(
-            "document.querySelector('[data-direct-path=\"state-dict.pth\"]')"
+            "() => document.querySelector('[data-direct-path=\"state-dict.pth\"]')"
             ".textContent === 'Copied'"
         )
         url = page.evaluate("navigator.clipboard.readText()")

@@ -27,7 +27,7 @@ def test_copy_all_fetches_the_whole_list_it_does_not_inline(
         assert preview.get_attribute("data-deleted-ids") is None  # more than 3: not inlined
         page.click("#copy-deleted-ids")
         page.wait_for_function(
-            "document.querySelector('#copy-deleted-ids').textContent === 'Copied'"
+            "() => document.querySelector('#copy-deleted-ids').textContent === 'Copied'"
         )
         copied = page.evaluate("navigator.clipboard.readText()")
         expected = gc_preview(spec_example, policy_of((1, 0, 1))).deleted_ids

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.test import Client
 
 from ckptweb.detcompat.models import DetToken
 from experiments.models import Checkpoint
@@ -22,6 +23,7 @@ from tests.spec import spec_example
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ALICE_PASSWORD = password_for("alice")
+LOGIN = "/det-compat/api/v1/auth/login"
 
 
 def test_user_login_reads_the_password_from_stdin_and_logout_revokes_that_token(
@@ -45,6 +47,18 @@ def test_user_login_reads_the_password_from_stdin_and_logout_revokes_that_token(
 def test_wrong_password_is_refused(det, alice):
     result = det("user", "login", "alice", input="wrong-password\n", user=None, token="")
     assert_clean_error(result, "invalid credentials")
+    assert DetToken.objects.filter(user=alice).count() == 1  # only the fixture's token
+
+
+def test_a_locked_login_prints_why(det, alice):
+    """After 10 wrong passwords from this address (settings.AXES_FAILURE_LIMIT), even the
+    right one is refused, and ``det`` says why and until when."""
+    guess = {"username": "alice", "password": "wrong", "isHashed": False}
+    guesses = [Client().post(LOGIN, guess, content_type="application/json") for _ in range(10)]
+    assert [r.status_code for r in guesses] == [403] * 9 + [429]
+    result = det("user", "login", "alice", input=f"{ALICE_PASSWORD}\n", user=None, token="")
+    assert_clean_error(result, "too many failed sign-ins as 'alice'", "try again in 15 minutes")
+    assert "Forbidden" not in result.stderr
     assert DetToken.objects.filter(user=alice).count() == 1  # only the fixture's token
 
 
