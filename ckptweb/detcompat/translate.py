@@ -158,19 +158,25 @@ def experiment_json(experiment: Experiment) -> dict:
     }
 
 
-def preview_gc_row(checkpoint: Checkpoint, metrics: dict | None) -> dict:
+def preview_gc_row(checkpoint: Checkpoint, metrics: dict | None, running: bool = False) -> dict:
     """One row of Determined's ``preview_gc`` answer (a checkpoint the policy deletes).
 
     ``step.validation`` is truthy only for validated checkpoints: the CLI lists those in
-    its table and counts the others.
+    its table and counts the others. ``running``: the checkpoint is the latest of a trial
+    still running (``GCPreview.running_trials``); its State says so, and it is listed even
+    without a validation (its metric cell empty), so ``det experiment set gc-policy`` names
+    every running trial it would cut off; the CLI then counts it "with validations".
     """
+    state = CHECKPOINT_STATES.get(checkpoint.state, "STATE_UNSPECIFIED")
+    if running:
+        state = f"{state} (latest of running trial {checkpoint.trial_id})"
     return {
         "TrialID": checkpoint.trial_id,
         "ReportTime": rfc3339(checkpoint.report_time),
         "StepsCompleted": checkpoint.steps_completed,
-        "State": CHECKPOINT_STATES.get(checkpoint.state, "STATE_UNSPECIFIED"),
+        "State": state,
         "UUID": str(checkpoint.uuid),
         "Resources": {path: size for path, size in sorted(checkpoint.resources.items())},
         "ValidationMetrics": metrics or {},
-        "step": {"validation": {"metrics": metrics}} if metrics else {},
+        "step": {"validation": {"metrics": metrics or {}}} if metrics or running else {},
     }

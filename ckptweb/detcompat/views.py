@@ -302,11 +302,16 @@ class PreviewGCView(DetView):
             policy = Policy.from_mapping(request.query_params, fallback=experiment.gc_policy)
         except InvalidPolicy as exc:
             raise ValidationError({exc.field: [str(exc)]}) from None
-        ids = gc_preview(experiment, policy, page_size=1).deleted_ids
+        preview = gc_preview(experiment, policy, page_size=1)
+        ids = preview.deleted_ids
+        running = {trial.checkpoint_id for trial in preview.running_trials}
         doomed = sorted(
             (c for part in chunked(ids) for c in checkpoints_queryset().filter(pk__in=part)),
             key=lambda c: (c.trial_id, c.id),
         )
         metrics = translate.validation_metrics(doomed)
-        rows = [translate.preview_gc_row(c, m) for c, m in zip(doomed, metrics, strict=True)]
+        rows = [
+            translate.preview_gc_row(c, m, running=c.pk in running)
+            for c, m in zip(doomed, metrics, strict=True)
+        ]
         return Response({"checkpoints": rows, "metric_name": experiment.searcher_metric})

@@ -148,6 +148,25 @@ def test_set_gc_policy_without_yes_previews_and_changes_nothing(det, alice, defa
     assert experiment.checkpoints.filter(state="COMPLETED").count() == 10
 
 
+def test_set_gc_policy_names_the_running_trials_it_cuts_off(det, alice, default_storage):
+    """The example is still running (ACTIVE, both trials ACTIVE): 0/0/0 deletes each trial's
+    latest (5, validated; 10, not), and det's confirmation lists both, saying why."""
+    experiment, by_number = spec_example(alice)
+    policy = ["--save-experiment-best", 0, "--save-trial-best", 0, "--save-trial-latest", 0]
+    result = det("e", "set", "gc-policy", experiment.pk, *policy, input="n\n")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for number in (5, 10):
+        checkpoint = by_number[number]
+        (line,) = [line for line in lines if str(checkpoint.uuid) in line]
+        assert f"latest of running trial {checkpoint.trial_id}" in line
+    (other,) = [line for line in lines if str(by_number[4].uuid) in line]
+    assert "running trial" not in other
+    # 3, 4, 5, 7, 8 are validated; 10 is listed for its trial, so det counts it with them.
+    assert "delete 6 checkpoints with validations and 4 checkpoints without" in result.stdout
+    assert experiment.checkpoints.filter(state="COMPLETED").count() == 10
+
+
 def test_set_gc_policy_yes_leaves_the_spec_row(det, alice, default_storage):
     experiment, by_number = spec_example(alice)
     policy = ["--save-experiment-best", 2, "--save-trial-best", 1, "--save-trial-latest", 1]
