@@ -17,6 +17,10 @@ or deleted, one checkpoint deleted, some files of one deleted or the periodic sw
   finishes the run; ``record`` writes each batch's outcome (states, counts, bytes, the summary)
   in a constant number of statements. A checkpoint is DELETED only once storage confirms its
   files are gone.
+- ``kernel`` is the one deletion rule, asked last, right before storage is called, by every
+  run's batches and by orphan deletion: a run deletes only checkpoints it holds that are
+  neither protected nor registered; an orphan deletion only directories no live or pinned
+  checkpoint owns. Storage itself checks where (inside the checkpoint's real directory).
 - **States tell the truth about storage.** After a fault the error is not trusted alone: the
   failed checkpoints are listed again (``StorageBackend.list_directory``, one listing each)
   and ``resources``, ``size_bytes`` and the state become what storage lists (DELETED when

@@ -65,6 +65,7 @@ from ckptweb.lib.paths import UnsafePath
 from ckptweb.lib.policy import DELETE_EVERYTHING, Policy
 from experiments import summary
 from experiments.choices import GC_CANDIDATE_STATES, CheckpointState, ExperimentState, GCReason
+from experiments.gc import kernel
 from experiments.gc.globs import delete_matching_files
 from experiments.gc.record import NEEDS_ATTENTION, Listed, record_batch, stored_files
 from experiments.gc.retention import pinned, ranked_candidates
@@ -348,13 +349,16 @@ def delete_claimed(run: GCRun, backend, final_attempt: bool) -> None:
         )
         if not batch:
             return
-        uuids = [str(c.uuid) for c in batch]
+        # The deletion kernel has the last word, right before storage is called.
+        refused = kernel.refusals((c.uuid for c in batch), run.pk)
+        allowed = [c for c in batch if str(c.uuid) not in refused]
+        uuids = [str(c.uuid) for c in allowed]
         errors: dict[str, str] = {}
         listed: dict[str, Listed] = {}
         try:
-            if files_run:
-                errors, listed = delete_matching_files(backend, batch, run.globs)
-            else:
+            if files_run and allowed:
+                errors, listed = delete_matching_files(backend, allowed, run.globs)
+            elif allowed:
                 errors = backend.delete_checkpoints(uuids).errors
             if errors:
                 storage_reachable(backend)
@@ -363,7 +367,7 @@ def delete_claimed(run: GCRun, backend, final_attempt: bool) -> None:
         except TransientStorageError as exc:
             if not final_attempt:
                 # Record what did go; the rest stays DELETING (ours) for the retry.
-                done = [c for c in batch if errors and str(c.uuid) not in errors]
+                done = [c for c in allowed if errors and str(c.uuid) not in errors]
                 record_batch(run.pk, done, {}, listed)
                 raise
             errors = dict.fromkeys(uuids, str(exc)) | errors
@@ -374,6 +378,9 @@ def delete_claimed(run: GCRun, backend, final_attempt: bool) -> None:
         except Exception as exc:  # a bug must not leave the checkpoints DELETING forever
             logger.exception("GC run %s: deleting a batch failed", run.pk)
             errors = dict.fromkeys(uuids, f"unexpected error: {type(exc).__name__}: {exc}")
+        for uuid, reason in refused.items():  # untouched, and left for an administrator
+            logger.error("GC run %s refused to delete %s: %s", run.pk, uuid, reason)
+            errors[uuid] = f"{NEEDS_ATTENTION}not deleted: {reason}"
         scrubbed = {key: run.scrub(text) for key, text in errors.items()}
         record_batch(run.pk, batch, scrubbed, listed)
 

@@ -3,7 +3,8 @@
 An **orphan deletion** (``execute_deletion``) works on the orphans ``actions.start_deletion``
 claimed for it (a compare-and-set on each item) and, batch by batch, re-checks each one
 just before deleting: its directory must still be older than the grace period, then its
-UUID still unknown or DELETED — the database check comes last, right before the delete, to
+UUID still unknown or DELETED and unpinned (``experiments.gc.kernel``, the one deletion
+rule) — the database check comes last, right before the delete, to
 keep the window small. Otherwise the item is kept. So a checkpoint registered after the
 scan, even under an orphan's UUID, never loses its files. Every outcome is saved with a
 compare-and-set on the item's claim. The run's lifecycle (claim, beat, finish, retirement)
@@ -21,8 +22,7 @@ from django.utils import timezone
 from ckptweb import jobs
 from ckptweb.jobs import RUN_TERMINAL_STATES, RunState
 from ckptweb.lib.db import ByteSum, add_bytes
-from experiments.choices import CheckpointState
-from experiments.models import Checkpoint
+from experiments.gc import kernel
 from storage.backends import get_backend
 from storage.backends.base import StorageError, TransientStorageError
 from storage.reconcile.choices import DELETABLE_RESOLUTIONS, ScanItemKind, ScanItemResolution
@@ -94,12 +94,10 @@ def delete_batch(deletion: OrphanDeletion, backend, batch: list[ScanItem], final
             outcomes[item.pk] = (ScanItemResolution.KEPT, "written to within the grace period", 0)
         else:
             sizes[uuid] = (item, sum(f.size for f in files))
-    # The database check comes last, right before the delete, to keep the window small.
-    for uuid, state in Checkpoint.objects.filter(uuid__in=list(sizes)).values_list("uuid", "state"):
-        if state != CheckpointState.DELETED:
-            item, _size = sizes.pop(str(uuid))
-            note = f"a checkpoint with this UUID exists now ({state})"
-            outcomes[item.pk] = (ScanItemResolution.KEPT, note, 0)
+    # The deletion kernel comes last, right before the delete, to keep the window small.
+    for uuid, note in kernel.refusals(list(sizes)).items():
+        item, _size = sizes.pop(uuid)
+        outcomes[item.pk] = (ScanItemResolution.KEPT, note, 0)
     errors: dict[str, str] = {}
     if sizes:
         try:

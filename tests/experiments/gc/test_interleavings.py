@@ -11,7 +11,8 @@ delete the files of chosen checkpoints (as a read-only mount or a permission err
 Checked after every step:
 
 * every protected or registered checkpoint, and everything the last applied policy
-  retained (when it was applied) unless deleted by name since, is live (not DELETING or
+  retained (when it was applied) unless deleted by name since (wholly or in
+  part), is live (not DELETING or
   DELETED) with all its files;
 * the rows match storage: a COMPLETED or PARTIALLY_DELETED checkpoint has exactly its
   ``resources`` on storage with ``size_bytes`` their sum, a DELETED one has nothing, an
@@ -195,6 +196,7 @@ class Interleavings(RuleBasedStateMachine):
             files.delete_files(checkpoint, [glob])
         except REFUSED:
             return
+        self.retained.discard(checkpoint.pk)  # its files were asked for by name
         self.run_pending()
 
     # --- what storage and the sweep do ---------------------------------------------------
