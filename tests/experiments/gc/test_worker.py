@@ -109,6 +109,38 @@ def test_s3_stopping_mid_run_is_recorded_and_a_retry_completes(gc_worker, alice,
     assert_no_secret_in(log)
 
 
+def test_beat_on_a_running_experiment_retries_only_the_failed_deletion(
+    gc_worker, alice, s3_location
+):
+    """Issue 25 break 1 on Celery with beat: an ACTIVE experiment (policy 0/1/1, which
+    would delete six of the ten), one checkpoint deleted while S3 is down (it ends ERROR);
+    once S3 is back, the sweeps delete that one and nothing else."""
+    experiment, labels = spec_example(alice, s3_location, policy=(0, 1, 1))
+    assert experiment.state == ExperimentState.ACTIVE
+    s3_location.moto.stop()
+    try:
+        run = runs.delete_checkpoint(labels[3], user=alice)
+        run = wait_for(
+            lambda: finished(run.pk), timeout=120, message="the run", log=gc_worker.log_text
+        )
+    finally:
+        s3_location.moto.start()
+    assert run.state == RunState.FAILED
+    assert labels_in_state(labels, CheckpointState.ERROR) == [3]
+    beat_until(
+        lambda: labels_in_state(labels, CheckpointState.DELETED) == [3] and no_active_runs(),
+        gc_worker,
+    )
+    for _ in range(3):  # more sweeps change nothing more
+        tasks.gc_sweep.delay()
+    time.sleep(3)
+    wait_for(no_active_runs, 60, "the last sweeps", log=gc_worker.log_text)
+    others = [label for label in labels if label != 3]
+    assert labels_in_state(labels, CheckpointState.COMPLETED) == sorted(others, reverse=True)
+    assert s3_location.listing() == expected_files(labels[label] for label in others)
+    assert_gc_invariant(s3_location)
+
+
 def test_a_worker_killed_mid_run_is_finished_by_the_sweep(gc_worker, alice, fs_location):
     experiment, labels = spec_example(alice, fs_location, policy=KEEP_LATEST)
     run = services.set_experiment_state(experiment, ExperimentState.COMPLETED)
