@@ -89,32 +89,22 @@ class SharedFSBackend(StorageBackend):
         return full
 
     def list_files(self, checkpoint_uuid: str) -> list[StoredFile]:
-        """Regular files under the checkpoint dir (symlinks only if they stay inside)."""
-        base = self.checkpoint_dir(checkpoint_uuid)
-        real_base = os.path.realpath(base)
-        files = []
-        for dirpath, _dirnames, filenames in os.walk(base, onerror=self._walk_error):
-            for name in filenames:
-                full = os.path.join(dirpath, name)
-                if not _is_within(os.path.realpath(full), real_base):
-                    logger.warning("Skipping %s: symlink leaves the checkpoint", full)
-                    continue
-                stored = self._stored_file(full, os.path.relpath(full, base))
-                if stored is not None:
-                    files.append(stored)
-        return sorted(files, key=lambda stored: stored.path)
+        """Regular files under the checkpoint dir (symlinks only if they stay inside).
+
+        The walk of ``list_directory``: a symlink's target is resolved, a plain file's is
+        not (resolving every path cost ~70 µs a file: 100,000 files took 7-13 s).
+        """
+        listed = self.list_directory(checkpoint_uuid)
+        if listed.unsafe:
+            logger.warning(
+                "Skipping %s symlink(s) leaving checkpoint %s", listed.unsafe, listed.name
+            )
+        return listed.files
 
     def list_directory(self, checkpoint_uuid: str) -> ListedDirectory:
         """The checkpoint dir's regular files; symlinks leading out of it are counted."""
         base = self.checkpoint_dir(checkpoint_uuid)
         return _walk_directory(str(base), base.name) or ListedDirectory(base.name)
-
-    @staticmethod
-    def _walk_error(exc: OSError) -> None:
-        """os.walk error hook: a missing checkpoint dir is empty, anything else fails."""
-        if isinstance(exc, FileNotFoundError):
-            return
-        raise StorageError(f"cannot list {exc.filename}: {exc.strerror}")
 
     @staticmethod
     def _stored_file(full: str, relative: str) -> StoredFile | None:
@@ -125,12 +115,7 @@ class SharedFSBackend(StorageBackend):
             return None
         if not os.path.isfile(full):
             return None
-        return StoredFile(
-            path=relative.replace(os.sep, "/"),
-            size=stat.st_size,
-            modified=stat.st_mtime,
-            etag=f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"',
-        )
+        return _stored(relative.replace(os.sep, "/"), stat)
 
     def stat(self, checkpoint_uuid: str, path: str) -> StoredFile:
         """The StoredFile of one regular file."""
@@ -279,6 +264,12 @@ class SharedFSBackend(StorageBackend):
             raise StorageError(f"cannot list {self.root}: {exc.strerror}") from None
 
 
+def _stored(relative: str, stat: os.stat_result) -> StoredFile:
+    """The StoredFile of a regular file at ``relative`` (a "/" path) with this stat."""
+    etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+    return StoredFile(path=relative, size=stat.st_size, modified=stat.st_mtime, etag=etag)
+
+
 def _walk_directory(base: str, name: str) -> ListedDirectory | None:
     """The files of one directory, walked with scandir; None if it vanished meanwhile.
 
@@ -310,9 +301,7 @@ def _walk_directory(base: str, name: str) -> ListedDirectory | None:
                         continue  # dangling symlink, or removed meanwhile
                     relative = entry.path[len(base) + 1 :].replace(os.sep, "/")
                     listed.touch(stat.st_mtime)
-                    listed.files.append(
-                        StoredFile(path=relative, size=stat.st_size, modified=stat.st_mtime)
-                    )
+                    listed.files.append(_stored(relative, stat))
         except FileNotFoundError:
             if dirpath == base:
                 return None
