@@ -193,3 +193,49 @@ def test_state_is_written_only_through_patch(alice_api, experiment, trial):
 def test_unknown_trials_are_404(alice_api):
     response = alice_api.patch("/api/v1/trials/999999", {"state": "COMPLETED"}, format="json")
     assert response.status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_trials_ending_at_once_end_the_experiment_once(alice, default_storage):
+    """The row lock serializes the ends: the second waits, then sees the first's commit."""
+    import threading
+
+    from django.db import connection, connections, transaction
+
+    from tests.factories import make_experiment
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row-lock ordering is PostgreSQL's; SQLite serializes every writer")
+    experiment = make_experiment(alice, default_storage)
+    first, second = services.create_trial(experiment), services.create_trial(experiment)
+    ended, release, outcome = threading.Event(), threading.Event(), {}
+
+    def end_first():
+        try:
+            with transaction.atomic():
+                outcome["first"] = services.set_trial_state(first, "COMPLETED")
+                ended.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    def end_second():
+        try:
+            outcome["second"] = services.set_trial_state(second, "ERROR")
+        finally:
+            connections.close_all()
+
+    one = threading.Thread(target=end_first)
+    one.start()
+    assert ended.wait(10)
+    two = threading.Thread(target=end_second)
+    two.start()
+    two.join(0.5)
+    assert two.is_alive(), "the second end must wait for the first's lock"
+    release.set()
+    one.join(10)
+    two.join(10)
+    assert outcome["first"] is None
+    assert outcome["second"] is not None
+    assert Experiment.objects.get(pk=experiment.pk).state == "COMPLETED"
+    assert list(GCRun.objects.filter(experiment=experiment)) == [outcome["second"]]
