@@ -13,9 +13,12 @@ PyTorch layout::
     code/const.yaml
 
 The files are written first; each trial's validations and checkpoints are then reported
-in batches (``Client.report_validations`` and ``Client.report_checkpoints``). The
-``--host-path`` must be a shared_fs storage an admin has configured in ckptweb (only staff
-may add storage locations).
+in batches (``Client.report_validations`` and ``Client.report_checkpoints``). Each trial
+runs in a ``Client.trial`` block (COMPLETED at its end, ERROR if training raises) inside a
+``Client.experiment`` block: when the last trial ends, the server ends the experiment and
+GC applies its policy (0/1/1 by default: each trial's best and latest checkpoints stay).
+The ``--host-path`` must be a shared_fs storage an admin has configured in ckptweb (only
+staff may add storage locations).
 
     CKPTWEB_URL=http://127.0.0.1:8000 CKPTWEB_TOKEN=... \\
         python examples/train_and_report.py --host-path /mnt/checkpoints
@@ -156,11 +159,6 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--complete",
-        action="store_true",
-        help="mark the experiment COMPLETED at the end (starts GC)",
-    )
     return parser.parse_args(argv)
 
 
@@ -182,16 +180,16 @@ def main(argv=None) -> int:
     lrs = [float(lr) for lr in args.lrs.split(",")]
     description = "Linear regression by SGD, one trial per learning rate."
     config = grid_config(args.name, description, lrs, args.host_path)
-    experiment = api.create_experiment(config)
-    print(f"experiment {experiment['id']}: {experiment['name']}")
-    for lr in lrs:
-        trial = api.create_trial(experiment["id"], {"lr": lr})
-        train_trial(api, experiment, trial, lr, args, rng)
-    if args.complete:
-        result = api.set_experiment_state(experiment["id"], "COMPLETED")
-        if result.get("gc_run"):
-            api.wait_for_gc_run(result["gc_run"]["id"], timeout=300)
-    print(f"experiment {experiment['id']} done")
+    with api.experiment(args.name, config) as experiment:
+        print(f"experiment {experiment['id']}: {experiment['name']}")
+        for lr in lrs:
+            with api.trial(experiment["id"], {"lr": lr}) as trial:
+                train_trial(api, experiment, trial, lr, args, rng)
+    # The last trial's end ended the experiment on the server, which started GC.
+    print(f"experiment {experiment['id']} {trial['experiment_state']}")
+    if trial["gc_run"]:
+        run = api.wait_for_gc_run(trial["gc_run"]["id"], timeout=300)
+        print(f"GC run {run['id']} {run['state']}: deleted {run['deleted']} checkpoints")
     return 0
 
 

@@ -10,7 +10,8 @@ from django.db import models
 class ExperimentState(models.TextChoices):
     """Lifecycle of an experiment.
 
-    ACTIVE <-> PAUSED; ACTIVE | PAUSED -> COMPLETED | CANCELED | ERROR (terminal: GC runs);
+    ACTIVE <-> PAUSED; ACTIVE | PAUSED -> COMPLETED | CANCELED | ERROR (terminal: GC runs),
+    set through the API, or when its last running trial ends (``services.set_trial_state``);
     any -> DELETING (files are being removed; the rows go once none is left).
     """
 
@@ -34,7 +35,11 @@ EXPERIMENT_TERMINAL_STATES = (
 
 
 class TrialState(models.TextChoices):
-    """Lifecycle of a trial: ACTIVE <-> PAUSED -> COMPLETED | CANCELED | ERROR."""
+    """Lifecycle of a trial (``services.set_trial_state``, the one writer).
+
+    ACTIVE <-> PAUSED; ACTIVE | PAUSED -> COMPLETED | CANCELED | ERROR (terminal: no change
+    after). When the last running trial of an experiment ends, the experiment ends.
+    """
 
     ACTIVE = "ACTIVE"
     PAUSED = "PAUSED"
@@ -45,6 +50,8 @@ class TrialState(models.TextChoices):
 
 #: Trials that may still resume from their latest checkpoint (in a running experiment).
 TRIAL_RUNNING_STATES = (TrialState.ACTIVE, TrialState.PAUSED)
+
+TRIAL_TERMINAL_STATES = (TrialState.COMPLETED, TrialState.CANCELED, TrialState.ERROR)
 
 
 class CheckpointState(models.TextChoices):

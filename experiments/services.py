@@ -30,9 +30,12 @@ from experiments import summary
 from experiments.choices import (
     EXPERIMENT_TERMINAL_STATES,
     GONE_STATES,
+    TRIAL_RUNNING_STATES,
+    TRIAL_TERMINAL_STATES,
     CheckpointState,
     ExperimentState,
     GCReason,
+    TrialState,
 )
 from experiments.config import parse_experiment_config
 from experiments.gc.runs import start_gc_run
@@ -335,6 +338,65 @@ def set_experiment_state(experiment: Experiment, state: str) -> GCRun | None:
     return None
 
 
+# --- trials: the lifecycle (the one writer of a trial's state) ------------------------------
+
+
+def experiment_end_state(trial_states) -> ExperimentState:
+    """The state an experiment ends in once none of its trials runs, from its trials' states.
+
+    COMPLETED if any trial COMPLETED (one finished trial gives checkpoints worth the policy's
+    keeping, whatever its siblings did), else CANCELED if any was CANCELED, else ERROR.
+    """
+    states = set(trial_states)
+    if TrialState.COMPLETED in states:
+        return ExperimentState.COMPLETED
+    if TrialState.CANCELED in states:
+        return ExperimentState.CANCELED
+    return ExperimentState.ERROR
+
+
+@transaction.atomic
+def set_trial_state(trial: Trial, state: str) -> GCRun | None:
+    """Move ``trial`` along TrialState's machine; the last trial to end ends the experiment.
+
+    ACTIVE <-> PAUSED, and ACTIVE | PAUSED -> COMPLETED | CANCELED | ERROR; an ended trial
+    never changes again (Conflict), nor does any trial of an experiment being deleted or
+    already ended. Under the experiment's row lock, so of two trials ending at once exactly
+    one sees that no trial runs any more: it ends the experiment (``experiment_end_state``)
+    through ``set_experiment_state``, which starts the GC run that applies the policy, and
+    that run is returned (else None). ``trial`` is updated in place.
+    """
+    if state not in TrialState.values:
+        allowed = ", ".join(TrialState.values)
+        raise ReportError(
+            "state", f"state must be one of {allowed}, not {printable(str(state))!r}."
+        )
+    experiment = Experiment.objects.select_for_update().get(pk=trial.experiment_id)
+    experiment.ensure_not_deleting()
+    if experiment.state in EXPERIMENT_TERMINAL_STATES:
+        raise Conflict(
+            f"experiment {experiment.pk} is {experiment.state}: its trials can no longer change.",
+            code="experiment_ended",
+        )
+    current = Trial.objects.filter(pk=trial.pk).values_list("state", flat=True).get()
+    if current in TRIAL_TERMINAL_STATES:
+        raise Conflict(
+            f"trial {trial.pk} is already {current}: an ended trial cannot change.",
+            code="trial_ended",
+        )
+    trial.experiment = experiment
+    trial.state = state
+    if state == current:
+        return None
+    Trial.objects.filter(pk=trial.pk).update(state=state)
+    if state not in TRIAL_TERMINAL_STATES:
+        return None
+    states = set(Trial.objects.filter(experiment=experiment).values_list("state", flat=True))
+    if states & set(TRIAL_RUNNING_STATES):
+        return None
+    return set_experiment_state(experiment, experiment_end_state(states))
+
+
 # --- checkpoints: protection and metadata (the one writer) ----------------------------------
 
 
@@ -429,4 +491,5 @@ __all__ = [
     "report_checkpoint",
     "report_validation",
     "set_experiment_state",
+    "set_trial_state",
 ]

@@ -11,6 +11,12 @@ environment (``CKPTWEB_URL``, ``CKPTWEB_TOKEN``)::
     api.report_validation(trial["id"], 100, {"loss": 0.42})
     api.report_checkpoint(trial["id"], 100, resources={"state-dict.pth": 1234})
 
+Run trials in ``with`` blocks and the experiment ends by itself (``ckptweb.client.lifecycle``)::
+
+    with api.experiment("mnist", {"searcher": {"metric": "loss"}}) as experiment:
+        with api.trial(experiment["id"], {"lr": 0.1}) as trial:   # COMPLETED, or ERROR
+            api.report_validation(trial["id"], 100, {"loss": 0.42})
+
 Every failed call raises ``ApiError`` (``ckptweb.client.errors``) whose message is the
 server's one-line ``message``. Downloads (resume, extraction, size checks) are
 ``ckptweb.client.download``; the registry's calls ``ckptweb.client.registry``.
@@ -28,6 +34,7 @@ import requests
 from ckptweb.client.batch import BatchCalls
 from ckptweb.client.download import Progress, download_archive
 from ckptweb.client.errors import ApiError, DownloadInterrupted, network_reason, response_error
+from ckptweb.client.lifecycle import LifecycleCalls
 from ckptweb.client.registry import RegistryCalls
 from ckptweb.lib.units import human_bytes
 
@@ -43,10 +50,11 @@ def human_size(size: int | None) -> str:
     return "-" if size is None else human_bytes(size)
 
 
-class Client(BatchCalls, RegistryCalls):
+class Client(BatchCalls, RegistryCalls, LifecycleCalls):
     """The ckptweb REST API (``/api/v1/``) over one ``requests`` session.
 
-    The model registry's calls come from ``ckptweb.client.registry.RegistryCalls``.
+    The model registry's calls come from ``ckptweb.client.registry.RegistryCalls``; trial
+    states and the ``trial``/``experiment`` blocks from ``ckptweb.client.lifecycle``.
     """
 
     def __init__(

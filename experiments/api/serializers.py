@@ -201,6 +201,35 @@ class TrialSerializer(serializers.ModelSerializer):
         return storable(value, "hparams")
 
 
+class TrialStateSerializer(serializers.Serializer):
+    """PATCH trials/{id}: the new state (``services.set_trial_state`` owns the machine)."""
+
+    state = state_field(
+        TrialState,
+        error_messages={"invalid_choice": f'"{{input}}" is not one of {", ".join(TrialState)}.'},
+    )
+
+
+class TrialStateResultSerializer(TrialSerializer):
+    """PATCH trials/{id}: the trial, its experiment's state, and the GC run its end started."""
+
+    experiment_state = state_field(
+        ExperimentState,
+        source="experiment.state",
+        read_only=True,
+        help_text="COMPLETED, CANCELED or ERROR once the last running trial has ended.",
+    )
+    gc_run = GCRunSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="The run that applies the policy, when this change ended the experiment.",
+    )
+
+    class Meta(TrialSerializer.Meta):
+        fields = [*TrialSerializer.Meta.fields, "experiment_state", "gc_run"]
+        read_only_fields = fields
+
+
 class ValidationSerializer(serializers.ModelSerializer):
     """A validation: the metrics a trial reported after ``steps_completed`` steps."""
 

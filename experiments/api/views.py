@@ -239,12 +239,29 @@ class ExperimentTrialList(ExperimentChildMixin, generics.ListCreateAPIView):
 
 @extend_schema(tags=["trials"])
 class TrialViewSet(ApiViewMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """One trial."""
+    """One trial; PATCH changes its state (ends, pauses or resumes it)."""
 
     serializer_class = s.TrialSerializer
 
     def get_queryset(self):
         return Trial.objects.select_related("experiment").order_by("id")
+
+    @extend_schema(
+        request=s.TrialStateSerializer,
+        responses={200: s.TrialStateResultSerializer, 409: ERROR_409},
+    )
+    def partial_update(self, request, pk=None):
+        """End the trial (COMPLETED, CANCELED, ERROR) or pause and resume it.
+
+        When the last running trial of the experiment ends, the experiment ends (COMPLETED
+        if a trial completed, else CANCELED if one was canceled, else ERROR) and a GC run
+        applies its policy (``gc_run``). An ended trial, or a trial of an ended experiment
+        or one being deleted, is a 409.
+        """
+        trial = self.get_object()
+        data = validated(s.TrialStateSerializer, request)
+        trial.gc_run = services.set_trial_state(trial, data["state"])
+        return Response(s.TrialStateResultSerializer(trial).data)
 
 
 class TrialChildMixin(ChildViewMixin):

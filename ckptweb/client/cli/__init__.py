@@ -10,6 +10,7 @@
     ckpt checkpoint delete UUID [--yes]
     ckpt checkpoint rm UUID --glob G [--glob G ...] [--yes]
     ckpt model list|describe NAME|register NAME UUID|download NAME [VERSION] [-o DIR]
+    ckpt trial set-state TRIAL_ID STATE
     ckpt storage scan NAME
     ckpt storage delete-orphans NAME [--yes]
 
@@ -28,6 +29,7 @@ from ckptweb.client.cli.common import CommandError
 from ckptweb.client.cli.experiments import add_experiment_commands
 from ckptweb.client.cli.models import add_model_commands
 from ckptweb.client.cli.storage import add_storage_commands
+from ckptweb.client.cli.trials import add_trial_commands
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 # --- parser --------------------------------------------------------------------------------
@@ -46,10 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ckpt", description="Command line for ckptweb checkpoints.", parents=[connection]
     )
-    groups = parser.add_subparsers(dest="group", metavar="{experiment,checkpoint,model,storage}")
+    groups = parser.add_subparsers(
+        dest="group", metavar="{experiment,trial,checkpoint,model,storage}"
+    )
     groups.required = True
 
     add_experiment_commands(groups, parents=[connection])
+    add_trial_commands(groups, parents=[connection])
     add_checkpoint_commands(groups, parents=[connection])
     add_model_commands(groups, parents=[connection])
     add_storage_commands(groups, parents=[connection])

@@ -1,8 +1,8 @@
 """Helpers every ``ckpt`` command module shares: errors, tables, prompts, progress.
 
-``ckptweb.client.cli`` (experiments, the parser and ``main``) and its modules
-``checkpoints``, ``models`` and ``storage`` all import from here, and this module imports
-none of them.
+``ckptweb.client.cli`` (the parser and ``main``) and its command modules (one per group:
+``experiments``, ``trials``, ``checkpoints``, ``models``, ``storage``) all import from here,
+and this module imports none of them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""examples/train_and_report.py against a live server: files on storage, reports linked."""
+"""examples/train_and_report.py against a live server: files on storage, reports linked, and
+the experiment ends COMPLETED when its last trial block ends, so its policy runs."""
 
 import json
 import os
@@ -8,7 +9,9 @@ import sys
 
 import pytest
 
-from experiments.models import Checkpoint, Experiment, Validation
+from ckptweb.jobs import RunState
+from experiments.choices import GCReason
+from experiments.models import Checkpoint, Experiment, GCRun, Validation
 from storage.models import StorageConfig
 from tests import REPO
 from tests.spec import PYTORCH_FILES, PYTORCH_STATE_KEYS
@@ -32,7 +35,6 @@ def test_the_example_trains_and_reports(live_server, token, tmp_path, default_st
             "300",
             "--every",
             "100",
-            "--complete",
         ],
         env={**os.environ, "CKPTWEB_URL": live_server.url, "CKPTWEB_TOKEN": token},
         capture_output=True,
@@ -52,8 +54,22 @@ def test_the_example_trains_and_reports(live_server, token, tmp_path, default_st
     first_trial = [c for c in checkpoints if c.trial_id == checkpoints[0].trial_id]
     assert first_trial[-1].validation_metric < first_trial[0].validation_metric
 
+    # Its trial blocks ended both trials COMPLETED, the last one ended the experiment, and
+    # the GC run that started (the example waited for it) applied the default policy 0/1/1.
+    assert set(experiment.trials.values_list("state", flat=True)) == {"COMPLETED"}
+    (run,) = GCRun.objects.filter(experiment=experiment)
+    assert (run.reason, run.state) == (GCReason.EXPERIMENT_TERMINAL, RunState.SUCCEEDED)
+    assert f"experiment {experiment.pk} COMPLETED" in result.stdout
+    retained = set()
+    for trial_id in {c.trial_id for c in checkpoints}:
+        of_trial = [c for c in checkpoints if c.trial_id == trial_id]
+        retained.add(min(of_trial, key=lambda c: (c.validation_metric, c.steps_completed)).pk)
+        retained.add(max(of_trial, key=lambda c: c.steps_completed).pk)
+    assert {c.pk: c.state for c in checkpoints} == {
+        c.pk: "COMPLETED" if c.pk in retained else "DELETED" for c in checkpoints
+    }
+    assert run.deleted == len(checkpoints) - len(retained) > 0
     kept = [c for c in checkpoints if c.state == "COMPLETED"]
-    assert 2 <= len(kept) <= 4  # default policy 0/1/1 after COMPLETED: best + latest per trial
     for checkpoint in kept:
         directory = host_path / str(checkpoint.uuid)
         assert set(checkpoint.resources) == PYTORCH_FILES

@@ -39,6 +39,7 @@ ENDPOINTS = {
     "experiment-trials-list": ("get", "/api/v1/experiments/{e}/trials", None, 200),
     "experiment-trials-create": ("post", "/api/v1/experiments/{e}/trials", {"hparams": {}}, 201),
     "trial-get": ("get", "/api/v1/trials/{t}", None, 200),
+    "trial-patch": ("patch", "/api/v1/trials/{t}", {"state": "PAUSED"}, 200),
     "trial-validations-list": ("get", "/api/v1/trials/{t}/validations", None, 200),
     "trial-validations-create": (
         "post",

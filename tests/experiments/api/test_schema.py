@@ -28,6 +28,7 @@ def test_schema_generates_without_warnings(tmp_path):
         "/api/v1/experiments/{id}/gc-preview:",
         "/api/v1/checkpoints/{uuid}:",
         "/api/v1/trials/{trial_id}/checkpoints:",
+        "/api/v1/trials/{id}:",
         "/api/v1/gc-runs/{id}:",
         "/api/v1/models/{name}:",
         "/api/v1/models/{name}/versions:",
