@@ -43,6 +43,10 @@ class DirectDownloadUnsupported(StorageError):
     """The storage cannot hand out URLs of its own: its files only come through the server."""
 
 
+class UploadUnsupported(StorageError):
+    """The storage takes no uploads this way (bytes through the server, or URLs of its own)."""
+
+
 @dataclass(frozen=True)
 class StoredFile:
     """One file of a checkpoint: path relative to ``<root>/<uuid>/``, size, mtime, etag."""
@@ -303,6 +307,17 @@ class StorageBackend(abc.ABC):
         raise DirectDownloadUnsupported(
             f"{self.config.type} storage has no direct URLs: its files are only reachable "
             "through the server (use the download or files routes)."
+        )
+
+    def write_range(self, checkpoint_uuid: str, path: str, offset: int, chunks: Iterable[bytes]):
+        """Write ``chunks`` into one file from byte ``offset`` on (the file is cut there
+        first, so a resumed upload overwrites what followed); return the file's new size.
+
+        Uploads through the server (``storage.uploads``): shared_fs only. Object stores
+        take uploads at presigned URLs of their own and raise UploadUnsupported.
+        """
+        raise UploadUnsupported(
+            f"{self.config.type} storage takes uploads at its own URLs, not through the server."
         )
 
     @abc.abstractmethod
