@@ -29,13 +29,17 @@ from django.utils import timezone
 from ckptweb.lib.errors import Conflict
 from ckptweb.lib.limits import InvalidInput, printable
 from storage.backends import get_backend
-from storage.backends.base import CHUNK_SIZE, StorageBackend, StorageError
+from storage.backends.base import CHUNK_SIZE, StorageBackend, StorageError, UploadUnsupported
+from storage.direct import MAX_EXPIRES
 from storage.models import StorageConfig, UploadSession, UploadState
 
 logger = logging.getLogger(__name__)
 
 #: How long a session stays open (``CKPTWEB_UPLOAD_SESSION_SECONDS``, default 24 h).
 SESSION_SECONDS = 24 * 3600
+#: Files over this size go in parts (``CKPTWEB_UPLOAD_PART_BYTES``); S3 allows 10,000 parts.
+PART_BYTES = 64 * 1024 * 1024
+MAX_PARTS = 10_000
 
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 
@@ -64,22 +68,28 @@ def open_session(
     """A new OPEN session for directory ``uuid`` of ``storage``.
 
     ``files`` were checked by the caller (the report's path and size rules). Refused (409)
-    when another session has that uuid or the directory already holds files: an abort
-    removes the whole directory, so it must start empty.
+    when the storage takes no uploads, another session has that uuid or the directory
+    already holds files (an abort removes the whole directory, so it must start empty).
+    On an object store, each file over ``part_bytes()`` gets its multipart upload here.
     """
     backend = get_backend(storage)
-    if type(backend).write_range is StorageBackend.write_range:
-        raise Conflict(
-            f"uploads to {storage.type} storage are not available yet; write the files to "
-            "the storage and report the checkpoint (POST trials/{id}/checkpoints).",
-            code="upload_unsupported",
-        )
+    if not backend.uploads_through_server:
+        if not storage.direct_urls:
+            raise Conflict(
+                f"storage {storage.name} hands out no URLs of its own, so it takes no "
+                "uploads; write the files to it and report the checkpoint.",
+                code="upload_unsupported",
+            )
+        try:
+            backend.signed_put_url(str(uuid), next(iter(files)), 60)  # local: fails fast
+        except UploadUnsupported as exc:
+            raise Conflict(str(exc), code="upload_unsupported") from None
     if UploadSession.objects.filter(uuid=uuid).exists():
         raise Conflict(f"an upload of uuid {uuid} already exists.", code="duplicate_upload")
     if backend.list_files(str(uuid)):
         raise Conflict(f"storage {storage.name} already holds files under {uuid}.")
     expires_at = timezone.now() + timedelta(seconds=session_seconds())
-    return UploadSession.objects.create(
+    session = UploadSession.objects.create(
         uuid=uuid,
         storage=storage,
         trial_id=trial_id,
@@ -87,17 +97,57 @@ def open_session(
         files=files,
         expires_at=expires_at.replace(microsecond=0),
     )
+    if backend.uploads_through_server:
+        return session
+    try:
+        for path, size in files.items():
+            if size > part_bytes():
+                session.multipart[path] = backend.start_multipart(str(uuid), path)
+    finally:
+        UploadSession.objects.filter(pk=session.pk).update(multipart=session.multipart)
+    return session
+
+
+def part_bytes() -> int:
+    """Files over this many bytes go in parts of (at least) this size (64 MiB)."""
+    return int(getattr(settings, "CKPTWEB_UPLOAD_PART_BYTES", PART_BYTES))
+
+
+def part_sizes(size: int) -> list[int]:
+    """The sizes of a multipart file's parts: ``part_bytes()`` each (more for a file that
+    would need over ``MAX_PARTS``), the last one the rest."""
+    step = max(part_bytes(), -(-size // MAX_PARTS))
+    return [min(step, size - start) for start in range(0, size, step)]
 
 
 def parts(session: UploadSession, server_url: Callable[[str], str]) -> list[dict]:
     """``[{path, size, parts: [{number, url, size}]}]``: where each file's bytes go.
 
-    shared_fs: one part per file, a PUT to ``server_url(path)`` on ckptweb.
+    shared_fs: one part per file, a PUT to ``server_url(path)`` on ckptweb. Object stores:
+    a presigned PUT URL per file, or per part of a multipart file (signed locally, valid
+    until the session expires, at most 7 days).
     """
-    return [
-        {"path": path, "size": size, "parts": [Part(1, server_url(path), size).__dict__]}
-        for path, size in session.files.items()
-    ]
+    backend = backend_of(session)
+    name = str(session.uuid)
+    if backend.uploads_through_server:
+        return [
+            {"path": path, "size": size, "parts": [Part(1, server_url(path), size).__dict__]}
+            for path, size in session.files.items()
+        ]
+    remaining = int((session.expires_at - timezone.now()).total_seconds())
+    expires_in = max(1, min(remaining, MAX_EXPIRES))
+    answer = []
+    for path, size in session.files.items():
+        upload_id = session.multipart.get(path)
+        if upload_id is None:
+            urls = [Part(1, backend.signed_put_url(name, path, expires_in), size)]
+        else:
+            urls = [
+                Part(number, backend.signed_put_url(name, path, expires_in, upload_id, number), n)
+                for number, n in enumerate(part_sizes(size), start=1)
+            ]
+        answer.append({"path": path, "size": size, "parts": [part.__dict__ for part in urls]})
+    return answer
 
 
 def ensure_open(session: UploadSession) -> None:
@@ -155,6 +205,12 @@ def write(
     rest) and is refused.
     """
     ensure_open(session)
+    if not backend_of(session).uploads_through_server:
+        raise Conflict(
+            f"upload {session.pk} goes to {session.storage.type} storage itself: PUT the "
+            "files to the URLs its parts name.",
+            code="upload_elsewhere",
+        )
     if path not in session.files:
         raise InvalidInput("path", f"{printable(path)!r} is not a file of upload {session.pk}.")
     backend = backend_of(session)
@@ -184,9 +240,37 @@ def write(
     return size
 
 
-def check_complete(session: UploadSession) -> dict[str, int]:
+def assemble(session: UploadSession, etags: dict | None) -> None:
+    """Complete each multipart file from its parts' ETags (``{path: [{number, etag}]}``);
+    refused naming ``parts`` and the file when its ETags are missing or do not assemble."""
+    backend = backend_of(session)
+    etags = etags or {}
+    for path, upload_id in list(session.multipart.items()):
+        sent = etags.get(path)
+        try:
+            assembly = [(int(item["number"]), str(item["etag"])) for item in sent or []]
+        except (TypeError, KeyError, ValueError):
+            raise InvalidInput(
+                "parts", f"parts[{printable(path)!r}] must be a list of {{number, etag}}."
+            ) from None
+        if len(assembly) != len(part_sizes(session.files[path])):
+            raise InvalidInput(
+                "parts",
+                f"parts[{printable(path)!r}] needs the ETags of its "
+                f"{len(part_sizes(session.files[path]))} parts.",
+            )
+        try:
+            backend.complete_multipart(str(session.uuid), path, upload_id, assembly)
+        except StorageError as exc:
+            raise InvalidInput("parts", f"{printable(path)!r} did not assemble: {exc}") from None
+        del session.multipart[path]
+        UploadSession.objects.filter(pk=session.pk).update(multipart=session.multipart)
+
+
+def check_complete(session: UploadSession, etags: dict | None = None) -> dict[str, int]:
     """The files as declared, once storage holds exactly them; else a 400 naming each
-    missing, short (or long) and extra file."""
+    missing, short (or long) and extra file. Multipart files are assembled first."""
+    assemble(session, etags)
     on_storage = {
         stored.path: stored.size for stored in backend_of(session).list_files(str(session.uuid))
     }
@@ -224,7 +308,10 @@ def abort(session: UploadSession) -> None:
     if not claimed:
         raise Conflict(f"upload {session.pk} has already ended.", code="upload_ended")
     session.state = UploadState.ABORTED
-    result = backend_of(session).delete_checkpoints([str(session.uuid)])
+    backend = backend_of(session)
+    for path, upload_id in session.multipart.items():
+        backend.abort_multipart(str(session.uuid), path, upload_id)
+    result = backend.delete_checkpoints([str(session.uuid)])
     if not result.ok:
         raise StorageError(next(iter(result.errors.values())))
 

@@ -88,6 +88,17 @@ def session_body(session: UploadSession, present: dict[str, int] | None = None) 
     return body
 
 
+def server_url(request, session: UploadSession):
+    """The URL on ckptweb that takes one file of ``session`` (shared_fs)."""
+
+    def url(path: str) -> str:
+        return request.build_absolute_uri(
+            f"/api/v1/uploads/{session.pk}/files/{quote(path, safe='/')}"
+        )
+
+    return url
+
+
 class TrialUploadList(TrialChildMixin, generics.GenericAPIView):
     """POST trials/{id}/uploads: open an upload session (owner or staff)."""
 
@@ -110,13 +121,8 @@ class TrialUploadList(TrialChildMixin, generics.GenericAPIView):
             trial.pk,
             {"steps_completed": data["steps_completed"], "metadata": metadata},
         )
-
-        def url(path: str) -> str:
-            return request.build_absolute_uri(
-                f"/api/v1/uploads/{session.pk}/files/{quote(path, safe='/')}"
-            )
-
-        body = {**session_body(session), "files": uploads.parts(session, url)}
+        parts = uploads.parts(session, server_url(request, session))
+        body = {**session_body(session), "files": parts}
         return Response(body, status=status.HTTP_201_CREATED)
 
 
@@ -140,10 +146,16 @@ class UploadDetail(UploadMixin, APIView):
     @extend_schema(tags=["uploads"], responses={200: None})
     def get(self, request, upload_id):
         session, _ = self.get_session()
-        present = uploads.present(session) if session.state == UploadState.OPEN else None
-        if present is None:
-            present = {path: 0 for path in session.files}
-        return Response(session_body(session, present))
+        if session.state != UploadState.OPEN:
+            return Response(session_body(session, dict.fromkeys(session.files, 0)))
+        body = session_body(session, uploads.present(session))
+        urls = {
+            item["path"]: item["parts"]
+            for item in uploads.parts(session, server_url(request, session))
+        }
+        for item in body["files"]:
+            item["parts"] = urls[item["path"]]
+        return Response(body)
 
     @extend_schema(tags=["uploads"], responses={204: None})
     def delete(self, request, upload_id):
@@ -162,9 +174,9 @@ class UploadComplete(UploadMixin, APIView):
     )
     def post(self, request, upload_id):
         session, trial = self.get_session()
-        validated(UploadCompleteSerializer, request)
+        data = validated(UploadCompleteSerializer, request)
         uploads.ensure_open(session)
-        resources = uploads.check_complete(session)
+        resources = uploads.check_complete(session, data.get("parts"))
         with transaction.atomic():
             claimed = UploadSession.objects.filter(pk=session.pk, state=UploadState.OPEN).update(
                 state=UploadState.COMPLETED

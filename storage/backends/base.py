@@ -309,6 +309,35 @@ class StorageBackend(abc.ABC):
             "through the server (use the download or files routes)."
         )
 
+    #: Uploads come through the server (``write_range``), not to URLs of the store's own.
+    uploads_through_server = False
+
+    def signed_put_url(
+        self,
+        checkpoint_uuid: str,
+        path: str,
+        expires_in: int,
+        upload_id: str | None = None,
+        part_number: int | None = None,
+    ) -> str:
+        """A presigned PUT URL of one file, or of part ``part_number`` of multipart upload
+        ``upload_id``; made locally, valid ``expires_in`` seconds."""
+        raise UploadUnsupported(f"uploads to {self.config.type} storage are not available yet.")
+
+    def start_multipart(self, checkpoint_uuid: str, path: str) -> str:
+        """Start a multipart upload of one file (one request); its upload id."""
+        raise UploadUnsupported(f"uploads to {self.config.type} storage are not available yet.")
+
+    def complete_multipart(
+        self, checkpoint_uuid: str, path: str, upload_id: str, parts: list[tuple[int, str]]
+    ) -> None:
+        """Assemble a multipart upload from its ``(number, etag)`` parts."""
+        raise UploadUnsupported(f"uploads to {self.config.type} storage are not available yet.")
+
+    def abort_multipart(self, checkpoint_uuid: str, path: str, upload_id: str) -> None:
+        """Abort a multipart upload, dropping its parts (one already gone is no error)."""
+        raise UploadUnsupported(f"uploads to {self.config.type} storage are not available yet.")
+
     def write_range(self, checkpoint_uuid: str, path: str, offset: int, chunks: Iterable[bytes]):
         """Write ``chunks`` into one file from byte ``offset`` on (the file is cut there
         first, so a resumed upload overwrites what followed); return the file's new size.

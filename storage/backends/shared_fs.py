@@ -37,6 +37,7 @@ class SharedFSBackend(StorageBackend):
     storage_type = StorageType.SHARED_FS
     parameters = ("host_path", "storage_path")
     required_parameters = ("host_path",)
+    uploads_through_server = True
 
     @classmethod
     def parameter_errors(cls, values: dict[str, str]) -> dict[str, str]:
