@@ -29,6 +29,7 @@ from ckptweb.client.batch import BatchCalls
 from ckptweb.client.download import Progress, download_archive
 from ckptweb.client.errors import ApiError, DownloadInterrupted, network_reason, response_error
 from ckptweb.client.registry import RegistryCalls
+from ckptweb.client.upload import UploadCalls
 from ckptweb.lib.units import human_bytes
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -43,10 +44,11 @@ def human_size(size: int | None) -> str:
     return "-" if size is None else human_bytes(size)
 
 
-class Client(BatchCalls, RegistryCalls):
+class Client(BatchCalls, RegistryCalls, UploadCalls):
     """The ckptweb REST API (``/api/v1/``) over one ``requests`` session.
 
-    The model registry's calls come from ``ckptweb.client.registry.RegistryCalls``.
+    The model registry's calls come from ``ckptweb.client.registry.RegistryCalls``;
+    ``upload_checkpoint`` from ``ckptweb.client.upload.UploadCalls``.
     """
 
     def __init__(
