@@ -23,7 +23,8 @@ from ckptweb.lib.limits import MAX_INT, MAX_RESOURCES, InvalidInput
 from experiments import services
 from experiments.api.serializers import CheckpointCreatedSerializer, storable
 from experiments.api.views import ApiViewMixin, TrialChildMixin, validated
-from experiments.models import Trial
+from experiments.models import Checkpoint, Trial
+from experiments.permissions import IsOwnerOrStaffOrReadOnly, is_owner_or_staff
 from storage import uploads
 from storage.models import UploadSession, UploadState
 
@@ -112,7 +113,7 @@ class TrialUploadList(TrialChildMixin, generics.GenericAPIView):
         files = declared_files(data["files"])
         metadata = services.check_metadata(data.get("metadata"), walked=True)
         uuid = data.get("uuid")
-        if uuid is not None and trial.experiment.checkpoints.filter(uuid=uuid).exists():
+        if uuid is not None and Checkpoint.objects.filter(uuid=uuid).exists():
             raise services.duplicate_uuid(uuid)
         session = uploads.open_session(
             trial.experiment.storage,
@@ -136,7 +137,9 @@ class UploadMixin(ApiViewMixin):
         trial = generics.get_object_or_404(
             Trial.objects.select_related("experiment"), pk=session.trial_id
         )
-        self.check_object_permissions(self.request, trial)
+        # Reads too: a session's URLs are write capabilities (presigned PUTs), not data.
+        if not is_owner_or_staff(self.request.user, trial):
+            self.permission_denied(self.request, message=IsOwnerOrStaffOrReadOnly.message)
         return session, trial
 
 
@@ -204,7 +207,8 @@ class UploadFile(UploadMixin, APIView):
 
     @extend_schema(tags=["uploads"], request=None, responses={200: None})
     def put(self, request, upload_id, path):
-        session, _ = self.get_session()
+        session, trial = self.get_session()
+        trial.experiment.ensure_not_deleting()
         size = session.files.get(path)
         if size is None:
             raise InvalidInput("path", f"{path[:200]!r} is not a file of upload {session.pk}.")

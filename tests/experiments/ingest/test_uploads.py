@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from experiments import services
 from experiments.gc.sweep import sweep
 from experiments.models import Checkpoint
 from storage.models import UploadSession
 from storage.reconcile.models import StorageScan
 from storage.reconcile.scan import execute_scan
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -141,6 +143,8 @@ def test_bob_cannot_upload_to_alices_trial(alice_api, bob_api, trial):
     assert put(bob_api, url, FILES["metadata.json"]).status_code == 403
     assert bob_api.post(f"/api/v1/uploads/{body['id']}/complete", {}).status_code == 403
     assert bob_api.delete(f"/api/v1/uploads/{body['id']}").status_code == 403
+    # Its URLs are write capabilities (presigned PUTs on object stores): not even a read.
+    assert bob_api.get(f"/api/v1/uploads/{body['id']}").status_code == 403
     assert not directory(trial, body["uuid"]).exists()
 
 
@@ -222,3 +226,34 @@ def test_a_scan_during_a_live_upload_reports_no_orphan(alice_api, trial, setting
     UploadSession.objects.filter(pk=body["id"]).update(state="ABORTED")
     rescan = execute_scan(StorageScan.objects.create(storage=storage, grace_seconds=0).pk)
     assert rescan.items.filter(uuid=body["uuid"], kind="ORPHANED").exists()
+
+
+def test_a_uuid_a_checkpoint_has_is_refused(alice_api, trial, alice, default_storage):
+    other = factories.make_experiment(alice, default_storage, name="other")
+    taken = services.report_checkpoint(services.create_trial(other), 1, {})
+
+    response = open_upload(alice_api, trial, uuid=str(taken.uuid))
+
+    assert response.status_code == 400 and response.json()["message"].startswith("uuid")
+    assert not UploadSession.objects.exists()
+
+
+def test_a_file_over_the_json_body_limit_streams_to_disk(alice_api, trial):
+    big = b"z" * (17 * 1024 * 1024)  # the JSON parser refuses bodies over 16 MiB
+    body = open_upload(alice_api, trial, files={"big.bin": big}).json()
+
+    response = put(alice_api, urls_of(body)["big.bin"], big)
+
+    assert response.status_code == 200, response.json()
+    assert (directory(trial, body["uuid"]) / "big.bin").stat().st_size == len(big)
+
+
+def test_nothing_is_written_for_an_experiment_being_deleted(alice_api, trial):
+    body = open_upload(alice_api, trial).json()
+    type(trial.experiment).objects.filter(pk=trial.experiment_id).update(state="DELETING")
+
+    response = put(alice_api, urls_of(body)["metadata.json"], FILES["metadata.json"])
+
+    assert response.status_code == 409, response.json()
+    assert not directory(trial, body["uuid"]).exists()
+    assert open_upload(alice_api, trial).status_code == 409
