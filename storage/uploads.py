@@ -29,7 +29,13 @@ from django.utils import timezone
 from ckptweb.lib.errors import Conflict
 from ckptweb.lib.limits import InvalidInput, printable
 from storage.backends import get_backend
-from storage.backends.base import CHUNK_SIZE, StorageBackend, StorageError, UploadUnsupported
+from storage.backends.base import (
+    CHUNK_SIZE,
+    DirectDownloadUnsupported,
+    StorageBackend,
+    StorageError,
+    UploadUnsupported,
+)
 from storage.direct import MAX_EXPIRES
 from storage.models import StorageConfig, UploadSession, UploadState
 
@@ -82,7 +88,7 @@ def open_session(
             )
         try:
             backend.signed_put_url(str(uuid), next(iter(files)), 60)  # local: fails fast
-        except UploadUnsupported as exc:
+        except (UploadUnsupported, DirectDownloadUnsupported) as exc:
             raise Conflict(str(exc), code="upload_unsupported") from None
     if UploadSession.objects.filter(uuid=uuid).exists():
         raise Conflict(f"an upload of uuid {uuid} already exists.", code="duplicate_upload")
@@ -101,7 +107,7 @@ def open_session(
         return session
     try:
         for path, size in files.items():
-            if size > part_bytes():
+            if size > part_bytes() or backend.uploads_in_blocks:
                 session.multipart[path] = backend.start_multipart(str(uuid), path)
     finally:
         UploadSession.objects.filter(pk=session.pk).update(multipart=session.multipart)
@@ -115,7 +121,7 @@ def part_bytes() -> int:
 
 def part_sizes(size: int) -> list[int]:
     """The sizes of a multipart file's parts: ``part_bytes()`` each (more for a file that
-    would need over ``MAX_PARTS``), the last one the rest."""
+    would need over ``MAX_PARTS``), the last one the rest; none for an empty file."""
     step = max(part_bytes(), -(-size // MAX_PARTS))
     return [min(step, size - start) for start in range(0, size, step)]
 
@@ -247,6 +253,11 @@ def assemble(session: UploadSession, etags: dict | None) -> None:
     etags = etags or {}
     for path, upload_id in list(session.multipart.items()):
         sent = etags.get(path)
+        if backend.uploads_in_blocks:  # the block ids follow from the part numbers
+            sent = [
+                {"number": n, "etag": ""}
+                for n in range(1, len(part_sizes(session.files[path])) + 1)
+            ]
         try:
             assembly = [(int(item["number"]), str(item["etag"])) for item in sent or []]
         except (TypeError, KeyError, ValueError):

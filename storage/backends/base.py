@@ -311,6 +311,8 @@ class StorageBackend(abc.ABC):
 
     #: Uploads come through the server (``write_range``), not to URLs of the store's own.
     uploads_through_server = False
+    #: Every uploaded file goes in parts the server assembles without ETags (Azure blocks).
+    uploads_in_blocks = False
 
     def signed_put_url(
         self,
