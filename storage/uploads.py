@@ -253,7 +253,7 @@ def assemble(session: UploadSession, etags: dict | None) -> None:
     etags = etags or {}
     for path, upload_id in list(session.multipart.items()):
         sent = etags.get(path)
-        if backend.uploads_in_blocks:  # the block ids follow from the part numbers
+        if not backend.multipart_needs_etags:  # the parts follow from their numbers
             sent = [
                 {"number": n, "etag": ""}
                 for n in range(1, len(part_sizes(session.files[path])) + 1)

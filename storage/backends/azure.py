@@ -289,6 +289,7 @@ class AzureBackend(ObjectStoreBackend):
     #: Every file goes in blocks (a plain PUT would need the x-ms-blob-type header); the
     #: block ids follow from the part numbers, so ``complete`` needs no ETags.
     uploads_in_blocks = True
+    multipart_needs_etags = False
 
     def signed_put_url(
         self,

@@ -311,8 +311,11 @@ class StorageBackend(abc.ABC):
 
     #: Uploads come through the server (``write_range``), not to URLs of the store's own.
     uploads_through_server = False
-    #: Every uploaded file goes in parts the server assembles without ETags (Azure blocks).
+    #: Every uploaded file goes in parts, small or not (Azure's block blobs).
     uploads_in_blocks = False
+    #: ``complete`` needs the client's part ETags to assemble a file (S3); else the server
+    #: knows the parts by their numbers (Azure's blocks, GCS's part objects).
+    multipart_needs_etags = True
 
     def signed_put_url(
         self,

@@ -90,11 +90,13 @@ def test_a_killed_upload_resumes_and_skips_what_is_present(client, fs_trial, tmp
     assert UploadSession.objects.count() == 1
 
 
-@pytest.mark.parametrize("kind", ["s3", "azure"])
+@pytest.mark.parametrize("kind", ["s3", "azure", "gcs"])
 def test_an_upload_to_an_object_store_goes_to_presigned_urls_in_parts(
-    client, alice, isolated_store, tmp_path, settings, kind
+    client, alice, isolated_store, tmp_path, settings, kind, request
 ):
     store = isolated_store(kind)
+    if kind == "gcs":
+        request.getfixturevalue("gcs_signing_key")
     settings.CKPTWEB_UPLOAD_PART_BYTES = 5 * MiB  # S3's smallest part; 64 MiB by default
     trial = services.create_trial(factories.make_experiment(alice, store.config), {})
     files = {"big.bin": bytes(range(256)) * (11 * MiB // 256), "small.txt": b"hi"}
@@ -107,8 +109,10 @@ def test_an_upload_to_an_object_store_goes_to_presigned_urls_in_parts(
     key = f"{store.prefix}/{checkpoint['uuid']}/big.bin"
     if kind == "s3":
         body = store.admin.get_object(Bucket=store.bucket, Key=key)["Body"].read()
-    else:
+    elif kind == "azure":
         body = store.admin.download_blob(key).readall()
+    else:
+        body = store.admin.bucket(store.bucket).blob(key).download_as_bytes()
     assert body == files["big.bin"]
 
 
