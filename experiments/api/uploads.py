@@ -14,7 +14,7 @@ import uuid as uuid_lib
 from urllib.parse import quote
 
 from django.db import transaction
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,11 +22,20 @@ from rest_framework.views import APIView
 from ckptweb.lib.limits import MAX_INT, MAX_RESOURCES, InvalidInput
 from experiments import services
 from experiments.api.serializers import CheckpointCreatedSerializer, storable
-from experiments.api.views import ApiViewMixin, TrialChildMixin, validated
+from experiments.api.views import (
+    ERROR_409,
+    TRIAL_ID,
+    ApiViewMixin,
+    TrialChildMixin,
+    validated,
+)
 from experiments.models import Checkpoint, Trial
 from experiments.permissions import IsOwnerOrStaffOrReadOnly, is_owner_or_staff
 from storage import uploads
 from storage.models import UploadSession, UploadState
+
+UPLOAD_ID = OpenApiParameter("upload_id", int, OpenApiParameter.PATH)
+FILE_PATH = OpenApiParameter("path", str, OpenApiParameter.PATH, description="A declared file.")
 
 
 class UploadFileSerializer(serializers.Serializer):
@@ -46,6 +55,40 @@ class UploadCreateSerializer(serializers.Serializer):
 
     def validate_metadata(self, value):
         return storable(value, "metadata")
+
+
+class UploadPartSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    url = serializers.URLField(help_text="Where to PUT the part's bytes.")
+    size = serializers.IntegerField()
+
+
+class UploadFileStateSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    size = serializers.IntegerField()
+    present = serializers.IntegerField(required=False, help_text="Bytes on storage (GET).")
+    parts = UploadPartSerializer(many=True, required=False)
+
+
+class UploadSerializer(serializers.Serializer):
+    """An upload session: 201 of POST trials/{id}/uploads, and GET uploads/{id}."""
+
+    id = serializers.IntegerField()
+    uuid = serializers.UUIDField()
+    trial_id = serializers.IntegerField()
+    state = serializers.CharField(help_text="OPEN, COMPLETED or ABORTED.")
+    expires_at = serializers.DateTimeField()
+    files = UploadFileStateSerializer(many=True)
+    bytes_present = serializers.IntegerField(required=False)
+    bytes_total = serializers.IntegerField(required=False)
+
+
+class UploadWrittenSerializer(serializers.Serializer):
+    """200 of PUT uploads/{id}/files/{path}: the file's bytes on storage now."""
+
+    path = serializers.CharField()
+    size = serializers.IntegerField()
+    present = serializers.IntegerField()
 
 
 class UploadCompleteSerializer(serializers.Serializer):
@@ -105,7 +148,9 @@ class TrialUploadList(TrialChildMixin, generics.GenericAPIView):
 
     serializer_class = UploadCreateSerializer
 
-    @extend_schema(tags=["uploads"])
+    @extend_schema(
+        tags=["uploads"], parameters=[TRIAL_ID], responses={201: UploadSerializer, 409: ERROR_409}
+    )
     def post(self, request, *args, **kwargs):
         trial = self.get_parent()
         trial.experiment.ensure_not_deleting()
@@ -146,7 +191,7 @@ class UploadMixin(ApiViewMixin):
 class UploadDetail(UploadMixin, APIView):
     """GET uploads/{id}: progress; DELETE: abort, removing what was uploaded."""
 
-    @extend_schema(tags=["uploads"], responses={200: None})
+    @extend_schema(tags=["uploads"], parameters=[UPLOAD_ID], responses={200: UploadSerializer})
     def get(self, request, upload_id):
         session, _ = self.get_session()
         if session.state != UploadState.OPEN:
@@ -160,7 +205,7 @@ class UploadDetail(UploadMixin, APIView):
             item["parts"] = urls[item["path"]]
         return Response(body)
 
-    @extend_schema(tags=["uploads"], responses={204: None})
+    @extend_schema(tags=["uploads"], parameters=[UPLOAD_ID], responses={204: None, 409: ERROR_409})
     def delete(self, request, upload_id):
         session, _ = self.get_session()
         uploads.abort(session)
@@ -172,8 +217,9 @@ class UploadComplete(UploadMixin, APIView):
 
     @extend_schema(
         tags=["uploads"],
+        parameters=[UPLOAD_ID],
         request=UploadCompleteSerializer,
-        responses={201: CheckpointCreatedSerializer},
+        responses={201: CheckpointCreatedSerializer, 409: ERROR_409},
     )
     def post(self, request, upload_id):
         session, trial = self.get_session()
@@ -205,7 +251,12 @@ class UploadFile(UploadMixin, APIView):
     The body is read in chunks and never parsed (no ``request.data``).
     """
 
-    @extend_schema(tags=["uploads"], request=None, responses={200: None})
+    @extend_schema(
+        tags=["uploads"],
+        parameters=[UPLOAD_ID, FILE_PATH],
+        request=None,
+        responses={200: UploadWrittenSerializer, 409: ERROR_409},
+    )
     def put(self, request, upload_id, path):
         session, trial = self.get_session()
         trial.experiment.ensure_not_deleting()

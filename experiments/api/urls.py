@@ -63,14 +63,14 @@ urlpatterns = [
         uploads.TrialUploadList.as_view(),
         name="trial-uploads",
     ),
-    path("uploads/<int:upload_id>", uploads.UploadDetail.as_view(), name="upload"),
-    path(
-        "uploads/<int:upload_id>/complete",
+    re_path(rf"^uploads/{ID.format('upload_id')}$", uploads.UploadDetail.as_view(), name="upload"),
+    re_path(
+        rf"^uploads/{ID.format('upload_id')}/complete$",
         uploads.UploadComplete.as_view(),
         name="upload-complete",
     ),
-    path(
-        "uploads/<int:upload_id>/files/<path:path>",
+    re_path(
+        rf"^uploads/{ID.format('upload_id')}/files/(?P<path>.+)$",
         uploads.UploadFile.as_view(),
         name="upload-file",
     ),
