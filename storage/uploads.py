@@ -31,6 +31,7 @@ from ckptweb.lib.limits import InvalidInput, printable
 from storage.backends import get_backend
 from storage.backends.base import (
     CHUNK_SIZE,
+    UPLOAD_PART_MARK,
     DirectDownloadUnsupported,
     StorageBackend,
     StorageError,
@@ -78,6 +79,12 @@ def open_session(
     already holds files (an abort removes the whole directory, so it must start empty).
     On an object store, each file over ``part_bytes()`` gets its multipart upload here.
     """
+    reserved = [path for path in files if UPLOAD_PART_MARK in path]
+    if reserved:
+        raise InvalidInput(
+            "files",
+            f"{printable(reserved[0])!r}: names containing {UPLOAD_PART_MARK!r} are reserved.",
+        )
     backend = get_backend(storage)
     if not backend.uploads_through_server:
         if not storage.direct_urls:

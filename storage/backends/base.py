@@ -25,6 +25,8 @@ from storage.choices import StorageType
 
 #: Size of one streamed read: big enough to be efficient, small enough to bound memory.
 CHUNK_SIZE = 1024 * 1024
+#: Marks an upload's part objects (GCS: ``<path>.ckptweb-part-NNNNN``); no file may carry it.
+UPLOAD_PART_MARK = ".ckptweb-part-"
 
 
 class StorageError(ExternalError):

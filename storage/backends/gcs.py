@@ -354,4 +354,4 @@ COMPOSE_SOURCES = 32
 
 def _part_name(relative: str, number: int) -> str:
     """The object of part ``number`` of an uploaded file, beside it in its directory."""
-    return f"{relative}.ckptweb-part-{number:05d}"
+    return f"{relative}{base.UPLOAD_PART_MARK}{number:05d}"

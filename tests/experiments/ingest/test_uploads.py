@@ -121,6 +121,12 @@ def test_an_unsafe_path_is_refused_naming_files(alice_api, trial, path):
     assert not UploadSession.objects.exists()
 
 
+def test_the_part_objects_names_are_reserved(alice_api, trial):
+    response = open_upload(alice_api, trial, files={"w.bin.ckptweb-part-00001": b"x"})
+    assert response.status_code == 400 and "reserved" in response.json()["message"]
+    assert response.json()["message"].startswith("files") and not UploadSession.objects.exists()
+
+
 def test_the_reports_limits_apply(alice_api, trial):
     too_big = alice_api.post(
         f"/api/v1/trials/{trial.pk}/uploads",
