@@ -163,3 +163,39 @@ class StorageConfig(models.Model):
     def default_policy(self) -> Policy:
         """The ``save_*`` GC policy experiments on this storage get when they set none."""
         return Policy.from_mapping({field: getattr(self, field) for field in POLICY_FIELDS})
+
+
+class UploadState(models.TextChoices):
+    """Where an upload session is: open for bytes, or ended one way or the other."""
+
+    OPEN = "OPEN", "Open"
+    COMPLETED = "COMPLETED", "Completed"
+    ABORTED = "ABORTED", "Aborted"
+
+
+class UploadSession(models.Model):
+    """Files on their way into directory ``<uuid>/`` of a storage (``storage.uploads``).
+
+    Storage knows directories, never checkpoints: the session names the trial by its plain
+    id (``trial_id``, no foreign key: ``storage`` never imports ``experiments``) and keeps
+    what the checkpoint report will say (``report``: ``steps_completed``, ``metadata``)
+    without reading it. ``files`` maps each declared path to its size; ``multipart`` the
+    paths uploaded in parts to the store's upload id. An OPEN session past ``expires_at``
+    is aborted by the sweep, and its directory is never an orphan while it is OPEN.
+    """
+
+    uuid = models.UUIDField(unique=True)
+    storage = models.ForeignKey(StorageConfig, on_delete=models.PROTECT, related_name="uploads")
+    trial_id = models.PositiveBigIntegerField(db_index=True)
+    report = models.JSONField(default=dict)
+    files = models.JSONField(default=dict)
+    multipart = models.JSONField(default=dict)
+    state = models.CharField(max_length=16, choices=UploadState.choices, default=UploadState.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "expires_at"], name="upload_state_expiry")]
+
+    def __str__(self) -> str:
+        return f"upload {self.pk} of {self.uuid}"

@@ -36,6 +36,7 @@ from ckptweb.client.download import Progress, download_archive
 from ckptweb.client.errors import ApiError, DownloadInterrupted, network_reason, response_error
 from ckptweb.client.lifecycle import LifecycleCalls
 from ckptweb.client.registry import RegistryCalls
+from ckptweb.client.upload import UploadCalls
 from ckptweb.lib.units import human_bytes
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -50,11 +51,12 @@ def human_size(size: int | None) -> str:
     return "-" if size is None else human_bytes(size)
 
 
-class Client(BatchCalls, RegistryCalls, LifecycleCalls):
+class Client(BatchCalls, RegistryCalls, LifecycleCalls, UploadCalls):
     """The ckptweb REST API (``/api/v1/``) over one ``requests`` session.
 
     The model registry's calls come from ``ckptweb.client.registry.RegistryCalls``; trial
-    states and the ``trial``/``experiment`` blocks from ``ckptweb.client.lifecycle``.
+    states and the ``trial``/``experiment`` blocks from ``ckptweb.client.lifecycle``;
+    ``upload_checkpoint`` from ``ckptweb.client.upload.UploadCalls``.
     """
 
     def __init__(

@@ -3,7 +3,15 @@
 from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from experiments.api import batch_views, best, downloads, files_views, registry_views, views
+from experiments.api import (
+    batch_views,
+    best,
+    downloads,
+    files_views,
+    registry_views,
+    uploads,
+    views,
+)
 
 router = SimpleRouter(trailing_slash=False)
 router.register("experiments", views.ExperimentViewSet, basename="experiment")
@@ -49,6 +57,22 @@ urlpatterns = [
         rf"^trials/{ID.format('trial_id')}/validations:batch$",
         batch_views.TrialValidationBatch.as_view(),
         name="trial-validations-batch",
+    ),
+    re_path(
+        rf"^trials/{ID.format('trial_id')}/uploads$",
+        uploads.TrialUploadList.as_view(),
+        name="trial-uploads",
+    ),
+    re_path(rf"^uploads/{ID.format('upload_id')}$", uploads.UploadDetail.as_view(), name="upload"),
+    re_path(
+        rf"^uploads/{ID.format('upload_id')}/complete$",
+        uploads.UploadComplete.as_view(),
+        name="upload-complete",
+    ),
+    re_path(
+        rf"^uploads/{ID.format('upload_id')}/files/(?P<path>.+)$",
+        uploads.UploadFile.as_view(),
+        name="upload-file",
     ),
     re_path(
         r"^checkpoints/(?P<uuid>[^/]+)/rm$",

@@ -53,6 +53,7 @@ from experiments.gc.files import resume_orphaned_deletions
 from experiments.gc.record import needs_attention
 from experiments.gc.runs import start_gc_run
 from experiments.models import Checkpoint, Experiment, GCRun
+from storage import uploads
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +61,10 @@ logger = logging.getLogger(__name__)
 def sweep() -> list[int]:
     """Periodic repair: retire dead runs and start SWEEP runs where work is left.
 
-    Returns the ids of the runs it started.
+    Returns the ids of the runs it started. Upload sessions past their expiry are aborted
+    first (``storage.uploads.abort_expired``): their files go.
     """
+    uploads.abort_expired()
     stale = settings.CKPTWEB_GC_STALE_SECONDS
     retired = jobs.retire_stale(GCRun.objects.all(), stale)
     needy = set(GCRun.objects.filter(pk__in=retired).values_list("experiment_id", flat=True))

@@ -25,6 +25,8 @@ from storage.choices import StorageType
 
 #: Size of one streamed read: big enough to be efficient, small enough to bound memory.
 CHUNK_SIZE = 1024 * 1024
+#: Marks an upload's part objects (GCS: ``<path>.ckptweb-part-NNNNN``); no file may carry it.
+UPLOAD_PART_MARK = ".ckptweb-part-"
 
 
 class StorageError(ExternalError):
@@ -41,6 +43,10 @@ class FileNotFoundInStorage(StorageError):
 
 class DirectDownloadUnsupported(StorageError):
     """The storage cannot hand out URLs of its own: its files only come through the server."""
+
+
+class UploadUnsupported(StorageError):
+    """The storage takes no uploads this way (bytes through the server, or URLs of its own)."""
 
 
 @dataclass(frozen=True)
@@ -303,6 +309,51 @@ class StorageBackend(abc.ABC):
         raise DirectDownloadUnsupported(
             f"{self.config.type} storage has no direct URLs: its files are only reachable "
             "through the server (use the download or files routes)."
+        )
+
+    #: Uploads come through the server (``write_range``), not to URLs of the store's own.
+    uploads_through_server = False
+    #: Every uploaded file goes in parts, small or not (Azure's block blobs).
+    uploads_in_blocks = False
+    #: ``complete`` needs the client's part ETags to assemble a file (S3); else the server
+    #: knows the parts by their numbers (Azure's blocks, GCS's part objects).
+    multipart_needs_etags = True
+
+    def signed_put_url(
+        self,
+        checkpoint_uuid: str,
+        path: str,
+        expires_in: int,
+        upload_id: str | None = None,
+        part_number: int | None = None,
+    ) -> str:
+        """A presigned PUT URL of one file, or of part ``part_number`` of multipart upload
+        ``upload_id``; made locally, valid ``expires_in`` seconds."""
+        raise UploadUnsupported(f"uploads to {self.config.type} storage are not available yet.")
+
+    def start_multipart(self, checkpoint_uuid: str, path: str) -> str:
+        """Start a multipart upload of one file (one request); its upload id."""
+        raise UploadUnsupported(f"uploads to {self.config.type} storage are not available yet.")
+
+    def complete_multipart(
+        self, checkpoint_uuid: str, path: str, upload_id: str, parts: list[tuple[int, str]]
+    ) -> None:
+        """Assemble a multipart upload from its ``(number, etag)`` parts."""
+        raise UploadUnsupported(f"uploads to {self.config.type} storage are not available yet.")
+
+    def abort_multipart(self, checkpoint_uuid: str, path: str, upload_id: str) -> None:
+        """Abort a multipart upload, dropping its parts (one already gone is no error)."""
+        raise UploadUnsupported(f"uploads to {self.config.type} storage are not available yet.")
+
+    def write_range(self, checkpoint_uuid: str, path: str, offset: int, chunks: Iterable[bytes]):
+        """Write ``chunks`` into one file from byte ``offset`` on (the file is cut there
+        first, so a resumed upload overwrites what followed); return the file's new size.
+
+        Uploads through the server (``storage.uploads``): shared_fs only. Object stores
+        take uploads at presigned URLs of their own and raise UploadUnsupported.
+        """
+        raise UploadUnsupported(
+            f"{self.config.type} storage takes uploads at its own URLs, not through the server."
         )
 
     @abc.abstractmethod

@@ -241,6 +241,72 @@ class GCSBackend(ObjectStoreBackend):
                 **({"api_access_endpoint": emulator} if emulator else {}),
             )
 
+    # Uploads: a small file is one signed PUT; a large one comes in part objects beside
+    # it (``<path>.ckptweb-part-NNNNN``) that ``complete_multipart`` composes, then deletes.
+
+    #: The parts are objects the server knows by name: ``complete`` needs no ETags.
+    multipart_needs_etags = False
+
+    def signed_put_url(
+        self,
+        checkpoint_uuid: str,
+        path: str,
+        expires_in: int,
+        upload_id: str | None = None,
+        part_number: int | None = None,
+    ) -> str:
+        """A V4 signed PUT URL of the file, or of its part object ``part_number``."""
+        relative = check_relative_path(path)
+        target = relative if part_number is None else _part_name(relative, part_number)
+        blob = self.bucket.blob(self.object_key(checkpoint_uuid, target))
+        emulator = os.environ.get("STORAGE_EMULATOR_HOST", "")
+        with self.errors(f"signing an upload of {relative}"):
+            return blob.generate_signed_url(
+                version="v4",
+                expiration=timedelta(seconds=expires_in),
+                method="PUT",
+                credentials=self.signing_credentials(),
+                **({"api_access_endpoint": emulator} if emulator else {}),
+            )
+
+    def start_multipart(self, checkpoint_uuid: str, path: str) -> str:
+        """Nothing to start: the parts are plain objects (no request)."""
+        return "compose"
+
+    def complete_multipart(
+        self, checkpoint_uuid: str, path: str, upload_id: str, parts: list[tuple[int, str]]
+    ) -> None:
+        """Compose the part objects into the file (32 at a time, in rounds), then delete
+        the parts; a missing part is an error naming the file."""
+        relative = check_relative_path(path)
+        names = [
+            self.object_key(checkpoint_uuid, _part_name(relative, n)) for n, _ in sorted(parts)
+        ]
+        made: list[str] = []
+        level = 0
+        with self.errors(f"composing {relative}"):
+            while len(names) > COMPOSE_SOURCES:
+                level += 1
+                grouped = []
+                for index in range(0, len(names), COMPOSE_SOURCES):
+                    name = f"{names[0]}-c{level}-{index // COMPOSE_SOURCES}"
+                    sources = [self.bucket.blob(n) for n in names[index : index + COMPOSE_SOURCES]]
+                    self.bucket.blob(name).compose(sources)
+                    grouped.append(name)
+                made += grouped
+                names = grouped
+            target = self.bucket.blob(self.object_key(checkpoint_uuid, relative))
+            target.compose([self.bucket.blob(n) for n in names])
+        parts_and_rounds = [
+            self.object_key(checkpoint_uuid, _part_name(relative, n)) for n, _ in parts
+        ]
+        failures = self.delete_objects(parts_and_rounds + made)
+        if failures:
+            raise base.StorageError(f"composed {relative}, but its parts stay: {failures}")
+
+    def abort_multipart(self, checkpoint_uuid: str, path: str, upload_id: str) -> None:
+        """Nothing to send: the part objects lie in the directory the abort deletes."""
+
     # Deletes ------------------------------------------------------------------------
 
     def delete_objects(self, names: list[str]) -> dict[str, str]:
@@ -280,3 +346,12 @@ class GCSBackend(ObjectStoreBackend):
                     name = prefix[len(base) :].rstrip("/")
                     if name:
                         yield name
+
+
+#: Sources of one GCS compose request.
+COMPOSE_SOURCES = 32
+
+
+def _part_name(relative: str, number: int) -> str:
+    """The object of part ``number`` of an uploaded file, beside it in its directory."""
+    return f"{relative}{base.UPLOAD_PART_MARK}{number:05d}"

@@ -182,6 +182,53 @@ class S3Backend(ObjectStoreBackend):
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in
             )
 
+    # Uploads ------------------------------------------------------------------------
+
+    def signed_put_url(
+        self,
+        checkpoint_uuid: str,
+        path: str,
+        expires_in: int,
+        upload_id: str | None = None,
+        part_number: int | None = None,
+    ) -> str:
+        """A SigV4 presigned PutObject (or UploadPart) URL, signed locally by boto3."""
+        params = {"Bucket": self.bucket, "Key": self.object_key(checkpoint_uuid, path)}
+        method = "put_object"
+        if upload_id is not None:
+            method = "upload_part"
+            params.update(UploadId=upload_id, PartNumber=part_number)
+        with self.errors(f"signing an upload of {check_relative_path(path)}"):
+            return self.client.generate_presigned_url(method, Params=params, ExpiresIn=expires_in)
+
+    def start_multipart(self, checkpoint_uuid: str, path: str) -> str:
+        key = self.object_key(checkpoint_uuid, path)
+        with self.errors(f"starting a multipart upload of {check_relative_path(path)}"):
+            return self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+
+    def complete_multipart(
+        self, checkpoint_uuid: str, path: str, upload_id: str, parts: list[tuple[int, str]]
+    ) -> None:
+        key = self.object_key(checkpoint_uuid, path)
+        assembly = {"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in sorted(parts)]}
+        with self.errors(f"completing the multipart upload of {check_relative_path(path)}"):
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload=assembly
+            )
+
+    def abort_multipart(self, checkpoint_uuid: str, path: str, upload_id: str) -> None:
+        from botocore.exceptions import ClientError
+
+        key = self.object_key(checkpoint_uuid, path)
+        action = f"aborting the multipart upload of {check_relative_path(path)}"
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":  # gone already
+                raise self.translate(exc, action) from None
+        except Exception as exc:
+            raise self.translate(exc, action) from None
+
     # Deletes ------------------------------------------------------------------------
 
     def delete_objects(self, keys: list[str]) -> dict[str, str]:

@@ -37,6 +37,7 @@ class SharedFSBackend(StorageBackend):
     storage_type = StorageType.SHARED_FS
     parameters = ("host_path", "storage_path")
     required_parameters = ("host_path",)
+    uploads_through_server = True
 
     @classmethod
     def parameter_errors(cls, values: dict[str, str]) -> dict[str, str]:
@@ -140,6 +141,36 @@ class SharedFSBackend(StorageBackend):
         start, end = clamp_range(start, end, size)
         handle.seek(start)
         return StreamReader(handle.read, end - start, close=handle.close, name=path)
+
+    def write_range(self, checkpoint_uuid: str, path: str, offset: int, chunks: Iterable[bytes]):
+        """Write a file of an upload from ``offset`` on, creating its directories.
+
+        Never through a symlink: the checkpoint directory is refused if it is one
+        (``checkpoint_dir``), each directory on the way is created or checked without
+        following links, and the file is opened with ``O_NOFOLLOW``. Chunks are written
+        as they come, so memory holds one chunk, never the file.
+        """
+        relative = check_relative_path(path)
+        base = self.checkpoint_dir(checkpoint_uuid)
+        base.parent.mkdir(parents=True, exist_ok=True)
+        current = base
+        for segment in [base.name, *relative.split("/")[:-1]]:
+            current = current if segment == base.name else current / segment
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(current)
+            if os.path.islink(current) or not os.path.isdir(current):
+                raise UnsafePath(f"{relative}: a directory on its way is a symlink or a file")
+        try:
+            fd = os.open(base / relative, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise UnsafePath(f"{relative}: cannot be written ({exc.strerror})") from None
+        with os.fdopen(fd, "wb") as handle:
+            os.ftruncate(fd, offset)
+            handle.seek(offset)
+            for chunk in chunks:
+                handle.write(chunk)
+            handle.flush()
+            return os.fstat(fd).st_size
 
     def delete_checkpoints(self, checkpoint_uuids: Iterable[str]) -> DeleteResult:
         """Remove each checkpoint dir file by file, recording every file that stays."""

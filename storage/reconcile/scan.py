@@ -35,6 +35,7 @@ from ckptweb.lib.limits import InvalidInput
 from ckptweb.lib.paths import UnsafePath
 from experiments.choices import CheckpointState
 from experiments.models import Checkpoint
+from storage import uploads
 from storage.backends import get_backend
 from storage.backends.base import ListedDirectory, StorageError, check_uuid
 from storage.reconcile.choices import ScanItemKind
@@ -118,6 +119,7 @@ class Scanner:
         self.unknown: list[UnknownDirectory] = []
         self.items: list[ScanItem] = []
         self.last_progress = time.monotonic()
+        self.live_uploads = uploads.live_uuids(scan.storage_id)
 
     def run(self) -> None:
         """Walk the listing and the known checkpoints side by side, then flush."""
@@ -230,7 +232,13 @@ class Scanner:
             )
 
     def defer_unknown(self, uuid: str, listed: ListedDirectory) -> None:
-        """Queue a directory for a batched lookup of its UUID among all checkpoints."""
+        """Queue a directory for a batched lookup of its UUID among all checkpoints.
+
+        The directory of an OPEN upload session is no orphan: it is skipped.
+        """
+        if uuid in self.live_uploads:
+            self.counts["skipped"] += 1
+            return
         self.unknown.append(
             UnknownDirectory(
                 uuid,

@@ -5,6 +5,7 @@
     ckpt checkpoint download --best EXPERIMENT_ID [--trial T] [-o DIR]
     ckpt checkpoint delete UUID [--yes]
     ckpt checkpoint rm UUID --glob G [--glob G ...] [--yes]
+    ckpt checkpoint upload DIR --trial T --steps S [--metadata JSON] [--uuid U] [--parallel N]
 
 Wired into ``ckptweb.client.cli.build_parser`` with
 ``add_checkpoint_commands(groups, [connection])``.
@@ -25,6 +26,7 @@ from ckptweb.client.cli.common import (
     positive,
 )
 from ckptweb.client.direct import DEFAULT_PARALLEL, DirectDownload
+from ckptweb.client.upload import DEFAULT_PARALLEL as UPLOAD_PARALLEL
 
 
 def checkpoint_describe(client: Client, args) -> None:
@@ -119,6 +121,35 @@ def checkpoint_rm(client: Client, args) -> None:
     )
 
 
+def checkpoint_upload(client: Client, args) -> None:
+    """``ckpt checkpoint upload DIR --trial T --steps S``: upload, resuming a killed run."""
+    metadata = None
+    if args.metadata is not None:
+        try:
+            metadata = json.loads(args.metadata)
+        except ValueError as exc:
+            raise CommandError(f"--metadata is not JSON: {exc}") from None
+        if not isinstance(metadata, dict):
+            raise CommandError("--metadata must be a JSON object.")
+    bar = ProgressBar(f"trial {args.trial}")
+    try:
+        c = client.upload_checkpoint(
+            args.trial,
+            args.directory,
+            args.steps,
+            metadata=metadata,
+            uuid=args.uuid,
+            parallel=args.parallel,
+            progress=bar,
+        )
+    finally:
+        bar.close()
+    print(
+        f"Uploaded checkpoint {c['uuid']} ({len(c['resources'])} files, "
+        f"{human_size(c['size_bytes'])}) to trial {c['trial_id']}: {c['state']}"
+    )
+
+
 def add_checkpoint_commands(groups, parents=()) -> None:
     """Add the ``checkpoint`` group to ``ckpt``'s command groups.
 
@@ -186,3 +217,22 @@ def add_checkpoint_commands(groups, parents=()) -> None:
     )
     rm.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     rm.set_defaults(handler=checkpoint_rm)
+
+    upload = c_commands.add_parser(
+        "upload",
+        parents=list(parents),
+        help="upload DIR's files as a checkpoint of a trial (a re-run resumes)",
+    )
+    upload.add_argument("directory", metavar="DIR")
+    upload.add_argument("--trial", type=non_negative, required=True, metavar="T")
+    upload.add_argument("--steps", type=non_negative, required=True, metavar="S")
+    upload.add_argument("--metadata", metavar="JSON", help="a JSON object")
+    upload.add_argument("--uuid", metavar="U", help="the checkpoint's uuid (default: new)")
+    upload.add_argument(
+        "--parallel",
+        type=positive,
+        default=UPLOAD_PARALLEL,
+        metavar="N",
+        help=f"files or parts sent at once (default: {UPLOAD_PARALLEL})",
+    )
+    upload.set_defaults(handler=checkpoint_upload)
