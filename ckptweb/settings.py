@@ -286,6 +286,12 @@ CKPTWEB_RUN_RETRY_BACKOFF = envint("CKPTWEB_RUN_RETRY_BACKOFF", 5, minimum=1)
 CKPTWEB_RUN_RETRY_BACKOFF_MAX = envint("CKPTWEB_RUN_RETRY_BACKOFF_MAX", 120, minimum=1)
 # Checkpoints per storage call of a GC run (and per progress update).
 CKPTWEB_GC_BATCH_SIZE = envint("CKPTWEB_GC_BATCH_SIZE", 100, minimum=1)
+#: Seconds an upload session stays open before the sweep aborts it (storage/uploads.py).
+CKPTWEB_UPLOAD_SESSION_SECONDS = envint("CKPTWEB_UPLOAD_SESSION_SECONDS", 24 * 3600, minimum=60)
+#: Files over this many bytes are uploaded in parts of this size (S3's smallest part: 5 MiB).
+CKPTWEB_UPLOAD_PART_BYTES = envint(
+    "CKPTWEB_UPLOAD_PART_BYTES", 64 * 1024 * 1024, minimum=5 * 1024 * 1024
+)
 # Storage scans: a directory younger than this is never called orphaned (training may still
 # be writing it); a scan or orphan deletion silent for longer is taken for dead.
 CKPTWEB_SCAN_GRACE_SECONDS = envint("CKPTWEB_SCAN_GRACE_SECONDS", 3600)

@@ -9,7 +9,7 @@ bytes come through the server: ``write`` streams one request body to disk chunk 
 from the byte a ``Content-Range`` names (a resumed upload sends the rest), never past the
 declared size. ``check_complete`` lists the directory on storage and names every missing,
 short or extra file; ``abort`` removes the directory. A session left OPEN past its
-``expires_at`` (``SESSION_SECONDS``, 24 h) is aborted by the periodic sweep
+``expires_at`` (``settings.CKPTWEB_UPLOAD_SESSION_SECONDS``, 24 h) is aborted by the periodic sweep
 (``abort_expired``), and a storage scan never calls the directory of an OPEN session an
 orphan (``live_uuids``).
 """
@@ -42,10 +42,7 @@ from storage.models import StorageConfig, UploadSession, UploadState
 
 logger = logging.getLogger(__name__)
 
-#: How long a session stays open (``CKPTWEB_UPLOAD_SESSION_SECONDS``, default 24 h).
-SESSION_SECONDS = 24 * 3600
-#: Files over this size go in parts (``CKPTWEB_UPLOAD_PART_BYTES``); S3 allows 10,000 parts.
-PART_BYTES = 64 * 1024 * 1024
+#: S3 allows 10,000 parts per file (``settings.CKPTWEB_UPLOAD_PART_BYTES`` is their size).
 MAX_PARTS = 10_000
 
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
@@ -53,7 +50,7 @@ _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 
 def session_seconds() -> int:
     """The lifetime of a new session."""
-    return int(getattr(settings, "CKPTWEB_UPLOAD_SESSION_SECONDS", SESSION_SECONDS))
+    return settings.CKPTWEB_UPLOAD_SESSION_SECONDS
 
 
 @dataclass(frozen=True)
@@ -123,7 +120,7 @@ def open_session(
 
 def part_bytes() -> int:
     """Files over this many bytes go in parts of (at least) this size (64 MiB)."""
-    return int(getattr(settings, "CKPTWEB_UPLOAD_PART_BYTES", PART_BYTES))
+    return settings.CKPTWEB_UPLOAD_PART_BYTES
 
 
 def part_sizes(size: int) -> list[int]:
