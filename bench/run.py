@@ -14,7 +14,9 @@ runs the sections. The sections marked *curve* run at every size of ``--sizes`` 
 7. ``gcrun`` (curve, up to 100k) — a real Celery worker deletes shared_fs and S3 (moto)
    checkpoints: checkpoints per second and storage requests per checkpoint;
 8. ``direct`` — ``ckpt download --direct`` vs the tar stream, 1 GiB in 8 files on moto,
-   and the server's CPU seconds for each.
+   and the server's CPU seconds for each;
+9. ``uploads`` — ``ckpt checkpoint upload`` of 1 GiB in 8 files vs boto3's ``upload_file``
+   (S3 on moto) and vs ``cp -r`` (shared_fs through the server).
 
 Prints a table, writes ``bench/results.json`` and plots time against size per measure in
 ``bench/results.png``. Generated files live in a temp dir that is removed at the end;
@@ -42,7 +44,7 @@ from bench import common
 
 BENCH_DIR = Path(__file__).resolve().parent
 
-SECTIONS = ("gc", "pages", "downloads", "s3", "ingest", "batch", "gcrun", "direct")
+SECTIONS = ("gc", "pages", "downloads", "s3", "ingest", "batch", "gcrun", "direct", "uploads")
 SIZES = (1_000, 10_000, 100_000)
 FULL_SIZE = 1_000_000
 #: The largest size some sections run at (they would take many minutes beyond).
@@ -58,6 +60,8 @@ FULL = {
     "s3_runs": 3,
     "direct_bytes": common.GIB,
     "direct_runs": 3,
+    "upload_bytes": common.GIB,
+    "upload_runs": 3,
 }
 QUICK = FULL | {
     "runs": 3,
@@ -66,6 +70,7 @@ QUICK = FULL | {
     "s3_batched_sample": 100,
     "s3_per_file_sample": 30,
     "direct_bytes": 64 * common.MIB,
+    "upload_bytes": 64 * common.MIB,
 }
 
 
@@ -215,6 +220,12 @@ class Bench:
 
         s = self.sizes
         self.results += direct.run(self.env, self.work, s["direct_bytes"], s["direct_runs"])
+
+    def uploads(self) -> None:
+        from bench import uploads
+
+        s = self.sizes
+        self.results += uploads.run(self.env, self.work, s["upload_bytes"], s["upload_runs"])
 
     def run_all(self) -> None:
         for name in SECTIONS:
