@@ -326,7 +326,12 @@ def report_checkpoint(
 
 @transaction.atomic
 def set_experiment_state(experiment: Experiment, state: str) -> GCRun | None:
-    """Change the state; reaching a terminal state starts a GC run."""
+    """Change the state; reaching a terminal state starts a GC run.
+
+    Ending an experiment ends its trials still running in the same state (an experiment
+    COMPLETED by hand completes them): an ended experiment's trials never change again, so
+    one left ACTIVE would stay so for good.
+    """
     experiment.ensure_not_deleting()
     if state == ExperimentState.DELETING:
         raise ReportError("state", "use DELETE to delete an experiment.")
@@ -334,6 +339,7 @@ def set_experiment_state(experiment: Experiment, state: str) -> GCRun | None:
     experiment.state = state
     experiment.save(update_fields=["state", "updated_at"])
     if state in EXPERIMENT_TERMINAL_STATES and previous not in EXPERIMENT_TERMINAL_STATES:
+        experiment.trials.filter(state__in=TRIAL_RUNNING_STATES).update(state=state)
         return start_gc_run(experiment, GCReason.EXPERIMENT_TERMINAL)
     return None
 

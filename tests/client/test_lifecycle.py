@@ -94,7 +94,7 @@ def test_a_failure_to_end_the_trial_never_hides_the_exception(client):
         f"ckptweb: trial {trial['id']} could not be set ERROR: experiment {experiment['id']} "
         "is CANCELED: its trials can no longer change."
     )
-    assert Trial.objects.get(pk=trial["id"]).state == "ACTIVE"
+    assert Trial.objects.get(pk=trial["id"]).state == "CANCELED"  # ended with its experiment
 
 
 def test_a_block_that_ends_well_raises_when_the_trial_cannot_end(client):
@@ -103,7 +103,7 @@ def test_a_block_that_ends_well_raises_when_the_trial_cannot_end(client):
         client.set_experiment_state(experiment["id"], "CANCELED")
     assert raised.value.status == 409
     assert "can no longer change" in str(raised.value)
-    assert Trial.objects.get(pk=trial["id"]).state == "ACTIVE"
+    assert Trial.objects.get(pk=trial["id"]).state == "CANCELED"  # ended with its experiment
 
 
 def test_an_exception_in_an_experiment_block_ends_its_running_trials_error(client):

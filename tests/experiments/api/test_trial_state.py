@@ -159,7 +159,7 @@ def test_a_trial_of_an_ended_experiment_cannot_change(alice_api, trial, experime
     assert response.json()["message"] == (
         f"experiment {trial.experiment_id} is {experiment_state}: its trials can no longer change."
     )
-    assert state_of(trial) == "ACTIVE"
+    assert state_of(trial) == experiment_state  # it ended with its experiment
     assert GCRun.objects.count() == 1  # the experiment's own end, no second run
 
 
@@ -239,3 +239,18 @@ def test_two_trials_ending_at_once_end_the_experiment_once(alice, default_storag
     assert outcome["second"] is not None
     assert Experiment.objects.get(pk=experiment.pk).state == "COMPLETED"
     assert list(GCRun.objects.filter(experiment=experiment)) == [outcome["second"]]
+
+
+@pytest.mark.parametrize("ended", ["COMPLETED", "CANCELED", "ERROR"])
+def test_ending_the_experiment_by_hand_ends_its_running_trials(alice, alice_api, experiment, ended):
+    """Before, PATCH experiments/{id} left its trials ACTIVE, and an ended experiment's trials
+    can never change: they stayed "running" for good."""
+    running, paused, done = (services.create_trial(experiment) for _ in range(3))
+    Trial.objects.filter(pk=paused.pk).update(state="PAUSED")
+    Trial.objects.filter(pk=done.pk).update(state="CANCELED")
+    response = alice_api.patch(
+        f"/api/v1/experiments/{experiment.pk}", {"state": ended}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    assert [state_of(t) for t in (running, paused, done)] == [ended, ended, "CANCELED"]
+    assert patch(alice_api, running, "COMPLETED").status_code == 409
