@@ -177,3 +177,24 @@ def test_an_exception_in_training_ends_the_trial_and_experiment_error(pl, api, t
     assert Trial.objects.get(experiment=experiment).state == "ERROR"
     assert experiment.state == "ERROR"
     assert callback.trial["state"] == "ERROR"
+
+
+def test_checkpoints_land_on_s3(pl, api, default_storage, isolated_store, tmp_path):
+    from ckptweb.integrations.lightning import CkptwebCallback
+
+    store = isolated_store("s3")
+    default_storage.is_default = False
+    default_storage.save(update_fields=["is_default"])
+    store.config.is_default = True  # experiments without a checkpoint_storage go to S3
+    store.config.save(update_fields=["is_default"])
+    callback = CkptwebCallback(experiment="lightning-s3")
+
+    trainer(pl, tmp_path, callback, epochs=1).fit(module_class(pl)(), loader(0), loader(1))
+
+    (checkpoint,) = Checkpoint.objects.filter(trial_id=callback.trial["id"])
+    assert checkpoint.state == "COMPLETED" and checkpoint.trial.experiment.storage == store.config
+    name = checkpoint.metadata["file"]
+    key = store.key(checkpoint.uuid, name)
+    body = store.admin.get_object(Bucket=store.bucket, Key=key)["Body"].read()
+    assert body == (tmp_path / "local" / name).read_bytes()
+    assert callback.trial["state"] == "COMPLETED"
