@@ -110,7 +110,14 @@ class CkptwebCallback(pl.Callback):
         if not trainer.is_global_zero:
             return
         self.client = self.client or Client()
-        self.run = Run(self.client, self.name, self.experiment_config, self.config.get("hparams"))
+        hparams = self.config.get("hparams")
+        if hparams is None:  # the module's save_hyperparameters(), where they are plain values
+            hparams = {
+                str(name): value
+                for name, value in dict(getattr(pl_module, "hparams", {}) or {}).items()
+                if value is None or isinstance(value, (str, int, float, bool))
+            }
+        self.run = Run(self.client, self.name, self.experiment_config, hparams)
         self._wrapped = trainer.strategy.checkpoint_io
         trainer.strategy.checkpoint_io = _UploadingCheckpointIO(self._wrapped, self)
 

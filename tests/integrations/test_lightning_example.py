@@ -41,6 +41,7 @@ def test_the_example_trains_into_ckptweb(live_server, token, default_storage, tm
     experiment = Experiment.objects.get(name="example")
     assert f"experiment {experiment.pk} COMPLETED" in done.stdout
     assert experiment.state == "COMPLETED"
+    assert experiment.trials.get().hparams == {"lr": 0.1}  # the module's save_hyperparameters()
     assert Validation.objects.filter(trial__experiment=experiment).count() == 3
     (run,) = GCRun.objects.filter(experiment=experiment)
     api = Client(url=live_server.url, token=token)
