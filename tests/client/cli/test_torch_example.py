@@ -1,5 +1,5 @@
-"""examples/train_torch.py with real PyTorch: trained, reported, registered, GC'd, then
-downloaded by name with ``ckpt model download`` and loaded outside ckptweb.
+"""examples/train_torch.py with real PyTorch: trained, uploaded (ckptweb.integrations.torch),
+registered, GC'd, then downloaded by name with ``ckpt model download`` and loaded outside ckptweb.
 
 Skips when torch is not installed (the ``torch`` extra), fails under
 CKPTWEB_REQUIRE_SERVICES=1 (CI installs the extra through ``.ci/run``).
@@ -55,6 +55,7 @@ def test_train_register_gc_download_by_name_and_predict(
     StorageConfig.objects.create(name="team-fs", type="shared_fs", host_path=str(host_path))
     summary_file = tmp_path / "summary.json"
     env = {**os.environ, "CKPTWEB_URL": live_server.url, "CKPTWEB_TOKEN": token}
+    env |= {"PYTHONPATH": str(REPO), "CKPTWEB_CACHE_DIR": str(tmp_path / "cache")}  # this ckptweb
     trained = subprocess.run(
         [sys.executable, str(EXAMPLE), "--host-path", str(host_path), "--model", "mlp-prod"]
         + ["--steps", "200", "--every", "50", "--save", "0,0,0", "--summary", str(summary_file)],

@@ -1,0 +1,76 @@
+"""One training run as ckptweb sees it: an experiment, its one trial, and their end.
+
+The integrations' shared part (``ckptweb.integrations``'s docstring): ``experiment_config``
+turns the ``config=`` dict a callback takes into an experiment config, and ``Run`` holds
+the client's own lifecycle blocks (``Client.experiment`` around ``Client.trial``,
+``ckptweb.client.lifecycle``) open across a framework's hooks, so ending a run is exactly
+what leaving those ``with`` blocks does.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+from ckptweb.client import Client
+from ckptweb.client.errors import ApiError
+
+#: The keys ``config=`` may hold (anything else is a mistake worth naming).
+CONFIG_KEYS = ("metric", "smaller_is_better", "policy", "storage", "description", "hparams")
+POLICY_KEYS = ("save_experiment_best", "save_trial_best", "save_trial_latest")
+
+
+def experiment_config(config: dict | None, default_metric: str) -> dict:
+    """The experiment config (Determined's shape) of an integration's ``config=`` dict."""
+    config = dict(config or {})
+    unknown = sorted(set(config) - set(CONFIG_KEYS))
+    if unknown:
+        raise ValueError(f"config: unknown key {unknown[0]!r}; use {', '.join(CONFIG_KEYS)}")
+    searcher = {"metric": config.get("metric") or default_metric}
+    if "smaller_is_better" in config:
+        searcher["smaller_is_better"] = bool(config["smaller_is_better"])
+    result: dict = {"searcher": searcher}
+    storage = dict(config.get("storage") or {})
+    policy = config.get("policy") or {}
+    unknown = sorted(set(policy) - set(POLICY_KEYS))
+    if unknown:
+        raise ValueError(f"config.policy: unknown key {unknown[0]!r}; use {', '.join(POLICY_KEYS)}")
+    storage.update(policy)
+    if storage:
+        result["checkpoint_storage"] = storage
+    if config.get("description"):
+        result["description"] = config["description"]
+    return result
+
+
+def trial_id(trial) -> int:
+    """The id of a trial given as the dict ``Client.trial()`` yields, or as an id."""
+    return int(trial["id"] if isinstance(trial, dict) else trial)
+
+
+def find_experiment(client: Client, name: str) -> dict:
+    """The newest experiment of exactly this name visible to the client."""
+    for experiment in client.paginate("experiments", {"name": name, "ordering": "-id"}):
+        if experiment["name"] == name:
+            return experiment
+    raise ApiError(f"no experiment is named {name!r}", 404)
+
+
+class Run:
+    """An experiment with one trial, open until ``end``: what a callback starts and ends."""
+
+    def __init__(self, client: Client, name: str, config: dict, hparams: dict | None = None):
+        self.client = client
+        self._blocks = ExitStack()
+        self.ended = False
+        self.experiment = self._blocks.enter_context(client.experiment(name, config))
+        self.trial = self._blocks.enter_context(client.trial(self.experiment["id"], hparams))
+
+    def end(self, exc: BaseException | None = None) -> dict:
+        """Leave the blocks: COMPLETED, or ERROR when ``exc`` ended training. Returns the
+        trial (with ``state``, ``experiment_state`` and the policy's ``gc_run``)."""
+        self.ended = True
+        if exc is None:
+            self._blocks.close()
+        else:
+            self._blocks.__exit__(type(exc), exc, exc.__traceback__)
+        return self.trial
