@@ -1,0 +1,1 @@
+"""One-line integrations of ckptweb into training frameworks (optional extras)."""
