@@ -36,6 +36,8 @@ try:
         BertForSequenceClassification,
         Trainer,
         TrainerCallback,
+        TrainerControl,
+        TrainerState,
         TrainingArguments,
     )
 
@@ -284,6 +286,21 @@ def test_without_the_block_the_process_exit_ends_a_failed_run_error(
 
     trial = Trial.objects.get(pk=callback.trial["id"])
     assert (trial.state, trial.experiment.state) == ("ERROR", "ERROR")
+
+
+def test_only_the_main_process_reports(client, default_storage, tmp_path):
+    callback = CkptwebCallback(experiment="bert-rank-1", client=client)
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
+    state = TrainerState(global_step=2, is_world_process_zero=False)
+    (tmp_path / "checkpoint-2").mkdir()
+    (tmp_path / "checkpoint-2" / "model.safetensors").write_bytes(b"shard")
+
+    for event in ("on_train_begin", "on_evaluate", "on_save", "on_train_end"):
+        getattr(callback, event)(args, state, TrainerControl(), metrics={"eval_loss": 0.5})
+
+    assert callback.experiment is None and callback.checkpoints == []
+    assert not Experiment.objects.exists()
+    assert not (tmp_path / "checkpoint-2" / "metadata.json").exists()
 
 
 def test_the_example_runs_offline(live_server, token, default_storage, tmp_path, monkeypatch):
