@@ -1,6 +1,8 @@
 """Keras 3 into ckptweb: ``CkptwebCallback``, a ``keras.callbacks.Callback``.
 
-One import and one line (``../shared/DESIGN.md`` "Integrations")::
+One import and one line (``../shared/DESIGN.md`` "Integrations"). The ``keras`` extra installs
+torch, not TensorFlow: set ``KERAS_BACKEND=torch`` before Keras is imported (Keras's own
+default backend is TensorFlow, and ``import keras`` fails without it)::
 
     from ckptweb.integrations.keras import CkptwebCallback
 
