@@ -21,7 +21,7 @@ import numpy  # noqa: E402
 from ckptweb.integrations.keras import CkptwebCallback  # noqa: E402
 
 #: Keep the trial's best checkpoint and its latest.
-CONFIG = {"checkpoint_storage": {"save_trial_best": 1, "save_trial_latest": 1}}
+CONFIG = {"policy": {"save_trial_best": 1, "save_trial_latest": 1}}
 
 
 def random_data(size: int, seed: int):

@@ -28,7 +28,7 @@ from transformers import (  # noqa: E402
 from ckptweb.integrations.transformers import CkptwebCallback  # noqa: E402
 
 #: Keep the trial's best checkpoint and its latest (to resume from).
-CONFIG = {"checkpoint_storage": {"save_trial_best": 1, "save_trial_latest": 1}}
+CONFIG = {"policy": {"save_trial_best": 1, "save_trial_latest": 1}}
 
 
 class RandomTokens:

@@ -10,11 +10,11 @@ default backend is TensorFlow, and ``import keras`` fails without it)::
     with callback:  # optional: the trial ends ERROR at once if fit raises
         model.fit(x, y, epochs=3, validation_data=(x_val, y_val), callbacks=[callback])
 
-- ``on_train_begin`` creates the experiment ``experiment`` from ``config``, an experiment
-  config as ``Client.create_experiment`` takes it (``searcher.metric`` and
-  ``smaller_is_better``; ``checkpoint_storage`` for the storage and the policy), whose
-  ``searcher.metric`` defaults to ``val_loss``; and one trial, whose hparams are ``fit``'s
-  epochs and steps per epoch and the optimizer's name and learning rate;
+- ``on_train_begin`` creates the experiment ``experiment`` from ``config``
+  (``ckptweb.integrations.session.experiment_config``: ``metric``, ``smaller_is_better``,
+  ``policy``, ``storage``…), whose searcher metric defaults to ``val_loss``, and one
+  trial, whose hparams are ``fit``'s epochs and steps per epoch and the optimizer's name and
+  learning rate;
 - ``on_epoch_end`` reports the epoch's validation numbers, the ``val_*`` entries of ``logs``
   under Keras's names (``val_loss``, ``val_accuracy``…; none without ``validation_data``),
   then saves the model as the spec's ``determined-keras-model.h5`` (Keras 3 writes the legacy
@@ -33,8 +33,8 @@ failure to tell the server becomes a note on the exception, never replaces it): 
 is a context manager, and ``with callback: model.fit(...)`` ends the trial ERROR as soon as
 the block raises (the exception goes on); without the block, an ``atexit`` hook registered
 by ``on_train_begin`` ends a trial still running when the process exits (an uncaught
-exception, ``sys.exit``; a ``SIGKILL`` leaves it ACTIVE). Either way the experiment ends
-ERROR and its policy runs.
+exception, ``sys.exit``; a ``SIGKILL`` leaves it ACTIVE; ``session.Run`` registers it).
+Either way the experiment ends ERROR and its policy runs.
 
 **Loading.** ``keras.models.load_model(".../determined-keras-model.h5")``; a model compiled
 with a loss or metric given as a string (``loss="mse"``) loads with ``compile=False`` only
@@ -44,19 +44,16 @@ compile with it).
 
 from __future__ import annotations
 
-import atexit
-import copy
 import json
 import logging
 import math
-import sys
 import tempfile
-from contextlib import ExitStack
 from pathlib import Path
 
 import keras
 
 from ckptweb.client import Client
+from ckptweb.integrations.session import Run, experiment_config
 
 #: The searcher metric when ``config`` names none: what ``fit`` logs with validation data.
 DEFAULT_METRIC = "val_loss"
@@ -76,7 +73,7 @@ class CkptwebCallback(keras.callbacks.Callback):
         self.experiment: dict | None = None
         self.trial: dict | None = None
         self.checkpoints: list[dict] = []
-        self._running: ExitStack | None = None  # the client's trial block, while it runs
+        self.run: Run | None = None  # the experiment and its trial, while training runs
 
     # --- the trial's lifecycle ---------------------------------------------------------------
 
@@ -90,36 +87,21 @@ class CkptwebCallback(keras.callbacks.Callback):
 
     def _end(self, exc: BaseException | None) -> None:
         """End the running trial: COMPLETED, or ERROR when ``exc`` is given."""
-        running, self._running = self._running, None
-        if running is None:
-            return
-        atexit.unregister(self._end_at_exit)
-        if exc is None:
-            running.close()
-        else:
-            running.__exit__(type(exc), exc, exc.__traceback__)
-
-    def _end_at_exit(self) -> None:
-        exc = RuntimeError("the process exited before training ended")
-        self._end(exc)
-        for note in getattr(exc, "__notes__", ()):
-            print(note, file=sys.stderr)
+        if self.run is not None:
+            self.run.end(exc)
 
     # --- fit's events ------------------------------------------------------------------------
 
     def on_train_begin(self, logs=None):
         self.client = self.client or Client()
         config = experiment_config(self.config, DEFAULT_METRIC)
-        self.experiment = self.client.create_experiment(config, self.experiment_name)
-        running = ExitStack()
-        self.trial = running.enter_context(
-            self.client.trial(self.experiment["id"], fit_hparams(self.params, self.model))
+        self.run = Run(
+            self.client, self.experiment_name, config, fit_hparams(self.params, self.model)
         )
-        self._running = running
-        atexit.register(self._end_at_exit)
+        self.experiment, self.trial = self.run.experiment, self.run.trial
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._running is None:
+        if self.run is None or self.run.ended:
             return
         steps = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         metrics = {
@@ -146,15 +128,6 @@ class CkptwebCallback(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._end(None)
-
-
-def experiment_config(config: dict | None, metric: str) -> dict:
-    """A copy of ``config`` whose ``searcher.metric`` defaults to ``metric``."""
-    config = copy.deepcopy(config or {})
-    searcher = config.setdefault("searcher", {})
-    if isinstance(searcher, dict):  # anything else: the server's message names it
-        searcher.setdefault("metric", metric)
-    return config
 
 
 def fit_hparams(params: dict, model) -> dict:

@@ -9,6 +9,8 @@ what leaving those ``with`` blocks does.
 
 from __future__ import annotations
 
+import atexit
+import sys
 from contextlib import ExitStack
 
 from ckptweb.client import Client
@@ -56,7 +58,12 @@ def find_experiment(client: Client, name: str) -> dict:
 
 
 class Run:
-    """An experiment with one trial, open until ``end``: what a callback starts and ends."""
+    """An experiment with one trial, open until ``end``: what a callback starts and ends.
+
+    A process that exits with the run still open (a framework with no exception hook, or a
+    script that never reached the end of training) ends it ERROR from an ``atexit`` hook, so
+    the experiment ends and its policy runs; only SIGKILL leaves it ACTIVE.
+    """
 
     def __init__(self, client: Client, name: str, config: dict, hparams: dict | None = None):
         self.client = client
@@ -64,13 +71,24 @@ class Run:
         self.ended = False
         self.experiment = self._blocks.enter_context(client.experiment(name, config))
         self.trial = self._blocks.enter_context(client.trial(self.experiment["id"], hparams))
+        atexit.register(self._end_at_exit)
 
     def end(self, exc: BaseException | None = None) -> dict:
         """Leave the blocks: COMPLETED, or ERROR when ``exc`` ended training. Returns the
-        trial (with ``state``, ``experiment_state`` and the policy's ``gc_run``)."""
+        trial (with ``state``, ``experiment_state`` and the policy's ``gc_run``). Once only:
+        a second call changes nothing."""
+        if self.ended:
+            return self.trial
         self.ended = True
+        atexit.unregister(self._end_at_exit)
         if exc is None:
             self._blocks.close()
         else:
             self._blocks.__exit__(type(exc), exc, exc.__traceback__)
         return self.trial
+
+    def _end_at_exit(self) -> None:
+        exc = RuntimeError("the process exited before training ended")
+        self.end(exc)
+        for note in getattr(exc, "__notes__", ()):  # a failure to end it, told not hidden
+            print(note, file=sys.stderr)

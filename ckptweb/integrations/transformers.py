@@ -11,10 +11,9 @@ One import and one line (``../shared/DESIGN.md`` "Integrations")::
 
 On the main process (``state.is_world_process_zero``; the others do nothing):
 
-- ``on_train_begin`` creates the experiment ``experiment`` from ``config``, an experiment
-  config as ``Client.create_experiment`` takes it (``searcher.metric`` and
-  ``smaller_is_better``; ``checkpoint_storage`` for the storage and the policy: ``type``…,
-  ``save_trial_best``…), whose ``searcher.metric`` defaults to ``eval_loss``; and one trial,
+- ``on_train_begin`` creates the experiment ``experiment`` from ``config``
+  (``ckptweb.integrations.session.experiment_config``: ``metric``, ``smaller_is_better``,
+  ``policy``, ``storage``…), whose searcher metric defaults to ``eval_loss``, and one trial,
   whose hparams are the ``TrainingArguments``' learning rate, batch sizes, epochs and steps;
 - ``on_evaluate`` reports the numbers the Trainer's evaluation logged, under the names it logs
   them (``eval_loss``, ``eval_accuracy``, ``eval_runtime``, ``epoch``…), as a validation at
@@ -32,8 +31,8 @@ tell the server becomes a note on the exception, never replaces it): the callbac
 context manager, and ``with callback: trainer.train()`` ends the trial ERROR as soon as the
 block raises (the exception goes on); without the block, an ``atexit`` hook registered by
 ``on_train_begin`` ends a trial still running when the process exits (an uncaught exception,
-``sys.exit``; a ``SIGKILL`` leaves it ACTIVE). Either way the experiment ends ERROR and its
-policy runs.
+``sys.exit``; a ``SIGKILL`` leaves it ACTIVE; ``session.Run`` registers it). Either way the
+experiment ends ERROR and its policy runs.
 
 **Resume.** ``download_latest_checkpoint(experiment_id, output_dir)`` downloads the
 experiment's latest COMPLETED checkpoint (most steps) into ``output_dir/checkpoint-<N>/`` and
@@ -46,13 +45,9 @@ Hyperparameter search (``trainer.hyperparameter_search``) writes its checkpoints
 
 from __future__ import annotations
 
-import atexit
-import copy
 import json
 import math
 import os
-import sys
-from contextlib import ExitStack
 from pathlib import Path
 
 import transformers
@@ -60,6 +55,7 @@ from transformers import TrainerCallback
 
 from ckptweb.client import Client
 from ckptweb.client.errors import ApiError
+from ckptweb.integrations.session import Run, experiment_config
 
 #: The searcher metric when ``config`` names none: what ``Trainer.evaluate`` logs.
 DEFAULT_METRIC = "eval_loss"
@@ -88,7 +84,7 @@ class CkptwebCallback(TrainerCallback):
         self.experiment: dict | None = None
         self.trial: dict | None = None
         self.checkpoints: list[dict] = []
-        self._running: ExitStack | None = None  # the client's trial block, while it runs
+        self.run: Run | None = None  # the experiment and its trial, while training runs
 
     # --- the trial's lifecycle ---------------------------------------------------------------
 
@@ -102,20 +98,8 @@ class CkptwebCallback(TrainerCallback):
 
     def _end(self, exc: BaseException | None) -> None:
         """End the running trial: COMPLETED, or ERROR when ``exc`` is given."""
-        running, self._running = self._running, None
-        if running is None:
-            return
-        atexit.unregister(self._end_at_exit)
-        if exc is None:
-            running.close()
-        else:
-            running.__exit__(type(exc), exc, exc.__traceback__)
-
-    def _end_at_exit(self) -> None:
-        exc = RuntimeError("the process exited before training ended")
-        self._end(exc)
-        for note in getattr(exc, "__notes__", ()):
-            print(note, file=sys.stderr)
+        if self.run is not None:
+            self.run.end(exc)
 
     # --- the Trainer's events ----------------------------------------------------------------
 
@@ -124,23 +108,18 @@ class CkptwebCallback(TrainerCallback):
             return
         self.client = self.client or Client()
         config = experiment_config(self.config, DEFAULT_METRIC)
-        self.experiment = self.client.create_experiment(config, self.experiment_name)
-        running = ExitStack()
-        self.trial = running.enter_context(
-            self.client.trial(self.experiment["id"], training_hparams(args))
-        )
-        self._running = running
-        atexit.register(self._end_at_exit)
+        self.run = Run(self.client, self.experiment_name, config, training_hparams(args))
+        self.experiment, self.trial = self.run.experiment, self.run.trial
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        if self._running is None:
+        if self.run is None or self.run.ended:
             return
         numbers = finite_numbers(metrics or {})
         if numbers:
             self.client.report_validation(self.trial["id"], state.global_step, numbers)
 
     def on_save(self, args, state, control, **kwargs):
-        if self._running is None:
+        if self.run is None or self.run.ended:
             return
         steps = state.global_step
         folder = Path(args.output_dir) / f"checkpoint-{steps}"
@@ -157,15 +136,6 @@ class CkptwebCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         self._end(None)
-
-
-def experiment_config(config: dict | None, metric: str) -> dict:
-    """A copy of ``config`` whose ``searcher.metric`` defaults to ``metric``."""
-    config = copy.deepcopy(config or {})
-    searcher = config.setdefault("searcher", {})
-    if isinstance(searcher, dict):  # anything else: the server's message names it
-        searcher.setdefault("metric", metric)
-    return config
 
 
 def training_hparams(args) -> dict:

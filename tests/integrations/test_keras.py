@@ -128,9 +128,7 @@ def fit(model, callbacks, epochs=3):
 def test_a_fit_reports_uploads_ends_and_its_best_checkpoint_predicts_the_same(
     client, store, tmp_path
 ):
-    callback = CkptwebCallback(
-        experiment="mlp", config={"checkpoint_storage": POLICY}, client=client
-    )
+    callback = CkptwebCallback(experiment="mlp", config={"policy": POLICY}, client=client)
     probe = Probe()
 
     history = fit(tiny_model(), [callback, probe])
@@ -206,7 +204,7 @@ def test_an_exception_in_fit_ends_the_trial_and_experiment_error(client, default
 def test_without_the_block_the_process_exit_ends_a_failed_fit_error(
     client, default_storage, monkeypatch
 ):
-    import ckptweb.integrations.keras as module
+    import ckptweb.integrations.session as module
 
     exit_hooks = []
     monkeypatch.setattr(module.atexit, "register", exit_hooks.append)

@@ -172,9 +172,7 @@ def local_files(folder: Path) -> dict[str, int]:
 def test_a_run_reports_uploads_ends_and_its_best_checkpoint_predicts_the_same(
     client, store, tmp_path
 ):
-    callback = CkptwebCallback(
-        experiment="bert-tiny", config={"checkpoint_storage": POLICY}, client=client
-    )
+    callback = CkptwebCallback(experiment="bert-tiny", config={"policy": POLICY}, client=client)
     probe = Probe()
     run = trainer(tmp_path / "out", [callback, probe])
 
@@ -270,7 +268,7 @@ def test_an_exception_in_training_ends_the_trial_and_experiment_error(
 def test_without_the_block_the_process_exit_ends_a_failed_run_error(
     client, default_storage, tmp_path, monkeypatch
 ):
-    import ckptweb.integrations.transformers as module
+    import ckptweb.integrations.session as module
 
     exit_hooks = []
     monkeypatch.setattr(module.atexit, "register", exit_hooks.append)
