@@ -66,6 +66,12 @@ ENDPOINTS = {
         {"items": [{"steps_completed": 6, "metrics": {"loss": 1}}]},
         201,
     ),
+    "trial-uploads-create": (
+        "post",
+        "/api/v1/trials/{t}/uploads",
+        {"steps_completed": 7, "files": [{"path": "a.bin", "size": 1}]},
+        201,
+    ),
     "checkpoint-get": ("get", "/api/v1/checkpoints/{c}", None, 200),
     "checkpoint-patch-metadata": ("patch", "/api/v1/checkpoints/{c}", {"metadata": {"a": 1}}, 200),
     "checkpoint-patch-protected": ("patch", "/api/v1/checkpoints/{c}", {"protected": True}, 200),
