@@ -53,7 +53,7 @@ from pathlib import Path
 import keras
 
 from ckptweb.client import Client
-from ckptweb.integrations.session import Run, experiment_config
+from ckptweb.integrations.session import Run, RunCallback, experiment_config
 
 #: The searcher metric when ``config`` names none: what ``fit`` logs with validation data.
 DEFAULT_METRIC = "val_loss"
@@ -61,34 +61,9 @@ DEFAULT_METRIC = "val_loss"
 MODEL_FILE = "determined-keras-model.h5"
 
 
-class CkptwebCallback(keras.callbacks.Callback):
+class CkptwebCallback(RunCallback, keras.callbacks.Callback):
     """Report ``fit``'s validation metrics and upload the model every epoch to a new ckptweb
     experiment."""
-
-    def __init__(self, experiment: str, config: dict | None = None, client: Client | None = None):
-        super().__init__()
-        self.experiment_name = experiment
-        self.config = config
-        self.client = client
-        self.experiment: dict | None = None
-        self.trial: dict | None = None
-        self.checkpoints: list[dict] = []
-        self.run: Run | None = None  # the experiment and its trial, while training runs
-
-    # --- the trial's lifecycle ---------------------------------------------------------------
-
-    def __enter__(self) -> CkptwebCallback:
-        return self
-
-    def __exit__(self, kind, exc, traceback) -> bool:
-        if exc is not None:
-            self._end(exc)
-        return False
-
-    def _end(self, exc: BaseException | None) -> None:
-        """End the running trial: COMPLETED, or ERROR when ``exc`` is given."""
-        if self.run is not None:
-            self.run.end(exc)
 
     # --- fit's events ------------------------------------------------------------------------
 

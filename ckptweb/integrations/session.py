@@ -92,3 +92,35 @@ class Run:
         self.end(exc)
         for note in getattr(exc, "__notes__", ()):  # a failure to end it, told not hidden
             print(note, file=sys.stderr)
+
+
+class RunCallback:
+    """What a framework callback with no exception hook shares (Transformers, Keras): its
+    arguments, the ``Run`` it opens when training begins, and ``with callback:``, which ends
+    the trial ERROR as soon as the block raises (the exception goes on).
+
+    Mixed in before the framework's callback class; ``__init__`` cooperates with it.
+    """
+
+    def __init__(self, experiment: str, config: dict | None = None, client: Client | None = None):
+        super().__init__()
+        self.experiment_name = experiment
+        self.config = config
+        self.client = client
+        self.experiment: dict | None = None
+        self.trial: dict | None = None
+        self.checkpoints: list[dict] = []
+        self.run: Run | None = None  # the experiment and its trial, while training runs
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, traceback) -> bool:
+        if exc is not None:
+            self._end(exc)
+        return False
+
+    def _end(self, exc: BaseException | None) -> None:
+        """End the running trial: COMPLETED, or ERROR when ``exc`` is given."""
+        if self.run is not None:
+            self.run.end(exc)

@@ -55,7 +55,7 @@ from transformers import TrainerCallback
 
 from ckptweb.client import Client
 from ckptweb.client.errors import ApiError
-from ckptweb.integrations.session import Run, experiment_config
+from ckptweb.integrations.session import Run, RunCallback, experiment_config
 
 #: The searcher metric when ``config`` names none: what ``Trainer.evaluate`` logs.
 DEFAULT_METRIC = "eval_loss"
@@ -74,32 +74,8 @@ HPARAMS = (
 )
 
 
-class CkptwebCallback(TrainerCallback):
+class CkptwebCallback(RunCallback, TrainerCallback):
     """Report a Trainer's evaluations and upload its checkpoints to a new ckptweb experiment."""
-
-    def __init__(self, experiment: str, config: dict | None = None, client: Client | None = None):
-        self.experiment_name = experiment
-        self.config = config
-        self.client = client
-        self.experiment: dict | None = None
-        self.trial: dict | None = None
-        self.checkpoints: list[dict] = []
-        self.run: Run | None = None  # the experiment and its trial, while training runs
-
-    # --- the trial's lifecycle ---------------------------------------------------------------
-
-    def __enter__(self) -> CkptwebCallback:
-        return self
-
-    def __exit__(self, kind, exc, traceback) -> bool:
-        if exc is not None:
-            self._end(exc)
-        return False
-
-    def _end(self, exc: BaseException | None) -> None:
-        """End the running trial: COMPLETED, or ERROR when ``exc`` is given."""
-        if self.run is not None:
-            self.run.end(exc)
 
     # --- the Trainer's events ----------------------------------------------------------------
 
