@@ -9,6 +9,10 @@ told otherwise (``mode``):
   answer being returned: the objects are gone, the client only sees a dropped connection;
 * ``"refuse"``: every connection is reset before anything is forwarded (an outage).
 
+Independently of ``mode``, ``fail_puts`` PUTs (then every later one is forwarded) are not
+forwarded: their body is read, then the connection is reset (``put_failure = "reset"``,
+a network failure mid-upload) or answered ``503`` with ``Retry-After: 0`` (``"busy"``).
+
 It runs in a daemon thread of the test process (``start``/``stop``); the backend under test
 points its ``endpoint_url`` at ``proxy.endpoint``, while the test's own admin client talks to
 the server directly. ``forwarded`` counts what reached the server, by ``"METHOD query"``.
@@ -35,6 +39,10 @@ class FaultProxy:
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname, parts.port)
         self.mode = "pass"
+        self.fail_puts = 0
+        self.put_failure = "reset"
+        self.failed_puts: list[str] = []
+        self._lock = threading.Lock()
         self.forwarded: collections.Counter[str] = collections.Counter()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -51,6 +59,15 @@ class FaultProxy:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def take_put_failure(self, path: str) -> bool:
+        """True when this PUT is one of the ``fail_puts`` to fail (and counts it)."""
+        with self._lock:
+            if self.fail_puts <= 0:
+                return False
+            self.fail_puts -= 1
+            self.failed_puts.append(path)
+            return True
 
     def _handler(self):
         proxy = self
@@ -74,6 +91,15 @@ class FaultProxy:
                     return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if self.command == "PUT" and proxy.take_put_failure(self.path):
+                    if proxy.put_failure == "reset":
+                        self.reset()
+                        return
+                    self.send_response_only(503, "Service Unavailable")
+                    self.send_header("Retry-After", "0")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 upstream = http.client.HTTPConnection(*proxy.upstream, timeout=30)
                 upstream.putrequest(
                     self.command, self.path, skip_host=True, skip_accept_encoding=True

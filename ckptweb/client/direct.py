@@ -37,6 +37,7 @@ from ckptweb.client.download import (
     content_range_start,
     member_path,
 )
+from ckptweb.client.errors import backoff
 
 DEFAULT_PARALLEL = 8
 #: Files larger than this are fetched in parts of this size, in parallel.
@@ -234,7 +235,7 @@ class DirectDownload:
                         f"direct download of {part.path} bytes {part.start}-{part.end - 1} "
                         f"failed: {exc}; run again to resume"
                     ) from None
-                time.sleep(min(0.2 * 2**attempt, 5))
+                time.sleep(backoff(attempt))
 
     def _get_range(self, destination: Path, url: str, part: Part, total: int) -> None:
         headers = {"Range": f"bytes={part.start}-{part.end - 1}"}

@@ -6,9 +6,13 @@ Every failed call raises ``ApiError`` whose message is the server's one-line ``m
 
 from __future__ import annotations
 
+import random
 import re
 
 import requests
+
+#: Statuses a transfer retries: the server or storage is busy or restarting, not refusing.
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class ApiError(Exception):
@@ -50,3 +54,11 @@ def network_reason(exc: requests.RequestException) -> str:
     if isinstance(exc, requests.Timeout):
         return "timed out"
     return type(exc).__name__
+
+
+def backoff(attempt: int, retry_after: str | None = None) -> float:
+    """Seconds to wait before retry ``attempt`` (1, 2, ...) of a transfer: the server's
+    ``Retry-After`` (in seconds, at most 30) when given, else exponential with jitter."""
+    if retry_after and retry_after.strip().isdigit():
+        return min(float(retry_after), 30.0)
+    return min(0.2 * 2**attempt, 5.0) * random.uniform(0.5, 1.0)

@@ -12,6 +12,11 @@ trial, directory and steps. A re-run of the same upload finds it, asks the serve
 present (``GET uploads/{id}``) and sends only the rest: a file already whole is skipped, a
 partial file on shared_fs is continued from its last byte (``Content-Range``). The state file
 goes once the checkpoint exists. Only ``requests`` is needed.
+
+**Retried.** A PUT that fails on the way (connection reset, timeout) or that the server or
+storage answers busy (408, 429, 5xx) is sent again, up to ``PUT_ATTEMPTS`` times with
+backoff; the same body, from the same byte, is always a valid request (a shared_fs file
+never has fewer bytes than a range starts at). A refusal (other 4xx) fails at once.
 """
 
 from __future__ import annotations
@@ -20,17 +25,26 @@ import hashlib
 import json
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from ckptweb.client.errors import ApiError, network_reason, response_error
+from ckptweb.client.errors import (
+    TRANSIENT_STATUSES,
+    ApiError,
+    backoff,
+    network_reason,
+    response_error,
+)
 from ckptweb.lib.paths import UnsafePath, check_relative_path
 
 #: Parallel PUTs of an upload.
 DEFAULT_PARALLEL = 4
+#: Tries of one PUT before the upload fails (a re-run then resumes it).
+PUT_ATTEMPTS = 5
 
 
 def local_files(directory: Path) -> dict[str, int]:
@@ -194,11 +208,14 @@ def _send_all(client, directory, jobs, multipart, parallel, progress, done, tota
             if progress is not None:
                 progress(sent[0], total)
 
-    def put(job: PartJob) -> tuple[PartJob, str | None]:
+    def attempt(job: PartJob) -> requests.Response:
+        """One PUT of ``job`` (any status); the bytes it sent are taken back from the
+        progress when it fails, so a retry does not count them twice."""
         body = FileSlice(directory / job.path, job.offset, job.length, count)
         headers = {"Content-Length": str(job.length), "Content-Type": "application/octet-stream"}
         if job.content_range:
             headers["Content-Range"] = job.content_range
+        response = None
         try:
             if _is_server_url(job.url):  # ckptweb itself: the client's token
                 response = client.send("PUT", job.url, data=body, headers=headers)
@@ -206,15 +223,40 @@ def _send_all(client, directory, jobs, multipart, parallel, progress, done, tota
                 plain = getattr(local, "session", None) or requests.Session()
                 local.session = plain
                 response = plain.put(job.url, data=body, headers=headers, timeout=(10, 300))
-        except requests.RequestException as exc:
-            raise ApiError(f"uploading {job.path} failed: {network_reason(exc)}") from None
+            return response
         finally:
             body.close()
-        if response.status_code >= 400:
-            if _is_server_url(job.url):
-                raise response_error(response)
-            raise ApiError(f"uploading {job.path} failed: HTTP {response.status_code}")
-        return job, response.headers.get("ETag")
+            if response is None or response.status_code >= 400:
+                count(-(job.length - body.remaining))
+
+    def refused(job: PartJob, response: requests.Response) -> ApiError:
+        if _is_server_url(job.url):
+            return response_error(response)
+        return ApiError(f"uploading {job.path} failed: HTTP {response.status_code}")
+
+    def put(job: PartJob) -> tuple[PartJob, str | None]:
+        tries = 0
+        while True:
+            tries += 1
+            response, retry_after = None, None
+            try:
+                response = attempt(job)
+            except requests.RequestException as exc:  # presigned URL: the network failed
+                reason = network_reason(exc)
+            except ApiError as exc:  # ckptweb's URL: ``send`` says the network failed
+                reason = exc.message
+            else:
+                if response.status_code < 400:
+                    return job, response.headers.get("ETag")
+                if response.status_code not in TRANSIENT_STATUSES:
+                    raise refused(job, response)
+                reason = f"HTTP {response.status_code}"
+                retry_after = response.headers.get("Retry-After")
+            if tries == PUT_ATTEMPTS:
+                if response is not None:
+                    raise refused(job, response)
+                raise ApiError(f"uploading {job.path} failed ({reason}); run again to resume")
+            time.sleep(backoff(tries, retry_after))
 
     etags: dict[str, list[dict]] = {}
     if progress is not None:

@@ -9,10 +9,12 @@ import pytest
 
 from ckptweb.client import Client
 from ckptweb.client.errors import ApiError
+from ckptweb.client.upload import PUT_ATTEMPTS
 from experiments import services
 from experiments.models import Checkpoint
 from storage.models import UploadSession
 from tests import factories
+from tests.faults import FaultProxy
 
 MiB = 1024 * 1024
 
@@ -132,3 +134,69 @@ def test_ckpt_checkpoint_upload(run_ckpt, fs_trial, tmp_path):
     bad = run_ckpt("checkpoint", "upload", source, "--trial", fs_trial.pk, "--steps", 9,
                    "--metadata", "[1]")  # fmt: skip
     assert bad.returncode != 0 and "--metadata must be a JSON object" in bad.stderr
+
+
+@pytest.mark.parametrize("failure", ["reset", "busy"])
+def test_a_put_that_fails_on_the_way_is_retried_within_the_call(
+    live_server, token, fs_trial, tmp_path, failure
+):
+    """Through a real proxy that resets (or answers 503 to) the first PUTs: the upload
+    completes in one call, byte-exact, and the progress ends at the total, not above it."""
+    proxy = FaultProxy(live_server.url).start()
+    proxy.put_failure, proxy.fail_puts = failure, 2
+    client = Client(url=proxy.endpoint, token=token)
+    source = write_tree(tmp_path / "ckpt", FILES)
+    seen = []
+    try:
+        checkpoint = client.upload_checkpoint(
+            fs_trial.pk, source, 42, parallel=1, progress=lambda done, total: seen.append(done)
+        )
+    finally:
+        proxy.stop()
+
+    assert len(proxy.failed_puts) == 2 and proxy.forwarded["PUT "] == len(FILES)
+    assert checkpoint["state"] == "COMPLETED"
+    assert stored(fs_trial, checkpoint["uuid"]) == FILES
+    assert seen[-1] == sum(map(len, FILES.values())) and max(seen) == seen[-1]
+
+
+def test_a_put_that_keeps_failing_fails_naming_the_file_and_the_upload_resumes(
+    live_server, token, fs_trial, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("ckptweb.client.upload.backoff", lambda *args: 0)
+    proxy = FaultProxy(live_server.url).start()
+    proxy.fail_puts = PUT_ATTEMPTS
+    source = write_tree(tmp_path / "ckpt", {"a.bin": b"a" * MiB})
+    try:
+        with pytest.raises(ApiError, match=r"uploading a\.bin failed .*run again to resume"):
+            Client(url=proxy.endpoint, token=token).upload_checkpoint(fs_trial.pk, source, 1)
+    finally:
+        proxy.stop()
+    assert len(proxy.failed_puts) == PUT_ATTEMPTS
+    assert UploadSession.objects.get().state == "OPEN" and not Checkpoint.objects.exists()
+
+    checkpoint = Client(url=live_server.url, token=token).upload_checkpoint(fs_trial.pk, source, 1)
+
+    assert stored(fs_trial, checkpoint["uuid"]) == {"a.bin": b"a" * MiB}
+
+
+def test_a_refused_put_is_not_retried(live_server, token, fs_trial, tmp_path):
+    """A 4xx other than 408/429 is a refusal: one PUT, then the server's message."""
+    source = write_tree(tmp_path / "ckpt", {"a.bin": b"a" * 1000})
+    proxy = FaultProxy(live_server.url).start()
+    client = Client(url=proxy.endpoint, token=token)
+
+    def abort_before_sending(done, total):  # the first call comes before the first PUT
+        upload = UploadSession.objects.get()
+        if upload.state == "OPEN":
+            client.request("DELETE", f"uploads/{upload.pk}")
+
+    try:
+        with pytest.raises(ApiError) as refused:
+            client.upload_checkpoint(fs_trial.pk, source, 1, progress=abort_before_sending)
+    finally:
+        proxy.stop()
+
+    assert 400 <= refused.value.status < 500 and refused.value.status not in (408, 429)
+    assert str(UploadSession.objects.get().pk) in refused.value.message
+    assert proxy.forwarded["PUT "] == 1 and not Checkpoint.objects.exists()
