@@ -130,12 +130,16 @@ def part_sizes(size: int) -> list[int]:
     return [min(step, size - start) for start in range(0, size, step)]
 
 
-def parts(session: UploadSession, server_url: Callable[[str], str]) -> list[dict]:
+def parts(
+    session: UploadSession, server_url: Callable[[str], str], resumed: bool = False
+) -> list[dict]:
     """``[{path, size, parts: [{number, url, size}]}]``: where each file's bytes go.
 
     shared_fs: one part per file, a PUT to ``server_url(path)`` on ckptweb. Object stores:
     a presigned PUT URL per file, or per part of a multipart file (signed locally, valid
-    until the session expires, at most 7 days).
+    until the session expires, at most 7 days). ``resumed``: each part of a multipart file
+    already on storage whole says ``present: true`` (and its ``etag``), so a resumed upload
+    sends only the others (one listing per multipart file).
     """
     backend = backend_of(session)
     name = str(session.uuid)
@@ -156,7 +160,14 @@ def parts(session: UploadSession, server_url: Callable[[str], str]) -> list[dict
                 Part(number, backend.signed_put_url(name, path, expires_in, upload_id, number), n)
                 for number, n in enumerate(part_sizes(size), start=1)
             ]
-        answer.append({"path": path, "size": size, "parts": [part.__dict__ for part in urls]})
+        listed = [part.__dict__ for part in urls]
+        if resumed and upload_id is not None:
+            uploaded = backend.uploaded_parts(name, path, upload_id)
+            for part in listed:
+                size_and_etag = uploaded.get(part["number"])
+                if size_and_etag is not None and size_and_etag[0] == part["size"]:
+                    part.update(present=True, etag=size_and_etag[1])
+        answer.append({"path": path, "size": size, "parts": listed})
     return answer
 
 

@@ -10,7 +10,8 @@ request, never the token.
 ``$CKPTWEB_CACHE_DIR`` (default ``~/.cache/ckptweb/uploads/``), named after the server,
 trial, directory and steps. A re-run of the same upload finds it, asks the server what is
 present (``GET uploads/{id}``) and sends only the rest: a file already whole is skipped, a
-partial file on shared_fs is continued from its last byte (``Content-Range``). The state file
+partial file on shared_fs is continued from its last byte (``Content-Range``), and the parts
+of a multipart file already on the object store are not sent again. The state file
 goes once the checkpoint exists. Only ``requests`` is needed.
 
 **Retried.** A PUT that fails on the way (connection reset, timeout) or that the server or
@@ -138,10 +139,12 @@ class UploadCalls:
             state.parent.mkdir(parents=True, exist_ok=True)
             state.write_text(json.dumps({"id": created["id"]}))
             session = self.request("GET", f"uploads/{created['id']}")
-        jobs, done = _jobs(session)
+        jobs, done, etags = _jobs(session)
         multipart = {item["path"] for item in session["files"] if len(item["parts"]) > 1}
         total = sum(files.values())
-        etags = _send_all(self, directory, jobs, multipart, parallel, progress, done, total)
+        sent = _send_all(self, directory, jobs, multipart, parallel, progress, done, total)
+        for path, tags in sent.items():
+            etags[path] = sorted(etags.get(path, []) + tags, key=lambda tag: tag["number"])
         checkpoint = self.request(
             "POST", f"uploads/{session['id']}/complete", json={"parts": etags} if etags else {}
         )
@@ -170,9 +173,10 @@ def _state_file(url: str, trial_id: int, directory: Path, steps: int) -> Path:
     return Path(root) / "uploads" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
 
 
-def _jobs(session: dict) -> tuple[list[PartJob], int]:
-    """The PUTs still needed, and the bytes already present."""
-    jobs, done = [], 0
+def _jobs(session: dict) -> tuple[list[PartJob], int, dict[str, list[dict]]]:
+    """The PUTs still needed, the bytes already present, and the ETags of the parts of
+    multipart files already on storage (``{path: [{number, etag}]}``)."""
+    jobs, done, etags = [], 0, {}
     for item in session["files"]:
         path, size, present = item["path"], item["size"], item.get("present", 0)
         parts = item["parts"]
@@ -187,9 +191,16 @@ def _jobs(session: dict) -> tuple[list[PartJob], int]:
             continue
         offset = 0
         for part in parts:
-            jobs.append(PartJob(path, part["number"], part["url"], offset, part["size"]))
+            if part.get("present"):
+                done += part["size"]
+                if len(parts) > 1:
+                    etags.setdefault(path, []).append(
+                        {"number": part["number"], "etag": part.get("etag", "")}
+                    )
+            else:
+                jobs.append(PartJob(path, part["number"], part["url"], offset, part["size"]))
             offset += part["size"]
-    return jobs, done
+    return jobs, done, etags
 
 
 def _is_server_url(url: str) -> bool:

@@ -61,6 +61,12 @@ class UploadPartSerializer(serializers.Serializer):
     number = serializers.IntegerField()
     url = serializers.URLField(help_text="Where to PUT the part's bytes.")
     size = serializers.IntegerField()
+    present = serializers.BooleanField(
+        required=False, help_text="GET: the part is on storage already; do not send it again."
+    )
+    etag = serializers.CharField(
+        required=False, help_text="GET: the present part's ETag, for complete's parts."
+    )
 
 
 class UploadFileStateSerializer(serializers.Serializer):
@@ -199,7 +205,7 @@ class UploadDetail(UploadMixin, APIView):
         body = session_body(session, uploads.present(session))
         urls = {
             item["path"]: item["parts"]
-            for item in uploads.parts(session, server_url(request, session))
+            for item in uploads.parts(session, server_url(request, session), resumed=True)
         }
         for item in body["files"]:
             item["parts"] = urls[item["path"]]

@@ -327,6 +327,24 @@ class AzureBackend(ObjectStoreBackend):
         """Nothing to send: Azure drops uncommitted blocks of a blob that never commits
         (after 7 days); they are no blob, so no listing or scan sees them."""
 
+    def uploaded_parts(
+        self, checkpoint_uuid: str, path: str, upload_id: str
+    ) -> dict[int, tuple[int, str]]:
+        """The blob's uncommitted blocks (none while no block has arrived)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        name = self.object_key(checkpoint_uuid, path)
+        found = {}
+        with self.errors(f"listing the uploaded blocks of {check_relative_path(path)}"):
+            try:
+                _, uncommitted = self.container.get_blob_client(name).get_block_list("uncommitted")
+            except ResourceNotFoundError:
+                return {}
+            for block in uncommitted:
+                if block.id.isdigit():
+                    found[int(block.id)] = (int(block.size), "")
+        return found
+
     # Deletes ------------------------------------------------------------------------
 
     def delete_objects(self, names: list[str]) -> dict[str, str]:

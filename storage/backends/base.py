@@ -345,6 +345,13 @@ class StorageBackend(abc.ABC):
         """Abort a multipart upload, dropping its parts (one already gone is no error)."""
         raise UploadUnsupported(f"uploads to {self.config.type} storage are not available yet.")
 
+    def uploaded_parts(
+        self, checkpoint_uuid: str, path: str, upload_id: str
+    ) -> dict[int, tuple[int, str]]:
+        """The parts of multipart upload ``upload_id`` already on storage, ``{number: (size,
+        etag)}``: a resumed upload sends only the others. None known by default."""
+        return {}
+
     def write_range(self, checkpoint_uuid: str, path: str, offset: int, chunks: Iterable[bytes]):
         """Write ``chunks`` into one file from byte ``offset`` on (the file is cut there
         first, so a resumed upload overwrites what followed); return the file's new size.

@@ -307,6 +307,20 @@ class GCSBackend(ObjectStoreBackend):
     def abort_multipart(self, checkpoint_uuid: str, path: str, upload_id: str) -> None:
         """Nothing to send: the part objects lie in the directory the abort deletes."""
 
+    def uploaded_parts(
+        self, checkpoint_uuid: str, path: str, upload_id: str
+    ) -> dict[int, tuple[int, str]]:
+        """The part objects beside the file (``<path>.ckptweb-part-NNNNN``)."""
+        relative = check_relative_path(path)
+        prefix = self.object_key(checkpoint_uuid, relative + base.UPLOAD_PART_MARK)
+        found = {}
+        with self.errors(f"listing the uploaded parts of {relative}"):
+            for blob in self.client.list_blobs(self.config.bucket, prefix=prefix, retry=_retry()):
+                number = blob.name[len(prefix) :]
+                if number.isdigit():  # not a compose round's intermediate object
+                    found[int(number)] = (int(blob.size or 0), blob.etag or "")
+        return found
+
     # Deletes ------------------------------------------------------------------------
 
     def delete_objects(self, names: list[str]) -> dict[str, str]:

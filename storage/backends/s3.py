@@ -216,6 +216,21 @@ class S3Backend(ObjectStoreBackend):
                 Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload=assembly
             )
 
+    def uploaded_parts(
+        self, checkpoint_uuid: str, path: str, upload_id: str
+    ) -> dict[int, tuple[int, str]]:
+        """ListParts, page by page (1,000 parts each)."""
+        key = self.object_key(checkpoint_uuid, path)
+        found = {}
+        with self.errors(f"listing the uploaded parts of {check_relative_path(path)}"):
+            pages = self.client.get_paginator("list_parts").paginate(
+                Bucket=self.bucket, Key=key, UploadId=upload_id
+            )
+            for page in pages:
+                for part in page.get("Parts", []):
+                    found[int(part["PartNumber"])] = (int(part["Size"]), part["ETag"])
+        return found
+
     def abort_multipart(self, checkpoint_uuid: str, path: str, upload_id: str) -> None:
         from botocore.exceptions import ClientError
 

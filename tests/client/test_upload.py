@@ -136,6 +136,41 @@ def test_ckpt_checkpoint_upload(run_ckpt, fs_trial, tmp_path):
     assert bad.returncode != 0 and "--metadata must be a JSON object" in bad.stderr
 
 
+@pytest.mark.parametrize("kind", ["s3", "azure", "gcs"])
+def test_a_killed_multipart_upload_resumes_without_resending_its_stored_parts(
+    client, alice, isolated_store, tmp_path, settings, kind, request
+):
+    store = isolated_store(kind)
+    if kind == "gcs":
+        request.getfixturevalue("gcs_signing_key")
+    settings.CKPTWEB_UPLOAD_PART_BYTES = 5 * MiB
+    trial = services.create_trial(factories.make_experiment(alice, store.config), {})
+    big = bytes(range(256)) * (12 * MiB // 256)  # parts of 5, 5 and 2 MiB
+    source = write_tree(tmp_path / "ckpt", {"big.bin": big})
+
+    def killed(done, total):
+        if done > 6 * MiB:
+            raise KeyboardInterrupt  # dies while sending the second part
+
+    with pytest.raises((KeyboardInterrupt, ApiError)):
+        client.upload_checkpoint(trial.pk, source, 7, parallel=1, progress=killed)
+    seen = []
+    checkpoint = client.upload_checkpoint(
+        trial.pk, source, 7, parallel=1, progress=lambda done, total: seen.append(done)
+    )
+
+    assert seen[0] == 5 * MiB  # the first part is on storage: not sent again
+    assert seen[-1] == 12 * MiB and checkpoint["resources"] == {"big.bin": 12 * MiB}
+    key = f"{store.prefix}/{checkpoint['uuid']}/big.bin"
+    if kind == "s3":
+        body = store.admin.get_object(Bucket=store.bucket, Key=key)["Body"].read()
+    elif kind == "azure":
+        body = store.admin.download_blob(key).readall()
+    else:
+        body = store.admin.bucket(store.bucket).blob(key).download_as_bytes()
+    assert body == big
+
+
 @pytest.mark.parametrize("failure", ["reset", "busy"])
 def test_a_put_that_fails_on_the_way_is_retried_within_the_call(
     live_server, token, fs_trial, tmp_path, failure
