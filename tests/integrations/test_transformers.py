@@ -69,11 +69,11 @@ def client(live_server, token):
     return Client(url=live_server.url, token=token)
 
 
-@pytest.fixture
-def store(isolated_store):
-    """The default storage of the test, on shared_fs (tests/integrations/test_keras.py runs
-    the same on S3 too)."""
-    store = isolated_store("shared_fs")
+@pytest.fixture(params=["shared_fs", "s3"])
+def store(isolated_store, request):
+    """The default storage of the test: shared_fs (uploads through ckptweb) and S3 (moto,
+    presigned URLs)."""
+    store = isolated_store(request.param)
     StorageConfig.objects.filter(pk=store.config.pk).update(is_default=True)
     return store
 
