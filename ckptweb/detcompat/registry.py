@@ -2,13 +2,13 @@
 
 ``det model create|list|describe|list-versions|register-version|delete`` and the SDK's
 ``create_model``, ``get_model``, ``list_models``, ``Model.register_version``,
-``get_version``, ``list_versions``, ``set_description``, ``set_labels``, ``delete`` and
-``ModelVersion.delete`` call these. Every rule is the registry's own, as ``/api/v1/models``
-applies it (``experiments.api.registry_views``): any signed-in user reads; the model's owner
-or staff create versions, change and delete the model; a version may also be deleted by the
-owner of the pinned checkpoint's experiment; names, labels, lengths, the COMPLETED rule and
-the reserved names of deleted models are ``experiments.registry``'s checks (400 naming the
-field, 409 for a taken name).
+``get_version``, ``list_versions``, ``set_description``, ``set_labels``, ``delete``,
+``ModelVersion.delete`` and ``get_model_labels`` call these. Every rule is the registry's
+own, as ``/api/v1/models`` applies it (``experiments.api.registry_views``): any signed-in
+user reads; the model's owner or staff create versions, change and delete the model; a
+version may also be deleted by the owner of the pinned checkpoint's experiment; names,
+labels, lengths, the COMPLETED rule and the reserved names of deleted models are
+``experiments.registry``'s checks (400 naming the field, 409 for a taken name).
 
 Mapping (``v1Model``/``v1ModelVersion``):
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 import uuid as uuid_lib
+from collections import Counter
 
 from django.db.models import Count
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -278,6 +279,19 @@ class ModelsView(DetView):
             request.user, data.get("name"), data.get("description"), data.get("labels")
         )
         return Response({"model": model_body(model)})
+
+
+class ModelLabelsView(DetView):
+    """``GET api/v1/model/labels``: every label in use, most used first (then by name)."""
+
+    def get(self, request):
+        counts = Counter(
+            label
+            for labels in Model.objects.values_list("labels", flat=True).iterator()
+            for label in labels or []
+        )
+        ordered = sorted(counts, key=lambda label: (-counts[label], label))
+        return Response({"labels": ordered})
 
 
 class ModelView(DetView):

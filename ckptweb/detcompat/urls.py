@@ -30,6 +30,7 @@ urlpatterns = [
     re_path(rf"^checkpoints/{UUID}$", views.CheckpointDownloadView.as_view(), name="download"),
     # model registry
     re_path(r"^api/v1/models$", registry.ModelsView.as_view(), name="models"),
+    re_path(r"^api/v1/model/labels$", registry.ModelLabelsView.as_view(), name="model-labels"),
     re_path(r"^api/v1/models/(?P<name>[^/]+)$", registry.ModelView.as_view(), name="model"),
     re_path(
         r"^api/v1/models/(?P<name>[^/]+)/versions$",

@@ -10,6 +10,7 @@ import pytest
 from ckptweb.detcompat.auth import issue_token
 from experiments.models import Checkpoint, Model, ModelVersion, RetiredModelName
 from tests.detcompat.helpers import assert_clean_error, ckptweb_api
+from tests.factories import add_checkpoints, make_experiment
 from tests.spec import spec_example
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -222,3 +223,45 @@ def test_models_pages_and_filters(alice, bob, default_storage):
         assert [m["name"] for m in body["models"]] == names, query
     bad = client.get("/det-compat/api/v1/models?sortBy=SORT_BY_COLOUR")
     assert bad.status_code == 400 and "sortBy" in bad.json()["message"]
+
+
+def test_sdk_version_delete_follows_who_may_release_a_pin(
+    det_python, master, alice, bob, default_storage
+):
+    """The owner of the pinned checkpoint's experiment may delete the version (so nobody
+    makes another user's data undeletable); anyone else but the model's owner or staff
+    may not."""
+    from experiments import registry, services
+
+    _, alices = spec_example(alice)
+    bobs_trial = services.create_trial(make_experiment(bob, default_storage))
+    (bobs,) = add_checkpoints(bobs_trial, [(10, 0.5)])
+    model = registry.create_model(alice, "mixed", labels=["prod", "cv"])
+    registry.create_model(alice, "other", labels=["prod"])
+    registry.register_version(model, bobs, alice)  # v1 pins bob's checkpoint
+    registry.register_version(model, alices[8], alice)  # v2 pins alice's
+    result = det_python(
+        f"""
+        import json
+        from determined.experimental import client
+        client.login({master!r}, "bob", "bob-pass-123")
+        model = client.get_model("mixed")
+        try:
+            model.get_version(2).delete()
+            refused = None
+        except Exception as exc:
+            refused = str(exc)
+        model.get_version(1).delete()
+        print(json.dumps({{
+            "refused": refused,
+            "left": [v.model_version for v in model.list_versions()],
+            "labels": client.get_model_labels(),
+        }}))
+        """
+    )
+    out = sdk_out(result)
+    assert "Only the model's owner, the owner of the pinned checkpoint" in out["refused"]
+    assert out["left"] == [2]
+    assert out["labels"] == ["prod", "cv"]  # most used first
+    assert list(model.versions.values_list("version", "checkpoint")) == [(2, alices[8].pk)]
+    assert not bobs.model_versions.exists()  # bob's checkpoint is no longer pinned
