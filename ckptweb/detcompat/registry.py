@@ -305,7 +305,9 @@ class ModelView(DetView):
         ensure_may_change_model(request, model)
         data = json_body(request)
         check_fields(
-            data, {"description", "labels", "workspaceName", "workspaceId"}, MODEL_EMPTY_FIELDS
+            data,
+            {"name", "description", "labels", "workspaceName", "workspaceId"},
+            MODEL_EMPTY_FIELDS,
         )
         check_workspace(data)
         if data.get("name") not in (None, model.name):

@@ -265,3 +265,44 @@ def test_sdk_version_delete_follows_who_may_release_a_pin(
     assert out["labels"] == ["prod", "cv"]  # most used first
     assert list(model.versions.values_list("version", "checkpoint")) == [(2, alices[8].pk)]
     assert not bobs.model_versions.exists()  # bob's checkpoint is no longer pinned
+
+
+def test_bad_requests_name_the_field(alice, bob, default_storage):
+    """What ckptweb cannot store is refused by name, never dropped; lookups are JSON 404s."""
+    from experiments import registry
+
+    _, by_number = spec_example(alice)
+    registry.create_model(alice, "resnet")
+    client = ckptweb_api(None)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token(alice)}")
+    base = "/det-compat/api/v1/models"
+    cases = [
+        ("post", base, {"name": "x", "metadata": {"k": 1}}, 400, "metadata"),
+        ("post", base, {"name": "x", "colour": "red"}, 400, "colour"),
+        ("post", base, {"name": "x", "workspaceId": 7}, 400, "workspaceId"),
+        ("post", base, {"name": "x", "labels": ["has space"]}, 400, "labels"),
+        ("post", base, "not json", 400, "body"),
+        ("patch", f"{base}/resnet", {"name": "renamed"}, 400, "cannot be renamed"),
+        ("patch", f"{base}/resnet", {"notes": "readme"}, 400, "notes"),
+        (
+            "post",
+            f"{base}/resnet/versions",
+            {"checkpointUuid": str(by_number[8].uuid), "labels": ["a"]},
+            400,
+            "labels",
+        ),
+        ("post", f"{base}/resnet/versions", {}, 400, "checkpointUuid"),
+        ("get", f"{base}/resnet/versions/abc", None, 404, "no version abc"),
+        ("get", f"{base}/nope/versions", None, 404, "model 'nope' not found"),
+        ("delete", f"{base}/resnet/versions/latest", None, 400, "version"),
+    ]
+    for method, url, body, status, word in cases:
+        data = body if isinstance(body, str) else json.dumps(body) if body is not None else None
+        response = getattr(client, method)(url, data=data, content_type="text/plain")
+        assert response.status_code == status, (url, body, response.content)
+        message = response.json()["error"]["error"]
+        assert word in message, (url, body, message)
+    assert list(Model.objects.values_list("name", "description")) == [("resnet", "")]
+    assert not ModelVersion.objects.exists()
+    anonymous = ckptweb_api(None).get(base)
+    assert anonymous.status_code == 401
