@@ -10,6 +10,7 @@ Mounted at ``/det-compat/`` (``det -m http://HOST:PORT/det-compat``). This packa
 * ``translate``— ckptweb rows as Determined's ``v1Checkpoint``/``v1Experiment``/``v1User``;
 * ``base``     — ``DetView`` and the request helpers (bodies, parameters, lookups, errors);
 * ``views``    — the routes of docs/architecture.md "Determined compatibility";
+* ``registry`` — the model registry routes (``det model``) over ``experiments.registry``;
 * ``admin``    — the token list, where staff revoke a token.
 
 Wire contract (read from ``determined`` 0.38.1's source): every CLI command first calls

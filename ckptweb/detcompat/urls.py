@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from ckptweb.detcompat import views
+from ckptweb.detcompat import registry, views
 
 ID = r"(?P<experiment_id>[^/]+)"
 UUID = r"(?P<uuid>[^/]+)"
@@ -28,5 +28,19 @@ urlpatterns = [
     ),
     re_path(rf"^api/v1/checkpoints/{UUID}$", views.CheckpointView.as_view(), name="checkpoint"),
     re_path(rf"^checkpoints/{UUID}$", views.CheckpointDownloadView.as_view(), name="download"),
+    # model registry
+    re_path(r"^api/v1/models$", registry.ModelsView.as_view(), name="models"),
+    re_path(r"^api/v1/model/labels$", registry.ModelLabelsView.as_view(), name="model-labels"),
+    re_path(r"^api/v1/models/(?P<name>[^/]+)$", registry.ModelView.as_view(), name="model"),
+    re_path(
+        r"^api/v1/models/(?P<name>[^/]+)/versions$",
+        registry.ModelVersionsView.as_view(),
+        name="model-versions",
+    ),
+    re_path(
+        r"^api/v1/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$",
+        registry.ModelVersionView.as_view(),
+        name="model-version",
+    ),
     re_path(rf"^experiments/{ID}/preview_gc$", views.PreviewGCView.as_view(), name="preview-gc"),
 ]
