@@ -94,6 +94,12 @@ class ExperimentViewSet(
     def get_queryset(self):
         return Experiment.objects.select_related("owner", "storage").order_by("-id")
 
+    def filter_queryset(self, queryset):
+        """The list's filters (archived=false by default) never hide one experiment."""
+        if self.detail:
+            return queryset
+        return super().filter_queryset(queryset)
+
     @extend_schema(request=s.ExperimentCreateSerializer, responses={201: s.ExperimentSerializer})
     def create(self, request):
         """Create an experiment from a config (YAML text or object); you become its owner."""

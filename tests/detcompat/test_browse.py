@@ -256,3 +256,37 @@ def test_unknown_ids_stay_404_and_unserved_routes_are_501(det, alice, example):
     assert_clean_error(missing, "trial 987654 not found")
     unserved = det("experiment", "pause", example[0].pk)
     assert_clean_error(unserved, "ckptweb does not implement", "/pause")
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/det-compat/api/v1/models"),
+        ("POST", "/det-compat/api/v1/experiments/1/pause"),
+        ("DELETE", "/det-compat/api/v1/workspaces/1"),
+        ("PUT", "/det-compat/some/thing/else"),
+    ],
+)
+def test_every_unserved_route_is_a_json_501_naming_it(client, method, path):
+    """With or without a token: the client prints why (never an HTML page or an empty 404)."""
+    response = client.generic(method, path)
+    assert response.status_code == 501
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"message", "error"} and body["error"] == {"error": body["message"]}
+    assert body["message"].startswith(f"{method} {path}: ckptweb does not implement")
+
+
+def test_unknown_ids_of_served_routes_stay_json_404(client, alice):
+    from ckptweb.detcompat.auth import issue_token
+
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {issue_token(alice)}"}
+    for path in (
+        "/det-compat/api/v1/experiments/424242/trials",
+        "/det-compat/api/v1/trials/424242",
+        "/det-compat/api/v1/trials/nope/workloads",
+        "/det-compat/api/v1/trials/424242/checkpoints",
+    ):
+        response = client.get(path, **auth)
+        assert response.status_code == 404, path
+        assert "not found" in response.json()["error"]["error"]
