@@ -139,7 +139,8 @@ def checkpoints_json(checkpoints: list[Checkpoint]) -> list[dict]:
 
 def experiment_json(experiment: Experiment) -> dict:
     """A ``v1Experiment`` (the fields the SDK requires, plus name, owner, state, labels,
-    notes and archived); ``endTime`` is the last change of an ended experiment."""
+    notes and archived); ``endTime`` is the last change of an ended experiment.
+    ``num_trials``, where a list annotated it, saves a count per experiment."""
     config = experiment_config(experiment)
     ended = experiment.state in EXPERIMENT_TERMINAL_STATES
     return {
@@ -150,7 +151,11 @@ def experiment_json(experiment: Experiment) -> dict:
         "config": config,
         "originalConfig": experiment.config_yaml,
         "jobId": "",
-        "numTrials": experiment.trials.count(),
+        "numTrials": (
+            experiment.num_trials
+            if hasattr(experiment, "num_trials")
+            else experiment.trials.count()
+        ),
         "projectId": 1,
         "projectOwnerId": 1,
         "workspaceId": 1,

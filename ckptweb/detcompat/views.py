@@ -398,8 +398,10 @@ class PreviewGCView(DetView):
 
 #: Fields of Determined's PatchExperiment that ``services.update_experiment`` writes.
 LIFECYCLE_FIELDS = ("name", "description", "labels", "notes")
-#: Most experiments or trials in one page (the client pages on).
-MAX_LIST_PAGE = 100
+#: Most experiments or users in one page, and trials (each costs a few queries) in one
+#: page; the client pages on.
+MAX_LIST_PAGE = 1000
+MAX_TRIAL_PAGE = 100
 EXPERIMENT_SORTS = {
     "SORT_BY_UNSPECIFIED": "id",
     "SORT_BY_ID": "id",
@@ -420,10 +422,10 @@ STATE_NAMES = {f"STATE_{state.value}": state.value for state in ExperimentState}
 TRIAL_STATE_NAMES = {f"STATE_{state.value}": state.value for state in TrialState}
 
 
-def page_bounds(request) -> tuple[int, int]:
+def page_bounds(request, most: int = MAX_LIST_PAGE) -> tuple[int, int]:
     offset = int_param(request, "offset", 0)
-    limit = int_param(request, "limit", 0) or MAX_LIST_PAGE
-    return offset, min(limit, MAX_LIST_PAGE)
+    limit = int_param(request, "limit", 0) or most
+    return offset, min(limit, most)
 
 
 def sorted_by(request, sorts: dict[str, str], queryset: QuerySet) -> QuerySet:
@@ -450,7 +452,9 @@ class ExperimentsView(DetView):
 
     def get(self, request):
         params = request.query_params
-        queryset = Experiment.objects.select_related("storage", "owner")
+        queryset = Experiment.objects.select_related("storage", "owner").annotate(
+            num_trials=Count("trials", distinct=True)
+        )
         archived = params.get("archived")
         if archived not in (None, ""):
             if archived not in ("true", "false"):
@@ -564,7 +568,7 @@ class ExperimentTrialsView(DetView):
             queryset = queryset.filter(state__in=states)
         queryset = sorted_by(request, TRIAL_SORTS, queryset)
         total = queryset.count()
-        offset, limit = page_bounds(request)
+        offset, limit = page_bounds(request, MAX_TRIAL_PAGE)
         rows = list(queryset[offset : offset + limit])
         for trial in rows:
             trial.experiment = experiment

@@ -290,3 +290,14 @@ def test_unknown_ids_of_served_routes_stay_json_404(client, alice):
         response = client.get(path, **auth)
         assert response.status_code == 404, path
         assert "not found" in response.json()["error"]["error"]
+
+
+def test_lists_page_on(det, alice, default_storage):
+    """``det experiment list --limit 2``: the client reads page after page, all of them."""
+    made = [make_experiment(alice, default_storage, name=f"e{i}").pk for i in range(5)]
+    result = det("experiment", "list", "--limit", "2", "--csv")
+    assert result.returncode == 0, result.stderr
+    assert [int(r["ID"]) for r in csv_rows(result.stdout)] == sorted(made)
+    first = det("experiment", "list", "--limit", "2", "--pages", "1", "--csv")
+    assert first.returncode == 0, first.stderr
+    assert [int(r["ID"]) for r in csv_rows(first.stdout)] == sorted(made)[:2]
