@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import django_filters
 from django import forms
-from django.db.models import F
+from django.db.models import BooleanField, F, Func, Value
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
@@ -82,19 +82,71 @@ class StableOrderingFilter(django_filters.OrderingFilter):
         return qs.order_by(*self.order_expressions(value))
 
 
+class HasItem(Func):
+    """``HasItem(json_list_column, value)``: the JSON list holds ``value`` exactly (a
+    containment probe on PostgreSQL, ``json_each`` on SQLite, which has no containment)."""
+
+    output_field = BooleanField()
+    conditional = True
+
+    def as_sql(self, compiler, connection, **extra_context):
+        column, column_params = compiler.compile(self.source_expressions[0])
+        value, value_params = compiler.compile(self.source_expressions[1])
+        if connection.vendor == "postgresql":
+            sql = f"({column} @> jsonb_build_array({value}::text))"
+        else:
+            sql = f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value = {value})"
+        return sql, (*column_params, *value_params)
+
+
+def with_label(queryset, label: str):
+    """Experiments whose ``labels`` list holds ``label``."""
+    return queryset.filter(HasItem(F("labels"), Value(label)))
+
+
 class ExperimentFilterSet(django_filters.FilterSet):
-    """Experiments by state, owner username and name; ordered by id, name, date or state."""
+    """Experiments by state, owner username (``me``: yourself), name, label and archived
+    (``false`` unless asked: ``true`` or ``all``); ordered by id, name, date or state."""
 
     state = django_filters.ChoiceFilter(choices=ExperimentState.choices)
-    owner = django_filters.CharFilter(field_name="owner__username", help_text="Owner username.")
+    owner = django_filters.CharFilter(
+        method="filter_owner", help_text="Owner username; me for yourself."
+    )
     name = django_filters.CharFilter(lookup_expr="icontains", help_text="Name contains.")
+    label = django_filters.CharFilter(method="filter_label", help_text="Carries this label.")
+    archived = django_filters.ChoiceFilter(
+        choices=[("false", "false"), ("true", "true"), ("all", "all")],
+        method="filter_archived",
+        empty_label=None,
+        null_label=None,
+        help_text="false (the default), true or all.",
+    )
     ordering = StableOrderingFilter(
         fields=(("id", "id"), ("name", "name"), ("created_at", "created_at"), ("state", "state"))
     )
 
     class Meta:
         model = Experiment
-        fields = ["state", "owner", "name"]
+        fields = ["state", "owner", "name", "label", "archived"]
+
+    def filter_queryset(self, queryset):
+        if not self.form.cleaned_data.get("archived"):
+            queryset = queryset.filter(archived=False)
+        return super().filter_queryset(queryset)
+
+    def filter_owner(self, queryset, name, value):
+        if value == "me":
+            user = getattr(self.request, "user", None)
+            return queryset.filter(owner_id=getattr(user, "pk", None))
+        return queryset.filter(owner__username=value)
+
+    def filter_label(self, queryset, name, value):
+        return with_label(queryset, value)
+
+    def filter_archived(self, queryset, name, value):
+        if value == "all":
+            return queryset
+        return queryset.filter(archived=value == "true")
 
 
 class TrialFilterSet(django_filters.FilterSet):

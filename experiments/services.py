@@ -22,6 +22,7 @@ from ckptweb.lib.limits import (
     InvalidInput,
     check_json,
     check_size,
+    check_text,
     printable,
 )
 from ckptweb.lib.paths import UnsafePath, check_relative_path
@@ -344,6 +345,100 @@ def set_experiment_state(experiment: Experiment, state: str) -> GCRun | None:
     return None
 
 
+# --- experiments: the lifecycle fields (the one writer) -------------------------------------
+
+#: Most labels on one experiment, and the longest label (DESIGN.md "Limits and bad input").
+MAX_LABELS = 100
+MAX_LABEL_LENGTH = 255
+#: Longest experiment name (the column's) and description or notes (100,000 characters).
+MAX_NAME_LENGTH = 255
+MAX_TEXT_LENGTH = 100_000
+
+
+def check_labels(labels) -> list[str]:
+    """``labels`` as stored: a list of non-blank strings, each at most MAX_LABEL_LENGTH,
+    at most MAX_LABELS of them; duplicates dropped, order kept (ReportError naming labels)."""
+    if not isinstance(labels, list | tuple):
+        raise ReportError("labels", "labels must be a list of strings.")
+    checked: list[str] = []
+    for label in labels:
+        try:
+            text = check_text(label, "labels", MAX_LABEL_LENGTH).strip()
+        except InvalidInput as exc:
+            raise ReportError("labels", f"each label: {exc.message}") from None
+        if not text:
+            raise ReportError("labels", "a label must not be blank.")
+        if text not in checked:
+            checked.append(text)
+    if len(checked) > MAX_LABELS:
+        raise ReportError("labels", f"at most {MAX_LABELS} labels, not {len(checked)}.")
+    return checked
+
+
+def _checked_text(value, field: str, max_length: int) -> str:
+    try:
+        return check_text(value, field, max_length)
+    except InvalidInput as exc:
+        raise ReportError(field, exc.message) from None
+
+
+@transaction.atomic
+def update_experiment(
+    experiment: Experiment,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    labels: list | None = None,
+    notes: str | None = None,
+    archived: bool | None = None,
+) -> Experiment:
+    """Set the given lifecycle fields of ``experiment`` (None leaves a field as it is).
+
+    The one writer of name, description, labels, notes and archived after creation: the
+    API's PATCH, the pages and ``/det-compat/`` call it. Bad values are a ReportError naming
+    the field (nothing changed); an experiment being deleted does not change (Conflict).
+    ``experiment`` is updated in place.
+    """
+    values: dict = {}
+    if name is not None:
+        name = _checked_text(name, "name", MAX_NAME_LENGTH).strip()
+        if not name:
+            raise ReportError("name", "name must not be blank.")
+        values["name"] = name
+    if description is not None:
+        values["description"] = _checked_text(description, "description", MAX_TEXT_LENGTH)
+    if notes is not None:
+        values["notes"] = _checked_text(notes, "notes", MAX_TEXT_LENGTH)
+    if labels is not None:
+        values["labels"] = check_labels(labels)
+    if archived is not None:
+        if not isinstance(archived, bool):
+            raise ReportError("archived", "archived must be true or false.")
+        values["archived"] = archived
+    locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    locked.ensure_not_deleting()
+    if values:
+        for field, value in values.items():
+            setattr(experiment, field, value)
+        experiment.save(update_fields=[*values, "updated_at"])
+    return experiment
+
+
+def add_labels(experiment: Experiment, labels: list) -> Experiment:
+    """Add ``labels`` to the experiment's (``update_experiment``'s limits)."""
+    with transaction.atomic():
+        current = Experiment.objects.select_for_update().get(pk=experiment.pk).labels or []
+        return update_experiment(experiment, labels=[*current, *check_labels(labels)])
+
+
+def remove_labels(experiment: Experiment, labels: list) -> Experiment:
+    """Remove ``labels`` from the experiment's; ones it does not carry are ignored."""
+    with transaction.atomic():
+        current = Experiment.objects.select_for_update().get(pk=experiment.pk).labels or []
+        gone = set(check_labels(labels))
+        return update_experiment(experiment, labels=[x for x in current if x not in gone])
+
+
 # --- trials: the lifecycle (the one writer of a trial's state) ------------------------------
 
 
@@ -489,6 +584,10 @@ __all__ = [
     "create_trial",
     "set_protected",
     "update_checkpoint",
+    "update_experiment",
+    "add_labels",
+    "remove_labels",
+    "check_labels",
     "latest_at_step",
     "latest_validation",
     "latest_validations",

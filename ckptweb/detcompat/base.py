@@ -16,6 +16,9 @@ import uuid as uuid_lib
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db.models import FloatField, OuterRef, Subquery
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from rest_framework import serializers
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.permissions import IsAuthenticated
@@ -24,8 +27,9 @@ from rest_framework.views import APIView
 
 from ckptweb.api import exception_handler
 from ckptweb.detcompat.auth import DetBearerAuthentication
+from ckptweb.lib.limits import InvalidInput, check_text
 from experiments.api.downloads import JSONErrorsNegotiation
-from experiments.models import Checkpoint, Experiment
+from experiments.models import Checkpoint, Experiment, Trial, Validation
 from experiments.permissions import IsOwnerOrStaffOrReadOnly, is_owner_or_staff
 
 #: Most uuids in one delete or rm request.
@@ -92,6 +96,39 @@ def get_experiment(experiment_id: str) -> Experiment:
     if experiment is None:
         raise NotFound(f"experiment {experiment_id} not found.")
     return experiment
+
+
+def get_trial(trial_id: str) -> Trial:
+    """The trial (its experiment, owner and storage selected), or a 404."""
+    if not re.fullmatch(r"[0-9]{1,18}", trial_id):
+        raise NotFound(f"trial {trial_id[:40]!r} not found.")
+    trial = (
+        Trial.objects.select_related("experiment__storage", "experiment__owner")
+        .filter(pk=int(trial_id))
+        .first()
+    )
+    if trial is None:
+        raise NotFound(f"trial {trial_id} not found.")
+    return trial
+
+
+def metric_name(name, field: str = "sortByMetric") -> str:
+    """A validation metric name from a request, or a 400 naming ``field``."""
+    try:
+        return check_text(name, field, 255)
+    except InvalidInput as exc:
+        raise ValidationError({field: [exc.message]}) from None
+
+
+def metric_value(name: str, outer: str = "trial_id", steps: str | None = "steps_completed"):
+    """The value of validation metric ``name`` in the latest validation at the outer row's
+    (trial, step) - the rule ``services.latest_validations`` applies - as a float, or null
+    where none was reported. ``steps=None``: any step (an outer validation's own row)."""
+    rows = Validation.objects.filter(trial_id=OuterRef(outer))
+    if steps is not None:
+        rows = rows.filter(steps_completed=OuterRef(steps))
+    value = Cast(KeyTextTransform(name, "metrics"), FloatField())
+    return Subquery(rows.order_by("-id").annotate(value=value).values("value")[:1])
 
 
 def checkpoints_queryset():

@@ -11,7 +11,12 @@ from __future__ import annotations
 import copy
 
 from experiments import services
-from experiments.choices import CheckpointState, ExperimentState
+from experiments.choices import (
+    EXPERIMENT_TERMINAL_STATES,
+    TRIAL_TERMINAL_STATES,
+    CheckpointState,
+    ExperimentState,
+)
 from experiments.models import Checkpoint, Experiment
 from storage.backends import BACKENDS
 from storage.models import url_credentials
@@ -133,17 +138,24 @@ def checkpoints_json(checkpoints: list[Checkpoint]) -> list[dict]:
 
 
 def experiment_json(experiment: Experiment) -> dict:
-    """A ``v1Experiment`` (the fields the SDK requires, plus name, owner and state)."""
+    """A ``v1Experiment`` (the fields the SDK requires, plus name, owner, state, labels,
+    notes and archived); ``endTime`` is the last change of an ended experiment.
+    ``num_trials``, where a list annotated it, saves a count per experiment."""
     config = experiment_config(experiment)
+    ended = experiment.state in EXPERIMENT_TERMINAL_STATES
     return {
         "id": experiment.pk,
         "name": experiment.name,
         "description": experiment.description,
-        "archived": False,
+        "archived": experiment.archived,
         "config": config,
         "originalConfig": experiment.config_yaml,
         "jobId": "",
-        "numTrials": experiment.trials.count(),
+        "numTrials": (
+            experiment.num_trials
+            if hasattr(experiment, "num_trials")
+            else experiment.trials.count()
+        ),
         "projectId": 1,
         "projectOwnerId": 1,
         "workspaceId": 1,
@@ -153,8 +165,12 @@ def experiment_json(experiment: Experiment) -> dict:
         "state": EXPERIMENT_STATES.get(experiment.state, "STATE_UNSPECIFIED"),
         "username": experiment.owner.get_username(),
         "userId": experiment.owner_id,
-        "labels": [],
-        "notes": "",
+        "labels": list(experiment.labels or []),
+        "notes": experiment.notes,
+        "endTime": rfc3339(experiment.updated_at) if ended else None,
+        "resourcePool": "",
+        "projectName": "Uncategorized",
+        "workspaceName": "Uncategorized",
     }
 
 
@@ -179,4 +195,68 @@ def preview_gc_row(checkpoint: Checkpoint, metrics: dict | None, running: bool =
         "Resources": {path: size for path, size in sorted(checkpoint.resources.items())},
         "ValidationMetrics": metrics or {},
         "step": {"validation": {"metrics": metrics or {}}} if metrics or running else {},
+    }
+
+
+def metrics_workload(validation, steps: int | None = None) -> dict:
+    """A ``v1MetricsWorkload`` of a validation."""
+    return {
+        "totalBatches": validation.steps_completed if steps is None else steps,
+        "metrics": {"avgMetrics": validation.metrics},
+        "numInputs": 0,
+        "endTime": rfc3339(validation.report_time),
+    }
+
+
+def checkpoint_workload(checkpoint: Checkpoint) -> dict:
+    """A ``v1CheckpointWorkload``."""
+    user_metadata = checkpoint.metadata if isinstance(checkpoint.metadata, dict) else {}
+    return {
+        "uuid": str(checkpoint.uuid),
+        "totalBatches": checkpoint.steps_completed,
+        "state": CHECKPOINT_STATES.get(checkpoint.state, "STATE_UNSPECIFIED"),
+        "endTime": rfc3339(checkpoint.report_time),
+        "resources": {path: str(size) for path, size in sorted(checkpoint.resources.items())},
+        "metadata": {**user_metadata, "steps_completed": checkpoint.steps_completed},
+    }
+
+
+def trial_json(trial, facts: dict) -> dict:
+    """A ``trialv1Trial``; ``facts`` (``detcompat.views.trial_facts``) holds its numbers:
+    batches, checkpoint count and bytes, latest and best validation, best checkpoint."""
+    latest, best = facts.get("latest"), facts.get("best")
+    searcher = trial.experiment.searcher_metric
+    summary = {}
+    if latest is not None:
+        summary = {
+            "validation_metrics": {
+                name: {"last": value, "type": "number"} for name, value in latest.metrics.items()
+            }
+        }
+    ended = trial.state in TRIAL_TERMINAL_STATES
+    return {
+        "id": trial.pk,
+        "experimentId": trial.experiment_id,
+        "startTime": rfc3339(trial.created_at),
+        "endTime": rfc3339(facts.get("last_report")) if ended else None,
+        "state": f"STATE_{trial.state}",
+        "restarts": 0,
+        "hparams": trial.hparams if isinstance(trial.hparams, dict) else {},
+        "totalBatchesProcessed": facts.get("batches", 0),
+        "checkpointCount": facts.get("checkpoints", 0),
+        "totalCheckpointSize": str(facts.get("bytes", 0)),
+        "taskId": f"trial-{trial.pk}",
+        "taskIds": [f"trial-{trial.pk}"],
+        "latestValidation": metrics_workload(latest) if latest is not None else None,
+        "bestValidation": metrics_workload(best) if best is not None else None,
+        "bestCheckpoint": (
+            checkpoint_workload(facts["best_checkpoint"])
+            if facts.get("best_checkpoint") is not None
+            else None
+        ),
+        "searcherMetricValue": best.metrics.get(searcher) if best is not None else None,
+        "summaryMetrics": summary,
+        "metadata": {},
+        "wallClockTime": None,
+        "runnerState": "",
     }

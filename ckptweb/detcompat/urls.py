@@ -5,6 +5,8 @@ from django.urls import re_path
 from ckptweb.detcompat import registry, views
 
 ID = r"(?P<experiment_id>[^/]+)"
+TRIAL = r"(?P<trial_id>[^/]+)"
+LABEL = r"(?P<label>[^/]+)"
 UUID = r"(?P<uuid>[^/]+)"
 
 app_name = "detcompat"
@@ -14,7 +16,41 @@ urlpatterns = [
     re_path(r"^api/v1/auth/login$", views.LoginView.as_view(), name="login"),
     re_path(r"^api/v1/auth/logout$", views.LogoutView.as_view(), name="logout"),
     re_path(r"^api/v1/me$", views.MeView.as_view(), name="me"),
+    re_path(r"^api/v1/master$", views.MasterView.as_view(), name="master"),
+    re_path(r"^api/v1/users$", views.UsersView.as_view(), name="users"),
+    re_path(r"^api/v1/experiments$", views.ExperimentsView.as_view(), name="experiments"),
     re_path(rf"^api/v1/experiments/{ID}$", views.ExperimentView.as_view(), name="experiment"),
+    re_path(
+        rf"^api/v1/experiments/{ID}/archive$",
+        views.ExperimentArchiveView.as_view(),
+        name="experiment-archive",
+    ),
+    re_path(
+        rf"^api/v1/experiments/{ID}/unarchive$",
+        views.ExperimentUnarchiveView.as_view(),
+        name="experiment-unarchive",
+    ),
+    re_path(
+        rf"^api/v1/experiments/{ID}/labels/{LABEL}$",
+        views.ExperimentLabelView.as_view(),
+        name="experiment-label",
+    ),
+    re_path(
+        rf"^api/v1/experiments/{ID}/trials$",
+        views.ExperimentTrialsView.as_view(),
+        name="experiment-trials",
+    ),
+    re_path(rf"^api/v1/trials/{TRIAL}$", views.TrialView.as_view(), name="trial"),
+    re_path(
+        rf"^api/v1/trials/{TRIAL}/workloads$",
+        views.TrialWorkloadsView.as_view(),
+        name="trial-workloads",
+    ),
+    re_path(
+        rf"^api/v1/trials/{TRIAL}/checkpoints$",
+        views.TrialCheckpointsView.as_view(),
+        name="trial-checkpoints",
+    ),
     re_path(
         rf"^api/v1/experiments/{ID}/checkpoints$",
         views.ExperimentCheckpointsView.as_view(),
@@ -27,6 +63,11 @@ urlpatterns = [
         name="checkpoints-rm",
     ),
     re_path(rf"^api/v1/checkpoints/{UUID}$", views.CheckpointView.as_view(), name="checkpoint"),
+    re_path(
+        rf"^api/v1/checkpoints/{UUID}/metadata$",
+        views.CheckpointMetadataView.as_view(),
+        name="checkpoint-metadata",
+    ),
     re_path(rf"^checkpoints/{UUID}$", views.CheckpointDownloadView.as_view(), name="download"),
     # model registry
     re_path(r"^api/v1/models$", registry.ModelsView.as_view(), name="models"),
@@ -43,4 +84,6 @@ urlpatterns = [
         name="model-version",
     ),
     re_path(rf"^experiments/{ID}/preview_gc$", views.PreviewGCView.as_view(), name="preview-gc"),
+    # Keep last: every other /det-compat/ route is a JSON 501 naming it.
+    re_path(r"^.*$", views.NotServedView.as_view(), name="not-served"),
 ]

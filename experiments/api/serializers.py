@@ -102,6 +102,9 @@ class ExperimentSerializer(serializers.ModelSerializer):
             "id",
             "name",
             "description",
+            "labels",
+            "notes",
+            "archived",
             "owner",
             "state",
             "searcher_metric",
@@ -123,9 +126,24 @@ class ExperimentCreateSerializer(serializers.Serializer):
 
 
 class ExperimentStateSerializer(serializers.Serializer):
-    """PATCH experiments/{id}: the new state (DELETING is reached through DELETE only)."""
+    """PATCH experiments/{id}: the new state (DELETING is reached through DELETE only) and/or
+    the lifecycle fields; ``services.update_experiment`` checks their limits."""
 
-    state = state_field(ExperimentState, exclude=(ExperimentState.DELETING,))
+    state = state_field(ExperimentState, exclude=(ExperimentState.DELETING,), required=False)
+    name = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    labels = serializers.ListField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False), required=False
+    )
+    notes = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    archived = serializers.BooleanField(required=False)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError(
+                {"state": ["give state, name, description, labels, notes or archived."]}
+            )
+        return attrs
 
 
 class GCRunSerializer(serializers.ModelSerializer):

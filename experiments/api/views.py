@@ -9,6 +9,7 @@ already-deleting object) a 409, both in ``ckptweb.api.exception_handler``.
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.openapi import AutoSchema
@@ -93,6 +94,12 @@ class ExperimentViewSet(
     def get_queryset(self):
         return Experiment.objects.select_related("owner", "storage").order_by("-id")
 
+    def filter_queryset(self, queryset):
+        """The list's filters (archived=false by default) never hide one experiment."""
+        if self.detail:
+            return queryset
+        return super().filter_queryset(queryset)
+
     @extend_schema(request=s.ExperimentCreateSerializer, responses={201: s.ExperimentSerializer})
     def create(self, request):
         """Create an experiment from a config (YAML text or object); you become its owner."""
@@ -116,10 +123,16 @@ class ExperimentViewSet(
         request=s.ExperimentStateSerializer, responses={200: s.ExperimentStateResultSerializer}
     )
     def partial_update(self, request, pk=None):
-        """Change the state; reaching a terminal state starts a GC run (in ``gc_run``)."""
+        """Change the state (a terminal state starts a GC run, in ``gc_run``) and/or the
+        name, description, labels, notes and archived flag."""
         experiment = self.get_object()
-        data = validated(s.ExperimentStateSerializer, request)
-        experiment.gc_run = services.set_experiment_state(experiment, data["state"])
+        data = dict(validated(s.ExperimentStateSerializer, request))
+        state = data.pop("state", None)
+        with transaction.atomic():
+            services.update_experiment(experiment, **data)
+            experiment.gc_run = (
+                services.set_experiment_state(experiment, state) if state is not None else None
+            )
         return Response(s.ExperimentStateResultSerializer(experiment).data)
 
     @extend_schema(responses={202: s.GCRunEnvelopeSerializer, 409: ERROR_409})

@@ -19,6 +19,9 @@ class Experiment(models.Model):
     ``config`` is the parsed experiment config with secrets redacted and ``config_yaml``
     its YAML rendering; secrets from ``checkpoint_storage`` go to the StorageConfig only.
     A ``save_*`` field left null falls back to the storage's default, then to 0/1/1.
+    ``labels``, ``notes`` and ``archived`` are its lifecycle fields (DESIGN.md "Experiment
+    lifecycle and short ids"), written by ``services.update_experiment`` only; an archived
+    experiment is left out of lists unless asked for.
     """
 
     State = ExperimentState
@@ -38,6 +41,9 @@ class Experiment(models.Model):
     storage = models.ForeignKey(
         "storage.StorageConfig", on_delete=models.PROTECT, related_name="experiments"
     )
+    labels = models.JSONField(default=list, blank=True)
+    notes = models.TextField(blank=True)
+    archived = models.BooleanField(default=False)
     save_experiment_best = models.PositiveIntegerField(null=True, blank=True)
     save_trial_best = models.PositiveIntegerField(null=True, blank=True)
     save_trial_latest = models.PositiveIntegerField(null=True, blank=True)
@@ -49,6 +55,7 @@ class Experiment(models.Model):
         indexes = [
             models.Index(fields=["state", "-id"], name="experiment_state_idx"),
             models.Index(fields=["owner", "-id"], name="experiment_owner_idx"),
+            models.Index(fields=["archived", "-id"], name="experiment_archived_idx"),
         ]
 
     def __str__(self) -> str:
