@@ -84,3 +84,17 @@ def run(env: dict[str, str], work, size: int) -> list[Result]:
             requests=len(batches),
         )
     ]
+
+
+def against_ceiling(batch: Result, ceiling: Result) -> Result:
+    """A batch rate next to the raw-INSERT ceiling of the same run: on a shared machine the
+    absolute rate follows the load, the ratio much less."""
+    return Result(
+        "6 batch",
+        f"{batch.name} vs the raw INSERT ceiling",
+        batch.value,
+        "ckpt/s",
+        baseline=ceiling.value,
+        ratio=batch.value / ceiling.value if ceiling.value else None,
+        target="(same run)",
+    )

@@ -24,7 +24,7 @@ CLIENTS = 4
 BATCH = 1000
 COLUMNS = (
     "uuid, experiment_id, trial_id, steps_completed, report_time, state, resources, "
-    "size_bytes, metadata, validation_metric, protected, error"
+    "size_bytes, metadata, validation_metric, protected, error, deletion_failures"
 )
 RESOURCES = json.dumps({"state-dict.pth": 52_428_800, "metadata.json": 1_024})
 
@@ -40,7 +40,7 @@ def insert(conn, values: list[tuple]) -> None:
     """One INSERT of ``values`` in its own transaction."""
     table = Checkpoint._meta.db_table
     placeholders = ", ".join(
-        ["(%s, %s, %s, %s, now(), %s, %s, %s, '{}', NULL, false, '')"] * len(values)
+        ["(%s, %s, %s, %s, now(), %s, %s, %s, '{}', NULL, false, '', 0)"] * len(values)
     )
     flat = [field for row in values for field in row]
     with conn.transaction():

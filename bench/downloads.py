@@ -1,19 +1,41 @@
-"""Benchmark 3: downloads through gunicorn from shared_fs vs ``cat`` and ``tar | cat``.
+"""Benchmark 3: downloads through gunicorn from shared_fs vs ``cat``, ``tar | cat``, nginx
+and ``curl | tar x``.
 
 Two checkpoints on a temp shared_fs: one 1 GiB file, and 1 GiB in ten files. Files are
 read once before timing, so both sides read from the page cache. curl drains the HTTP
 responses to /dev/null; throughput is bytes over wall-clock seconds (process start
 included on both sides). Peak RSS is the gunicorn worker's VmHWM after all downloads.
+
+Two more pairs, each alternating with its baseline in the same run:
+
+- a single 256 MiB file through gunicorn (``GET checkpoints/{uuid}/files/{path}``) vs
+  nginx's ``sendfile`` of the same file (an nginx started on the shared_fs root; skipped,
+  and said so, when no ``nginx`` is installed);
+- ``ckpt checkpoint download`` of the ten-file checkpoint (``ckptweb.client.cli.main``
+  imported from this checkout) vs ``curl URL | tar x`` of the same archive, both extracting
+  into an empty directory on the same disk (removed between runs, untimed).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
 
-from bench.common import MIB, Result, median, peak_rss_mib
+from bench.common import (
+    MIB,
+    PYTHON,
+    REPO,
+    Result,
+    free_port,
+    median,
+    peak_rss_mib,
+    start_process,
+    stop_process,
+    wait_for_port,
+)
 from bench.data import bench_user, create_experiment, shared_fs_storage
 from bench.server import Server, gunicorn
 from experiments.models import Checkpoint
@@ -22,6 +44,13 @@ FILE_TARGET = 0.5
 TAR_TARGET = 0.7
 RSS_TARGET_MIB = 150
 TAR_FILES = 10
+NGINX_TARGET = 0.8
+NGINX_FILE_BYTES = 256 * MIB
+CLIENT_TARGET = 0.8
+#: ``ckpt`` as its console script runs it, but importing this checkout's ``ckptweb``.
+CKPT_MAIN = (
+    "import sys; from ckptweb.client.cli import main; sys.argv[0] = 'ckpt'; sys.exit(main())"
+)
 
 
 def write_file(path: Path, size: int) -> None:
@@ -110,16 +139,19 @@ def throughput_result(name, size, http_times, base_times, target) -> Result:
 
 
 def run(env: dict[str, str], work: Path, size: int, runs: int) -> list[Result]:
-    """Single file, tar of ten files, and the worker's peak RSS."""
+    """Single file, tar of ten files, the worker's peak RSS, 256 MiB vs nginx, and
+    ``ckpt checkpoint download`` vs ``curl | tar x``."""
     root = work / "shared_fs"
     root.mkdir(parents=True, exist_ok=True)
     experiment = create_experiment("downloads", shared_fs_storage("bench-fs", str(root)), 1)
     trial = experiment.trials.get()
     single = make_checkpoint(trial, root, {"state-dict.pth": size}, 100)
     sharded = make_checkpoint(trial, root, ten_files(size), 200)
+    medium = make_checkpoint(trial, root, {"model.bin": NGINX_FILE_BYTES}, 300)
     _user, token = bench_user()
     single_path = root / str(single.uuid) / "state-dict.pth"
     sharded_dir = root / str(sharded.uuid)
+    results = []
     with gunicorn(env, work, workers=1, threads=4) as server:
         rss_idle = warm_up(server, token, single)
         file_times, cat_times = compare(
@@ -129,14 +161,15 @@ def run(env: dict[str, str], work: Path, size: int, runs: int) -> list[Result]:
             lambda: shell_seconds(f"cat '{single_path}' > /dev/null"),
             runs,
         )
+        tar_url = f"{server.url}/api/v1/checkpoints/{sharded.uuid}/download?format=tar"
         tar_times, tarcat_times = compare(
-            lambda: curl_seconds(
-                f"{server.url}/api/v1/checkpoints/{sharded.uuid}/download?format=tar", token, size
-            ),
+            lambda: curl_seconds(tar_url, token, size),
             lambda: shell_seconds(f"tar cf - -C '{sharded_dir}' . | cat > /dev/null"),
             runs,
         )
         rss_peak = server.worker_peak_rss_mib()
+        results += nginx_comparison(server, token, root, medium, work, max(runs, 7))
+        results.append(client_comparison(server, token, sharded, tar_url, work, size, runs))
     gib = f"{size / MIB / 1024:g} GiB"
     return [
         throughput_result(f"one {gib} file vs cat", size, file_times, cat_times, FILE_TARGET),
@@ -156,7 +189,117 @@ def run(env: dict[str, str], work: Path, size: int, runs: int) -> list[Result]:
             met=rss_peak < RSS_TARGET_MIB,
             detail={"after_warm_up_mib": round(rss_idle, 1)},
         ),
+        *results,
     ]
+
+
+def nginx_comparison(server, token, root: Path, checkpoint, work: Path, runs: int) -> list:
+    """One 256 MiB file through gunicorn vs nginx's sendfile of it (none without nginx)."""
+    nginx = shutil.which("nginx") or next(
+        (path for path in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(path).exists()),
+        None,
+    )
+    if nginx is None:
+        return []
+    relative = f"{checkpoint.uuid}/model.bin"
+    with nginx_server(nginx, root, work) as nginx_url:
+        http_times, base_times = compare(
+            lambda: curl_seconds(
+                f"{server.url}/api/v1/checkpoints/{relative.replace('/', '/files/', 1)}",
+                token,
+                NGINX_FILE_BYTES,
+            ),
+            lambda: curl_seconds(f"{nginx_url}/{relative}", token, NGINX_FILE_BYTES),
+            runs,
+        )
+    return [
+        throughput_result(
+            "one 256 MiB file vs nginx sendfile",
+            NGINX_FILE_BYTES,
+            http_times,
+            base_times,
+            NGINX_TARGET,
+        )
+    ]
+
+
+class nginx_server:  # noqa: N801 - used as a context manager, like ``gunicorn``
+    """nginx (foreground, one worker, sendfile on) serving ``root`` on a free port."""
+
+    def __init__(self, binary: str, root: Path, work: Path):
+        self.binary, self.root, self.work = binary, root, work / "nginx"
+
+    def __enter__(self) -> str:
+        self.work.mkdir(exist_ok=True)
+        port = free_port()
+        user = "user root;" if os.geteuid() == 0 else ""  # the temp dir is private to us
+        config = self.work / "nginx.conf"
+        config.write_text(
+            f"{user}\nworker_processes 1;\ndaemon off;\npid {self.work}/nginx.pid;\n"
+            f"error_log {self.work}/error.log;\nevents {{ worker_connections 64; }}\n"
+            "http {\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n"
+            f"  client_body_temp_path {self.work};\n  proxy_temp_path {self.work};\n"
+            f"  fastcgi_temp_path {self.work};\n  uwsgi_temp_path {self.work};\n"
+            f"  scgi_temp_path {self.work};\n"
+            f"  server {{ listen 127.0.0.1:{port}; root {self.root}; }}\n}}\n"
+        )
+        args = [self.binary, "-p", str(self.work), "-c", str(config)]
+        self.process = start_process(args, dict(os.environ), self.work / "stdout.log")
+        wait_for_port(port, self.process)
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc) -> None:
+        stop_process(self.process)
+
+
+def client_comparison(server, token, checkpoint, tar_url, work: Path, size: int, runs: int):
+    """``ckpt checkpoint download`` vs ``curl URL | tar x`` of the same archive."""
+    client_out, curl_out = work / "client-out", work / "curl-out"
+    env = {**os.environ, "CKPTWEB_URL": server.url, "CKPTWEB_TOKEN": token}
+    uuid = str(checkpoint.uuid)
+    expected = checkpoint.resources
+
+    def check(directory: Path) -> None:
+        found = {p.name: p.stat().st_size for p in directory.iterdir()}
+        if found != expected:
+            raise RuntimeError(f"{directory}: extracted {found}, expected {expected}")
+
+    def client() -> float:
+        shutil.rmtree(client_out, ignore_errors=True)
+        start = time.perf_counter()
+        completed = subprocess.run(
+            [PYTHON, "-c", CKPT_MAIN, "checkpoint", "download", uuid, "-o", str(client_out)],
+            env=env,
+            cwd=REPO,  # this checkout's client, whatever ``ckpt`` is installed
+            capture_output=True,
+            text=True,
+        )
+        seconds = time.perf_counter() - start
+        if completed.returncode:
+            raise RuntimeError(f"ckpt checkpoint download failed: {completed.stderr}")
+        check(client_out / uuid)
+        shutil.rmtree(client_out, ignore_errors=True)
+        return seconds
+
+    def curl_tar() -> float:
+        shutil.rmtree(curl_out, ignore_errors=True)
+        curl_out.mkdir()
+        seconds = shell_seconds(
+            f"curl -sSf -H 'Authorization: Token {token}' '{tar_url}' | tar xf - -C '{curl_out}'"
+        )
+        check(curl_out)
+        shutil.rmtree(curl_out, ignore_errors=True)
+        return seconds
+
+    client_times, curl_times = compare(client, curl_tar, runs)
+    gib = f"{size / MIB / 1024:g} GiB"
+    return throughput_result(
+        f"ckpt checkpoint download of {gib} in {TAR_FILES} files vs curl | tar x",
+        size,
+        client_times,
+        curl_times,
+        CLIENT_TARGET,
+    )
 
 
 def warm_up(server: Server, token: str, checkpoint: Checkpoint) -> float:

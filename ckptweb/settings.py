@@ -300,6 +300,21 @@ CELERY_BEAT_SCHEDULE = {
     "gc-sweep": {"task": "experiments.tasks.gc_sweep", "schedule": CKPTWEB_GC_SWEEP_SECONDS},
 }
 
+# Behind nginx (README "Serving files through nginx"): a shared_fs file's GET answers
+# ``X-Accel-Redirect: <prefix><absolute file path>`` and nginx sends the bytes from an
+# ``internal`` location. Unset (the default): gunicorn sends them itself (sendfile).
+CKPTWEB_ACCEL_REDIRECT_PREFIX = envstr("CKPTWEB_ACCEL_REDIRECT_PREFIX") or ""
+if CKPTWEB_ACCEL_REDIRECT_PREFIX and not (
+    CKPTWEB_ACCEL_REDIRECT_PREFIX.startswith("/")
+    and CKPTWEB_ACCEL_REDIRECT_PREFIX.endswith("/")
+    and CKPTWEB_ACCEL_REDIRECT_PREFIX.isprintable()
+    and " " not in CKPTWEB_ACCEL_REDIRECT_PREFIX
+):
+    raise ImproperlyConfigured(
+        "CKPTWEB_ACCEL_REDIRECT_PREFIX must be a URL path starting and ending with '/', "
+        f"not {CKPTWEB_ACCEL_REDIRECT_PREFIX!r}"
+    )
+
 # Master configuration (the spec's "checkpoint_storage" of the master config file).
 CKPTWEB_CONFIG = envstr("CKPTWEB_CONFIG")
 # Where shared_fs storage lives when no master config says otherwise.

@@ -14,9 +14,12 @@ checkpoint to the latest validation at its step, as for single reports.
 
 from __future__ import annotations
 
+import json
+import uuid as uuid_lib
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, FloatField, Value, When
 from django.db.models.functions import Cast
 
@@ -109,13 +112,60 @@ def report_checkpoints(
         with transaction.atomic():
             checkpoints = checked_checkpoints(trial, items, walked)
             link_validations(trial, checkpoints)
-            # One INSERT on PostgreSQL; Django splits it where SQLite's parameter limit bites.
-            created = Checkpoint.objects.bulk_create(checkpoints)
+            created = insert_checkpoints(checkpoints)
             summary.added_checkpoints(trial.experiment, created)
             return created
     except IntegrityError:
         checked_checkpoints(trial, items, walked)
         raise
+
+
+def insert_checkpoints(checkpoints: list[Checkpoint]) -> list[Checkpoint]:
+    """INSERT unsaved ``checkpoints`` in one statement; their ids set, as ``bulk_create``.
+
+    On PostgreSQL the rows travel as one JSON document that ``jsonb_to_recordset`` expands
+    (each column typed as the model's field): ``bulk_create`` sends one array per column,
+    and psycopg builds those arrays in Python, escaping every JSON value again, which cost
+    more CPU than PostgreSQL's own work on the INSERT (docs/PERFORMANCE.md, issue 26).
+    Elsewhere, and for a value JSON cannot carry, ``bulk_create`` (Django splits it where
+    SQLite's parameter limit bites).
+    """
+    if connection.vendor != "postgresql":
+        return Checkpoint.objects.bulk_create(checkpoints)
+    fields = [f for f in Checkpoint._meta.concrete_fields if not f.primary_key]
+    try:
+        document = json.dumps(
+            [{f.column: f.pre_save(c, True) for f in fields} for c in checkpoints],
+            allow_nan=False,
+            default=_json_value,
+        )
+    except (TypeError, ValueError):
+        return Checkpoint.objects.bulk_create(checkpoints)
+    quote = connection.ops.quote_name
+    table = quote(Checkpoint._meta.db_table)
+    columns = ", ".join(quote(f.column) for f in fields)
+    record = ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in fields)
+    sql = (
+        f"INSERT INTO {table} ({columns}) SELECT {columns} "
+        f"FROM jsonb_to_recordset(%s::jsonb) AS r({record}) RETURNING id, uuid"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [document])
+        ids = {str(uuid): pk for pk, uuid in cursor.fetchall()}
+    for checkpoint in checkpoints:
+        checkpoint.pk = ids[str(uuid_lib.UUID(str(checkpoint.uuid)))]
+        checkpoint._state.adding = False
+        checkpoint._state.db = connection.alias
+    return checkpoints
+
+
+def _json_value(value):
+    """The JSON form of the field values ``json`` does not know (uuid, datetime)."""
+    if isinstance(value, uuid_lib.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 @transaction.atomic

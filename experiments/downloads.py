@@ -29,10 +29,13 @@ One indexed query. The pages offer it as ``#download-best``, the API as
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import quote
 
+from django.conf import settings
 from django.db.models import F
 
 from ckptweb.lib.errors import Gone
@@ -43,6 +46,7 @@ from storage import direct
 from storage.archive import TarPlan, iter_archive
 from storage.backends import get_backend
 from storage.backends.base import FileNotFoundInStorage, StorageBackend, StoredFile
+from storage.choices import StorageType
 from storage.services import PREVIEW_LIMIT
 from storage.services import read_text_preview as read_directory_preview
 
@@ -78,6 +82,22 @@ def open_checkpoint_file(checkpoint, path: str, start: int = 0, end: int | None 
     """A stream of bytes ``[start, end)`` of one file; the caller closes it."""
     relative = check_relative_path(path)
     return checkpoint_backend(checkpoint).open(str(checkpoint.uuid), relative, start, end)
+
+
+def accel_redirect_uri(checkpoint, path: str) -> str | None:
+    """Where nginx finds one file of a shared_fs checkpoint, or None to send it ourselves.
+
+    Only with ``CKPTWEB_ACCEL_REDIRECT_PREFIX`` set (a deployment behind nginx with the
+    matching ``internal`` location, README "Serving files through nginx"), and only for
+    shared_fs. The path is the file's resolved absolute path (``file_path`` has refused
+    anything resolving outside the checkpoint directory), percent-encoded.
+    """
+    prefix = settings.CKPTWEB_ACCEL_REDIRECT_PREFIX
+    backend = checkpoint_backend(checkpoint)
+    if not prefix or backend.storage_type != StorageType.SHARED_FS:
+        return None
+    resolved = os.path.realpath(backend.file_path(str(checkpoint.uuid), path))
+    return prefix + quote(resolved.lstrip("/"))
 
 
 def read_text_preview(checkpoint, path: str, limit: int = PREVIEW_LIMIT) -> str | None:

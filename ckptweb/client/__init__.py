@@ -284,10 +284,11 @@ class Client(BatchCalls, RegistryCalls, LifecycleCalls, UploadCalls):
     ) -> Path:
         """Download a checkpoint's tar and extract it into ``output_dir/<uuid>/``.
 
-        The archive streams into ``<uuid>.tar.part``; an interrupted transfer resumes with
-        a Range request (guarded by If-Range), up to ``retries`` times, and a later call
-        picks up a ``.part`` left behind. Extracted file sizes are checked against the
-        checkpoint's ``resources``. Returns the directory.
+        The archive is extracted as it streams (into ``.<uuid>.extracting/``); an
+        interrupted transfer resumes with a Range request (guarded by If-Range), up to
+        ``retries`` times, and a later call picks up what an earlier one left behind.
+        Extracted file sizes are checked against the checkpoint's ``resources``. Returns the
+        directory.
         """
         checkpoint = self.get_checkpoint(uuid)
         path = f"checkpoints/{checkpoint['uuid']}/download"

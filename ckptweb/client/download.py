@@ -1,16 +1,27 @@
-"""Resumable checkpoint downloads of the Python client: fetch the tar, extract, check sizes.
+"""Resumable checkpoint downloads of the Python client: the tar is extracted as it arrives.
 
-``download_archive`` streams a checkpoint's tar into ``<uuid>.tar.part``; an interrupted
-transfer resumes with a Range request guarded by If-Range (the ETag is kept beside the
-``.part``), up to ``retries`` times, and a later call picks up a ``.part`` left behind. The
-tar is then extracted into a staging directory (regular files only, every member path
-checked by ``ckptweb.lib.paths.check_relative_path``), each file's size is checked against the
-checkpoint's ``resources``, and only then is the staging directory renamed to
-``<output>/<uuid>/``. Nothing is left behind on failure. Only ``requests`` is needed.
+``download_archive`` streams a checkpoint's tar and writes each member straight into a
+staging directory ``<output>/.<uuid>.extracting/``, so every byte is written once, as with
+``curl | tar x`` (saving the tar first and extracting it afterwards wrote everything twice).
+The archive is untrusted: only regular files are extracted (directories are implied; links,
+devices and sparse members are refused), every member path is checked by
+``ckptweb.lib.paths.check_relative_path``, files are opened without following links, a member
+whose size differs from the checkpoint's ``resources`` is refused before its bytes are
+written, and at the end every resource must be there with its recorded size. Only then is the
+staging directory renamed to ``<output>/<uuid>/``.
+
+Resuming: the journal ``<output>/<uuid>.download.json`` keeps the archive's ETag and, as
+each member starts, its path, size and where its data starts in the archive. An interrupted
+transfer (retried up to ``retries`` times, or picked up by a later call) asks for
+``Range: bytes=<that offset + the member's bytes already on disk>-`` guarded by If-Range, so
+nothing written is fetched again; a 200 instead (the checkpoint changed) starts over. A
+damaged archive or a failed check leaves nothing behind. Only ``requests`` is needed.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import shutil
 import tarfile
@@ -19,11 +30,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 import requests
+import urllib3
 
 from ckptweb.client.errors import ApiError, DownloadInterrupted, response_error
 from ckptweb.lib.paths import UnsafePath, check_relative_path
 
-CHUNK_SIZE = 1024 * 1024
+#: Bytes read from the socket and written to disk at a time.
+CHUNK_SIZE = 4 * 1024 * 1024
+#: What a broken connection raises from ``response.raw.read``.
+NETWORK_ERRORS = (
+    urllib3.exceptions.HTTPError,
+    requests.RequestException,
+    http.client.HTTPException,
+    ConnectionError,
+    TimeoutError,
+)
 
 Progress = Callable[[int, int | None], None]
 
@@ -46,82 +67,267 @@ def download_archive(
     if target.exists() and any(target.iterdir()):
         raise ApiError(f"{target} already exists and is not empty; remove it first")
     output.mkdir(parents=True, exist_ok=True)
-    part = output / f"{uuid}.tar.part"
+    resources = checkpoint.get("resources") or {}
+    download = ArchiveDownload(client, uuid, archive_path, output, resources, progress)
     attempt = 0
-    while True:
-        try:
-            fetch_archive(client, uuid, archive_path, part, progress)
-            break
-        except DownloadInterrupted:
-            attempt += 1
-            if attempt > retries:
-                raise
-            time.sleep(min(0.2 * 2**attempt, 5))
     try:
-        extract_checkpoint(part, target, uuid, checkpoint.get("resources") or {})
-    finally:
-        part.unlink(missing_ok=True)
-        _etag_path(part).unlink(missing_ok=True)
+        while True:
+            try:
+                download.fetch()
+                break
+            except DownloadInterrupted:
+                attempt += 1
+                if attempt > retries:
+                    raise
+                time.sleep(min(0.2 * 2**attempt, 5))
+        download.finish(target)
+    except (DownloadInterrupted, KeyboardInterrupt):
+        raise  # the staging directory and the journal stay, to resume
+    except BaseException:
+        download.discard()
+        raise
     return target
 
 
-def fetch_archive(
-    client, uuid: str, archive_path: str, part: Path, progress: Progress | None
-) -> None:
-    """Bring ``part`` to the complete archive, resuming from its current size."""
-    offset = part.stat().st_size if part.exists() else 0
-    etag_file = _etag_path(part)
-    headers = {"Accept": "application/x-tar"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-        if etag_file.exists():
-            headers["If-Range"] = etag_file.read_text().strip()
-    response = client.send("GET", client.api_url(archive_path), headers=headers, stream=True)
-    with response:
-        if response.status_code == 416 and offset:
-            total = content_range_total(response.headers.get("Content-Range", ""))
-            if total == offset:
-                return  # the .part already holds everything
-            part.unlink()
-            raise DownloadInterrupted("partial download no longer matches; starting over")
-        if response.status_code >= 400:
-            raise response_error(response)
-        if response.status_code == 206:
-            start = content_range_start(response.headers.get("Content-Range", ""))
-            if start != offset:
-                part.unlink()
-                raise DownloadInterrupted("server resumed at the wrong offset; starting over")
-            total = content_range_total(response.headers.get("Content-Range", ""))
-            mode = "ab"
-        else:
-            offset = 0
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            mode = "wb"
-        if response.headers.get("ETag"):
-            etag_file.write_text(response.headers["ETag"])
-        done = offset
+class ArchiveDownload:
+    """One checkpoint's tar, streamed into ``staging`` with its journal beside it."""
+
+    def __init__(self, client, uuid: str, archive_path: str, output: Path, resources, progress):
+        self.client = client
+        self.uuid = uuid
+        self.archive_path = archive_path
+        self.resources = resources
+        self.progress = progress
+        self.staging = output / f".{uuid}.extracting"
+        self.journal_path = output / f"{uuid}.download.json"
+        self.journal = self._load_journal()
+
+    # --- the journal -----------------------------------------------------------------------
+
+    def _load_journal(self) -> dict:
+        """The journal of an earlier attempt, or a fresh start (empty staging directory)."""
         try:
-            with open(part, mode) as out:
-                for chunk in response.iter_content(CHUNK_SIZE):
-                    out.write(chunk)
-                    done += len(chunk)
-                    if progress:
-                        progress(done, total)
-        except requests.RequestException:
-            raise DownloadInterrupted(
-                f"download of {uuid} interrupted after {done} bytes; run again to resume"
-            ) from None
+            journal = json.loads(self.journal_path.read_text())
+            member = journal.get("member")
+            if self.staging.is_dir() and (member is None or _valid_member(member)):
+                return journal
+        except (OSError, ValueError, AttributeError):
+            pass
+        self.reset()
+        return {"etag": None, "member": None}
+
+    def _save_journal(self) -> None:
+        partial = self.journal_path.with_name(self.journal_path.name + ".new")
+        partial.write_text(json.dumps(self.journal))
+        partial.replace(self.journal_path)
+
+    def reset(self) -> None:
+        """Forget what arrived: an empty staging directory, no journal."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.staging.mkdir(parents=True)
+        self.journal_path.unlink(missing_ok=True)
+        self.journal = {"etag": None, "member": None}
+
+    def discard(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.journal_path.unlink(missing_ok=True)
+
+    def resume_point(self) -> tuple[int, dict | None, int]:
+        """(archive offset to ask from, the member to go on with, its bytes on disk)."""
+        member = self.journal["member"]
+        if member is None:
+            return 0, None, 0
+        try:
+            on_disk = os.lstat(self.staging / member["path"]).st_size
+        except FileNotFoundError:
+            on_disk = 0
+        written = min(on_disk, member["size"])
+        return member["data"] + written, member, written
+
+    # --- fetching --------------------------------------------------------------------------
+
+    def fetch(self) -> None:
+        """Bring the staging directory to the whole archive, resuming where it stopped."""
+        offset, member, written = self.resume_point()
+        headers = {"Accept": "application/x-tar"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            if self.journal["etag"]:
+                headers["If-Range"] = self.journal["etag"]
+        client = self.client
+        response = client.send(
+            "GET", client.api_url(self.archive_path), headers=headers, stream=True
+        )
+        with response:
+            if response.status_code == 416 and offset:
+                self.reset()
+                raise DownloadInterrupted("partial download no longer matches; starting over")
+            if response.status_code >= 400:
+                raise response_error(response)
+            if response.status_code == 206:
+                content_range = response.headers.get("Content-Range", "")
+                if content_range_start(content_range) != offset:
+                    self.reset()
+                    raise DownloadInterrupted("server resumed at the wrong offset; starting over")
+                total = content_range_total(content_range)
+            else:
+                if offset:
+                    self.reset()  # the whole archive again (it changed, or no ranges)
+                offset, member, written = 0, None, 0
+                length = response.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else None
+            self.journal["etag"] = response.headers.get("ETag")
+            body = ResponseBody(response, offset, total, self.uuid, self.progress)
+            self.extract(body, member, written)
+
+    def extract(self, body: ResponseBody, member: dict | None, written: int) -> None:
+        """Finish ``member`` (if resuming inside it), then every member that follows."""
+        if member is not None:
+            self.write_member(body, member, written)
+            body.skip_to(member["data"] + _padded(member["size"]))
+        try:
+            tar = tarfile.open(fileobj=body, mode="r:")  # noqa: SIM115 - nothing to close
+            for info in tar:  # reads headers only: write_member copies each member's data
+                if info.isdir():
+                    continue
+                if not info.isfile() or info.issparse():
+                    raise ApiError(f"archive entry {info.name!r} is not a regular file")
+                relative = member_path(info.name, self.uuid)
+                expected = self.resources.get(relative)
+                if expected is not None and info.size != expected:
+                    raise ApiError(
+                        f"{relative} is {info.size} bytes, but the checkpoint records {expected}"
+                    )
+                member = {"path": relative, "data": info.offset_data, "size": info.size}
+                self.journal["member"] = member
+                self._save_journal()
+                self.write_member(body, member, 0)
+            body.finish()
+        except tarfile.TarError as exc:
+            raise ApiError(f"the downloaded archive is damaged: {exc}") from None
+
+    def write_member(self, body: ResponseBody, member: dict, written: int) -> None:
+        """Copy the member's data after its first ``written`` bytes into its file."""
+        destination = self.staging / member["path"]
+        try:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (0 if written else os.O_TRUNC)
+            fd = os.open(destination, flags, 0o644)
         except OSError as exc:
-            raise ApiError(f"cannot write {part}: {exc.strerror or exc}") from None
-        if total is not None and done != total:
-            raise DownloadInterrupted(
-                f"download of {uuid} interrupted after {done} of {total} bytes; run again to resume"
-            )
+            raise ApiError(f"cannot write {destination}: {exc.strerror or exc}") from None
+        try:
+            if written:
+                os.ftruncate(fd, written)
+                os.lseek(fd, written, os.SEEK_SET)
+            body.copy_to(fd, member["size"] - written, destination)
+        finally:
+            os.close(fd)
+
+    def finish(self, target: Path) -> None:
+        """Check every file's size, then move the staging directory to ``target``."""
+        sizes = {
+            path.relative_to(self.staging).as_posix(): path.stat().st_size
+            for path in self.staging.rglob("*")
+            if path.is_file()
+        }
+        check_sizes(sizes, self.resources)
+        if target.exists():
+            target.rmdir()  # empty (checked before downloading)
+        self.staging.rename(target)
+        self.journal_path.unlink(missing_ok=True)
 
 
-def _etag_path(part: Path) -> Path:
-    return part.with_name(part.name + ".etag")
+class ResponseBody:
+    """An archive's HTTP body as a forward-only file for ``tarfile``: ``tell()`` is the
+    offset in the archive; a connection that breaks (or ends short) is DownloadInterrupted."""
+
+    def __init__(self, response, offset: int, total: int | None, uuid: str, progress):
+        self.raw = response.raw
+        self.position = offset
+        self.total = total
+        self.uuid = uuid
+        self.progress = progress
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, position: int, whence: int = os.SEEK_SET) -> int:
+        if whence != os.SEEK_SET or position < self.position:
+            raise OSError("the download stream only seeks forward")
+        self.skip_to(position)
+        return self.position
+
+    def skip_to(self, position: int) -> None:
+        """Read and drop the bytes up to ``position`` (tar padding)."""
+        while self.position < position:
+            self.read(min(position - self.position, CHUNK_SIZE))
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (fewer only at the end of the archive)."""
+        if size is None or size < 0:
+            size = (self.total - self.position) if self.total is not None else CHUNK_SIZE
+        try:
+            data = self.raw.read(size, decode_content=True)
+        except NETWORK_ERRORS:
+            raise self.interrupted() from None
+        self.position += len(data)
+        if len(data) < size and self.total is not None and self.position < self.total:
+            raise self.interrupted()
+        if self.progress and data:
+            self.progress(self.position, self.total)
+        return data
+
+    def copy_to(self, fd: int, count: int, destination: Path) -> None:
+        """Write the next ``count`` bytes to ``fd`` as they arrive (so a broken connection
+        loses nothing received); DownloadInterrupted if they do not all come."""
+        while count > 0:
+            try:
+                data = self.raw.read1(min(count, CHUNK_SIZE), decode_content=True)
+            except NETWORK_ERRORS:
+                raise self.interrupted() from None
+            if not data:
+                raise self.interrupted()
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            except OSError as exc:
+                raise ApiError(f"cannot write {destination}: {exc.strerror or exc}") from None
+            self.position += len(data)
+            count -= len(data)
+            if self.progress:
+                self.progress(self.position, self.total)
+
+    def finish(self) -> None:
+        """Read what follows the last member (the end blocks), so every byte has come."""
+        if self.total is not None:
+            self.skip_to(self.total)
+
+    def interrupted(self) -> DownloadInterrupted:
+        of = f" of {self.total}" if self.total is not None else ""
+        return DownloadInterrupted(
+            f"download of {self.uuid} interrupted after {self.position}{of} bytes; "
+            "run again to resume"
+        )
+
+
+def _padded(size: int) -> int:
+    """``size`` rounded up to whole tar blocks."""
+    return -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+
+
+def _valid_member(member) -> bool:
+    """A journal's member entry: a safe path, whole-number offset and size."""
+    try:
+        return (
+            check_relative_path(member["path"]) == member["path"]
+            and isinstance(member["data"], int)
+            and isinstance(member["size"], int)
+            and member["data"] >= 0
+            and member["size"] >= 0
+        )
+    except (KeyError, TypeError, UnsafePath):
+        return False
 
 
 def content_range_start(value: str) -> int | None:
@@ -153,39 +359,6 @@ def member_path(name: str, uuid: str) -> str:
         return check_relative_path(path)
     except UnsafePath as exc:
         raise ApiError(f"unsafe path in archive: {name!r} ({exc})") from None
-
-
-def extract_checkpoint(archive: Path, target: Path, uuid: str, resources: dict) -> None:
-    """Extract a checkpoint tar into ``target`` (regular files only, paths kept inside),
-    then check each file's size against ``resources``. Leaves nothing behind on failure."""
-    staging = target.with_name(f".{target.name}.extracting")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        sizes = {}
-        with tarfile.open(archive, "r:") as tar:
-            for member in tar:
-                if member.isdir():
-                    continue
-                if not member.isfile():
-                    raise ApiError(f"archive entry {member.name!r} is not a regular file")
-                relative = member_path(member.name, uuid)
-                destination = staging / relative
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                source = tar.extractfile(member)
-                with source, open(destination, "wb") as out:
-                    shutil.copyfileobj(source, out, CHUNK_SIZE)
-                sizes[relative] = destination.stat().st_size
-        check_sizes(sizes, resources)
-        if target.exists():
-            target.rmdir()  # empty (checked before downloading)
-        staging.rename(target)
-    except tarfile.TarError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise ApiError(f"the downloaded archive is damaged: {exc}") from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def check_sizes(sizes: dict[str, int], resources: dict[str, int]) -> None:

@@ -26,7 +26,7 @@ class ApiError(Exception):
 
 
 class DownloadInterrupted(ApiError):
-    """The archive stream broke off; the ``.part`` file keeps what arrived, to resume."""
+    """The archive stream broke off; what arrived is kept, to resume."""
 
 
 def response_error(response: requests.Response) -> ApiError:

@@ -35,6 +35,8 @@ def run_check(tmp_path, *options, **env):
         ("DATABASE_URL", "nonsense://"),
         ("CELERY_TASK_TIME_LIMIT", "soon"),
         ("CKPTWEB_GC_SWEEP_SECONDS", "-5"),
+        ("CKPTWEB_ACCEL_REDIRECT_PREFIX", "_files"),
+        ("CKPTWEB_ACCEL_REDIRECT_PREFIX", "/_files"),
     ],
 )
 def test_malformed_variable_fails_naming_it(tmp_path, variable, value):

@@ -85,14 +85,16 @@ def test_a_failed_download_resumes_on_the_next_run(run_ckpt, big_checkpoint, liv
         assert first.returncode == 1
         assert "interrupted" in first.stderr and "resume" in first.stderr
         assert "Traceback" not in first.stderr
-        part = out / f"{checkpoint.uuid}.tar.part"
-        assert part.stat().st_size == 2 * 1024 * 1024
+        staging = out / f".{checkpoint.uuid}.extracting"
+        journal = out / f"{checkpoint.uuid}.download.json"
+        assert (staging / "state-dict.pth").stat().st_size > 0  # extracted as it arrived
+        assert journal.exists()
         assert not (out / str(checkpoint.uuid)).exists()
 
         second = run_ckpt("checkpoint", "download", checkpoint.uuid, "-o", out, url=proxy.url)
     assert second.returncode == 0, second.stderr
     assert proxy.download_ranges() == [None, f"bytes={2 * 1024 * 1024}-"]
-    assert not part.exists()
+    assert not staging.exists() and not journal.exists()
     assert_identical(out / str(checkpoint.uuid), files)
 
 

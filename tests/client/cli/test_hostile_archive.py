@@ -111,3 +111,45 @@ def test_a_member_escaping_its_folder_is_refused(tmp_path, name, kind):
     assert "Traceback" not in result.stderr
     assert not list(tmp_path.rglob("escaped*")), "a member was written outside its folder"
     assert sorted(p.name for p in out.iterdir()) == []  # no partial checkpoint, no .part
+
+
+def run_download(tmp_path, archive: bytes) -> tuple[subprocess.CompletedProcess, object]:
+    server = HostileServer(archive)
+    out = tmp_path / "out"
+    out.mkdir()
+    try:
+        result = subprocess.run(
+            [str(CKPT), "checkpoint", "download", UUID, "-o", str(out)],
+            env={**os.environ, "CKPTWEB_URL": server.url, "CKPTWEB_TOKEN": "x" * 40},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        server.close()
+    return result, out
+
+
+def test_a_member_larger_than_its_resource_is_refused_before_it_is_written(tmp_path):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        member = tarfile.TarInfo("metadata.json")  # the checkpoint records 2 bytes
+        member.size = 3 * 1024 * 1024
+        tar.addfile(member, io.BytesIO(b"x" * member.size))
+    result, out = run_download(tmp_path, buffer.getvalue())
+    assert result.returncode == 1
+    assert "metadata.json is 3145728 bytes, but the checkpoint records 2" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == []
+
+
+def test_a_file_cannot_become_a_directory(tmp_path):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in (("metadata.json", b"{}"), ("metadata.json/inner", b"evil\n")):
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    result, out = run_download(tmp_path, buffer.getvalue())
+    assert result.returncode == 1
+    assert "cannot write" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == []

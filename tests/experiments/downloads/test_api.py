@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import uuid as uuid_lib
+from urllib.parse import quote
 
 import pytest
 from django.http import FileResponse
@@ -168,3 +170,53 @@ def test_head_gives_length_without_body(checkpoint, alice_api):
     response = alice_api.head(download(checkpoint))
     assert response.status_code == 200
     assert int(response["Content-Length"]) == len(whole)
+
+
+@pytest.fixture
+def accel(settings):
+    settings.CKPTWEB_ACCEL_REDIRECT_PREFIX = "/_ckptweb_files/"
+    return settings
+
+
+def test_accel_redirect_names_the_resolved_file_for_nginx(
+    accel, fs_store, make_checkpoint, alice_api
+):
+    checkpoint = make_checkpoint(fs_store, {"code/my model.py": b"print(1)\n", **FILES})
+    url = f"/api/v1/checkpoints/{checkpoint.uuid}/files/code/my%20model.py"
+    response = alice_api.get(url, HTTP_RANGE="bytes=2-")  # nginx answers the Range itself
+    assert response.status_code == 200
+    assert response.content == b""
+    on_disk = os.path.realpath(fs_store.root / str(checkpoint.uuid) / "code" / "my model.py")
+    assert response["X-Accel-Redirect"] == "/_ckptweb_files" + quote(on_disk)
+    assert "%20model.py" in response["X-Accel-Redirect"]
+    # The untrusted-content headers, for the nginx location to pass on (README).
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in response["Content-Security-Policy"]
+    assert response["Content-Disposition"] == 'attachment; filename="my model.py"'
+
+
+def test_accel_redirect_keeps_the_checks_before_it(accel, checkpoint, alice_api, bob_api):
+    base = f"/api/v1/checkpoints/{checkpoint.uuid}/files"
+    missing = alice_api.get(f"{base}/nope.bin")
+    assert missing.status_code == 404 and "X-Accel-Redirect" not in missing
+    assert "message" in missing.json()
+    escape = alice_api.get(f"{base}/..%2F..%2Fetc%2Fpasswd")
+    assert escape.status_code in (400, 404) and "X-Accel-Redirect" not in escape
+    etag = alice_api.get(f"{base}/weights.bin")
+    assert "X-Accel-Redirect" in etag
+
+
+def test_accel_redirect_is_only_for_shared_fs(accel, s3_store, make_checkpoint, alice_api):
+    checkpoint = make_checkpoint(s3_store, FILES)
+    response = alice_api.get(f"/api/v1/checkpoints/{checkpoint.uuid}/files/config.yaml")
+    assert response.status_code == 200
+    assert "X-Accel-Redirect" not in response
+    assert consume(response) == FILES["config.yaml"]
+
+
+def test_without_the_setting_files_stream_with_ranges(checkpoint, alice_api):
+    url = f"/api/v1/checkpoints/{checkpoint.uuid}/files/weights.bin"
+    response = alice_api.get(url, HTTP_RANGE="bytes=100-199")
+    assert response.status_code == 206
+    assert "X-Accel-Redirect" not in response
+    assert consume(response) == FILES["weights.bin"][100:200]

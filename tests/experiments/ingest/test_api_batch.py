@@ -213,3 +213,38 @@ def test_validations_without_the_searcher_metric_clear_it(alice_api, trial):
     response = post(alice_api, validations_url(trial), items)
     assert response.status_code == 201, response.json()
     assert Checkpoint.objects.get().validation_metric is None
+
+
+def test_insert_checkpoints_stores_every_field_as_bulk_create_does(trial):
+    """experiments.batch.insert_checkpoints (one JSON document on PostgreSQL, bulk_create on
+    SQLite) against Django's own bulk_create: every column of every row read back."""
+    from experiments import batch
+
+    def made(offset):
+        checkpoints = [
+            services.new_checkpoint(
+                trial,
+                steps,
+                resources={"a b/ü.pt": 2**40, 'q".bin': 0},
+                metadata={"nested": {"x": [1, 2.5, None, 'é"\\\n', True]}, "big": 2**62},
+            )
+            for steps in (offset, offset + 1)
+        ]
+        checkpoints[0].validation_metric = 0.125
+        return checkpoints
+
+    ours = batch.insert_checkpoints(made(10))
+    django = Checkpoint.objects.bulk_create(made(20))
+    assert all(c.pk and not c._state.adding for c in ours)
+    skip = {"id", "uuid", "report_time", "steps_completed"}
+    columns = [f.attname for f in Checkpoint._meta.concrete_fields if f.attname not in skip]
+    for mine, theirs in zip(ours, django, strict=True):
+        stored = Checkpoint.objects.get(pk=mine.pk)
+        assert str(stored.uuid) == str(mine.uuid)
+        assert stored.steps_completed == theirs.steps_completed - 10
+        expected = Checkpoint.objects.get(pk=theirs.pk)
+        assert stored.report_time.tzinfo is not None
+        assert abs((stored.report_time - expected.report_time).total_seconds()) < 60
+        assert {c: getattr(stored, c) for c in columns} == {
+            c: getattr(expected, c) for c in columns
+        }
