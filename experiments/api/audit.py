@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
 
 from ckptweb.audit.models import AuditEvent
+from experiments.api.views import ApiViewMixin
 from experiments.filters import AuditEventFilterSet
 from experiments.permissions import visible_audit_events
 
@@ -25,13 +26,12 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
 
 @extend_schema(tags=["audit"])
-class AuditEventList(generics.ListAPIView):
+class AuditEventList(ApiViewMixin, generics.ListAPIView):
     """Who did what: ``?actor=&action=&experiment=&since=``, paginated, newest first. Staff
     see everything; others the events of their experiments and models, and their own."""
 
     serializer_class = AuditEventSerializer
     filterset_class = AuditEventFilterSet
-    ordering_fields: list[str] = []
 
     def get_queryset(self):
         return visible_audit_events(self.request.user).order_by("-at", "-id")
