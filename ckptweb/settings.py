@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "axes",
     "csp",
+    "ckptweb.audit",
     "storage",
     "experiments",
     "storage.reconcile",
@@ -71,6 +72,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
+    "ckptweb.audit.record.AuditMiddleware",
     # Last, as django-axes asks: turns a locked-out sign-in into ckptweb.signin's answer.
     "axes.middleware.AxesMiddleware",
 ]
@@ -163,10 +165,12 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # session for it to name).
 AXES_DISABLE_ACCESS_LOG = True
 AXES_LOCKOUT_CALLABLE = "ckptweb.signin.lockout_response"
-AXES_CLIENT_IP_CALLABLE = "ckptweb.signin.client_ip"
+AXES_CLIENT_IP_CALLABLE = "ckptweb.lib.addresses.client_ip"
 # Reverse proxies in front of ckptweb that append the client's address to X-Forwarded-For;
 # 0 (the default) takes REMOTE_ADDR and ignores the header, which a client could forge.
 CKPTWEB_PROXY_COUNT = envint("CKPTWEB_PROXY_COUNT", 0)
+# Audit events older than this many days are deleted by the GC sweep; 0 keeps them all.
+CKPTWEB_AUDIT_RETENTION_DAYS = envint("CKPTWEB_AUDIT_RETENTION_DAYS", 365, minimum=0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

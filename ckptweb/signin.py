@@ -3,35 +3,16 @@ web sign-in answers.
 
 Axes counts failed sign-ins per (username, IP address) pair in the database (settings.py,
 ``AXES_*``) and refuses a pair that reached ``AXES_FAILURE_LIMIT`` within ``AXES_COOLOFF_TIME``
-before any password is hashed. The web sign-in and the admin's go through its authentication
-backend, and axes' middleware calls ``lockout_response`` for them; ``det user login`` asks
-axes itself and answers its own JSON 429 (``ckptweb/detcompat/auth.py``).
+before any password is hashed (the address: ``ckptweb.lib.addresses.client_ip``). The web
+sign-in and the admin's go through its authentication backend, and axes' middleware calls
+``lockout_response`` for them; ``det user login`` asks axes itself and answers its own JSON
+429 (``ckptweb/detcompat/auth.py``).
 """
 
 from __future__ import annotations
 
-import ipaddress
-
 from django.conf import settings
 from django.shortcuts import render
-
-
-def client_ip(request) -> str:
-    """The client's address: REMOTE_ADDR, or with ``CKPTWEB_PROXY_COUNT`` proxies in front,
-    the address the outermost of them put in X-Forwarded-For (what a client wrote in the
-    header before it is ignored). Anything that is not an IP address falls back to
-    REMOTE_ADDR."""
-    remote = request.META.get("REMOTE_ADDR", "")
-    count = settings.CKPTWEB_PROXY_COUNT
-    if count:
-        hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        hops = [hop for hop in hops if hop]
-        if len(hops) >= count:
-            try:
-                return str(ipaddress.ip_address(hops[-count]))
-            except ValueError:
-                pass
-    return remote
 
 
 def cool_off_minutes() -> int:

@@ -13,6 +13,7 @@ from django.db.models import BooleanField, F, Func, Value
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
+from ckptweb.audit.models import Action, AuditEvent
 from ckptweb.jobs import RunState
 from ckptweb.lib.limits import MAX_INT
 from experiments.choices import CheckpointState, ExperimentState, TrialState
@@ -243,3 +244,18 @@ class ModelFilterSet(django_filters.FilterSet):
         if not value or "," in value:
             return queryset.none() if value else queryset
         return queryset.filter(label_index__contains=f",{value},")
+
+
+class AuditEventFilterSet(django_filters.FilterSet):
+    """Audit events by actor username, action, experiment id and time (newest first)."""
+
+    actor = django_filters.CharFilter(field_name="actor_name", help_text="Actor username.")
+    action = django_filters.ChoiceFilter(choices=Action.choices)
+    experiment = IdFilter(field_name="experiment_id", help_text="Experiment id.")
+    since = django_filters.IsoDateTimeFilter(
+        field_name="at", lookup_expr="gte", help_text="At or after (ISO 8601)."
+    )
+
+    class Meta:
+        model = AuditEvent
+        fields = ["actor", "action", "experiment", "since"]

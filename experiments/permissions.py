@@ -15,8 +15,10 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
+from ckptweb.audit.models import AuditEvent
 from experiments.models import Checkpoint, Experiment, GCRun, Model, ModelVersion, Trial, Validation
 
 
@@ -107,3 +109,12 @@ class IsStaff(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return is_staff(request.user)
+
+
+def visible_audit_events(user):
+    """The audit events ``user`` may read: staff all; others those about their experiments
+    and models, and their own actions (sign-ins, tokens)."""
+    events = AuditEvent.objects.all()
+    if user.is_staff:
+        return events
+    return events.filter(Q(owner_id=user.pk) | Q(actor_id=user.pk))

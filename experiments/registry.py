@@ -26,6 +26,8 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.db.models import OuterRef, Prefetch, Q, Subquery
 
+from ckptweb.audit.models import Action
+from ckptweb.audit.record import listed, record
 from ckptweb.lib import limits
 from ckptweb.lib.errors import Conflict
 from ckptweb.lib.limits import InvalidInput
@@ -140,13 +142,16 @@ def create_model(owner, name, description=None, labels=None) -> Model:
                 "never come to mean other checkpoints, so choose another name."
             )
         last_version = retired.last_version if retired else 0
-        return Model.objects.create(
+        model = Model.objects.create(
             name=name,
             description=description,
             labels=labels,
             owner=owner,
             last_version=last_version,
         )
+        after = {"name": name, "description": description, "labels": labels}
+        record(Action.MODEL_CREATE, "model", model.pk, owner_id=owner.pk, after=after)
+        return model
 
 
 def update_model(model: Model, description=None, labels=None) -> Model:
@@ -170,6 +175,12 @@ def delete_model(model: Model) -> None:
         name=locked.name,
         defaults={"owner_id": locked.owner_id, "last_version": locked.last_version},
     )
+    versions = list(locked.versions.values_list("version", "checkpoint__uuid"))
+    before = {
+        "name": locked.name,
+        "versions": listed(f"v{number} {uuid}" for number, uuid in versions),
+    }
+    record(Action.MODEL_DELETE, "model", locked.pk, owner_id=locked.owner_id, before=before)
     locked.delete()
 
 
@@ -209,6 +220,19 @@ def register_version(model: Model, checkpoint: Checkpoint, user, comment=None) -
             comment=comment,
             registered_by=user if user is not None and user.is_authenticated else None,
         )
+        after = {
+            "model": locked.name,
+            "version": version.version,
+            "checkpoint": str(checkpoint.uuid),
+        }
+        record(
+            Action.VERSION_REGISTER,
+            "model_version",
+            f"{locked.name}:{version.version}",
+            experiment_id=experiment.pk,
+            owner_id=locked.owner_id,
+            after=after,
+        )
     model.last_version = locked.last_version
     return version
 
@@ -227,8 +251,23 @@ def get_version(model: Model, version) -> ModelVersion:
     return versions.get(version=number)
 
 
+@transaction.atomic
 def delete_version(version: ModelVersion) -> None:
     """Remove a version: its checkpoint is no longer pinned by it."""
+    model = version.model
+    before = {
+        "model": model.name,
+        "version": version.version,
+        "checkpoint": str(version.checkpoint.uuid),
+    }
+    record(
+        Action.VERSION_DELETE,
+        "model_version",
+        f"{model.name}:{version.version}",
+        experiment_id=version.checkpoint.experiment_id,
+        owner_id=model.owner_id,
+        before=before,
+    )
     version.delete()
 
 

@@ -13,6 +13,8 @@ import yaml
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
+from ckptweb.audit.models import Action
+from ckptweb.audit.record import listed, record
 from ckptweb.lib.db import chunked, in_chunk_size
 from ckptweb.lib.errors import Conflict
 from ckptweb.lib.limits import (
@@ -513,8 +515,23 @@ def _set_protected(experiment_id: int, ids: list[int], protected: bool) -> tuple
     rows = Checkpoint.objects.filter(pk__in=ids).exclude(protected=protected)
     if protected:
         rows = rows.exclude(state__in=GONE_STATES)
+    uuids = list(rows.values_list("uuid", flat=True))  # under the experiment's row lock
     changed = rows.update(protected=protected)
     summary.protection_changed(experiment_id, changed, protected)
+    if uuids:
+        owner_id = Experiment.objects.values_list("owner_id", flat=True).get(pk=experiment_id)
+        action = Action.CHECKPOINT_PROTECT if protected else Action.CHECKPOINT_UNPROTECT
+        target = str(uuids[0]) if len(uuids) == 1 else f"{len(uuids)} checkpoints"
+        after = {"protected": protected, "checkpoints": listed(uuids)}
+        record(
+            action,
+            "checkpoint",
+            target,
+            experiment_id=experiment_id,
+            owner_id=owner_id,
+            before={"protected": not protected},
+            after=after,
+        )
     refused = []
     if protected:
         gone = Checkpoint.objects.filter(

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from experiments.views import bulk, checkpoints, compare, experiments, gc, registry, search
+from experiments.views import audit, bulk, checkpoints, compare, experiments, gc, registry, search
 
 app_name = "experiments"
 
@@ -32,6 +32,7 @@ urlpatterns = [
         name="checkpoint-register",
     ),
     path("models/", registry.model_list, name="models"),
+    path("audit/", audit.audit_log, name="audit"),
     path("models/<str:name>/", registry.model_detail, name="model"),
     path("search/", search.checkpoint_search, name="search"),
     path("compare/", compare.compare, name="compare"),

@@ -5,6 +5,8 @@ from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path
 
+from ckptweb.audit.models import Action
+from ckptweb.audit.record import record
 from storage import services
 from storage.forms import StorageConfigForm, type_fields
 from storage.models import StorageConfig
@@ -81,12 +83,29 @@ class StorageConfigAdmin(admin.ModelAdmin):
         return redirect("admin:storage_storageconfig_change", pk)
 
     def save_model(self, request, obj, form, change):
-        """Save; a config marked default takes the role from the previous default."""
+        """Save; a config marked default takes the role from the previous default. Audited
+        with the fields before and after (secrets as ``********``)."""
         with transaction.atomic():
+            before = None
+            if change:
+                before = StorageConfig.objects.get(pk=obj.pk).audit_fields()
             if obj.is_default:
                 services.make_default(obj)
             else:
                 obj.save()
+            action = Action.STORAGE_CHANGE if change else Action.STORAGE_CREATE
+            record(action, "storage", obj.pk, before=before, after=obj.audit_fields())
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            record(Action.STORAGE_DELETE, "storage", obj.pk, before=obj.audit_fields())
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for config in queryset:
+                record(Action.STORAGE_DELETE, "storage", config.pk, before=config.audit_fields())
+            super().delete_queryset(request, queryset)
 
     def has_delete_permission(self, request, obj=None):
         """The default storage cannot be deleted: make another one the default first."""

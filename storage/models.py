@@ -99,6 +99,21 @@ class StorageConfig(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.type})"
 
+    def audit_fields(self) -> dict:
+        """The config as the audit log keeps it: every field, a set secret as ``********``
+        (an unset one as ""), URLs without their credentials."""
+        fields = {"name": self.name, "type": self.type, "is_default": self.is_default}
+        for name in sorted(STORAGE_FIELDS):
+            value = getattr(self, name)
+            if name in SECRET_FIELDS:
+                value = REDACTED if value else ""
+            elif name in URL_FIELDS:
+                value = redact_url(value)
+            fields[name] = value
+        fields["direct_urls"] = self.direct_urls
+        fields |= {name: getattr(self, name) for name in POLICY_FIELDS}
+        return fields
+
     def clean(self):
         """The rules its type's backend declares: required fields, others blank, safe paths."""
         backend = BACKENDS.get(self.type)

@@ -28,6 +28,8 @@ from django.utils.crypto import constant_time_compare
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 
+from ckptweb.audit.models import Action
+from ckptweb.audit.record import record
 from ckptweb.detcompat.hashers import DeterminedPBKDF2PasswordHasher, det_prehash
 from ckptweb.detcompat.models import DetToken
 
@@ -111,6 +113,9 @@ def issue_token(user) -> str:
 def revoke_token(token_row: DetToken) -> None:
     """Delete this one token (``det user logout``); the user's other tokens stay valid."""
     DetToken.objects.filter(pk=token_row.pk).delete()
+    user_id = token_row.user_id
+    after = {"kind": "det", "expires_at": token_row.expires_at.isoformat()}
+    record(Action.TOKEN_REVOKE, "token", f"det:{token_row.pk}", owner_id=user_id, after=after)
 
 
 class DetBearerAuthentication(BaseAuthentication):

@@ -4,6 +4,7 @@ from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
 from experiments.api import (
+    audit,
     batch_views,
     best,
     downloads,
@@ -23,6 +24,7 @@ router.register("models", registry_views.ModelViewSet, basename="model")
 ID = r"(?P<{}>[^/]+)"
 
 urlpatterns = [
+    path("audit-events", audit.AuditEventList.as_view(), name="audit-events"),
     re_path(
         rf"^experiments/{ID.format('experiment_id')}/checkpoints$",
         views.ExperimentCheckpointList.as_view(),

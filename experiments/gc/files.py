@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from ckptweb.audit.models import Action
+from ckptweb.audit.record import record
 from ckptweb.jobs import RUN_TERMINAL_STATES
 from ckptweb.lib.errors import Conflict
 from experiments.choices import CheckpointState, GCReason
@@ -66,6 +68,15 @@ def delete_files(checkpoint: Checkpoint, globs) -> GCRun:
     run = start_gc_run(checkpoint.experiment, GCReason.FILES, checkpoint=checkpoint)
     GCRun.objects.filter(pk=run.pk).update(globs=globs)
     run.globs = globs
+    experiment = checkpoint.experiment
+    record(
+        Action.CHECKPOINT_RM,
+        "checkpoint",
+        checkpoint.uuid,
+        experiment_id=experiment.pk,
+        owner_id=experiment.owner_id,
+        after={"globs": globs, "gc_run": run.pk},
+    )
     return run
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from ckptweb.audit.models import Action
+from ckptweb.audit.record import record
 from ckptweb.lib.errors import Conflict
 from ckptweb.lib.policy import DELETE_EVERYTHING, POLICY_FIELDS, Policy
 from experiments.choices import DELETABLE_STATES, CheckpointState, ExperimentState, GCReason
@@ -72,17 +74,42 @@ def start_gc_run(
         started_by=user if getattr(user, "is_authenticated", False) else None,
     )
     transaction.on_commit(lambda: execute.enqueue(run.pk))
+    if reason in SYSTEM_REASONS:  # the other runs are named by their action's own event
+        after = {"gc_run": run.pk, "reason": reason, "policy": run.policy}
+        record(
+            Action.GC_RUN_STARTED, "experiment", experiment.pk, **_about(experiment), after=after
+        )
     return run
+
+
+#: Runs no person asked for by name: an experiment that ended, the sweep.
+SYSTEM_REASONS = (GCReason.EXPERIMENT_TERMINAL, GCReason.SWEEP)
+
+
+def _about(experiment: Experiment) -> dict:
+    """The audit fields naming ``experiment`` and who may read its events."""
+    return {"experiment_id": experiment.pk, "owner_id": experiment.owner_id}
 
 
 @transaction.atomic
 def set_gc_policy(experiment: Experiment, policy: Policy, user=None) -> GCRun:
     """Save a new GC policy on ``experiment`` and start a GC run with it (by ``user``)."""
     experiment.ensure_not_deleting()
+    before = experiment.gc_policy.as_dict()
     for field, value in policy.as_dict().items():
         setattr(experiment, field, value)
     experiment.save(update_fields=[*POLICY_FIELDS, "updated_at"])
-    return start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy, user=user)
+    run = start_gc_run(experiment, GCReason.POLICY_CHANGED, policy=policy, user=user)
+    after = {**policy.as_dict(), "gc_run": run.pk}
+    record(
+        Action.GC_POLICY_SET,
+        "experiment",
+        experiment.pk,
+        **_about(experiment),
+        before=before,
+        after=after,
+    )
+    return run
 
 
 @transaction.atomic
@@ -109,13 +136,24 @@ def delete_experiment(experiment: Experiment) -> GCRun:
     # appear between this check and the DELETING state below.
     if refusal := experiment_registered_refusal(experiment.pk):
         raise CheckpointProtected(refusal)
+    before = {"name": experiment.name, "state": experiment.state}
     experiment.state = ExperimentState.DELETING
     experiment.save(update_fields=["state", "updated_at"])
-    return start_gc_run(
+    run = start_gc_run(
         experiment,
         GCReason.EXPERIMENT_DELETED,
         policy=DELETE_EVERYTHING,
     )
+    after = {"state": experiment.state, "gc_run": run.pk}
+    record(
+        Action.EXPERIMENT_DELETE,
+        "experiment",
+        experiment.pk,
+        **_about(experiment),
+        before=before,
+        after=after,
+    )
+    return run
 
 
 @transaction.atomic
@@ -129,6 +167,15 @@ def delete_checkpoint(checkpoint: Checkpoint, user=None) -> GCRun:
     checkpoint.experiment.ensure_not_deleting()
     if refusal := deletion_refusal(checkpoint):
         raise refusal
-    return start_gc_run(
+    run = start_gc_run(
         checkpoint.experiment, GCReason.CHECKPOINT_DELETED, checkpoint=checkpoint, user=user
     )
+    record(
+        Action.CHECKPOINT_DELETE,
+        "checkpoint",
+        checkpoint.uuid,
+        **_about(checkpoint.experiment),
+        before={"state": checkpoint.state},
+        after={"gc_run": run.pk, "size_bytes": checkpoint.size_bytes},
+    )
+    return run

@@ -46,6 +46,7 @@ from django.db import close_old_connections, connections, transaction
 from django.db.models import Q
 
 from ckptweb import jobs
+from ckptweb.audit.record import prune as prune_audit_log
 from ckptweb.jobs import RUN_ACTIVE_STATES, RUN_TERMINAL_STATES, RunState
 from experiments.choices import DELETABLE_STATES, CheckpointState, ExperimentState, GCReason
 from experiments.gc import execute
@@ -62,9 +63,11 @@ def sweep() -> list[int]:
     """Periodic repair: retire dead runs and start SWEEP runs where work is left.
 
     Returns the ids of the runs it started. Upload sessions past their expiry are aborted
-    first (``storage.uploads.abort_expired``): their files go.
+    first (``storage.uploads.abort_expired``): their files go; audit events past their
+    retention are pruned (``ckptweb.audit.record.prune``).
     """
     uploads.abort_expired()
+    prune_audit_log()
     stale = settings.CKPTWEB_GC_STALE_SECONDS
     retired = jobs.retire_stale(GCRun.objects.all(), stale)
     needy = set(GCRun.objects.filter(pk__in=retired).values_list("experiment_id", flat=True))

@@ -83,6 +83,8 @@ ENDPOINTS = {
     "checkpoint-urls": ("get", "/api/v1/checkpoints/{c}/urls", None, 409),
     "gc-runs-list": ("get", "/api/v1/gc-runs", None, 200),
     "gc-run-get": ("get", "/api/v1/gc-runs/{g}", None, 200),
+    # Every signed-in user reads the audit log (filtered to what concerns them).
+    "audit-events": ("get", "/api/v1/audit-events", None, 200),
 }
 READS = {name for name, (method, *_rest) in ENDPOINTS.items() if method == "get"}
 
@@ -156,7 +158,13 @@ def test_the_matrix_covers_every_api_route():
         route
         for route in walk(get_resolver().url_patterns)
         if route.startswith(
-            ("api/v1/experiments", "api/v1/trials", "api/v1/checkpoints", "api/v1/gc-runs")
+            (
+                "api/v1/experiments",
+                "api/v1/trials",
+                "api/v1/checkpoints",
+                "api/v1/gc-runs",
+                "api/v1/audit-events",
+            )
         )
     }
     assert len(api_routes) >= 14
