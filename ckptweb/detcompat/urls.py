@@ -2,10 +2,11 @@
 
 from django.urls import re_path
 
-from ckptweb.detcompat import views
+from ckptweb.detcompat import training, views
 
 ID = r"(?P<experiment_id>[^/]+)"
 UUID = r"(?P<uuid>[^/]+)"
+TRIAL = r"(?P<trial_id>[^/]+)"
 
 app_name = "detcompat"
 
@@ -20,7 +21,7 @@ urlpatterns = [
         views.ExperimentCheckpointsView.as_view(),
         name="experiment-checkpoints",
     ),
-    re_path(r"^api/v1/checkpoints$", views.CheckpointsView.as_view(), name="checkpoints"),
+    re_path(r"^api/v1/checkpoints$", training.CheckpointsReportView.as_view(), name="checkpoints"),
     re_path(
         r"^api/v1/checkpoints/rm$",
         views.CheckpointsRemoveFilesView.as_view(),
@@ -28,5 +29,20 @@ urlpatterns = [
     ),
     re_path(rf"^api/v1/checkpoints/{UUID}$", views.CheckpointView.as_view(), name="checkpoint"),
     re_path(rf"^checkpoints/{UUID}$", views.CheckpointDownloadView.as_view(), name="download"),
+    # training (Core API) and metrics
+    re_path(r"^api/v1/experiments$", training.ExperimentsView.as_view(), name="experiments"),
+    re_path(r"^api/v1/master$", training.MasterView.as_view(), name="master"),
+    re_path(r"^api/v1/trials$", training.TrialsView.as_view(), name="trials"),
+    re_path(rf"^api/v1/trials/{TRIAL}$", training.TrialView.as_view(), name="trial"),
+    re_path(
+        rf"^api/v1/trials/{TRIAL}/start$", training.TrialStartView.as_view(), name="trial-start"
+    ),
+    re_path(
+        rf"^api/v1/trials/{TRIAL}/metrics$",
+        training.TrialMetricsView.as_view(),
+        name="trial-metrics",
+    ),
+    re_path(r"^api/v1/runs/start$", training.RunStartView.as_view(), name="runs-start"),
+    re_path(r"^task-logs$", training.TaskLogsView.as_view(), name="task-logs"),
     re_path(rf"^experiments/{ID}/preview_gc$", views.PreviewGCView.as_view(), name="preview-gc"),
 ]

@@ -1,0 +1,248 @@
+"""Determined's Core API (``core_v2``, unmanaged) training against /det-compat/.
+
+A real training loop runs in the Determined venv and reports as it would to a Determined
+master: the experiment and trial, training and validation metrics, checkpoints written by
+Determined's own storage manager to a path (``checkpoint_storage: {type: directory}``),
+its printed lines; ending the run completes the trial and the experiment, whose GC run
+applies the policy. Then ckptweb's own API, database and the bytes on storage are compared
+with what the script reported.
+
+The loop is PyTorch on CPU: ``make det-venv`` installs only ``determined``, so the script
+imports the project venv's torch (appended to ``sys.path``, after the Determined venv's
+own packages); where no torch is found at all it fits the same line in plain Python (the
+reporting calls are the same). ``tensorboard_mode=MANUAL``: AUTO needs the tensorboard
+package, which neither venv has.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sysconfig
+import threading
+import uuid as uuid_lib
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from experiments import services
+from experiments.choices import CheckpointState, ExperimentState, TrialState
+from experiments.models import Checkpoint, Experiment, TrialLog, TrialMetrics, Validation
+from storage.models import StorageConfig
+from tests.detcompat.helpers import ckptweb_api, ckptweb_download, tree
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+#: Where the project's venv has torch (``make det-venv`` installs only ``determined``).
+PROJECT_SITE_PACKAGES = sysconfig.get_paths()["purelib"]
+
+#: The training script: ``{master}``, ``{storage}`` and ``{policy}`` are filled in.
+SCRIPT = """
+import json, os, sys
+from determined import core
+from determined.experimental import client as det_client, core_v2
+
+try:
+    import torch
+except ImportError:  # the project's torch, after the Determined venv's own packages
+    sys.path.append(os.environ["PROJECT_SITE_PACKAGES"])
+    try:
+        import torch
+    except ImportError:
+        torch = None
+
+client = det_client.Determined({master!r}, user="alice", password="alice-pass-123")
+storage = {{"type": "directory", "container_path": {storage!r}, **{policy!r}}}
+core_v2.init(
+    config=core_v2.Config(
+        name="core-v2-line",
+        hparams={{"lr": 0.1}},
+        searcher={{"name": "single", "metric": "val_loss", "smaller_is_better": True}},
+        checkpoint_storage=storage,
+    ),
+    client=client,
+    # AUTO would write TensorBoard files, which needs the tensorboard package.
+    tensorboard_mode=core.TensorboardMode.MANUAL,
+)
+info = core_v2.info
+xs = [i / 10 for i in range(20)]
+ys = [3 * x + 1 for x in xs]
+if torch is not None:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    X, Y = torch.tensor(xs).unsqueeze(1), torch.tensor(ys).unsqueeze(1)
+
+    def step():
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(X), Y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def params():
+        return {{"w": model.weight.item(), "b": model.bias.item()}}
+else:
+    w = b = 0.0
+
+    def step():
+        global w, b
+        n = len(xs)
+        loss = sum((w * x + b - y) ** 2 for x, y in zip(xs, ys)) / n
+        gw = sum(2 * (w * x + b - y) * x for x, y in zip(xs, ys)) / n
+        gb = sum(2 * (w * x + b - y) for x, y in zip(xs, ys)) / n
+        w, b = w - 0.1 * gw, b - 0.1 * gb
+        return loss
+
+    def params():
+        return {{"w": w, "b": b}}
+
+reported = {{"training": [], "validation": [], "checkpoints": {{}}}}
+for steps in range(1, 31):
+    loss = step()
+    core_v2.train.report_training_metrics(steps_completed=steps, metrics={{"loss": loss}})
+    reported["training"].append([steps, loss])
+    if steps % 10 == 0:
+        with core_v2.checkpoint.store_path({{"steps_completed": steps}}) as (path, uuid):
+            (path / "model.json").write_text(json.dumps(params()))
+            (path / "code").mkdir()
+            (path / "code" / "train.py").write_text("# the training script")
+        reported["checkpoints"][uuid] = steps
+        # The validation of a step arrives after its checkpoint.
+        val_loss = loss * 1.5
+        core_v2.train.report_validation_metrics(
+            steps_completed=steps, metrics={{"val_loss": val_loss}}
+        )
+        reported["validation"].append([steps, val_loss])
+        print(f"step {{steps}}: loss {{loss:.4f}} checkpoint {{uuid}}")
+reported["experiment"] = info.trial.experiment_id
+reported["trial"] = info.trial.trial_id
+reported["torch"] = torch is not None
+core_v2.close()
+print("RESULT " + json.dumps(reported), file=sys.__stdout__)
+"""
+
+
+@pytest.fixture
+def one_request_at_a_time(live_server):
+    """On the in-memory SQLite test database every thread of the live server shares one
+    connection (pytest-django's override), so the client's concurrent calls (metrics,
+    logs and heartbeat threads) are served one at a time; PostgreSQL, and a SQLite file
+    in production (IMMEDIATE transactions, busy timeout), serve them as they come."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    httpd = live_server.thread.httpd
+    app = httpd.get_app()
+    lock = threading.Lock()
+
+    def serialized(environ, start_response):
+        with lock:
+            return app(environ, start_response)
+
+    httpd.set_app(serialized)
+    yield
+    httpd.set_app(app)
+
+
+def run_training(det_python, master, storage, policy) -> dict:
+    script = SCRIPT.format(master=master, storage=storage, policy=policy)
+    result = det_python(script, timeout=300, PROJECT_SITE_PACKAGES=PROJECT_SITE_PACKAGES)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT "))
+
+
+def test_a_core_v2_training_loop_reports_to_ckptweb(
+    det_python, master, alice, default_storage, one_request_at_a_time
+):
+    root = default_storage.host_path
+    policy = {"save_experiment_best": 0, "save_trial_best": 1, "save_trial_latest": 1}
+    out = run_training(det_python, master, root, policy)
+    assert out["torch"] == (importlib.util.find_spec("torch") is not None)
+
+    experiment = Experiment.objects.get(pk=out["experiment"])
+    trial = experiment.trials.get()
+    assert trial.pk == out["trial"]
+    assert (experiment.name, experiment.owner, experiment.searcher_metric) == (
+        "core-v2-line",
+        alice,
+        "val_loss",
+    )
+    assert experiment.storage == default_storage  # the path is the configured storage
+    assert trial.hparams == {"lr": 0.1}
+
+    # Training metrics: their own group, every step, as reported.
+    training = TrialMetrics.objects.filter(trial=trial, group="training").order_by("id")
+    assert [[r.steps_completed, r.metrics["loss"]] for r in training] == out["training"]
+    assert out["training"][-1][1] < out["training"][0][1] / 10  # it did learn
+    validations = Validation.objects.filter(trial=trial).order_by("id")
+    assert [[v.steps_completed, v.metrics["val_loss"]] for v in validations] == out["validation"]
+
+    # Checkpoints: tied to the trial by taskId, their validation linked though it came after.
+    checkpoints = {str(c.uuid): c for c in Checkpoint.objects.filter(trial=trial)}
+    assert {u: c.steps_completed for u, c in checkpoints.items()} == out["checkpoints"]
+    metric_at = dict(out["validation"])
+    for checkpoint in checkpoints.values():
+        assert checkpoint.validation_metric == pytest.approx(metric_at[checkpoint.steps_completed])
+
+    # Ending the run completed the trial and the experiment, and the policy ran: the trial's
+    # best (step 30, the lowest val_loss) is also its latest, so it alone is kept.
+    trial.refresh_from_db()
+    experiment.refresh_from_db()
+    assert (trial.state, experiment.state) == (TrialState.COMPLETED, ExperimentState.COMPLETED)
+    states = {uuid: Checkpoint.objects.get(uuid=uuid).state for uuid in checkpoints}
+    by_steps = {steps: uuid for uuid, steps in out["checkpoints"].items()}
+    assert states[by_steps[30]] == CheckpointState.COMPLETED
+    assert states[by_steps[10]] == states[by_steps[20]] == CheckpointState.DELETED
+
+    # The bytes: Determined's storage manager wrote <root>/<uuid>/; ckptweb serves the same.
+    kept = Checkpoint.objects.get(uuid=by_steps[30])
+    on_disk = tree(_dir(root, kept))
+    assert json.loads(on_disk["model.json"]).keys() == {"w", "b"}
+    assert ckptweb_download(alice, kept, _dir(root, kept).parent / "ckptweb-copy") == on_disk
+    assert set(on_disk) == {"model.json", "metadata.json", "code/train.py"}
+    assert kept.resources == {name: len(data) for name, data in on_disk.items()}
+    for uuid in (by_steps[10], by_steps[20]):
+        assert not _dir(root, Checkpoint.objects.get(uuid=uuid)).exists()
+
+    # Its printed lines are kept, and ckptweb's API shows the training group.
+    lines = list(TrialLog.objects.filter(trial=trial).values_list("line", flat=True))
+    for steps in (10, 20, 30):
+        assert any(line.startswith(f"step {steps}: loss") for line in lines), lines
+    api = ckptweb_api(alice).get(f"/api/v1/trials/{trial.pk}/metrics?group=training").json()
+    assert api["count"] == 30
+
+
+def _dir(root: str, checkpoint: Checkpoint) -> Path:
+    """Where Determined's directory storage manager put the checkpoint's files."""
+    return Path(root) / str(checkpoint.uuid)
+
+
+def test_reports_need_the_experiments_owner(det_python, master, alice, bob, default_storage):
+    """bob cannot report to alice's trial: the same 403 as ckptweb's own API."""
+    experiment = services.create_experiment(
+        alice, {"name": "x", "searcher": {"metric": "loss"}}, may_add_storage=False
+    )
+    trial = services.create_trial(experiment)
+    result = det_python(
+        f"""
+        from determined.common.api import bindings
+        from determined.experimental import client as det_client
+        client = det_client.Determined({master!r}, user="bob", password="bob-pass-123")
+        ckpt = bindings.v1Checkpoint(
+            metadata={{"steps_completed": 1}}, resources={{}}, taskId="ckptweb-trial-{trial.pk}",
+            training=bindings.v1CheckpointTrainingMetadata(), uuid={str(uuid_lib.uuid4())!r},
+            state=bindings.checkpointv1State.COMPLETED, reportTime="2026-01-01T00:00:00Z",
+        )
+        try:
+            bindings.post_ReportCheckpoint(client._session, body=ckpt)
+        except Exception as exc:
+            print("refused", exc)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Only the experiment's owner or staff may change it." in result.stdout, result.stdout
+    assert not Checkpoint.objects.filter(trial=trial).exists()
+    assert StorageConfig.objects.count() == 1
