@@ -167,7 +167,11 @@ class TrialsView(DetView):
 
 
 class TrialView(DetView):
-    """``PATCH api/v1/trials/{id} {state?}``: the heartbeat, and the trial's state."""
+    """``GET api/v1/trials/{id}`` (``client.get_trial``); ``PATCH {state?}``: the heartbeat,
+    and the trial's state."""
+
+    def get(self, request, trial_id):
+        return Response({"trial": trial_json(get_trial(trial_id))})
 
     def patch(self, request, trial_id):
         trial = get_trial(trial_id)

@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from ckptweb.detcompat import training, views
+from ckptweb.detcompat import metrics, training, views
 
 ID = r"(?P<experiment_id>[^/]+)"
 UUID = r"(?P<uuid>[^/]+)"
@@ -33,6 +33,26 @@ urlpatterns = [
     re_path(r"^api/v1/experiments$", training.ExperimentsView.as_view(), name="experiments"),
     re_path(r"^api/v1/master$", training.MasterView.as_view(), name="master"),
     re_path(r"^api/v1/trials$", training.TrialsView.as_view(), name="trials"),
+    re_path(
+        r"^api/v1/trials/metrics/trial_metrics$",
+        metrics.TrialsMetricsView.as_view(),
+        name="trials-metrics",
+    ),
+    re_path(
+        r"^api/v1/trials/metrics/validation_metrics$",
+        metrics.TrialsValidationMetricsView.as_view(),
+        name="trials-validation-metrics",
+    ),
+    re_path(
+        r"^api/v1/trials/metrics/training_metrics$",
+        metrics.TrialsTrainingMetricsView.as_view(),
+        name="trials-training-metrics",
+    ),
+    re_path(
+        rf"^api/v1/checkpoints/{UUID}/metrics$",
+        metrics.CheckpointMetricsView.as_view(),
+        name="checkpoint-metrics",
+    ),
     re_path(rf"^api/v1/trials/{TRIAL}$", training.TrialView.as_view(), name="trial"),
     re_path(
         rf"^api/v1/trials/{TRIAL}/start$", training.TrialStartView.as_view(), name="trial-start"
