@@ -33,6 +33,7 @@ Translations, not rules:
 
 from __future__ import annotations
 
+import json
 import re
 import uuid as uuid_lib
 from datetime import datetime
@@ -40,6 +41,7 @@ from datetime import datetime
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
+from django.http import StreamingHttpResponse
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
@@ -49,6 +51,7 @@ from ckptweb.detcompat.base import (
     PayloadTooLarge,
     ensure_may_change,
     get_experiment,
+    int_param,
     json_body,
 )
 from ckptweb.detcompat.views import DET_VERSION, CheckpointsView
@@ -298,6 +301,41 @@ class CheckpointsReportView(CheckpointsView):
             return uuid_lib.UUID(str(data.get("uuid")))
         except ValueError:
             raise ValidationError({"uuid": ["must be a UUID."]}) from None
+
+
+class TrialLogsView(DetView):
+    """``GET api/v1/trials/{id}/logs`` (``det trial logs``): the kept lines, streamed.
+
+    ``limit`` with ``orderBy=ORDER_BY_DESC`` is ``--tail`` (the client reverses them),
+    ``limit`` alone ``--head``; ``searchText`` keeps the lines containing it. ``follow``
+    streams what is kept and ends (ckptweb does not hold requests open for new lines).
+    Every line is ``LOG_LEVEL_INFO``: the shipper sends no level.
+    """
+
+    def get(self, request, trial_id):
+        trial = get_trial(trial_id)
+        limit = int_param(request, "limit", minimum=1)
+        newest_first = request.query_params.get("orderBy") == "ORDER_BY_DESC"
+        rows = trial.log_lines.order_by("-id" if newest_first else "id")
+        search = request.query_params.get("searchText")
+        if search:
+            rows = rows.filter(line__contains=search[:200])
+        if limit is not None:
+            rows = rows[:limit]
+
+        def lines():
+            for row in rows.iterator(chunk_size=1000):
+                moment = row.logged_at or row.received_at
+                entry = {
+                    "id": str(row.pk),
+                    "trialId": trial.pk,
+                    "level": "LOG_LEVEL_INFO",
+                    "message": row.line + "\n",
+                    "timestamp": translate.rfc3339(moment),
+                }
+                yield json.dumps({"result": entry}) + "\n"
+
+        return StreamingHttpResponse(lines(), content_type="application/json")
 
 
 class TaskLogsView(DetView):

@@ -62,6 +62,7 @@ urlpatterns = [
         training.TrialMetricsView.as_view(),
         name="trial-metrics",
     ),
+    re_path(rf"^api/v1/trials/{TRIAL}/logs$", training.TrialLogsView.as_view(), name="trial-logs"),
     re_path(r"^api/v1/runs/start$", training.RunStartView.as_view(), name="runs-start"),
     re_path(r"^task-logs$", training.TaskLogsView.as_view(), name="task-logs"),
     re_path(rf"^experiments/{ID}/preview_gc$", views.PreviewGCView.as_view(), name="preview-gc"),

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from experiments import services
+from experiments import logs, services
 from experiments.choices import CheckpointState, ExperimentState, TrialState
 from experiments.models import Checkpoint, Experiment, TrialLog, TrialMetrics, Validation
 from storage.models import StorageConfig
@@ -246,3 +246,26 @@ def test_reports_need_the_experiments_owner(det_python, master, alice, bob, defa
     assert "Only the experiment's owner or staff may change it." in result.stdout, result.stdout
     assert not Checkpoint.objects.filter(trial=trial).exists()
     assert StorageConfig.objects.count() == 1
+
+
+def test_det_trial_logs_prints_the_kept_lines(det, alice, default_storage):
+    experiment = services.create_experiment(
+        alice, {"name": "x", "searcher": {"metric": "loss"}}, may_add_storage=False
+    )
+    trial = services.create_trial(experiment)
+    logs.append_trial_logs(trial, [(f"epoch {n} done", None) for n in range(5)])
+
+    every = det("trial", "logs", trial.pk)
+    assert every.returncode == 0, every.stderr
+    assert [x for x in every.stdout.splitlines() if x.startswith("epoch")] == [
+        f"epoch {n} done" for n in range(5)
+    ]
+    tail = det("trial", "logs", trial.pk, "--tail", "2")
+    assert [x for x in tail.stdout.splitlines() if x.startswith("epoch")] == [
+        "epoch 3 done",
+        "epoch 4 done",
+    ]
+    head = det("trial", "logs", trial.pk, "--head", "1")
+    assert [x for x in head.stdout.splitlines() if x.startswith("epoch")] == ["epoch 0 done"]
+    missing = det("trial", "logs", 999999)
+    assert missing.returncode != 0 and "trial 999999 not found" in missing.stderr + missing.stdout
