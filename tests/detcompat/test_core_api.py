@@ -31,13 +31,15 @@ from experiments.choices import CheckpointState, ExperimentState, TrialState
 from experiments.models import Checkpoint, Experiment, TrialLog, TrialMetrics, Validation
 from storage.models import StorageConfig
 from tests.detcompat.helpers import ckptweb_api, ckptweb_download, tree
+from tests.servers import ACCESS_KEY, BUCKET, SECRET_KEY, s3_admin_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 #: Where the project's venv has torch (``make det-venv`` installs only ``determined``).
 PROJECT_SITE_PACKAGES = sysconfig.get_paths()["purelib"]
 
-#: The training script: ``{master}``, ``{storage}`` and ``{policy}`` are filled in.
+#: The training script: ``{master}``, ``{user}`` and ``{storage}`` (the checkpoint_storage
+#: section, with its save_* policy) are filled in.
 SCRIPT = """
 import json, os, sys
 from determined import core
@@ -52,8 +54,8 @@ except ImportError:  # the project's torch, after the Determined venv's own pack
     except ImportError:
         torch = None
 
-client = det_client.Determined({master!r}, user="alice", password="alice-pass-123")
-storage = {{"type": "directory", "container_path": {storage!r}, **{policy!r}}}
+client = det_client.Determined({master!r}, user={user!r}, password={user!r} + "-pass-123")
+storage = {storage!r}
 core_v2.init(
     config=core_v2.Config(
         name="core-v2-line",
@@ -146,8 +148,11 @@ def one_request_at_a_time(live_server):
     httpd.set_app(app)
 
 
-def run_training(det_python, master, storage, policy) -> dict:
-    script = SCRIPT.format(master=master, storage=storage, policy=policy)
+POLICY = {"save_experiment_best": 0, "save_trial_best": 1, "save_trial_latest": 1}
+
+
+def run_training(det_python, master, storage: dict, user: str = "alice") -> dict:
+    script = SCRIPT.format(master=master, storage={**storage, **POLICY}, user=user)
     result = det_python(script, timeout=300, PROJECT_SITE_PACKAGES=PROJECT_SITE_PACKAGES)
     assert result.returncode == 0, result.stderr[-3000:]
     line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
@@ -155,11 +160,10 @@ def run_training(det_python, master, storage, policy) -> dict:
 
 
 def test_a_core_v2_training_loop_reports_to_ckptweb(
-    det_python, master, alice, default_storage, one_request_at_a_time
+    det_python, master, alice, default_storage, one_request_at_a_time, tmp_path
 ):
     root = default_storage.host_path
-    policy = {"save_experiment_best": 0, "save_trial_best": 1, "save_trial_latest": 1}
-    out = run_training(det_python, master, root, policy)
+    out = run_training(det_python, master, {"type": "directory", "container_path": root})
     assert out["torch"] == (importlib.util.find_spec("torch") is not None)
 
     experiment = Experiment.objects.get(pk=out["experiment"])
@@ -201,7 +205,7 @@ def test_a_core_v2_training_loop_reports_to_ckptweb(
     kept = Checkpoint.objects.get(uuid=by_steps[30])
     on_disk = tree(_dir(root, kept))
     assert json.loads(on_disk["model.json"]).keys() == {"w", "b"}
-    assert ckptweb_download(alice, kept, _dir(root, kept).parent / "ckptweb-copy") == on_disk
+    assert ckptweb_download(alice, kept, tmp_path / "ckptweb-copy") == on_disk
     assert set(on_disk) == {"model.json", "metadata.json", "code/train.py"}
     assert kept.resources == {name: len(data) for name, data in on_disk.items()}
     for uuid in (by_steps[10], by_steps[20]):
@@ -218,6 +222,45 @@ def test_a_core_v2_training_loop_reports_to_ckptweb(
 def _dir(root: str, checkpoint: Checkpoint) -> Path:
     """Where Determined's directory storage manager put the checkpoint's files."""
     return Path(root) / str(checkpoint.uuid)
+
+
+def test_a_core_v2_loop_checkpoints_to_s3(
+    det_python, master, staff, moto_server, one_request_at_a_time, tmp_path
+):
+    """The same loop on S3 (moto), run by staff, who may name storage credentials: the
+    experiment's storage is added with them (kept out of every answer), the checkpoints
+    Determined's S3 storage manager uploaded are the ones ckptweb keeps and serves."""
+    prefix = f"core-v2/{uuid_lib.uuid4().hex[:8]}"
+    section = {
+        "type": "s3",
+        "bucket": BUCKET,
+        "prefix": prefix,
+        "endpoint_url": moto_server.endpoint,
+        "access_key": ACCESS_KEY,
+        "secret_key": SECRET_KEY,
+    }
+    out = run_training(det_python, master, section, user="staff")
+
+    experiment = Experiment.objects.get(pk=out["experiment"])
+    assert (experiment.storage.type, experiment.storage.prefix) == ("s3", prefix)
+    assert experiment.state == ExperimentState.COMPLETED
+    assert SECRET_KEY not in json.dumps(experiment.config)
+    by_steps = {steps: uuid for uuid, steps in out["checkpoints"].items()}
+    listing = s3_admin_client(moto_server.endpoint).list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+    keys = {item["Key"].removeprefix(prefix + "/") for item in listing.get("Contents", [])}
+    kept = by_steps[30]
+    # Determined's S3 manager also uploads a marker of each directory ("code/").
+    names = ("model.json", "metadata.json", "code/train.py", "code/")
+    assert keys == {f"{kept}/{name}" for name in names}
+    checkpoint = Checkpoint.objects.get(uuid=kept)
+    assert checkpoint.state == CheckpointState.COMPLETED
+    files = ckptweb_download(staff, checkpoint, tmp_path / "ckptweb")
+    admin = s3_admin_client(moto_server.endpoint)
+    for name, data in files.items():
+        key = f"{prefix}/{kept}/{name}"
+        assert admin.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data
+    for steps in (10, 20):
+        assert Checkpoint.objects.get(uuid=by_steps[steps]).state == CheckpointState.DELETED
 
 
 def test_reports_need_the_experiments_owner(det_python, master, alice, bob, default_storage):
