@@ -312,3 +312,163 @@ def test_det_trial_logs_prints_the_kept_lines(det, alice, default_storage):
     assert [x for x in head.stdout.splitlines() if x.startswith("epoch")] == ["epoch 0 done"]
     missing = det("trial", "logs", 999999)
     assert missing.returncode != 0 and "trial 999999 not found" in missing.stderr + missing.stdout
+
+
+# --- bad input: a 4xx in Determined's error body, naming the field; nothing stored ---------
+
+
+@pytest.fixture
+def core_api(alice):
+    from ckptweb.detcompat.auth import issue_token
+
+    api = ckptweb_api(None)
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token(alice)}")
+    return api
+
+
+@pytest.fixture
+def running_trial(alice, default_storage):
+    experiment = services.create_experiment(
+        alice, {"name": "x", "searcher": {"metric": "loss"}}, may_add_storage=False
+    )
+    return services.create_trial(experiment)
+
+
+def send(api, method, url, body):
+    data = body if isinstance(body, str) else json.dumps(body)
+    return getattr(api, method)(f"/det-compat/{url}", data, content_type="application/json")
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "status", "named"),
+    [
+        ("post", "api/v1/experiments", {"config": "name: x", "unmanaged": False}, 400, "unmanaged"),
+        ("post", "api/v1/experiments", {"config": {"name": "x"}, "unmanaged": True}, 400, "config"),
+        (
+            "post",
+            "api/v1/experiments",
+            {
+                "config": "name: x\ncheckpoint_storage: {type: directory, container_path: /nope}\n"
+                "searcher: {metric: loss}",
+                "unmanaged": True,
+            },
+            400,
+            "checkpoint_storage",
+        ),
+        ("post", "api/v1/trials", {"experimentId": "one", "unmanaged": True}, 400, "experimentId"),
+        ("patch", "api/v1/trials/{t}", {"state": "STATE_STOPPING_KILLED"}, 400, "state"),
+        (
+            "post",
+            "api/v1/trials/{t}/metrics",
+            {
+                "group": "training",
+                "metrics": {"metrics": {"avgMetrics": {"loss": "low"}}, "stepsCompleted": 1},
+            },
+            400,
+            "metrics",
+        ),
+        (
+            "post",
+            "api/v1/trials/{t}/metrics",
+            {
+                "group": "a b",
+                "metrics": {"metrics": {"avgMetrics": {"loss": 1}}, "stepsCompleted": 1},
+            },
+            400,
+            "group",
+        ),
+        (
+            "post",
+            "api/v1/trials/{t}/metrics",
+            {"group": "training", "metrics": {"metrics": {"avgMetrics": {"loss": 1}}}},
+            400,
+            "stepsCompleted",
+        ),
+        (
+            "post",
+            "api/v1/checkpoints",
+            {"taskId": "1.abc", "uuid": str(uuid_lib.uuid4())},
+            400,
+            "taskId",
+        ),
+        (
+            "post",
+            "api/v1/checkpoints",
+            {"taskId": "ckptweb-trial-{t}", "uuid": "nope", "metadata": {"steps_completed": 1}},
+            400,
+            "uuid",
+        ),
+        (
+            "post",
+            "api/v1/checkpoints",
+            {"taskId": "ckptweb-trial-{t}", "uuid": str(uuid_lib.uuid4()), "metadata": {}},
+            400,
+            "steps_completed",
+        ),
+        (
+            "post",
+            "api/v1/checkpoints",
+            {
+                "taskId": "ckptweb-trial-{t}",
+                "uuid": str(uuid_lib.uuid4()),
+                "metadata": {"steps_completed": 1},
+                "resources": {"../x": "5"},
+            },
+            400,
+            "resources",
+        ),
+        ("post", "task-logs", {"log": "x"}, 400, "body"),
+        ("post", "task-logs", [{"task_id": "ckptweb-trial-{t}", "log": 5}], 400, "log"),
+        ("post", "task-logs", [{"task_id": "nope", "log": "x\n"}], 400, "taskId"),
+        ("get", "api/v1/trials/metrics/trial_metrics?group=training", None, 400, "trialIds"),
+        ("get", "api/v1/trials/999999/logs", None, 404, "trial 999999"),
+    ],
+)
+def test_bad_input_is_refused_naming_the_field(
+    core_api, running_trial, method, url, body, status, named
+):
+    t = running_trial.pk
+    url = url.replace("{t}", str(t))
+    if body is not None:
+        body = json.loads(json.dumps(body).replace("{t}", str(t)))
+    response = (
+        core_api.get(f"/det-compat/{url}") if method == "get" else send(core_api, method, url, body)
+    )
+    assert response.status_code == status, response.content
+    error = response.json()
+    assert named in error["message"] and error["error"]["error"] == error["message"], error
+    running_trial.refresh_from_db()
+    assert running_trial.state == TrialState.ACTIVE
+    assert not Checkpoint.objects.exists() and not TrialMetrics.objects.exists()
+    assert not TrialLog.objects.exists() and Experiment.objects.count() == 1
+
+
+def test_an_ended_trial_cannot_run_again(core_api, running_trial):
+    assert (
+        send(
+            core_api, "patch", f"api/v1/trials/{running_trial.pk}", {"state": "STATE_COMPLETED"}
+        ).status_code
+        == 200
+    )
+    response = send(
+        core_api, "patch", f"api/v1/trials/{running_trial.pk}", {"state": "STATE_RUNNING"}
+    )
+    assert response.status_code == 409, response.content
+    running_trial.refresh_from_db()
+    assert running_trial.state == TrialState.COMPLETED
+
+
+def test_a_duplicate_checkpoint_uuid_is_refused(core_api, running_trial):
+    body = {
+        "taskId": f"ckptweb-trial-{running_trial.pk}",
+        "uuid": str(uuid_lib.uuid4()),
+        "metadata": {"steps_completed": 5},
+        "resources": {"a.bin": "3", "code/": "0"},
+    }
+    assert send(core_api, "post", "api/v1/checkpoints", body).status_code == 200
+    (checkpoint,) = Checkpoint.objects.all()
+    assert (checkpoint.resources, checkpoint.steps_completed) == ({"a.bin": 3}, 5)
+    again = send(core_api, "post", "api/v1/checkpoints", body)
+    # The same refusal as /api/v1/ (tests/experiments/ingest: test_duplicate_uuid_is_400).
+    assert again.status_code == 400 and "uuid" in again.json()["message"], again.content
+    assert Checkpoint.objects.count() == 1
