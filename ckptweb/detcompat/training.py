@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import re
 import uuid as uuid_lib
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -347,7 +347,9 @@ class TaskLogsView(DetView):
         for index, entry in enumerate(entries):
             if not isinstance(entry, dict) or not isinstance(entry.get("log"), str):
                 raise ValidationError({f"[{index}].log": ["must be a string."]})
-            by_trial.setdefault(entry.get("task_id"), []).append(
+            if not isinstance(entry.get("task_id"), str):
+                raise ValidationError({f"[{index}].task_id": ["must be a task id."]})
+            by_trial.setdefault(entry["task_id"], []).append(
                 (entry["log"].rstrip("\n"), self.moment(entry.get("timestamp")))
             )
         trials = {key: trial_of_task(key) for key in by_trial}
@@ -381,7 +383,11 @@ class TaskLogsView(DetView):
 
     @staticmethod
     def moment(value) -> datetime | None:
+        """When the line was logged (RFC 3339; UTC when it names no zone), else None."""
         try:
-            return datetime.fromisoformat(value) if isinstance(value, str) else None
+            moment = datetime.fromisoformat(value) if isinstance(value, str) else None
         except ValueError:
             return None
+        if moment is not None and moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment

@@ -420,6 +420,7 @@ def send(api, method, url, body):
         ("post", "task-logs", {"log": "x"}, 400, "body"),
         ("post", "task-logs", [{"task_id": "ckptweb-trial-{t}", "log": 5}], 400, "log"),
         ("post", "task-logs", [{"task_id": "nope", "log": "x\n"}], 400, "taskId"),
+        ("post", "task-logs", [{"task_id": {"a": 1}, "log": "x\n"}], 400, "task_id"),
         ("get", "api/v1/trials/metrics/trial_metrics?group=training", None, 400, "trialIds"),
         ("get", "api/v1/trials/999999/logs", None, 404, "trial 999999"),
     ],
@@ -472,3 +473,21 @@ def test_a_duplicate_checkpoint_uuid_is_refused(core_api, running_trial):
     # The same refusal as /api/v1/ (tests/experiments/ingest: test_duplicate_uuid_is_400).
     assert again.status_code == 400 and "uuid" in again.json()["message"], again.content
     assert Checkpoint.objects.count() == 1
+
+
+def test_task_logs_are_kept_per_trial_with_their_time(core_api, running_trial):
+    task = f"ckptweb-trial-{running_trial.pk}"
+    body = [
+        {"task_id": task, "log": "epoch 1\n", "timestamp": "2026-01-02T03:04:05+00:00"},
+        {"task_id": task, "log": "epoch 2\n", "timestamp": "2026-01-02T03:04:06"},
+        {"task_id": task, "log": "no time\n"},
+    ]
+    response = send(core_api, "post", "task-logs", body)
+    assert response.status_code == 200, response.content
+    rows = list(TrialLog.objects.filter(trial=running_trial).order_by("id"))
+    assert [r.line for r in rows] == ["epoch 1", "epoch 2", "no time"]
+    assert [r.logged_at and r.logged_at.isoformat() for r in rows] == [
+        "2026-01-02T03:04:05+00:00",
+        "2026-01-02T03:04:06+00:00",
+        None,
+    ]
