@@ -118,3 +118,29 @@ def test_retention_never_reads_them(alice, fs_location, run_on_commit):
             services.set_trial_state(trial, "COMPLETED")
     assert dict(Checkpoint.objects.values_list("id", "validation_metric")) == before
     assert labels_in_state(checkpoints, CheckpointState.COMPLETED) == [8, 7, 5]
+
+
+def test_deleting_the_experiment_deletes_its_groups_and_logs(
+    alice_api, alice, trial, run_on_commit
+):
+    from experiments import logs
+    from experiments.models import Experiment, TrialLog
+
+    batch.report_metrics(trial, "training", [{"steps_completed": 1, "metrics": {"loss": 1}}])
+    logs.append_trial_logs(trial, [("epoch 1", None)])
+    with run_on_commit():
+        response = alice_api.delete(f"/api/v1/experiments/{trial.experiment_id}")
+    assert response.status_code == 202, response.json()
+    assert not Experiment.objects.filter(pk=trial.experiment_id).exists()
+    assert not TrialMetrics.objects.exists() and not TrialLog.objects.exists()
+    body = {"group": "training", "steps_completed": 2, "metrics": {"loss": 1}}
+    assert post(alice_api, trial, body).status_code == 404
+
+
+def test_an_experiment_being_deleted_takes_no_reports(alice_api, trial):
+    from experiments.models import Experiment
+
+    Experiment.objects.filter(pk=trial.experiment_id).update(state="DELETING")
+    body = {"group": "training", "steps_completed": 2, "metrics": {"loss": 1}}
+    assert post(alice_api, trial, body).status_code == 409
+    assert not TrialMetrics.objects.exists()
