@@ -116,11 +116,9 @@ def trial_of_task(value) -> Trial:
     return get_trial(match.group(1))
 
 
-def number(data: dict, name: str, required: bool = True) -> int | None:
+def number(data: dict, name: str) -> int:
     """A non-negative integer field of a JSON body (a 400 naming it)."""
     value = data.get(name)
-    if value is None and not required:
-        return None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
         raise ValidationError({name: ["must be a non-negative integer."]})
     return value
