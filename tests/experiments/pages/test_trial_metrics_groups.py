@@ -12,6 +12,7 @@ from django.urls import reverse
 from ckptweb.lib.limits import InvalidInput
 from experiments import batch, logs, services
 from experiments.charts.data import MAX_POINTS
+from experiments.charts.options import reported_groups
 from experiments.models import TrialLog, TrialMetrics
 from tests.factories import add_checkpoints
 
@@ -86,3 +87,13 @@ def test_log_lines_are_cut_and_cleaned(trial):
     assert "\x00" not in second.line and second.line.startswith("nul")
     with pytest.raises(InvalidInput):
         logs.append_trial_logs(trial, [("x", None)] * (logs.MAX_LINES + 1))
+
+
+def test_the_groups_are_found_by_one_probe_each(trial, django_assert_num_queries):
+    """Not a DISTINCT over every report: one index probe per group, and one that finds none."""
+    for group in ("training", "eval.extra"):
+        items = [{"steps_completed": s, "metrics": {"loss": 1.0}} for s in range(200)]
+        batch.report_metrics(trial, group, items)
+    rows = TrialMetrics.objects.filter(trial=trial)
+    with django_assert_num_queries(3):
+        assert reported_groups(rows) == ("validation", "eval.extra", "training")
