@@ -1,4 +1,5 @@
-"""Batch ingest: up to ``MAX_BATCH`` checkpoint or validation reports of one trial at once.
+"""Batch ingest: up to ``MAX_BATCH`` checkpoint, validation or other metrics reports of one
+trial at once.
 
 docs/architecture.md "Scale contract". Every item meets the rules of a single report (the same
 ``experiments.services`` checks: ``new_checkpoint``, ``check_metrics``), and every refusal
@@ -25,7 +26,7 @@ from django.db.models.functions import Cast
 
 from ckptweb.lib.limits import InvalidInput
 from experiments import services, summary
-from experiments.models import Checkpoint, Trial, Validation
+from experiments.models import Checkpoint, Trial, TrialMetrics, Validation
 
 MAX_BATCH = 1000
 
@@ -203,3 +204,38 @@ def report_validations(
         linked = set(at_steps.values_list("steps_completed", flat=True).distinct())
         summary.metrics_linked(trial.experiment, [m for s, m in metric_at.items() if s in linked])
     return validations
+
+
+@transaction.atomic
+def report_metrics(
+    trial: Trial, group: str, items: Sequence[Mapping], walked: bool = False
+) -> list[TrialMetrics]:
+    """Record ``items`` (each ``{steps_completed, metrics}``) as ``group`` metrics of ``trial``.
+
+    The one writer of ``TrialMetrics`` (DESIGN.md "Metrics groups"): bounded as validations
+    (``check_batch_size``, ``services.check_metrics``), all or none, one ``bulk_create``.
+    Retention never reads these rows, so no checkpoint changes. ``walked``: as
+    ``checked_checkpoints``'.
+    """
+    trial.experiment.ensure_not_deleting()
+    services.check_group(group)
+    check_batch_size(items)
+    errors: dict[int, dict[str, list[str]]] = {}
+    for index, item in enumerate(items):
+        try:
+            services.check_metrics(item["metrics"], walked)
+        except InvalidInput as exc:
+            _refusal(errors, index, exc)
+    if errors:
+        raise BatchError(errors)
+    return TrialMetrics.objects.bulk_create(
+        [
+            TrialMetrics(
+                trial=trial,
+                group=group,
+                steps_completed=item["steps_completed"],
+                metrics=item["metrics"],
+            )
+            for item in items
+        ]
+    )

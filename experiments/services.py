@@ -6,6 +6,7 @@ Views, viewsets, commands and tasks call these functions and stay thin.
 from __future__ import annotations
 
 import math
+import re
 import uuid as uuid_lib
 from collections.abc import Iterator, Sequence
 
@@ -186,6 +187,25 @@ def report_validation(trial: Trial, steps_completed: int, metrics: dict) -> Vali
         linked = at_step.update(validation_metric=metric)
         summary.metrics_linked(trial.experiment, [metric] * linked)
     return validation
+
+
+#: The group of ``report_validation``: the one retention reads (DESIGN.md "Metrics groups").
+VALIDATION_GROUP = "validation"
+#: A group name: a letter or digit, then letters, digits, ``_``, ``.`` or ``-``.
+GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_group(group) -> str:
+    """A metrics group other than validations: 1 to 64 of ``[A-Za-z0-9_.-]``, not ``validation``."""
+    if not isinstance(group, str) or not GROUP_NAME.fullmatch(group):
+        raise ReportError(
+            "group", "group must be 1 to 64 letters, digits, '_', '.' or '-' (e.g. training)."
+        )
+    if group == VALIDATION_GROUP:
+        raise ReportError(
+            "group", "validations are reported to trials/{id}/validations (retention reads them)."
+        )
+    return group
 
 
 #: Most ``trial_id = … AND steps_completed IN (…)`` terms one statement ORs together: SQLite

@@ -202,6 +202,20 @@ class Client(BatchCalls, RegistryCalls, LifecycleCalls, UploadCalls):
         body = {"steps_completed": steps_completed, "metrics": metrics}
         return self.request("POST", f"trials/{trial_id}/validations", json=body)
 
+    def report_metrics(
+        self, trial_id: int, group: str, steps_completed: int, metrics: dict
+    ) -> dict:
+        """Report metrics of ``group`` (``training``, or any name but ``validation``, which
+        ``report_validation`` reports); charted on the trial page, never read by retention."""
+        body = {"group": group, "steps_completed": steps_completed, "metrics": metrics}
+        return self.request("POST", f"trials/{trial_id}/metrics", json=body)
+
+    def list_metrics(self, trial_id: int, group: str | None = None) -> Iterator[dict]:
+        """The trial's reports of groups other than validations (only ``group``'s if given),
+        by group and steps."""
+        params = {"group": group} if group else {}
+        return self.paginate(f"trials/{trial_id}/metrics", params=params)
+
     def report_checkpoint(
         self,
         trial_id: int,

@@ -38,6 +38,11 @@ for _ours, _theirs in CHECKPOINT_STATES.items():
 EXPERIMENT_STATES = {state: f"STATE_{state.value}" for state in ExperimentState}
 
 
+#: A trial's task id is this and its id: the Core API ties checkpoints and logs to their
+#: trial by it (``training.trial_of_task``).
+TASK_PREFIX = "trial-"
+
+
 def rfc3339(moment) -> str | None:
     """A datetime as Determined's JSON spells it (``...Z``)."""
     if moment is None:
@@ -108,7 +113,7 @@ def checkpoint_json(checkpoint: Checkpoint, config: dict, metrics: dict | None) 
     hparams = checkpoint.trial.hparams if isinstance(checkpoint.trial.hparams, dict) else {}
     return {
         "uuid": str(checkpoint.uuid),
-        "taskId": f"trial-{checkpoint.trial_id}",
+        "taskId": f"{TASK_PREFIX}{checkpoint.trial_id}",
         "allocationId": "",
         "reportTime": rfc3339(checkpoint.report_time),
         "resources": {path: str(size) for path, size in sorted(checkpoint.resources.items())},
@@ -245,8 +250,8 @@ def trial_json(trial, facts: dict) -> dict:
         "totalBatchesProcessed": facts.get("batches", 0),
         "checkpointCount": facts.get("checkpoints", 0),
         "totalCheckpointSize": str(facts.get("bytes", 0)),
-        "taskId": f"trial-{trial.pk}",
-        "taskIds": [f"trial-{trial.pk}"],
+        "taskId": f"{TASK_PREFIX}{trial.pk}",
+        "taskIds": [f"{TASK_PREFIX}{trial.pk}"],
         "latestValidation": metrics_workload(latest) if latest is not None else None,
         "bestValidation": metrics_workload(best) if best is not None else None,
         "bestCheckpoint": (

@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from ckptweb.detcompat import registry, views
+from ckptweb.detcompat import metrics, registry, training, views
 
 ID = r"(?P<experiment_id>[^/]+)"
 TRIAL = r"(?P<trial_id>[^/]+)"
@@ -18,7 +18,7 @@ urlpatterns = [
     re_path(r"^api/v1/me$", views.MeView.as_view(), name="me"),
     re_path(r"^api/v1/master$", views.MasterView.as_view(), name="master"),
     re_path(r"^api/v1/users$", views.UsersView.as_view(), name="users"),
-    re_path(r"^api/v1/experiments$", views.ExperimentsView.as_view(), name="experiments"),
+    re_path(r"^api/v1/experiments$", training.ExperimentsView.as_view(), name="experiments"),
     re_path(rf"^api/v1/experiments/{ID}$", views.ExperimentView.as_view(), name="experiment"),
     re_path(
         rf"^api/v1/experiments/{ID}/archive$",
@@ -40,7 +40,7 @@ urlpatterns = [
         views.ExperimentTrialsView.as_view(),
         name="experiment-trials",
     ),
-    re_path(rf"^api/v1/trials/{TRIAL}$", views.TrialView.as_view(), name="trial"),
+    re_path(rf"^api/v1/trials/{TRIAL}$", training.TrialView.as_view(), name="trial"),
     re_path(
         rf"^api/v1/trials/{TRIAL}/workloads$",
         views.TrialWorkloadsView.as_view(),
@@ -56,7 +56,7 @@ urlpatterns = [
         views.ExperimentCheckpointsView.as_view(),
         name="experiment-checkpoints",
     ),
-    re_path(r"^api/v1/checkpoints$", views.CheckpointsView.as_view(), name="checkpoints"),
+    re_path(r"^api/v1/checkpoints$", training.CheckpointsReportView.as_view(), name="checkpoints"),
     re_path(
         r"^api/v1/checkpoints/rm$",
         views.CheckpointsRemoveFilesView.as_view(),
@@ -83,6 +83,39 @@ urlpatterns = [
         registry.ModelVersionView.as_view(),
         name="model-version",
     ),
+    # training (Core API) and metrics
+    re_path(r"^api/v1/trials$", training.TrialsView.as_view(), name="trials"),
+    re_path(
+        r"^api/v1/trials/metrics/trial_metrics$",
+        metrics.TrialsMetricsView.as_view(),
+        name="trials-metrics",
+    ),
+    re_path(
+        r"^api/v1/trials/metrics/validation_metrics$",
+        metrics.TrialsValidationMetricsView.as_view(),
+        name="trials-validation-metrics",
+    ),
+    re_path(
+        r"^api/v1/trials/metrics/training_metrics$",
+        metrics.TrialsTrainingMetricsView.as_view(),
+        name="trials-training-metrics",
+    ),
+    re_path(
+        rf"^api/v1/checkpoints/{UUID}/metrics$",
+        metrics.CheckpointMetricsView.as_view(),
+        name="checkpoint-metrics",
+    ),
+    re_path(
+        rf"^api/v1/trials/{TRIAL}/start$", training.TrialStartView.as_view(), name="trial-start"
+    ),
+    re_path(
+        rf"^api/v1/trials/{TRIAL}/metrics$",
+        training.TrialMetricsView.as_view(),
+        name="trial-metrics",
+    ),
+    re_path(rf"^api/v1/trials/{TRIAL}/logs$", training.TrialLogsView.as_view(), name="trial-logs"),
+    re_path(r"^api/v1/runs/start$", training.RunStartView.as_view(), name="runs-start"),
+    re_path(r"^task-logs$", training.TaskLogsView.as_view(), name="task-logs"),
     re_path(rf"^experiments/{ID}/preview_gc$", views.PreviewGCView.as_view(), name="preview-gc"),
     # Keep last: every other /det-compat/ route is a JSON 501 naming it.
     re_path(r"^.*$", views.NotServedView.as_view(), name="not-served"),

@@ -13,7 +13,7 @@ from ckptweb.jobs import RunState
 from ckptweb.lib.limits import MAX_INT, InvalidInput, check_json
 from ckptweb.lib.policy import MAX_POLICY_VALUE, POLICY_FIELDS
 from experiments.choices import CheckpointState, ExperimentState, TrialState
-from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
+from experiments.models import Checkpoint, Experiment, GCRun, Trial, TrialMetrics, Validation
 
 
 def storable(value, field: str):
@@ -271,6 +271,19 @@ class ValidationSerializer(serializers.ModelSerializer):
             except serializers.ValidationError as exc:  # named, as a field's own errors are
                 raise serializers.ValidationError({"metrics": exc.detail}) from None
         return validated
+
+
+class TrialMetricsSerializer(ValidationSerializer):
+    """Metrics of a group other than validations (``training``, …) after ``steps_completed``."""
+
+    group = serializers.CharField(
+        max_length=64, help_text="training, or any name but validation ([A-Za-z0-9_.-])."
+    )
+
+    class Meta:
+        model = TrialMetrics
+        fields = ["id", "trial_id", "group", "steps_completed", "metrics", "report_time"]
+        read_only_fields = ["id", "trial_id", "report_time"]
 
 
 class CheckpointSerializer(serializers.ModelSerializer):

@@ -46,6 +46,11 @@ urlpatterns = [
         name="trial-validations",
     ),
     re_path(
+        rf"^trials/{ID.format('trial_id')}/metrics$",
+        views.TrialMetricsList.as_view(),
+        name="trial-metrics",
+    ),
+    re_path(
         rf"^trials/{ID.format('trial_id')}/checkpoints$",
         views.TrialCheckpointList.as_view(),
         name="trial-checkpoints",

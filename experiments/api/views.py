@@ -21,7 +21,7 @@ from rest_framework.response import Response
 
 from ckptweb.api import FastJSONRenderer
 from ckptweb.lib.policy import Policy
-from experiments import services
+from experiments import batch, services
 from experiments.api import serializers as s
 from experiments.api.report_items import checked_report
 from experiments.filters import (
@@ -33,7 +33,7 @@ from experiments.filters import (
 )
 from experiments.gc import runs
 from experiments.gc.preview import gc_preview, page_params
-from experiments.models import Checkpoint, Experiment, GCRun, Trial, Validation
+from experiments.models import Checkpoint, Experiment, GCRun, Trial, TrialMetrics, Validation
 from experiments.permissions import IsOwnerOrStaffOrReadOnly
 from experiments.registry import versions_prefetch
 from storage.config import ConfigError
@@ -301,6 +301,43 @@ class TrialValidationList(TrialChildMixin, generics.ListCreateAPIView):
         data = validated(self.get_serializer_class(), request)
         validation = services.report_validation(trial, data["steps_completed"], data["metrics"])
         return Response(s.ValidationSerializer(validation).data, status=status.HTTP_201_CREATED)
+
+
+GROUP = OpenApiParameter("group", str, description="Only this group (e.g. training).")
+
+
+@extend_schema(tags=["trials"], parameters=[TRIAL_ID])
+class TrialMetricsList(TrialChildMixin, generics.ListCreateAPIView):
+    """A trial's metrics of groups other than validations (``?group=``); POST reports one.
+
+    DESIGN.md "Metrics groups": stored beside validations, charted on the trial page, never
+    read by retention.
+    """
+
+    serializer_class = s.TrialMetricsSerializer
+
+    def children(self, trial):
+        rows = TrialMetrics.objects.filter(trial=trial)
+        group = self.request.query_params.get("group")
+        if group:
+            rows = rows.filter(group=group)
+        return rows.order_by("group", "steps_completed", "id")
+
+    @extend_schema(parameters=[GROUP])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(responses={201: s.TrialMetricsSerializer, 409: ERROR_409})
+    def post(self, request, *args, **kwargs):
+        """Report ``{group, steps_completed, metrics}`` (owner or staff)."""
+        trial = self.get_parent()
+        data = validated(self.get_serializer_class(), request)
+        item = {"steps_completed": data["steps_completed"], "metrics": data["metrics"]}
+        try:
+            (row,) = batch.report_metrics(trial, data["group"], [item], walked=True)
+        except batch.BatchError as exc:
+            raise ValidationError(exc.errors[0]) from None
+        return Response(s.TrialMetricsSerializer(row).data, status=status.HTTP_201_CREATED)
 
 
 @extend_schema(tags=["trials"], parameters=[TRIAL_ID])

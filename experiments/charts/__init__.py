@@ -10,10 +10,16 @@ reads the controls (``?metric=&x=&scale=``).
 from __future__ import annotations
 
 from experiments.charts.data import ChartCheckpoint, chart_checkpoints, validation_lines
-from experiments.charts.options import METRIC_TRIALS, ChartOptions, chart_options
+from experiments.charts.options import (
+    METRIC_TRIALS,
+    VALIDATION,
+    ChartOptions,
+    chart_options,
+    reported_groups,
+)
 from experiments.charts.svg import metric_chart
 from experiments.gc.retention import Verdicts, candidates
-from experiments.models import Checkpoint, Experiment, Trial, Validation
+from experiments.models import Checkpoint, Experiment, Trial, TrialMetrics, Validation
 from experiments.services import latest_at_step
 
 
@@ -30,7 +36,9 @@ def page_chart(
     ``verdicts`` (``retention.Verdicts``) give the markers' kept or deleted; ``n_candidates``
     is the number of GC candidates charted (an upper bound will do) and ``n_validations``
     the number of validations if known; both size the SQL samples.
-    ``params`` (``request.GET``) choose the metric, x axis and scale (``chart_options``).
+    ``params`` (``request.GET``) choose the metric, x axis and scale (``chart_options``),
+    and on a trial's chart the metrics group (validations, or ``training``, …): the lines
+    are then that group's reports and the markers sit on them at their steps.
     """
     if trial is None:
         trials = experiment.trials.all()
@@ -46,10 +54,21 @@ def page_chart(
         # The metric names of the latest trials' validations: "the latest validations" of the
         # experiment by id would walk the id index across other experiments' rows.
         latest = validations.filter(trial__in=trials.order_by("-id")[:METRIC_TRIALS])
-        options = chart_options(params, experiment.searcher_metric, latest)
-    lines = validation_lines(
-        options.metric, validations, trials, n_validations, x_axis=options.x_axis
-    )
+        groups = () if trial is None else reported_groups(TrialMetrics.objects.filter(trial=trial))
+        options = chart_options(
+            params,
+            experiment.searcher_metric,
+            latest,
+            groups,
+            lambda group: TrialMetrics.objects.filter(trial=trial, group=group),
+        )
+    if options.group == VALIDATION:
+        lines = validation_lines(
+            options.metric, validations, trials, n_validations, x_axis=options.x_axis
+        )
+    else:
+        rows = TrialMetrics.objects.filter(trial=trial, group=options.group)
+        lines = validation_lines(options.metric, rows, trials, x_axis=options.x_axis)
     markers = chart_checkpoints(marked, verdicts, n_candidates, trial_id=trial and trial.pk)
     chart = metric_chart(
         options.metric,

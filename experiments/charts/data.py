@@ -119,7 +119,10 @@ def validation_lines(
     max_points: int = MAX_POINTS,
     x_axis: str = "steps",
 ) -> Lines:
-    """The searcher metric of ``validations`` per trial, at most about ``max_points`` rows.
+    """The metric of ``validations`` per trial, at most about ``max_points`` rows.
+
+    ``validations`` are Validation rows, or one trial's rows of another metrics group
+    (``TrialMetrics``, the same columns).
 
     ``trials`` are the trials those validations belong to and ``count`` the number of
     validations if the caller knows it (else a COUNT bounded at ``max_points + 1`` rows).
@@ -136,10 +139,16 @@ def validation_lines(
     sampled = count > max_points
     if sampled:
         of_trial = Validation.objects.filter(trial=OuterRef("pk")).values("id")
+        ranged = trials
+        if validations.model is not Validation:
+            # Another metrics group's rows (``TrialMetrics``): their own ends, and an id range
+            # over the rows themselves (``spread(trials=)`` reads validations' ids).
+            of_trial = validations.filter(trial=OuterRef("pk")).order_by().values("id")
+            ranged = None
         lined = trials.order_by("-id")[:MAX_LINE_TRIALS]
         first = lined.values(v=Subquery(of_trial.order_by("steps_completed", "-id")[:1]))
         last = lined.values(v=Subquery(of_trial.order_by("-steps_completed", "-id")[:1]))
-        probes = spread(validations, max_points // 2, first, last, trials=trials)
+        probes = spread(validations, max_points // 2, first, last, trials=ranged)
         rows = rows.filter(id__in=probes)
     lines: dict[int, dict[int, float]] = {}
     times: dict[tuple[int, int], float] = {}

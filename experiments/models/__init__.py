@@ -3,6 +3,8 @@
 from experiments.models.checkpoints import CANDIDATE, CANDIDATE_WITH_METRIC, Checkpoint
 from experiments.models.experiments import Experiment, Trial, Validation
 from experiments.models.gc import GCRun
+from experiments.models.logs import TrialLog
+from experiments.models.metrics import TrialMetrics
 from experiments.models.registry import Model, ModelVersion, RetiredModelName
 from experiments.models.summary import ExperimentSummary
 
@@ -17,5 +19,7 @@ __all__ = [
     "ModelVersion",
     "RetiredModelName",
     "Trial",
+    "TrialLog",
+    "TrialMetrics",
     "Validation",
 ]

@@ -116,6 +116,16 @@ def experiment_detail(request, pk: int):
 # --- trials ------------------------------------------------------------------
 
 
+#: Log lines the trial page shows (the latest).
+TRIAL_PAGE_LOG_LINES = 200
+
+
+def latest_log_lines(trial: Trial) -> list[str]:
+    """The trial's latest ``TRIAL_PAGE_LOG_LINES`` log lines, oldest first."""
+    newest = trial.log_lines.order_by("-id").values_list("line", flat=True)
+    return list(reversed(newest[:TRIAL_PAGE_LOG_LINES]))
+
+
 @login_required
 @require_GET
 def trial_detail(request, pk: int):
@@ -149,6 +159,7 @@ def trial_detail(request, pk: int):
             "best": best_download(experiment, trial),
             "validation_stats": stats,
             "hparams": sorted(trial.hparams.items()) if isinstance(trial.hparams, dict) else [],
+            "log_lines": latest_log_lines(trial),
             "ordering_default": "-steps_completed",
         },
     )

@@ -47,6 +47,13 @@ ENDPOINTS = {
         {"steps_completed": 5, "metrics": {"loss": 1}},
         201,
     ),
+    "trial-metrics-list": ("get", "/api/v1/trials/{t}/metrics", None, 200),
+    "trial-metrics-create": (
+        "post",
+        "/api/v1/trials/{t}/metrics",
+        {"group": "training", "steps_completed": 5, "metrics": {"loss": 1}},
+        201,
+    ),
     "trial-checkpoints-list": ("get", "/api/v1/trials/{t}/checkpoints", None, 200),
     "trial-checkpoints-create": (
         "post",

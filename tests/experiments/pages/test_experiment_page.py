@@ -142,9 +142,10 @@ def test_unknown_experiment_is_404(alice_client, db):
 
 #: The trial page, the GC page and its preview partial: their query counts do not grow either.
 #: The registry adds the listed checkpoints' model versions to each; the trial page also
-#: reads its best checkpoint and the chart's metric names.
+#: reads its best checkpoint and the chart's metric names, its metrics groups and its latest
+#: log lines.
 # The GC page and its preview: +1 on this running experiment, each running trial's latest.
-OTHER_PAGE_QUERIES = {"trial": 12, "gc": 12, "gc-preview": 11}
+OTHER_PAGE_QUERIES = {"trial": 14, "gc": 12, "gc-preview": 11}
 POLICY_0_1_1 = {"save_experiment_best": 0, "save_trial_best": 1, "save_trial_latest": 1}
 
 
