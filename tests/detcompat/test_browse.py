@@ -261,7 +261,7 @@ def test_unknown_ids_stay_404_and_unserved_routes_are_501(det, alice, example):
 @pytest.mark.parametrize(
     "method, path",
     [
-        ("GET", "/det-compat/api/v1/models"),
+        ("GET", "/det-compat/api/v1/projects/1"),
         ("POST", "/det-compat/api/v1/experiments/1/pause"),
         ("DELETE", "/det-compat/api/v1/workspaces/1"),
         ("PUT", "/det-compat/some/thing/else"),
