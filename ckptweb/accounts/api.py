@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -39,6 +40,14 @@ class NewTokenSerializer(serializers.Serializer):
         return value
 
 
+class CreatedTokenSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    key = serializers.CharField(help_text="The key: shown this once, stored hashed.")
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+@extend_schema(tags=["tokens"])
 class TokenList(APIView):
     """The caller's tokens (staff: ``?user=USERNAME``), and a new one (its key shown once)."""
 
@@ -48,6 +57,14 @@ class TokenList(APIView):
         SessionAuthentication,
     ]
 
+    @extend_schema(
+        parameters=[OpenApiParameter("user", str, description="A username (staff only).")],
+        responses={
+            200: TokenSerializer(many=True),
+            400: OpenApiResponse(description="No such user."),
+            403: OpenApiResponse(description="Another user's tokens, asked by non-staff."),
+        },
+    )
     def get(self, request):
         username = request.query_params.get("user")
         owner = request.user
@@ -60,6 +77,14 @@ class TokenList(APIView):
         tokens = services.api_tokens(owner)
         return Response(TokenSerializer(tokens, many=True).data)
 
+    @extend_schema(
+        request=NewTokenSerializer,
+        responses={
+            201: CreatedTokenSerializer,
+            400: OpenApiResponse(description="A bad name or an expiry in the past."),
+            429: OpenApiResponse(description="Too many failed sign-ins (HTTP Basic)."),
+        },
+    )
     def post(self, request):
         serializer = NewTokenSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -78,9 +103,17 @@ class TokenList(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
+@extend_schema(tags=["tokens"])
 class TokenDetail(APIView):
     """Revoke a token: its owner or staff."""
 
+    @extend_schema(
+        responses={
+            204: None,
+            403: OpenApiResponse(description="Another user's token, revoked by non-staff."),
+            404: OpenApiResponse(description="No such token."),
+        }
+    )
     def delete(self, request, pk: int):
         token = get_object_or_404(ApiToken.objects.select_related("user"), pk=pk)
         if not services.may_manage(request.user, token.user_id):

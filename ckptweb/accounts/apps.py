@@ -6,3 +6,6 @@ class AccountsConfig(AppConfig):
     label = "accounts"
     verbose_name = "API tokens"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from ckptweb.accounts import schema  # noqa: F401  (registers the schema extensions)
