@@ -22,6 +22,14 @@ from ckptweb.detcompat.auth import locked_out
 class ApiTokenAuthentication(TokenAuthentication):
     """knox's token authentication, recording ``last_used_at`` (at most once a minute)."""
 
+    def authenticate_credentials(self, token):
+        """knox's check, with a key that is not UTF-8 a 401 (knox would answer a 500)."""
+        try:
+            token.decode("utf-8")
+        except UnicodeDecodeError:
+            raise AuthenticationFailed("Invalid token.") from None
+        return super().authenticate_credentials(token)
+
     def _cleanup_token(self, auth_token) -> bool:
         """Refuse (and delete) this token when it has expired. knox also reads and deletes
         the user's other expired tokens on every request; the Tokens page shows those."""

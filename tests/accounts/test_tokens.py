@@ -97,6 +97,14 @@ def test_a_revoked_token_is_refused_and_both_are_audited_without_the_key(alice):
     assert created["key"] not in dumped and created["key"][:15] not in dumped
 
 
+@pytest.mark.parametrize("header", ["Token \xe9\xe9", "Token", "Token a b", "Token " + "0" * 64])
+def test_a_malformed_or_unknown_key_is_a_401(alice, header):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header)
+    response = client.get(PROBE)
+    assert response.status_code == 401 and response["WWW-Authenticate"] == "Token"
+
+
 def test_last_use_is_noted_at_most_once_a_minute(alice):
     token, key = services.create_token(alice, "laptop")
     assert token.last_used_at is None
