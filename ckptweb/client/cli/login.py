@@ -44,8 +44,21 @@ def login(client: Client, args) -> None:
         "POST", "tokens", json={"name": token_name()}, auth=(username, password)
     )
     data = {"url": url, "token": created["key"], "token_id": created["id"], "username": username}
+    previous = load_credentials()
     path = save_credentials(data)
+    if previous and previous.get("token_id") is not None and previous["url"] == url:
+        _revoke(previous)  # the token this machine had before: nothing uses it any more
     print(f"Logged in to {url} as {username}; token {created['name']!r} stored in {path}")
+
+
+def _revoke(stored: dict) -> None:
+    """Revoke a stored token with itself; one already revoked or expired is fine."""
+    api = Client(url=stored["url"], token=stored["token"])
+    try:
+        api.request("DELETE", f"tokens/{int(stored['token_id'])}")
+    except ApiError as exc:
+        if exc.status not in (401, 404):
+            raise
 
 
 def logout(client: Client, args) -> None:
@@ -53,12 +66,7 @@ def logout(client: Client, args) -> None:
     if stored is None:
         raise CommandError("not logged in (no stored credentials)")
     if stored.get("token_id") is not None:
-        api = Client(url=stored["url"], token=stored["token"])
-        try:
-            api.request("DELETE", f"tokens/{int(stored['token_id'])}")
-        except ApiError as exc:
-            if exc.status not in (401, 404):  # already revoked or expired: nothing to undo
-                raise
+        _revoke(stored)
     else:
         print("The stored token was not created by 'ckpt login': revoke it on the Tokens page.")
     remove_credentials()

@@ -72,11 +72,17 @@ def test_login_stores_a_token_that_ckpt_uses_and_logout_revokes_it(
     token.refresh_from_db()
     assert token.last_used_at is not None
 
+    # Logging in again replaces this machine's token (the old one is revoked).
+    again = ckpt("login", "--username", "alice", password=password_for("alice"))
+    assert again.returncode == 0, again.stderr
+    token = ApiToken.objects.get()
+    assert json.loads(path.read_text())["token_id"] == token.pk
+
     result = ckpt("logout")
     assert result.returncode == 0, result.stderr
     assert not path.exists() and not ApiToken.objects.exists()
-    revoked = AuditEvent.objects.get(action=Action.TOKEN_REVOKE)
-    assert revoked.actor == alice
+    revoked = AuditEvent.objects.filter(action=Action.TOKEN_REVOKE)
+    assert [event.actor for event in revoked] == [alice, alice]
     assert ckpt("experiment", "list").returncode == 1  # nothing stored: 401
     assert ckpt("logout").returncode == 1
 
