@@ -244,3 +244,13 @@ def test_staff_see_everyones_tokens_on_the_page_others_their_own(alice, bob, sta
     assert client_for(bob).post(f"/tokens/{alices.pk}/revoke").status_code == 403
     assert client_for(staff).post(f"/tokens/{alices.pk}/revoke").status_code == 302
     assert not ApiToken.objects.filter(pk=alices.pk).exists()
+
+
+def test_the_admin_lists_tokens_without_keys_and_no_plaintext_token_admin(admin_client, alice):
+    from django.contrib import admin
+    from rest_framework.authtoken.models import TokenProxy
+
+    _token, key = services.create_token(alice, "admin-visible")
+    assert TokenProxy not in admin.site._registry
+    html = admin_client.get("/admin/accounts/apitoken/").content.decode()
+    assert "admin-visible" in html and key not in html and key[:15] not in html
