@@ -22,7 +22,7 @@ from ckptweb.accounts.models import NAME_LENGTH, ApiToken
 
 class TokenSerializer(serializers.ModelSerializer):
     created_at = serializers.DateTimeField(source="created", read_only=True)
-    expires_at = serializers.DateTimeField(source="expiry", read_only=True)
+    expires_at = serializers.DateTimeField(source="expiry", read_only=True, allow_null=True)
     user = serializers.CharField(source="user.username", read_only=True)
 
     class Meta:
