@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from rest_framework.authtoken.models import Token
 
+from ckptweb.accounts.services import create_token
 from experiments.models import Checkpoint, Experiment, Trial, Validation
 from storage.models import StorageConfig
 
@@ -62,8 +62,7 @@ def bench_user():
     user, _ = get_user_model().objects.get_or_create(
         username=USERNAME, defaults={"is_staff": True, "is_superuser": True}
     )
-    token, _ = Token.objects.get_or_create(user=user)
-    return user, token.key
+    return user, create_token(user, "bench")[1]
 
 
 def shared_fs_storage(name: str, host_path: str) -> StorageConfig:

@@ -47,7 +47,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework.authtoken",  # only for the migration of its tokens into accounts
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -59,6 +60,7 @@ INSTALLED_APPS = [
     "experiments",
     "storage.reconcile",
     "ckptweb.detcompat",
+    "ckptweb.accounts",
 ]
 
 MIDDLEWARE = [
@@ -233,7 +235,7 @@ WHITENOISE_USE_FINDERS = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its WWW-Authenticate header turns "not signed in" into 401, not 403.
-        "rest_framework.authentication.TokenAuthentication",
+        "ckptweb.accounts.auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -253,6 +255,14 @@ REST_FRAMEWORK = {
     ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# API tokens: django-rest-knox with ckptweb.accounts' model (named, last use), hashed at rest;
+# ``Authorization: Token <key>`` as DRF's tokens were. Expiry is per token (none by default).
+KNOX_TOKEN_MODEL = "accounts.ApiToken"  # noqa: S105 (a model name, not a secret)
+# knox's own migrations create its AuthToken table even when the model is swapped out (an
+# orphan table with a foreign key to users, which PostgreSQL then refuses to truncate): skip
+# them; the swapped-out model has no table.
+MIGRATION_MODULES = {"knox": None}
+REST_KNOX = {"TOKEN_TTL": None, "AUTH_HEADER_PREFIX": "Token", "TOKEN_MODEL": KNOX_TOKEN_MODEL}
 SPECTACULAR_SETTINGS = {
     "TITLE": "ckptweb API",
     "DESCRIPTION": "Experiments, trials, validations and checkpoints; downloads and GC.",

@@ -29,6 +29,7 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("api/v1/", include("experiments.api.urls")),
+    path("api/v1/", include("ckptweb.accounts.api_urls")),
     path("det-compat/", include("ckptweb.detcompat.urls")),
     path("api/v1/", include("storage.reconcile.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -40,5 +41,6 @@ urlpatterns = [
     ),
     path("", include(reconcile_urls.storage_urlpatterns)),
     path("", include("storage.reconcile.urls")),
+    path("", include("ckptweb.accounts.urls")),
     path("", include("experiments.urls")),
 ]

@@ -335,9 +335,9 @@ def ckpt_executable():
 
 @pytest.fixture
 def token(transactional_db, alice):
-    from rest_framework.authtoken.models import Token
+    from ckptweb.accounts.services import create_token
 
-    return Token.objects.create(user=alice).key
+    return create_token(alice, "test")[1]
 
 
 @pytest.fixture

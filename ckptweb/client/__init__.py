@@ -1,11 +1,12 @@
 """A small Python client of the ckptweb REST API, for training scripts and the ``ckpt`` CLI.
 
-Only needs ``requests``; it never imports Django. Configure it with arguments or the
-environment (``CKPTWEB_URL``, ``CKPTWEB_TOKEN``)::
+Only needs ``requests``; it never imports Django. Configure it with arguments, the
+environment (``CKPTWEB_URL``, ``CKPTWEB_TOKEN``) or ``ckpt login``'s stored credentials
+(``ckptweb.client.credentials``)::
 
     from ckptweb.client import Client
 
-    api = Client()                      # CKPTWEB_URL / CKPTWEB_TOKEN
+    api = Client()                      # CKPTWEB_URL / CKPTWEB_TOKEN, else `ckpt login`'s
     experiment = api.create_experiment({"name": "mnist", "searcher": {"metric": "loss"}})
     trial = api.create_trial(experiment["id"], {"lr": 0.1})
     api.report_validation(trial["id"], 100, {"loss": 0.42})
@@ -32,6 +33,7 @@ from pathlib import Path
 import requests
 
 from ckptweb.client.batch import BatchCalls
+from ckptweb.client.credentials import load_credentials
 from ckptweb.client.download import Progress, download_archive
 from ckptweb.client.errors import ApiError, DownloadInterrupted, network_reason, response_error
 from ckptweb.client.lifecycle import LifecycleCalls
@@ -66,8 +68,17 @@ class Client(BatchCalls, RegistryCalls, LifecycleCalls, UploadCalls):
         timeout: float = 60,
         session: requests.Session | None = None,
     ):
-        self.url = (url or os.environ.get("CKPTWEB_URL") or DEFAULT_URL).rstrip("/")
-        self.token = token if token is not None else os.environ.get("CKPTWEB_TOKEN", "")
+        url = url or os.environ.get("CKPTWEB_URL")
+        if token is None:
+            token = os.environ.get("CKPTWEB_TOKEN")
+        stored = load_credentials() if url is None or token is None else None
+        if stored is not None and url is None:
+            url = stored["url"]
+        # The stored token goes only to the server it was made on.
+        if stored is not None and token is None and url.rstrip("/") == stored["url"].rstrip("/"):
+            token = stored["token"]
+        self.url = (url or DEFAULT_URL).rstrip("/")
+        self.token = token or ""
         self.timeout = timeout
         self.session = session or requests.Session()
         if self.token:

@@ -85,7 +85,7 @@ def load_snippet(model_format: ModelFormat, checkpoint, tar_url: str) -> str:
         raise ValueError("the loader program contains its heredoc delimiter")
     shell_dir = shlex.quote(directory)
     return (
-        "# A token: python manage.py drf_create_token <username>\n"
+        "# CKPTWEB_TOKEN: a key from the Tokens page (/tokens/) or `ckpt login`\n"
         f'curl -fSL -H "Authorization: Token $CKPTWEB_TOKEN" \\\n'
         f"  {shlex.quote(tar_url)} -o {shlex.quote(directory + '.tar')}\n"
         f"mkdir -p {shell_dir} && tar xf {shlex.quote(directory + '.tar')} -C {shell_dir}\n"

@@ -27,9 +27,9 @@ from tests.servers import free_port, wait_for
 SETUP = """
 import json
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from ckptweb.accounts.services import create_token
 user = get_user_model().objects.create_user("load", password="load-pass-123", is_staff=True)
-print("TOKEN", json.dumps(Token.objects.create(user=user).key))
+print("TOKEN", json.dumps(create_token(user, "test")[1]))
 """
 
 

@@ -19,9 +19,9 @@ def parse(*argv):
 
 @pytest.fixture
 def staff_cli(transactional_db, staff, live_server):
-    from rest_framework.authtoken.models import Token
+    from ckptweb.accounts.services import create_token
 
-    return Client(url=live_server.url, token=Token.objects.create(user=staff).key)
+    return Client(url=live_server.url, token=create_token(staff, "test")[1])
 
 
 @pytest.fixture
@@ -66,9 +66,9 @@ def test_delete_orphans_asks_then_deletes(staff_cli, planted):
 
 
 def test_non_staff_get_a_clear_error(transactional_db, alice, live_server, planted):
-    from rest_framework.authtoken.models import Token
+    from ckptweb.accounts.services import create_token
 
-    client = Client(url=live_server.url, token=Token.objects.create(user=alice).key)
+    client = Client(url=live_server.url, token=create_token(alice, "test")[1])
     with pytest.raises(ApiError, match="staff"):
         run(client, "storage", "scan", planted.store.config.name)
 

@@ -13,8 +13,11 @@
     ckpt trial set-state TRIAL_ID STATE
     ckpt storage scan NAME
     ckpt storage delete-orphans NAME [--yes]
+    ckpt login [URL] [--username U] [--token T]
+    ckpt logout
 
-The server and token come from ``--url``/``--token`` or ``CKPTWEB_URL``/``CKPTWEB_TOKEN``.
+The server and token come from ``--url``/``--token``, ``CKPTWEB_URL``/``CKPTWEB_TOKEN``, or
+the credentials ``ckpt login`` stored (``ckptweb.client.credentials``).
 Exit status: 0 success, 1 error (one line on stderr, no traceback), 2 usage error.
 """
 
@@ -27,6 +30,7 @@ from ckptweb.client import ApiError, Client
 from ckptweb.client.cli.checkpoints import add_checkpoint_commands
 from ckptweb.client.cli.common import CommandError
 from ckptweb.client.cli.experiments import add_experiment_commands
+from ckptweb.client.cli.login import add_login_commands
 from ckptweb.client.cli.models import add_model_commands
 from ckptweb.client.cli.storage import add_storage_commands
 from ckptweb.client.cli.trials import add_trial_commands
@@ -49,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ckpt", description="Command line for ckptweb checkpoints.", parents=[connection]
     )
     groups = parser.add_subparsers(
-        dest="group", metavar="{experiment,trial,checkpoint,model,storage}"
+        dest="group", metavar="{experiment,trial,checkpoint,model,storage,login,logout}"
     )
     groups.required = True
 
@@ -58,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_checkpoint_commands(groups, parents=[connection])
     add_model_commands(groups, parents=[connection])
     add_storage_commands(groups, parents=[connection])
+    add_login_commands(groups, parents=[connection])
     return parser
 
 

@@ -92,7 +92,13 @@ ENDPOINTS = {
     "gc-run-get": ("get", "/api/v1/gc-runs/{g}", None, 200),
     # Every signed-in user reads the audit log (filtered to what concerns them).
     "audit-events": ("get", "/api/v1/audit-events", None, 200),
+    # Everyone lists and makes their own tokens; alice's token is revoked by her or staff.
+    "tokens-list": ("get", "/api/v1/tokens", None, 200),
+    "tokens-create": ("post", "/api/v1/tokens", {"name": "laptop"}, 201),
+    "token-delete": ("delete", "/api/v1/tokens/{k}", None, 204),
 }
+#: What every signed-in user may create: their own experiments and tokens.
+OWN_CREATES = {"experiments-create", "tokens-create"}
 READS = {name for name, (method, *_rest) in ENDPOINTS.items() if method == "get"}
 
 
@@ -101,16 +107,17 @@ def expected_status(persona: str, name: str) -> int:
     success = ENDPOINTS[name][3]
     if persona == "anonymous":
         return 401
-    if persona == "bob" and name not in READS and name != "experiments-create":
+    if persona == "bob" and name not in READS and name not in OWN_CREATES:
         return 403
     return success
 
 
 @pytest.fixture
 def objects(alice, default_storage, tmp_path):
-    """alice's experiment, trial, checkpoint (with a file on storage) and GC run."""
+    """alice's experiment, trial, checkpoint (with a file on storage), GC run and API token."""
     from pathlib import Path
 
+    from ckptweb.accounts.services import create_token
     from tests.factories import make_experiment
 
     experiment = make_experiment(alice, default_storage)
@@ -120,7 +127,8 @@ def objects(alice, default_storage, tmp_path):
     directory.mkdir()
     (directory / "state-dict.pth").write_bytes(b"abc")
     run = runs.start_gc_run(experiment, "SWEEP")
-    return {"e": experiment.pk, "t": trial.pk, "c": checkpoint.uuid, "g": run.pk}
+    token, _key = create_token(alice, "alice's laptop")
+    return {"e": experiment.pk, "t": trial.pk, "c": checkpoint.uuid, "g": run.pk, "k": token.pk}
 
 
 @pytest.fixture
@@ -171,10 +179,11 @@ def test_the_matrix_covers_every_api_route():
                 "api/v1/checkpoints",
                 "api/v1/gc-runs",
                 "api/v1/audit-events",
+                "api/v1/tokens",
             )
         )
     }
     assert len(api_routes) >= 14
-    ids = {"e": 1, "t": 1, "c": UUID_ZERO, "g": 1}
+    ids = {"e": 1, "t": 1, "c": UUID_ZERO, "g": 1, "k": 1}
     covered = {resolve(template.format(**ids)).route for _m, template, *_ in ENDPOINTS.values()}
     assert api_routes - covered == set()

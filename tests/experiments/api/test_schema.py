@@ -72,9 +72,9 @@ schema.config.phases.coverage.enabled = False
 @pytest.fixture
 def live_api(live_server, transactional_db, alice, default_storage):
     """The live server's URL and alice's token header, with a little data ids can hit."""
-    from rest_framework.authtoken.models import Token
+    from ckptweb.accounts.services import create_token
 
-    token = Token.objects.create(user=alice).key
+    token = create_token(alice, "test")[1]
     experiment = make_experiment(alice, default_storage)
     trial = services.create_trial(experiment)
     add_checkpoints(trial, [(1, 0.5), (2, None)])

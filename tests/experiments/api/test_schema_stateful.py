@@ -41,11 +41,11 @@ VALID_CONFIG = {
 @pytest.fixture
 def token_headers(alice, default_storage):
     """alice's token header, with a little data that generated ids can hit."""
-    from rest_framework.authtoken.models import Token
+    from ckptweb.accounts.services import create_token
 
     experiment = make_experiment(alice, default_storage)
     add_checkpoints(services.create_trial(experiment), [(1, 0.5), (2, None)])
-    return {"Authorization": f"Token {Token.objects.create(user=alice).key}"}
+    return {"Authorization": f"Token {create_token(alice, 'test')[1]}"}
 
 
 def test_stateful_phase_finds_links():

@@ -8,9 +8,9 @@ from urllib.parse import quote
 
 import pytest
 from django.http import FileResponse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient, APIRequestFactory, force_authenticate
 
+from ckptweb.accounts.services import create_token
 from experiments.api.downloads import CheckpointFileView, choose_format, parse_byte_range
 from tests.stores import consume
 
@@ -37,7 +37,7 @@ def test_it_requires_authentication(checkpoint, api):
 
 def test_it_accepts_a_token(checkpoint, bob):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=bob).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {create_token(bob, 'test')[1]}")
     response = client.get(f"/api/v1/checkpoints/{checkpoint.uuid}/files/config.yaml")
     assert response.status_code == 200
     assert consume(response) == FILES["config.yaml"]

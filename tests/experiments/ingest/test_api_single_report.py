@@ -2,9 +2,10 @@
 plain body check refuses what the serializer refused (issue 17 item 3)."""
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from ckptweb.accounts.models import ApiToken
+from ckptweb.accounts.services import create_token
 from experiments import services
 from experiments.models import Checkpoint
 from tests.experiments.ingest.statements import statements
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def token_api(alice):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=alice).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {create_token(alice, 'test')[1]}")
     return client
 
 
@@ -25,9 +26,11 @@ def test_a_report_takes_seven_statements_with_real_token_auth(token_api, trial):
     body = {"steps_completed": 100, "resources": {"model.pt": 10}, "metadata": {"a": [1]}}
     response, seen = statements(token_api, url, body)
     assert response.status_code == 201, response.json()
-    # token (with its user), trial (with its experiment), then the report's transaction:
-    # the validation link, the insert and the experiment summary's counters.
-    assert seen == ["SELECT", "SELECT", "SAVEPOINT", "SELECT", "INSERT", "UPDATE", "RELEASE"]
+    # token (with its user) and its first use noted (at most once a minute), trial (with its
+    # experiment), then the report's transaction: the validation link, the insert and the
+    # experiment summary's counters.
+    expected = ["SELECT", "UPDATE", "SELECT", "SAVEPOINT", "SELECT", "INSERT", "UPDATE", "RELEASE"]
+    assert seen == expected
     stored = Checkpoint.objects.get(uuid=response.json()["uuid"])
     assert stored.validation_metric == 0.25 and stored.size_bytes == 10
 
@@ -35,7 +38,7 @@ def test_a_report_takes_seven_statements_with_real_token_auth(token_api, trial):
 def test_an_unknown_token_is_refused_every_request(token_api, trial, alice):
     url = f"/api/v1/trials/{trial.pk}/checkpoints"
     assert token_api.post(url, {"steps_completed": 1}, format="json").status_code == 201
-    Token.objects.filter(user=alice).delete()
+    ApiToken.objects.filter(user=alice).delete()
     assert token_api.post(url, {"steps_completed": 2}, format="json").status_code == 401
     assert Checkpoint.objects.count() == 1
 
@@ -68,7 +71,7 @@ def test_a_batch_of_1000_takes_a_fixed_number_of_statements(token_api, trial):
     response, seen = statements(token_api, url, body)
     assert response.status_code == 201, response.json()
     assert [kind for kind in seen if kind != "INSERT"] == [
-        *["SELECT", "SELECT"],  # token, trial
+        *["SELECT", "UPDATE", "SELECT"],  # token, its first use noted, trial
         *["SAVEPOINT", "SELECT", "SELECT", "UPDATE", "RELEASE"],  # uuids, validations, summary
     ]
     assert 1 <= seen.count("INSERT") <= 20  # one on PostgreSQL; 14 under SQLite's limit

@@ -3,8 +3,8 @@
 import uuid
 
 import pytest
-from rest_framework.authtoken.models import Token
 
+from ckptweb.accounts.services import create_token
 from ckptweb.client import ApiError, Client, batch
 from experiments.models import Checkpoint, Validation
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def api(live_server, alice):
-    return Client(url=live_server.url, token=Token.objects.create(user=alice).key)
+    return Client(url=live_server.url, token=create_token(alice, "test")[1])
 
 
 def test_it_reports_in_batches_of_the_server_limit(api, trial, monkeypatch):

@@ -296,10 +296,10 @@ def test_staff_change_any_model(staff_api, model, checkpoints):
 
 
 def test_token_authentication_works(alice, model):
-    from rest_framework.authtoken.models import Token
+    from ckptweb.accounts.services import create_token
 
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=alice).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {create_token(alice, 'test')[1]}")
     assert client.get("/api/v1/models/resnet-prod").status_code == 200
 
 
