@@ -169,6 +169,19 @@ def _json_value(value):
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
+def check_all_metrics(items: Sequence[Mapping], walked: bool = False) -> None:
+    """Every item's ``metrics`` within the limits (``services.check_metrics``), else one
+    BatchError naming each refused item."""
+    errors: dict[int, dict[str, list[str]]] = {}
+    for index, item in enumerate(items):
+        try:
+            services.check_metrics(item["metrics"], walked)
+        except InvalidInput as exc:
+            _refusal(errors, index, exc)
+    if errors:
+        raise BatchError(errors)
+
+
 @transaction.atomic
 def report_validations(
     trial: Trial, items: Sequence[Mapping], walked: bool = False
@@ -180,14 +193,7 @@ def report_validations(
     """
     trial.experiment.ensure_not_deleting()
     check_batch_size(items)
-    errors: dict[int, dict[str, list[str]]] = {}
-    for index, item in enumerate(items):
-        try:
-            services.check_metrics(item["metrics"], walked)
-        except InvalidInput as exc:
-            _refusal(errors, index, exc)
-    if errors:
-        raise BatchError(errors)
+    check_all_metrics(items, walked)
     validations = Validation.objects.bulk_create(
         [Validation(trial=trial, **item) for item in items]
     )
@@ -220,14 +226,7 @@ def report_metrics(
     trial.experiment.ensure_not_deleting()
     services.check_group(group)
     check_batch_size(items)
-    errors: dict[int, dict[str, list[str]]] = {}
-    for index, item in enumerate(items):
-        try:
-            services.check_metrics(item["metrics"], walked)
-        except InvalidInput as exc:
-            _refusal(errors, index, exc)
-    if errors:
-        raise BatchError(errors)
+    check_all_metrics(items, walked)
     return TrialMetrics.objects.bulk_create(
         [
             TrialMetrics(

@@ -10,7 +10,6 @@ Content-Type (Determined's bindings send none).
 
 from __future__ import annotations
 
-import json
 import re
 import uuid as uuid_lib
 
@@ -27,7 +26,7 @@ from rest_framework.views import APIView
 
 from ckptweb.api import exception_handler
 from ckptweb.detcompat.auth import DetBearerAuthentication
-from ckptweb.lib.limits import InvalidInput, check_text
+from ckptweb.lib.limits import InvalidInput, check_text, parse_json
 from experiments.api.downloads import JSONErrorsNegotiation
 from experiments.models import Checkpoint, Experiment, Trial, Validation
 from experiments.permissions import IsOwnerOrStaffOrReadOnly, is_owner_or_staff
@@ -52,8 +51,10 @@ class PayloadTooLarge(APIException):
     default_code = "payload_too_large"
 
 
-def json_body(request) -> dict:
-    """The request body as a JSON object, whatever the Content-Type (Determined sends none)."""
+def request_json(request):
+    """The request body as JSON within ckptweb's JSON limits, whatever the Content-Type
+    (Determined sends none); an empty body is ``{}``. A 413 past the body limit, a 400
+    naming ``body`` for anything that is not JSON."""
     try:
         raw = request.body
     except RequestDataTooBig:
@@ -62,9 +63,14 @@ def json_body(request) -> dict:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise ValidationError({"body": ["the request body must be JSON."]}) from None
+        return parse_json(raw, "body", max_bytes=None)
+    except InvalidInput as exc:
+        raise ValidationError({"body": [exc.message]}) from None
+
+
+def json_body(request) -> dict:
+    """The request body as a JSON object (``request_json``)."""
+    data = request_json(request)
     if not isinstance(data, dict):
         raise ValidationError({"body": ["the request body must be a JSON object."]})
     return data

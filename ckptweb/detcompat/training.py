@@ -38,8 +38,6 @@ import re
 import uuid as uuid_lib
 from datetime import UTC, datetime
 
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import StreamingHttpResponse
 from rest_framework.exceptions import NotFound, ValidationError
@@ -48,14 +46,14 @@ from rest_framework.response import Response
 from ckptweb.detcompat import translate, views
 from ckptweb.detcompat.base import (
     DetView,
-    PayloadTooLarge,
     ensure_may_change,
     get_experiment,
     int_param,
     json_body,
+    request_json,
 )
 from ckptweb.detcompat.views import CheckpointsView, trial_facts
-from ckptweb.lib.limits import MAX_INT, InvalidInput, parse_json
+from ckptweb.lib.limits import MAX_INT, InvalidInput
 from experiments import batch, logs, services
 from experiments.choices import CheckpointState, TrialState
 from experiments.models import Trial
@@ -327,15 +325,7 @@ class TaskLogsView(DetView):
     @staticmethod
     def entries(request) -> list:
         """The body: a JSON list of log entries (the only list body of the compat routes)."""
-        try:
-            raw = request.body
-        except RequestDataTooBig:
-            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-            raise PayloadTooLarge(f"body: the request body is over {limit} bytes.") from None
-        try:
-            data = parse_json(raw, "body", max_bytes=None)
-        except InvalidInput as exc:
-            raise ValidationError({"body": [exc.message]}) from None
+        data = request_json(request)
         if not isinstance(data, list):
             raise ValidationError({"body": ["must be a JSON list of log entries."]})
         if len(data) > logs.MAX_LINES:
