@@ -76,14 +76,14 @@ def run_on_commit(django_capture_on_commit_callbacks):
 
 
 @pytest.fixture(scope="session")
-def gc_worker(django_db_setup, django_db_blocker, tmp_path_factory):
-    """Two Celery workers on Redis and the PostgreSQL test database; tasks go to them.
+def gc_workers(django_db_setup, django_db_blocker, tmp_path_factory):
+    """Two Celery workers on Redis and the PostgreSQL test database, started once, and the
+    app's broker pointed at them.
 
     Stopped before pytest-django drops the test database (this fixture depends on it).
+    Tasks go to them only inside a test that asks for ``gc_worker`` (eager elsewhere).
     """
     from django.db import connection
-
-    from ckptweb.celery import app
 
     if connection.vendor != "postgresql":
         missing_service("GC worker tests need PostgreSQL: set DATABASE_URL=postgres://...")
@@ -99,18 +99,37 @@ def gc_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     # The app's default queue: Celery caches its queue map on first use, so a queue name
     # changed here would be ignored. The Redis database is this suite's own; stale messages
     # are purged when the first worker starts.
-    queue = app.conf.task_default_queue
-    workers = Workers(database_url, queue, tmp_path_factory.mktemp("celery"))
-    saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager")}
-    app.conf.update(broker_url=REDIS_URL, task_always_eager=False)
+    from ckptweb.celery import app
+
+    workers = Workers(database_url, app.conf.task_default_queue, tmp_path_factory.mktemp("celery"))
+    saved = app.conf.broker_url
+    app.conf.update(broker_url=REDIS_URL)
     reset_broker_pool(app)
     workers.start(purge=True)
     try:
         yield workers
     finally:
         workers.stop()
-        app.conf.update(saved)
+        app.conf.update(broker_url=saved)
         reset_broker_pool(app)
+
+
+@pytest.fixture
+def gc_worker(gc_workers):
+    """The workers, with this test's tasks sent to them through Redis.
+
+    Eager again after the test: a later test's GC run must not go to a worker that works
+    on the shared test database while pytest-django empties it (a TRUNCATE racing a GC
+    transaction deadlocks, and that test's flush fails).
+    """
+    from ckptweb.celery import app
+
+    saved = app.conf.task_always_eager
+    app.conf.update(task_always_eager=False)
+    try:
+        yield gc_workers
+    finally:
+        app.conf.update(task_always_eager=saved)
 
 
 # --- data ----------------------------------------------------------------------------------

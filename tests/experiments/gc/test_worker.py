@@ -214,3 +214,11 @@ def test_zz_the_worker_logs_never_show_a_secret(gc_worker, alice, s3_location):
     log = gc_worker.log_text()
     assert "experiments.tasks.run_gc[" in log and "Task" in log  # the log is the right one
     assert_no_secret_in(log)
+
+
+def test_zzz_a_test_without_gc_worker_runs_its_tasks_eagerly(gc_workers):
+    """The workers stay up for the session, but only ``gc_worker`` tests send them tasks: a
+    later test's GC run must not race pytest-django's flush of the shared database."""
+    from ckptweb.celery import app
+
+    assert app.conf.task_always_eager is True
